@@ -1,0 +1,29 @@
+"""Repo-level pytest wiring.
+
+The plugins load through their ``pytest11`` entry points once the project is
+installed (``make test`` / ``make sweep`` install it).  Run from a plain checkout
+with ``PYTHONPATH=.`` (the GPU machine does), they are loaded from here instead.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+
+_PLUGINS = [
+    "matrix.plugin",
+    "plugins.reporters",
+    "plugins.optimizers",
+    "plugins.pruning",
+    "plugins.gpu",
+    "trainers.plugin",
+]
+
+
+def _installed() -> bool:
+    try:
+        eps = importlib.metadata.entry_points(group="pytest11")
+    except Exception:  # pragma: no cover - broken metadata
+        return False
+    return any(ep.name == "matrix.plugin" for ep in eps)
+
+
+pytest_plugins = [] if _installed() else _PLUGINS

@@ -1,0 +1,66 @@
+"""Collection: one collector per range file (or generated config dir), one item per trial."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+from matrix.trial import Trial, TrialFailed
+
+if TYPE_CHECKING:
+    from matrix.session import SweepSession, Source
+
+
+class SweepItem(pytest.Item):
+    """One combination of a sweep; running it trains and evaluates one model."""
+
+    def __init__(self, *, trial: Trial, skip_reason: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trial = trial
+        self.skip_reason = skip_reason
+        self.keywords[trial.name] = True
+        if skip_reason:
+            self.add_marker(pytest.mark.skip(reason=skip_reason))
+
+    def runtest(self) -> None:
+        session: SweepSession = self.config.stash[SESSION_KEY]
+        session.run_item(self)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, TrialFailed):
+            where = f" (log: {self.trial.dir / 'output.log'})" if self.trial.dir else ""
+            return f"{self.trial.name}: {excinfo.value}{where}"
+        return super().repr_failure(excinfo, style="short")
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"sweep trial {self.name}"
+
+
+def _items(parent: pytest.Collector, source: Source) -> Iterator[SweepItem]:
+    session: SweepSession = parent.config.stash[SESSION_KEY]
+    for combo in source.combinations:
+        trial = session.make_trial(source, combo)
+        reason = session.validate(trial)
+        yield SweepItem.from_parent(parent, name=trial.id, trial=trial, skip_reason=reason)
+
+
+class SweepFile(pytest.File):
+    """A range config file given with ``--range-config``."""
+
+    source: Source
+
+    def collect(self) -> Iterator[SweepItem]:
+        yield from _items(self, self.source)
+
+
+class SweepDir(pytest.Directory):
+    """A folder of generated configs given with ``--config-dir``."""
+
+    source: Source
+
+    def collect(self) -> Iterator[SweepItem]:
+        yield from _items(self, self.source)
+
+
+SESSION_KEY = pytest.StashKey["SweepSession"]()

@@ -1,0 +1,155 @@
+"""Every hook pytest-sweep defines.
+
+The hooks are added to pytest's own plugin manager (``pytest_addhooks``), so any
+pytest plugin implements them: a ``conftest.py``, a module given with ``-p``, or a
+package registered through the ``pytest11`` entry point.  The built-in plugins in
+``plugins/`` and ``trainers/plugin.py`` use exactly these hooks, and their factory
+implementations are ``trylast`` so that yours win.
+
+All hook names start with ``pytest_sweep_`` (pytest only takes hooks named ``pytest_*``).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import pytest
+
+    from matrix.records import SweepResult
+    from matrix.symbols import Symbol
+    from matrix.trial import Trial
+
+hookspec = pluggy.HookspecMarker("pytest")
+
+
+@hookspec
+def pytest_sweep_declare_symbols() -> list[Symbol]:
+    """Declare the config symbols this plugin consumes.
+
+    Called once per run on every process.  A ``CONFIG_*`` key that no plugin
+    declares is a usage error naming ``file:line``.
+
+    :return: a list of :class:`matrix.Symbol`.
+
+    Example::
+
+        def pytest_sweep_declare_symbols():
+            return [Symbol("CONFIG_DROPOUT", "float", 0.0, "Dropout before the classifier", low=0, high=1)]
+    """
+
+
+@hookspec
+def pytest_sweep_validate_trial(trial: Trial) -> str | None:
+    """Check one combination at collection time; return a reason to skip it.
+
+    Every implementation is called; each non-``None`` reason is shown on the
+    skipped item.  Use this for combinations that cannot work (state pruning
+    without AdamWPrune, a pruning warmup longer than the run).  Do not import
+    heavy libraries here: it runs for every combination during collection.
+
+    :param trial: the combination, with typed values (``trial.dir`` is unset).
+
+    Example::
+
+        def pytest_sweep_validate_trial(trial):
+            if trial["CONFIG_BATCH_SIZE"] > 4096:
+                return "batch size above 4096 does not fit in memory"
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
+    """Return the trainer for a trial: an object with ``run(trial) -> dict``.
+
+    ``firstresult``: the first non-``None`` answer wins; the built-in trainer is
+    ``trylast``, so a plugin returning its own trainer replaces it.  ``run``
+    returns the metrics dict (keys of :data:`matrix.records.METRIC_KEYS`) and
+    raises to fail the trial.
+
+    Example::
+
+        @pytest.hookimpl
+        def pytest_sweep_make_trainer(trial, config):
+            if trial["CONFIG_MODEL"] == "mymodel":
+                return MyTrainer()
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_make_dataset(trial: Trial) -> Any:
+    """Return the dataset bundle for a trial (built-in: digits, CIFAR-10, MNIST).
+
+    ``firstresult``; the built-in implementation is ``trylast``.
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
+    """Return the ``torch.nn.Module`` for a trial, shaped for ``data``.
+
+    ``firstresult``; the built-in (ResNet-18, LeNet-5) is ``trylast``.
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) -> Any:
+    """Return the ``torch.optim.Optimizer`` for a trial's model.
+
+    :param steps_per_epoch: optimizer steps in one epoch (for pruning schedules).
+
+    ``firstresult``; the built-in (SGD, Adam, AdamW, AdamWAdv, AdamWSpam,
+    AdamWPrune) is ``trylast``.
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Any:
+    """Return the pruner for a trial (``before_step``, ``after_step``, ``sparsity``).
+
+    ``firstresult``; the built-in methods (none, magnitude, movement, state) are
+    ``trylast``.
+    """
+
+
+@hookspec
+def pytest_sweep_trial_started(trial: Trial) -> None:
+    """A trial is about to train (on the process that runs it)."""
+
+
+@hookspec
+def pytest_sweep_epoch_ended(trial: Trial, metrics: dict[str, Any]) -> bool | None:
+    """An epoch ended; return ``True`` to stop this trial early.
+
+    :param metrics: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
+        ``test_acc`` (%), ``sparsity`` (0..1), ``lr``, ``epoch_time``, ``images_per_s``.
+
+    Example (stop a hopeless trial)::
+
+        def pytest_sweep_epoch_ended(trial, metrics):
+            return metrics["epoch"] >= 5 and metrics["test_acc"] < 20
+    """
+
+
+@hookspec
+def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
+    """A trial finished (passed or failed); ``record`` is its summary row."""
+
+
+@hookspec
+def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
+    """The whole sweep ended; reporters write their outputs.
+
+    Called on the controller only (never on an xdist worker), also after an
+    interrupt, with every record known so far.  ``sweep.dir`` is the sweep folder.
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_describe_trial(trial: Trial) -> str | None:
+    """A short name for what trains a trial, e.g. ``resnet18/cifar10/adamwprune e100 b128``.
+
+    Stored as the record's ``trainer``; the runtime estimate of ``--collect-only``
+    uses the mean time of earlier trials with the same description.  Cheap: no torch.
+    """

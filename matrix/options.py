@@ -1,0 +1,178 @@
+"""Command-line options and ini values of the ``sweep`` group."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_MAX_COMBINATIONS = 10_000
+DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    return value
+
+
+def _assignment(text: str) -> str:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. CONFIG_NUM_EPOCHS=5)")
+    return f"{key.strip()}={value.strip()}"
+
+
+def addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sweep", "hyperparameter sweeps (pytest-sweep)")
+    group.addoption(
+        "--range-config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Run the sweep in this range config: one test item per combination (repeatable)",
+    )
+    group.addoption(
+        "--config-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="Run the configs generated into DIR by sweep-generate (config_001, config_002, ...)",
+    )
+    group.addoption(
+        "--sweep-output",
+        default=None,
+        metavar="DIR",
+        help="Folder that receives sweep_YYYYMMDD_HHMMSS/ (default: test_matrix_results)",
+    )
+    group.addoption(
+        "--max-combinations",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"Refuse grids larger than N combinations (default: {DEFAULT_MAX_COMBINATIONS})",
+    )
+    group.addoption(
+        "--minutes-per-trial",
+        type=_positive_float,
+        default=None,
+        metavar="MIN",
+        help="Minutes per trial for the runtime estimate (default: measured in an earlier "
+        f"sweep of the same trainer, else {DEFAULT_MINUTES_PER_TRIAL:g})",
+    )
+    group.addoption(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="Train every trial for N epochs (shorthand for --sweep-set CONFIG_NUM_EPOCHS=N)",
+    )
+    group.addoption(
+        "--sweep-set",
+        action="append",
+        type=_assignment,
+        default=[],
+        metavar="KEY=VALUE",
+        help="Force a config value in every trial, overriding the range config (repeatable)",
+    )
+    group.addoption(
+        "--sweep-symbols",
+        action="store_true",
+        default=False,
+        help="List every config symbol the installed plugins consume, then exit",
+    )
+    group.addoption(
+        "--sweep-progress",
+        choices=("auto", "lines", "none"),
+        default=None,
+        help="Per-epoch progress lines in the terminal: auto (serial runs only), lines, none",
+    )
+    group.addoption(
+        "--trial-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="Fail a trial that runs longer than SECONDS and go on with the sweep",
+    )
+    group.addoption(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="DIR",
+        help="Reuse trials already finished in DIR (default: the newest sweep folder) and run the rest",
+    )
+    parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
+    parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
+    parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
+    parser.addini("sweep_progress", "Per-epoch progress lines: auto, lines, none", default="auto")
+
+
+def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
+    raw = str(config.getini(name)).strip()
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {kind.__name__}") from None
+    if value <= 0:
+        raise pytest.UsageError(f"ini value {name} = {raw!r} must be above 0")
+    return value
+
+
+def max_combinations(config: pytest.Config) -> int:
+    opt = config.getoption("max_combinations")
+    return int(opt if opt is not None else _ini_number(config, "sweep_max_combinations", int))
+
+
+def minutes_per_trial(config: pytest.Config) -> float | None:
+    opt = config.getoption("minutes_per_trial")
+    return float(opt) if opt is not None else _ini_number(config, "sweep_minutes_per_trial", float)
+
+
+def output_root(config: pytest.Config) -> Path:
+    opt = config.getoption("sweep_output")
+    raw = opt if opt is not None else str(config.getini("sweep_output"))
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        base = config.invocation_params.dir if opt is not None else config.rootpath
+        path = base / path
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"--sweep-output {raw}: exists and is not a folder; choose another path")
+    return path
+
+
+def progress_mode(config: pytest.Config) -> str:
+    opt = config.getoption("sweep_progress")
+    mode = opt if opt is not None else str(config.getini("sweep_progress")).strip()
+    if mode not in ("auto", "lines", "none"):
+        raise pytest.UsageError(f"ini value sweep_progress = {mode!r}: use auto, lines or none")
+    return mode
+
+
+def overrides(config: pytest.Config) -> dict[str, str]:
+    """``--sweep-set`` and ``--epochs`` as ``KEY -> raw value`` (later wins)."""
+    out: dict[str, str] = {}
+    for item in config.getoption("sweep_set"):
+        key, _, value = item.partition("=")
+        out[key] = value
+    epochs = config.getoption("epochs")
+    if epochs is not None:
+        out["CONFIG_NUM_EPOCHS"] = str(epochs)
+    return out

@@ -1,0 +1,160 @@
+"""The pytest plugin: options, collection of sweeps, result shipping, end-of-run summary.
+
+Registered through the ``pytest11`` entry point ``matrix.plugin``.  It stays inert
+unless ``--range-config``, ``--config-dir`` or ``--sweep-symbols`` is given.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from matrix import estimate, hookspecs, options
+from matrix.collect import SESSION_KEY, SweepDir, SweepFile, SweepItem
+from matrix.session import SweepSession, collect_symbols, terminal_echo
+from matrix.symbols import Symbol
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.addoption(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _active(config: pytest.Config) -> bool:
+    return bool(config.getoption("range_config") or config.getoption("config_dir"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("sweep_symbols"):
+        return None
+    table = collect_symbols(config)
+    lines = [f"{len(table)} config symbols (a range config may set any of them)"]
+    current = None
+    for sym in sorted(table, key=lambda s: (s.plugin, s.name)):
+        if sym.plugin != current:
+            current = sym.plugin
+            lines += ["", f"from {current}:"]
+        lines.append(f"  {sym.name} ({sym.help_hint().removeprefix('expected ')}; default {_default(sym)})")
+        lines.append(f"      {sym.help}")
+    print("\n".join(lines))
+    return 0
+
+
+def _default(sym: Symbol) -> str:
+    if sym.default is None:
+        return "automatic"
+    return sym.render(sym.default)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
+    if not _active(config):
+        return
+    session = SweepSession(config)
+    config.stash[SESSION_KEY] = session
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        # `pytest --range-config=FILE` runs that sweep, not the project's own tests
+        config.args = [str(s.path) for s in session.sources]
+    if not session.is_worker:
+        mode = options.progress_mode(config)
+        serial = getattr(config.option, "dist", "no") == "no"
+        if mode == "lines" or (mode == "auto" and serial):
+            session.progress = terminal_echo(config)
+        if os.name == "posix":
+            _trap_sigterm(config)
+    config.pluginmanager.register(SweepPlugin(session), "sweep-session")
+
+
+def _trap_sigterm(config: pytest.Config) -> None:
+    """SIGTERM ends the run like Ctrl-C, so the summary of finished trials is still written."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        return
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+
+
+class SweepPlugin:
+    """The hooks of an active sweep, registered only when one was asked for."""
+
+    def __init__(self, sweep: SweepSession) -> None:
+        self.sweep = sweep
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        for source in self.sweep.sources:
+            if source.kind == "dir" and source.path == path.resolve():
+                node = SweepDir.from_parent(parent, path=path)
+                node.source = source
+                return node
+        return None
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        for source in self.sweep.sources:
+            if source.kind == "range" and source.path == file_path.resolve():
+                node = SweepFile.from_parent(parent, path=file_path)
+                node.source = source
+                return node
+        return None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.sweep.is_worker:
+            return
+        for item in session.items:
+            if isinstance(item, SweepItem):
+                self.sweep.expect_item(item)
+
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+        trials = [i for i in items if isinstance(i, SweepItem)]
+        if self.sweep.is_worker or not trials:
+            return []
+        return estimate.describe(config, self.sweep, trials)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        reset = getattr(self.sweep.progress, "reset", None)
+        if reset is not None:
+            reset()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.sweep.is_worker:
+            self.sweep.on_report(report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist controller: tell each worker where the sweep folder is."""
+        node.workerinput["sweep_dir"] = str(self.sweep.dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.sweep.expected:
+            return  # every worker collects the same items
+        for nodeid in ids:
+            self.sweep.expect_nodeid(nodeid)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.sweep.interrupted = True
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.sweep.is_worker or session.config.option.collectonly:
+            return
+        interrupted = self.sweep.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+        self.sweep.finish(interrupted=interrupted)
+
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols() -> list[Symbol]:
+    return [
+        Symbol("CONFIG_SEED", "int", 42, "Sweep seed: each trial's seed derives from it and the config name", low=0),
+    ]

@@ -1,0 +1,327 @@
+"""Parse a range config (the sweep guide's format) into ordered parameter specs.
+
+One ``KEY=VALUE`` per line. A value is a single value (``0.999``, ``y``, ``"state"``), a list of
+choices (``0.85|0.87|0.89``) or an inclusive decimal range (``0.03:0.02:0.09``). Lines that
+start with ``#`` are comments, except ``# CONFIG_X is not set``, which sets ``CONFIG_X=n``.
+An inline comment starts at the first ``#`` outside double quotes. Values stay strings here:
+the plugin types them later from the symbols its plugins declare.
+
+Every problem raises :class:`~matrix.errors.RangeConfigError` with ``file:line`` and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from decimal import Decimal, DecimalTuple
+from pathlib import Path
+
+from matrix.errors import RangeConfigError
+
+#: The most values a single ``start:step:end`` range may produce.
+MAX_RANGE_VALUES = 1_000_000
+#: The most digits a range value may have (guards against ``1e999999``).
+_MAX_DIGITS = 60
+
+_EXAMPLE = "CONFIG_BATCH_SIZE=128"
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NOT_SET_RE = re.compile(r"#\s*(CONFIG_\w+) is not set")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One ``KEY=VALUE`` line of a range config.
+
+    :param key: the symbol, e.g. ``CONFIG_ADAMWPRUNE_BETA1``
+    :param values: canonical string values in the order they will be swept, quotes removed
+    :param line: 1-based line number in the file
+    :param kind: ``"fixed"``, ``"choice"`` or ``"range"``
+    :param quoted: the value (every value) was written in double quotes, so it is a string
+    """
+
+    key: str
+    values: tuple[str, ...]
+    line: int
+    kind: str
+    quoted: bool = False
+
+    @property
+    def swept(self) -> bool:
+        """Whether this parameter takes more than one value."""
+        return len(self.values) > 1
+
+
+@dataclass(frozen=True)
+class RangeConfig:
+    """A parsed range config: its parameters in file order."""
+
+    path: str
+    params: tuple[Param, ...]
+
+    def param(self, key: str) -> Param | None:
+        """The parameter named ``key``, or ``None``."""
+        for param in self.params:
+            if param.key == key:
+                return param
+        return None
+
+    @property
+    def swept(self) -> tuple[Param, ...]:
+        """Parameters with more than one value, sorted by key (the expansion order)."""
+        return tuple(sorted((p for p in self.params if p.swept), key=_by_key))
+
+    @property
+    def fixed(self) -> tuple[Param, ...]:
+        """Parameters with exactly one value, sorted by key."""
+        return tuple(sorted((p for p in self.params if not p.swept), key=_by_key))
+
+    @property
+    def count(self) -> int:
+        """Number of combinations (product of the swept parameters' sizes; 1 when none)."""
+        return math.prod(len(p.values) for p in self.params)
+
+
+def quoted_keys(rc: RangeConfig) -> set[str]:
+    """Keys whose values were written in double quotes (strings, re-quoted when rendered)."""
+    return {p.key for p in rc.params if p.quoted}
+
+
+def parse_file(path: str | os.PathLike[str]) -> RangeConfig:
+    """Read and parse the range config at ``path``."""
+    name = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RangeConfigError(
+            name, None, f"cannot read range config: {reason}; check the --range-config path"
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        raise RangeConfigError(
+            name, None, f"cannot read range config: {reason}; check the --range-config path"
+        ) from None
+    return parse_text(text, name)
+
+
+def parse_text(text: str, path: str = "<string>") -> RangeConfig:
+    """Parse range-config ``text``; ``path`` names it in error messages."""
+    params: list[Param] = []
+    first_line: dict[str, int] = {}
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            param = _parse_line(raw.strip(), lineno)
+        except _LineError as exc:
+            raise RangeConfigError(path, lineno, str(exc)) from None
+        if param is None:
+            continue
+        if param.key in first_line:
+            raise RangeConfigError(
+                path,
+                lineno,
+                f"{param.key} is already set on line {first_line[param.key]}; "
+                "keep one definition (list several values as a|b)",
+            )
+        first_line[param.key] = lineno
+        params.append(param)
+    if not params:
+        what = "the file is empty" if not text.strip() else "no parameters found"
+        raise RangeConfigError(path, None, f"{what}; add at least one CONFIG_...=value line")
+    return RangeConfig(path=path, params=tuple(params))
+
+
+class _LineError(Exception):
+    """A problem on one line; :func:`parse_text` adds the path and line number."""
+
+
+def _by_key(param: Param) -> str:
+    return param.key
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _parse_line(line: str, lineno: int) -> Param | None:
+    if not line:
+        return None
+    if line.startswith("#"):
+        match = _NOT_SET_RE.fullmatch(line)
+        return Param(match.group(1), ("n",), lineno, "fixed") if match else None
+    body = _strip_comment(line)
+    key, eq, value = body.partition("=")
+    if not eq:
+        raise _LineError(f"expected KEY=VALUE, e.g. {_EXAMPLE}; got {_short(body)}")
+    key, value = key.strip(), value.strip()
+    if not key:
+        raise _LineError(f"missing key before '='; write KEY=VALUE, e.g. {_EXAMPLE}")
+    if not _KEY_RE.fullmatch(key):
+        raise _LineError(
+            f"invalid key {_short(key)}; use letters, digits and '_' "
+            "(not starting with a digit), e.g. CONFIG_BATCH_SIZE"
+        )
+    if not value:
+        raise _LineError(f"{key} has no value; write a value (e.g. {key}=y) or remove the line")
+    kind, values, quoted = _parse_value(key, value)
+    return Param(key, values, lineno, kind, quoted)
+
+
+def _unquoted(text: str, char: str) -> list[int]:
+    """Positions of ``char`` outside double quotes; raises on an unterminated quote."""
+    positions: list[int] = []
+    in_quotes = False
+    for i, c in enumerate(text):
+        if c == '"':
+            in_quotes = not in_quotes
+        elif c == char and not in_quotes:
+            if char == "#":  # everything after an inline comment is ignored
+                return [i]
+            positions.append(i)
+    if in_quotes:
+        raise _LineError(f"unterminated double quote in {_short(text)}; add the closing '\"'")
+    return positions
+
+
+def _strip_comment(line: str) -> str:
+    hashes = _unquoted(line, "#")
+    return line[: hashes[0]].rstrip() if hashes else line
+
+
+def _split_choices(value: str) -> list[str]:
+    items: list[str] = []
+    start = 0
+    for pos in _unquoted(value, "|"):
+        items.append(value[start:pos].strip())
+        start = pos + 1
+    items.append(value[start:].strip())
+    return items
+
+
+def _unquote(key: str, item: str) -> tuple[str, bool]:
+    """``"abc"`` -> (``abc``, True); ``abc`` -> (``abc``, False); misplaced quotes raise."""
+    if '"' not in item:
+        return item, False
+    if len(item) >= 2 and item[0] == item[-1] == '"' and '"' not in item[1:-1]:
+        return item[1:-1], True
+    raise _LineError(
+        f'misplaced double quote in {_short(item)}; quote the whole value, e.g. {key}="state"'
+    )
+
+
+def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
+    items = _split_choices(value)
+    if len(items) == 1:
+        text, quoted = _unquote(key, value)
+        if not quoted:
+            parts = _range_parts(text)
+            if parts is not None:
+                return "range", _expand_range(*parts), False
+        return "fixed", (text,), quoted
+    values: list[str] = []
+    quoting: set[bool] = set()
+    seen: dict[str, int] = {}
+    for pos, item in enumerate(items, start=1):
+        if not item:
+            raise _LineError(
+                f"empty choice at position {pos} of {len(items)} in {_short(value)}; "
+                "remove the extra '|' or write a value there"
+            )
+        text, quoted = _unquote(key, item)
+        if not quoted and _range_parts(text) is not None:
+            raise _LineError(
+                f"range {text} cannot be one of several choices; "
+                "list its values with '|' or use the range alone"
+            )
+        if text in seen:
+            raise _LineError(
+                f"duplicate choice {_short(text)} at positions {seen[text]} and {pos}; "
+                "list each value once"
+            )
+        seen[text] = pos
+        quoting.add(quoted)
+        values.append(text)
+    if len(quoting) > 1:
+        raise _LineError(
+            f"some choices in {_short(value)} are quoted and some are not; "
+            'quote all of them ("a"|"b") or none'
+        )
+    return "choice", tuple(values), quoting.pop()
+
+
+def _range_parts(text: str) -> tuple[str, str, str] | None:
+    """The stripped ``start, step, end`` of a numeric range, or ``None`` for any other text."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        return None
+    start, step, end = (p.strip() for p in parts)
+    if all(_NUMBER_RE.fullmatch(p) for p in (start, step, end)):
+        return start, step, end
+    return None
+
+
+def _expand_range(start_s: str, step_s: str, end_s: str) -> tuple[str, ...]:
+    """Exact inclusive decimal range, rendered with the inputs' largest number of places.
+
+    The numbers are scaled to integers (``0.03:0.02:0.09`` -> ``3:2:9`` in hundredths), so no
+    value drifts and each is rendered with exactly ``places`` decimals.
+    """
+    spec = f"{start_s}:{step_s}:{end_s}"
+    numbers = [Decimal(s).as_tuple() for s in (start_s, step_s, end_s)]
+    exponents = [n.exponent for n in numbers]
+    assert all(isinstance(e, int) for e in exponents)  # _NUMBER_RE admits no inf or nan
+    places = max(0, *(-int(e) for e in exponents))
+    if max(len(n.digits) + int(n.exponent) + places for n in numbers) > _MAX_DIGITS:
+        raise _LineError(
+            f"{spec} needs more than {_MAX_DIGITS} digits per value; "
+            "use fewer digits or a smaller exponent"
+        )
+    start, step, end = (_scaled(n, places) for n in numbers)
+
+    def show(number: int) -> str:
+        if not places:
+            return str(number)
+        digits = str(abs(number)).rjust(places + 1, "0")
+        return f"{'-' if number < 0 else ''}{digits[:-places]}.{digits[-places:]}"
+
+    if step <= 0:
+        raise _LineError(
+            f"step {show(step)} in {spec} must be greater than 0; "
+            "write start:step:end, e.g. 0.03:0.02:0.09"
+        )
+    if start > end:
+        raise _LineError(
+            f"start {show(start)} is greater than end {show(end)} in {spec}; "
+            f"write the smaller number first, e.g. {show(end)}:{show(step)}:{show(start)}"
+        )
+    steps, remainder = divmod(end - start, step)
+    count = steps + 1
+    if count > MAX_RANGE_VALUES:
+        raise _LineError(
+            f"{spec} gives {count} values, more than the {MAX_RANGE_VALUES} one range may have; "
+            "use a larger step"
+        )
+    if remainder:
+        below = start + steps * step
+        if count <= 6:
+            shown = ", ".join(map(show, range(start, below + 1, step)))
+        else:
+            shown = ", ".join(map(show, range(start, start + 3 * step, step)))
+            shown += f", ..., {show(below)}"
+        raise _LineError(
+            f"{spec} does not land on {show(end)} (it gives {shown}); "
+            f"use an end of {show(below)} or {show(below + step)}"
+        )
+    return tuple(map(show, range(start, end + 1, step)))
+
+
+def _scaled(number: DecimalTuple, places: int) -> int:
+    """``number * 10**places`` as an exact integer (``places`` covers its decimals)."""
+    zeros = "0" * (int(number.exponent) + places)
+    magnitude = int("".join(map(str, number.digits)) + zeros)
+    return -magnitude if number.sign else magnitude

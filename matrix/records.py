@@ -1,0 +1,156 @@
+"""Trial records: the rows of ``sweep_summary.json``.
+
+``sweep_summary.json`` is a JSON list of flat records, so ``pandas.DataFrame(records)``
+reads it as is.  Each record carries ``schema_version``; :func:`normalize` fills in the
+fields an older file lacks, so readers can rely on every key below.
+
+Schema version 1 (units in brackets):
+
+=================  ==========================================================
+config_file        ``config_017``
+status             ``passed`` | ``failed`` | ``skipped`` | ``not_run``
+reused             true when ``--resume`` took the result from an earlier sweep
+test_acc           final test accuracy [%]
+best_acc           best test accuracy over the epochs [%]
+final_sparsity     fraction of exact zeros in Conv/Linear weights [0..1]
+training_time      wall time of the trial's training [s]
+error              one line: why the trial failed, was skipped or did not run
+CONFIG_...         one column per swept parameter (numbers as numbers)
+config             every ``KEY: value`` of the trial's config, as written
+swept              the swept keys
+nodeid, worker     pytest node id; ``main`` or the xdist worker id (``gw0``)
+trial_dir          the trial's folder, relative to the sweep folder
+seed, device       the trial's seed; ``cpu`` / ``cuda:0``
+epochs_run         epochs actually trained
+images_per_s       mean training throughput
+peak_memory_mb     peak GPU memory (CUDA only)
+trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
+=================  ==========================================================
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("passed", "failed", "skipped", "not_run")
+
+#: Keys a trainer's ``run()`` may return and that the record copies.
+METRIC_KEYS = (
+    "test_acc",
+    "best_acc",
+    "final_sparsity",
+    "training_time",
+    "epochs_run",
+    "images_per_s",
+    "peak_memory_mb",
+    "device",
+    "trainer",
+)
+
+_DEFAULTS: dict[str, Any] = {
+    "schema_version": SCHEMA_VERSION,
+    "config_file": "",
+    "status": "not_run",
+    "reused": False,
+    "test_acc": None,
+    "best_acc": None,
+    "final_sparsity": None,
+    "training_time": None,
+    "error": None,
+    "config": {},
+    "swept": [],
+    "nodeid": "",
+    "worker": None,
+    "trial_dir": None,
+    "seed": None,
+    "device": None,
+    "epochs_run": None,
+    "images_per_s": None,
+    "peak_memory_mb": None,
+    "trainer": None,
+}
+
+
+def json_value(raw: str) -> Any:
+    """A config string as a JSON value: numbers become numbers, the rest stays text."""
+    try:
+        as_int = int(raw)
+    except ValueError:
+        pass
+    else:
+        return as_int
+    try:
+        as_float = float(raw)
+    except ValueError:
+        return raw
+    return as_float if math.isfinite(as_float) else raw
+
+
+def new_record(name: str, raw: dict[str, str], swept: dict[str, str], **fields: Any) -> dict[str, Any]:
+    """A record with every schema field, the swept parameters as columns."""
+    record = dict(_DEFAULTS)
+    record["config_file"] = name
+    record["config"] = dict(raw)
+    record["swept"] = list(swept)
+    for key, value in swept.items():
+        record[key] = json_value(value)
+    record.update(fields)
+    return record
+
+
+def normalize(record: dict[str, Any]) -> dict[str, Any]:
+    """Fill in fields an older record lacks (pytest-benchmark's ``normalize_stats`` habit)."""
+    out = dict(_DEFAULTS)
+    out.update(record)
+    if out["status"] not in STATUSES:
+        out["status"] = "failed"
+    for key in out.get("swept") or []:
+        out.setdefault(key, json_value(str(out["config"].get(key, ""))))
+    return out
+
+
+def clean_number(value: Any) -> Any:
+    """JSON cannot hold NaN or infinity: such a number becomes None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Passed records with an accuracy, best first (ties: lower config name first)."""
+    done = [r for r in records if r["status"] == "passed" and r.get("test_acc") is not None]
+    return sorted(done, key=lambda r: (-float(r["test_acc"]), r["config_file"]))
+
+
+def load_summary(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of records")
+    return [normalize(r) for r in data]
+
+
+@dataclass
+class SweepResult:
+    """What reporters get when the sweep ends (``pytest_sweep_finished``)."""
+
+    dir: Path
+    records: list[dict[str, Any]]
+    interrupted: bool = False
+    sources: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.records if r["status"] == status)
+
+    @property
+    def ranked(self) -> list[dict[str, Any]]:
+        return ranked(self.records)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        top = self.ranked
+        return top[0] if top else None

@@ -1,0 +1,102 @@
+"""The trial: one combination of a sweep, as a trainer sees it."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+_SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+class TrialFailed(Exception):
+    """A trial failed for a reason worth one line (NaN loss, impossible settings...).
+
+    The item fails with this message alone, without a traceback.
+    """
+
+
+def short_key(key: str) -> str:
+    return key[7:] if key.startswith("CONFIG_") else key
+
+
+def derive_seed(sweep_seed: int, name: str) -> int:
+    """A trial's seed: the same on any worker, in any order, on a resume."""
+    digest = hashlib.sha256(f"{sweep_seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def trial_id(name: str, swept: dict[str, str]) -> str:
+    """``config_017[ADAMWPRUNE_BETA1=0.87-ADAMWPRUNE_WEIGHT_DECAY=0.05]``."""
+    if not swept:
+        return name
+    parts = "-".join(f"{short_key(k)}={_SAFE.sub('_', v)}" for k, v in swept.items())
+    return f"{name}[{parts}]"
+
+
+def folder_name(name: str, swept: dict[str, str], limit: int = 96) -> str:
+    """``config_017_adamwprune_beta1-0.87_adamwprune_weight_decay-0.05`` (bounded length)."""
+    if not swept:
+        return name
+    desc = "_".join(f"{short_key(k).lower()}-{_SAFE.sub('_', v)}" for k, v in swept.items())
+    full = f"{name}_{desc}"
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha1(desc.encode()).hexdigest()[:8]
+    return f"{full[: limit - 9]}-{digest}"
+
+
+@dataclass
+class Trial:
+    """What a trainer gets: typed values for every declared symbol, plus context.
+
+    :ivar name: ``config_NNN``.
+    :ivar values: every declared symbol, typed; defaults filled in where the config is silent.
+    :ivar raw: the config's own ``KEY -> value`` strings (what ``config.txt`` holds).
+    :ivar swept: the swept keys of this combination with their raw values.
+    :ivar seed: derived from the sweep seed and the name (:func:`derive_seed`).
+    :ivar dir: the trial's output folder (set when it runs).
+    :ivar overrides: values forced from the command line (e.g. ``--epochs``).
+    """
+
+    name: str
+    index: int
+    source: str
+    values: dict[str, Any]
+    raw: dict[str, str]
+    swept: dict[str, str]
+    seed: int = 0
+    dir: Path | None = None
+    device: str | None = None
+    threads: int | None = None
+    worker: str = "main"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _log: Callable[[str], None] | None = field(default=None, repr=False)
+    _epoch_hook: Callable[[dict[str, Any]], bool] | None = field(default=None, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.values.get(key)
+        return default if value is None else value
+
+    @property
+    def id(self) -> str:
+        return trial_id(self.name, self.swept)
+
+    @property
+    def folder(self) -> str:
+        return folder_name(self.name, self.swept)
+
+    def log(self, message: str) -> None:
+        """One line to the trial's ``output.log`` (and the terminal in a serial run)."""
+        if self._log is not None:
+            self._log(message)
+
+    def epoch_ended(self, metrics: dict[str, Any]) -> bool:
+        """Report an epoch; returns True when a plugin asks to stop early."""
+        if self._epoch_hook is None:
+            return False
+        return self._epoch_hook(metrics)

@@ -1,0 +1,83 @@
+"""Built-in pruning methods: none, magnitude, movement and state (AdamWPrune).
+
+Declares the pruning symbols, skips impossible combinations at collection (with the
+reason on the skipped item) and builds the pruner through ``pytest_sweep_make_pruner``
+(``trylast``).  torch is imported only when a trial runs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from matrix import Symbol, Trial
+from plugins.optimizers import optimizer_name
+
+METHODS = ("none", "magnitude", "movement", "state")
+
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols() -> list[Symbol]:
+    return [
+        Symbol("CONFIG_PRUNING_METHOD", "str", None,
+               "Pruning method (default: state with AdamWPrune, none otherwise)", choices=METHODS),
+        Symbol("CONFIG_TARGET_SPARSITY", "float", 0.7, "Fraction of Conv/Linear weights pruned at the ramp end",
+               low=0.0, high=0.99),
+        Symbol("CONFIG_PRUNING_WARMUP", "int", 100, "Optimizer steps before pruning starts (390 steps = 1 CIFAR-10 epoch "
+               "at batch 128)", low=0),
+        Symbol("CONFIG_PRUNING_FREQUENCY", "int", 50, "Update the masks every N steps", low=1),
+        Symbol("CONFIG_PRUNING_RAMP_END_EPOCH", "int", 75, "Epoch at which the sparsity reaches its target", low=1),
+    ]
+
+
+def pruning_method(trial: Trial) -> str:
+    method = trial.get("CONFIG_PRUNING_METHOD")
+    if method is not None:
+        return str(method)
+    return "state" if optimizer_name(trial) == "adamwprune" else "none"
+
+
+@pytest.hookimpl
+def pytest_sweep_validate_trial(trial: Trial) -> str | None:
+    from trainers.choices import steps_per_epoch
+
+    method = pruning_method(trial)
+    opt = optimizer_name(trial)
+    if method == "state" and opt != "adamwprune":
+        return (f"state pruning needs the AdamWPrune optimizer (this trial uses {opt}); "
+                "set CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD")
+    if opt == "adamwprune" and method in ("magnitude", "movement"):
+        return f'AdamWPrune prunes by its own state, not by {method}; use CONFIG_PRUNING_METHOD="state" or "none"'
+    if method == "none":
+        return None
+    steps = steps_per_epoch(trial)
+    if steps is None:
+        return None
+    total = steps * int(trial["CONFIG_NUM_EPOCHS"])
+    warmup = int(trial["CONFIG_PRUNING_WARMUP"])
+    if warmup >= total:
+        return (f"pruning warmup ({warmup} steps) is not shorter than the whole run ({total} steps = "
+                f"{trial['CONFIG_NUM_EPOCHS']} epochs x {steps}); nothing would be pruned")
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Any:
+    from trainers.pruning import build_pruner
+
+    method = pruning_method(trial)
+    epochs = int(trial["CONFIG_NUM_EPOCHS"])
+    ramp_end = int(trial["CONFIG_PRUNING_RAMP_END_EPOCH"])
+    if method != "none" and ramp_end > epochs:
+        trial.log(f"note: the pruning ramp ends at epoch {ramp_end} but the run has {epochs} epochs; "
+                  "the final sparsity will stay below the target")
+    return build_pruner(
+        method,
+        model,
+        optimizer,
+        target_sparsity=trial["CONFIG_TARGET_SPARSITY"],
+        warmup=trial["CONFIG_PRUNING_WARMUP"],
+        frequency=trial["CONFIG_PRUNING_FREQUENCY"],
+        ramp_end_epoch=ramp_end,
+        steps_per_epoch=steps_per_epoch,
+    )

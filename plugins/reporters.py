@@ -1,0 +1,42 @@
+"""Built-in reporters: ``sweep_summary.json``, ``sweep_analysis.txt`` and the terminal table."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from matrix import storage
+from matrix.records import SweepResult
+from plugins.analysis import render_analysis, render_table
+
+SUMMARY_JSON = "sweep_summary.json"
+ANALYSIS_TXT = "sweep_analysis.txt"
+_RESULT = pytest.StashKey[SweepResult]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
+    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
+    storage.write_text_atomic(sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, sweep.interrupted))
+    config.stash[_RESULT] = sweep
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    sweep = config.stash.get(_RESULT, None)
+    if sweep is None:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", "sweep results")
+    if sweep.ranked:
+        for line in render_table(sweep.records).splitlines():
+            tr.write_line(line)
+        best = sweep.best
+        assert best is not None
+        tr.write_line(f"best: {best['config_file']} at {float(best['test_acc']):.2f}% test accuracy")
+    else:
+        tr.write_line("no trial finished")
+    failed = [r for r in sweep.records if r["status"] == "failed"]
+    for rec in failed:
+        tr.write_line(f"FAILED {rec['config_file']}: {rec.get('error')}", red=True)
+    tr.write_line(f"summary: {sweep.dir / SUMMARY_JSON}")
+    tr.write_line(f"analysis: {sweep.dir / ANALYSIS_TXT}")

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from trainers import data as data_module
+from trainers.data import (
+    DataUnavailableError,
+    TensorBatches,
+    dataloader_batches,
+    load_dataset,
+    make_synthetic,
+    random_crop_flip,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+    return (x.float() / 255.0 - m) / s
+
+
+def test_digits_bundle() -> None:
+    data = load_dataset("digits")
+    assert data.train_x.shape == (1437, 1, 8, 8) and data.test_x.shape == (360, 1, 8, 8)
+    assert data.train_x.dtype == torch.uint8 and data.train_y.dtype == torch.int64
+    assert int(data.train_x.max()) == 255 and int(data.train_x.min()) == 0
+    assert (data.in_channels, data.image_size, data.num_classes) == (1, 8, 10)
+    assert not data.augment
+    counts = torch.bincount(data.test_y, minlength=10)
+    assert int(counts.min()) >= 35 and int(counts.max()) <= 37  # stratified
+    scaled = data.train_x.double() / 255
+    assert data.mean[0] == pytest.approx(float(scaled.mean()))
+    assert data.std[0] == pytest.approx(float(scaled.std()))
+
+
+def test_digits_split_is_deterministic_and_cached() -> None:
+    first = load_dataset("digits")
+    assert load_dataset("digits") is first
+    data_module._load_cached.cache_clear()
+    again = load_dataset("digits")
+    assert again is not first
+    assert torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "mnist"])
+def test_missing_files_raise_a_clear_error(name: str, tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError) as info:
+        load_dataset(name, data_dir=tmp_path, download=False)
+    message = str(info.value)
+    assert str(tmp_path.resolve()) in message
+    assert "download=True" in message and "CONFIG_DATA_DOWNLOAD=y" in message and "--data-dir" in message
+    assert "\n" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_unknown_dataset() -> None:
+    with pytest.raises(ValueError, match="digits, cifar10, mnist"):
+        load_dataset("imagenet")
+
+
+def test_synthetic_bundle() -> None:
+    data = make_synthetic(n_train=64, n_test=16, channels=3, size=32, classes=10, seed=1)
+    assert data.train_x.shape == (64, 3, 32, 32) and data.test_x.dtype == torch.uint8
+    assert data.augment and data.crop_padding == 4 and len(data.mean) == 3
+    assert make_synthetic(n_train=64, n_test=16, channels=3, size=32, classes=10, seed=1) is data
+
+
+def test_crop_flip_is_a_padded_crop_of_the_input() -> None:
+    images = torch.randint(1, 256, (16, 2, 8, 8), dtype=torch.uint8)
+    out = random_crop_flip(images, 1, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    padded = F.pad(images, (1, 1, 1, 1))
+    for i in range(16):
+        candidates = [
+            crop.flip(-1) if flip else crop
+            for dy in range(3)
+            for dx in range(3)
+            for crop in [padded[i, :, dy : dy + 8, dx : dx + 8]]
+            for flip in (False, True)
+        ]
+        assert any(torch.equal(out[i], c) for c in candidates)
+    assert not torch.equal(out, images)
+
+
+def test_tensor_batches_train_covers_the_split_once_per_pass() -> None:
+    data = make_synthetic(n_train=100, n_test=30, seed=2)
+    batches = TensorBatches(data, "train", 32, "cpu", torch.Generator().manual_seed(0))
+    assert len(batches) == 4
+    for _ in range(2):
+        xs, ys = zip(*batches)
+        assert [x.shape[0] for x in xs] == [32, 32, 32, 4]
+        assert all(x.dtype == torch.float32 and x.shape[1:] == (3, 32, 32) for x in xs)
+        assert sorted(torch.cat(ys).tolist()) == sorted(data.train_y.tolist())
+    dropped = TensorBatches(data, "train", 32, "cpu", torch.Generator(), drop_last=True)
+    assert len(dropped) == 3 and len(list(dropped)) == 3
+
+
+def test_tensor_batches_augmentation_changes_pixels_but_not_labels() -> None:
+    data = make_synthetic(n_train=64, n_test=8, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    perm_gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(64, generator=perm_gen)  # the permutation TensorBatches draws first
+    (x, y), = list(TensorBatches(data, "train", 64, "cpu", gen))
+    assert torch.equal(y, data.train_y[order])
+    plain = _normalise(data.train_x[order], data.mean, data.std)
+    changed = (x - plain).abs().amax(dim=(1, 2, 3)) > 1e-6
+    assert int(changed.sum()) > 48  # most images moved or flipped
+
+
+def test_tensor_batches_test_split_is_plain_and_ordered() -> None:
+    data = make_synthetic(n_train=8, n_test=50, seed=4)
+    batches = TensorBatches(data, "test", 16, "cpu", torch.Generator().manual_seed(0), channels_last=True)
+    xs, ys = zip(*batches)
+    assert torch.allclose(torch.cat(xs), _normalise(data.test_x, data.mean, data.std), atol=1e-6)
+    assert torch.equal(torch.cat(ys), data.test_y)
+    assert xs[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_tensor_batches_are_reproducible_from_the_seed() -> None:
+    data = load_dataset("digits")
+    a = [x for x, _ in TensorBatches(data, "train", 128, "cpu", torch.Generator().manual_seed(5))]
+    b = [x for x, _ in TensorBatches(data, "train", 128, "cpu", torch.Generator().manual_seed(5))]
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def test_dataloader_path_matches_shapes_and_test_values() -> None:
+    data = make_synthetic(n_train=40, n_test=20, seed=6)
+    train = dataloader_batches(data, "train", 16, "cpu", seed=0)
+    assert len(train) == 3
+    x, y = next(iter(train))
+    assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
+    test = dataloader_batches(data, "test", 20, "cpu", seed=0)
+    (tx, ty), = list(test)
+    assert torch.allclose(tx, _normalise(data.test_x, data.mean, data.std), atol=1e-6)
+    assert torch.equal(ty, data.test_y)
+
+
+def test_bad_split() -> None:
+    with pytest.raises(ValueError, match="split"):
+        TensorBatches(load_dataset("digits"), "val", 8, "cpu", torch.Generator())  # type: ignore[arg-type]

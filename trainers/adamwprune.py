@@ -1,0 +1,296 @@
+"""AdamWPrune: AdamW whose own moment estimates decide which weights to prune.
+
+Also holds what every pruning method shares: which tensors are prunable, the ramp schedule, the
+exact global threshold, and the spike guard of the SPAM variants (used by ``AdamWSpam`` too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+VARIANTS = ("bitter0", "bitter1", "bitter3", "bitter7")
+BASES = ("adam", "adamw", "adamwadv", "adamwspam")
+RAMPS = ("cubic", "linear")
+MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+
+def prunable_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The weights pruning acts on: every Conv2d and Linear weight, in module order."""
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def zero_fraction(weights: Sequence[torch.Tensor]) -> float:
+    """Fraction of exact zeros over ``weights`` (the reported sparsity, 0..1)."""
+    total = sum(w.numel() for w in weights)
+    if total == 0:
+        return 0.0
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return zeros / total
+
+
+def ramp_sparsity(
+    step: int, *, target: float, warmup: int, ramp_end_step: int, ramp: str = "cubic"
+) -> float:
+    """Sparsity the schedule asks for at ``step``: 0 until warmup, ``target`` from ramp end on.
+
+    ``progress = min(1, (step - warmup) / (ramp_end_step - warmup))``, cubed for ``"cubic"``.
+    A ramp that ends at or before the warmup jumps straight to ``target``.
+    """
+    if step <= warmup:
+        return 0.0
+    span = ramp_end_step - warmup
+    progress = 1.0 if span <= 0 else min(1.0, (step - warmup) / span)
+    return target * (progress**3 if ramp == "cubic" else progress)
+
+
+def global_keep_masks(
+    scores: Sequence[torch.Tensor], sparsity: float, previous: Sequence[torch.Tensor] | None = None
+) -> list[torch.Tensor]:
+    """Boolean keep-masks that prune exactly ``round(sparsity * n)`` weights with the lowest scores.
+
+    One global threshold over all tensors: the k-th smallest score (``torch.kthvalue``, exact,
+    no sampling); everything below it is pruned, and ties at the threshold are pruned in index
+    order until exactly k are, so the result is deterministic. NaN scores count as lowest.
+    Weights already pruned in ``previous`` stay pruned: masks only grow sparser, so the count
+    is ``max(round(sparsity * n), already pruned)``.
+    """
+    flat = torch.cat([s.detach().reshape(-1).float() for s in scores])
+    flat = torch.nan_to_num(flat, nan=-math.inf)
+    n = flat.numel()
+    k = int(math.floor(sparsity * n + 0.5))
+    if previous is not None:
+        prev = torch.cat([m.reshape(-1).to(flat.device) for m in previous])
+        flat = flat.masked_fill(~prev, -math.inf)
+        k = max(k, n - int(prev.sum()))
+    if k <= 0:
+        keep = torch.ones(n, dtype=torch.bool, device=flat.device)
+    elif k >= n:
+        keep = torch.zeros(n, dtype=torch.bool, device=flat.device)
+    else:
+        threshold = torch.kthvalue(flat, k).values
+        keep = flat > threshold
+        ties = (flat == threshold).nonzero().squeeze(1)
+        keep[ties[k - int((flat < threshold).sum()) :]] = True
+    return [part.view(s.shape) for part, s in zip(keep.split([s.numel() for s in scores]), scores)]
+
+
+def mask_moments(state: dict[str, Any], mask: torch.Tensor) -> None:
+    """Zero the optimizer moments (Adam's, AMSGrad's, SGD momentum) of pruned weights."""
+    for key in MOMENT_KEYS:
+        value = state.get(key)
+        if isinstance(value, torch.Tensor) and value.shape == mask.shape:
+            value.mul_(mask)
+
+
+class SpikeGuard:
+    """SPAM spike handling for Adam-family optimizers, without host syncs.
+
+    * ``clip`` (optional): each gradient element is clipped to ``sqrt(theta * v)``.
+    * spike detection: the global gradient norm's z-score against the previous ``history``
+      norms (99: the last 100 norms including the current one; at least 9 needed); above ``threshold`` scales ``exp_avg`` by 0.5 and
+      ``exp_avg_sq`` by 0.9.
+    * ``interval`` > 0: all moments are reset to zero every ``interval`` steps (``reset``).
+    """
+
+    def __init__(
+        self, theta: float = 50.0, interval: int = 0, clip: bool = False,
+        threshold: float = 2.0, history: int = 99,
+    ) -> None:
+        self.theta, self.interval, self.clip = theta, interval, clip
+        self.threshold, self.history = threshold, history
+        self._norms: torch.Tensor | None = None
+        self._valid: torch.Tensor | None = None
+        self._spikes: torch.Tensor | None = None
+        self._pos = 0
+
+    @property
+    def spike_count(self) -> int:
+        return 0 if self._spikes is None else int(self._spikes)
+
+    def before_update(self, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
+        params = [p for g in groups for p in g["params"] if p.grad is not None]
+        if not params:
+            return
+        if self.clip:
+            for p in params:
+                v = state.get(p, {}).get("exp_avg_sq")
+                if v is not None:
+                    limit = (self.theta * (v + 1e-12)).sqrt()
+                    p.grad.copy_(torch.maximum(torch.minimum(p.grad, limit), -limit))
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
+        )
+        if self._norms is None:
+            self._norms = torch.zeros(self.history, device=norm.device)
+            self._valid = torch.zeros(self.history, dtype=torch.bool, device=norm.device)
+            self._spikes = torch.zeros((), dtype=torch.int64, device=norm.device)
+        assert self._valid is not None and self._spikes is not None
+        count = self._valid.sum()
+        used = self._valid.float()
+        mean = (self._norms * used).sum() / count.clamp(min=1)
+        std = (((self._norms - mean) ** 2) * used).sum().div(count.clamp(min=1)).sqrt()
+        z = (norm - mean) / std
+        spike = (count >= 9) & (std > 0) & torch.isfinite(z) & (z > self.threshold)
+        self._spikes += spike
+        m_scale = torch.where(spike, 0.5, 1.0)
+        v_scale = torch.where(spike, 0.9, 1.0)
+        for p in params:
+            st = state.get(p, {})
+            if "exp_avg" in st:
+                st["exp_avg"].mul_(m_scale)
+                st["exp_avg_sq"].mul_(v_scale)
+        finite = torch.isfinite(norm)
+        self._norms[self._pos] = torch.where(finite, norm, 0.0)
+        self._valid[self._pos] = finite
+        self._pos = (self._pos + 1) % self.history
+
+    def reset(self, step: int, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
+        if self.interval > 0 and step % self.interval == 0:
+            for p in (p for g in groups for p in g["params"]):
+                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                    if key in state.get(p, {}):
+                        state[p][key].zero_()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdamWPruneSettings:
+    """How AdamWPrune prunes. ``steps_per_epoch`` turns ``ramp_end_epoch`` into a step."""
+
+    steps_per_epoch: int
+    target_sparsity: float = 0.7
+    warmup: int = 100
+    frequency: int = 50
+    ramp_end_epoch: int = 75
+    variant: str = "bitter0"
+    base: str = "adamw"
+    enabled: bool = True
+    ramp: str = "cubic"
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown AdamWPrune variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
+        if self.base not in BASES:
+            raise ValueError(f"unknown AdamWPrune base {self.base!r}; valid: {', '.join(BASES)}")
+        if self.ramp not in RAMPS:
+            raise ValueError(f"unknown ramp {self.ramp!r}; valid: {', '.join(RAMPS)}")
+        if not 0.0 <= self.target_sparsity < 1.0:
+            raise ValueError(f"target sparsity must be in [0, 1), got {self.target_sparsity}")
+        if self.steps_per_epoch < 1 or self.frequency < 1 or self.warmup < 0 or self.ramp_end_epoch < 0:
+            raise ValueError(
+                "steps_per_epoch and frequency must be positive, warmup and ramp_end_epoch not negative"
+            )
+
+    @property
+    def ramp_end_step(self) -> int:
+        return self.steps_per_epoch * self.ramp_end_epoch
+
+    def due(self, step: int) -> bool:
+        """Whether the masks are recomputed after optimizer step ``step`` (1-based).
+
+        Every ``frequency`` steps after the warmup, and also exactly at the ramp end, so a run
+        that reaches the ramp end has the target sparsity even when the ramp end is not a
+        multiple of ``frequency``.
+        """
+        return self.enabled and step > self.warmup and (
+            step % self.frequency == 0 or step == self.ramp_end_step
+        )
+
+
+def _score(variant: str, w: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
+    w = w.detach().float()
+    m, v = state.get("exp_avg"), state.get("exp_avg_sq")
+    if variant == "bitter1" or m is None or v is None:
+        return w.abs()
+    m, v = m.float(), v.float()
+    if variant == "bitter0":
+        return (w * m).abs() * w.abs() / (v.sqrt() + 1e-8)
+    if variant == "bitter3":
+        return w.abs() * (m.abs() + 1e-8).sqrt()
+    return w.abs() * (v.abs() + 1e-8) ** 0.25  # bitter7
+
+
+class AdamWPrune(torch.optim.Adam):
+    """Adam-family optimizer with boolean masks on the prunable weights ("state" pruning).
+
+    Each ``step``: gradients of pruned weights are zeroed, the base update runs (``adam``:
+    L2-coupled decay; ``adamw``: decoupled decay; ``adamwadv``: + AMSGrad; ``adamwspam``:
+    + AMSGrad and :class:`SpikeGuard`), the step counter advances, and when
+    :meth:`AdamWPruneSettings.due` the masks are recomputed from a global exact threshold over
+    the variant's scores. Pruned weights and their moments are zero and stay zero.
+
+    ``amsgrad=None`` takes the base's default (on for adamwadv/adamwspam); a bool overrides it.
+    With ``settings.enabled=False`` and base ``adamw`` this is exactly ``torch.optim.AdamW``.
+    Gradient clipping (1.0 for the adamwadv/adamwspam bases) is the training loop's job.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        prunable: Iterable[torch.Tensor],
+        settings: AdamWPruneSettings,
+        *,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        amsgrad: bool | None = None,
+        spam: SpikeGuard | None = None,
+    ) -> None:
+        advanced = settings.base in ("adamwadv", "adamwspam")
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            amsgrad=advanced if amsgrad is None else amsgrad,
+            decoupled_weight_decay=settings.base != "adam",
+        )
+        self.settings = settings
+        self.prunable = list(prunable)
+        self.masks: dict[torch.Tensor, torch.Tensor] = {}
+        self.spam = spam if spam is not None else (SpikeGuard() if settings.base == "adamwspam" else None)
+        self.prune_step = 0
+        self.current_sparsity = 0.0
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for p, mask in self.masks.items():
+            if p.grad is not None:
+                p.grad.mul_(mask)
+        if self.spam is not None:
+            self.spam.before_update(self.param_groups, self.state)
+        super().step()
+        self.prune_step += 1
+        if self.spam is not None:
+            self.spam.reset(self.prune_step, self.param_groups, self.state)
+        for p, mask in self.masks.items():
+            p.mul_(mask)
+        if self.settings.due(self.prune_step):
+            self.update_masks()
+        return loss
+
+    @torch.no_grad()
+    def update_masks(self) -> None:
+        """Recompute the masks for the current step's scheduled sparsity and apply them."""
+        s = self.settings
+        self.current_sparsity = ramp_sparsity(
+            self.prune_step, target=s.target_sparsity, warmup=s.warmup,
+            ramp_end_step=s.ramp_end_step, ramp=s.ramp,
+        )
+        scores = [_score(s.variant, p, self.state.get(p, {})) for p in self.prunable]
+        previous = [self.masks[p] for p in self.prunable] if self.masks else None
+        for p, mask in zip(self.prunable, global_keep_masks(scores, self.current_sparsity, previous)):
+            self.masks[p] = mask
+            p.mul_(mask)
+            mask_moments(self.state.get(p, {}), mask)
+
+    def sparsity(self) -> float:
+        """Fraction of exact zeros over the prunable weights."""
+        return zero_fraction(self.prunable)

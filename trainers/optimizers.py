@@ -1,0 +1,129 @@
+"""Optimizer factory: SGD, Adam, AdamW, AdamWAdv, AdamWSpam and AdamWPrune.
+
+Gradient clipping and the cosine floor are training-loop settings, not optimizer state: ask
+:func:`default_grad_clip` and :func:`default_eta_min` for what an optimizer name implies and
+put them into ``TrainSettings.grad_clip`` / ``TrainSettings.eta_min``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from trainers.adamwprune import AdamWPrune, AdamWPruneSettings, SpikeGuard, prunable_weights
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "adamwadv", "adamwspam", "adamwprune")
+_ADVANCED = ("adamwadv", "adamwspam")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups: Conv/Linear weights decay with ``weight_decay``; everything else
+    (biases, batch-norm and other norm parameters) gets no decay. Empty groups are left out."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            is_weight = name == "weight" and isinstance(module, (nn.modules.conv._ConvNd, nn.Linear))
+            (decay if is_weight else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def default_lr(name: str) -> float:
+    """The reference learning rate: 0.1 for SGD, 1e-3 for the Adam family."""
+    _check_name(name)
+    return 0.1 if name == "sgd" else 1e-3
+
+
+def default_eta_min(name: str, base: str | None = None) -> float:
+    """Floor of the cosine schedule: 1e-6 for AdamWAdv/AdamWSpam (and AdamWPrune on those
+    bases), else 0."""
+    _check_name(name)
+    return 1e-6 if name in _ADVANCED or (name == "adamwprune" and base in _ADVANCED) else 0.0
+
+
+def default_grad_clip(name: str, base: str | None = None) -> float | None:
+    """Gradient-norm clip: 1.0 for AdamWAdv/AdamWSpam (and AdamWPrune on those bases), else None."""
+    _check_name(name)
+    return 1.0 if name in _ADVANCED or (name == "adamwprune" and base in _ADVANCED) else None
+
+
+def _check_name(name: str) -> None:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
+
+
+class AdamWSpam(torch.optim.AdamW):
+    """AdamW + AMSGrad with SPAM spike handling (see :class:`trainers.adamwprune.SpikeGuard`)."""
+
+    def __init__(self, params: Any, *, guard: SpikeGuard, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self.guard = guard
+        self.spam_step = 0
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.guard.before_update(self.param_groups, self.state)
+        super().step()
+        self.spam_step += 1
+        self.guard.reset(self.spam_step, self.param_groups, self.state)
+        return loss
+
+
+def build_optimizer(
+    name: str,
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    amsgrad: bool | None = None,
+    momentum: float = 0.9,
+    spam_theta: float = 50.0,
+    spam_interval: int = 0,
+    spam_clip: bool = False,
+    prune: AdamWPruneSettings | None = None,
+) -> torch.optim.Optimizer:
+    """Build optimizer ``name`` over ``model``'s parameters (grouped by :func:`param_groups`).
+
+    ``amsgrad=None`` means the optimizer's own default: on for adamwadv/adamwspam (and for
+    AdamWPrune on those bases), off otherwise; a bool overrides it for the Adam family. The SPAM
+    options act on adamwspam and on AdamWPrune with base ``adamwspam``. ``prune`` is required
+    for ``adamwprune`` (use ``enabled=False`` to train it without pruning).
+    """
+    _check_name(name)
+    groups = param_groups(model, weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=False)
+    adam_kwargs: dict[str, Any] = {"lr": lr, "betas": betas, "eps": eps}
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(groups, amsgrad=bool(amsgrad), **adam_kwargs)
+    advanced = True if amsgrad is None else amsgrad
+    if name == "adamwadv":
+        return torch.optim.AdamW(groups, amsgrad=advanced, **adam_kwargs)
+    guard = SpikeGuard(theta=spam_theta, interval=spam_interval, clip=spam_clip)
+    if name == "adamwspam":
+        return AdamWSpam(groups, guard=guard, amsgrad=advanced, **adam_kwargs)
+    if prune is None:
+        raise ValueError("the adamwprune optimizer needs AdamWPruneSettings (prune=...)")
+    return AdamWPrune(
+        groups,
+        prunable_weights(model),
+        prune,
+        amsgrad=amsgrad,
+        weight_decay=weight_decay,
+        spam=guard if prune.base == "adamwspam" else None,
+        **adam_kwargs,
+    )

@@ -1,0 +1,208 @@
+"""The built-in trainer: ResNet-18 / LeNet-5 on CIFAR-10 / MNIST / digits.
+
+A pytest plugin (entry point ``trainers.plugin``) that declares the model, data and
+training-loop symbols and answers the factory hooks with ``trylast`` implementations,
+so any plugin can replace the trainer, the model or the dataset.  It imports torch
+only when a trial runs, never during collection.
+"""
+from __future__ import annotations
+
+import gc
+import re
+import sys
+from typing import Any
+
+import pytest
+
+from matrix import Symbol, Trial, TrialFailed
+from plugins.selection import select_symbols
+from trainers.choices import DATASETS, MODELS, batch_size, dataset_name, model_name, selection_problems
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sweep")
+    group.addoption(
+        "--sweep-device",
+        default=None,
+        metavar="DEVICE",
+        help="Train every trial on DEVICE (auto, cpu, cuda, cuda:N), overriding CONFIG_DEVICE",
+    )
+    group.addoption(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="Where CIFAR-10/MNIST live (overrides CONFIG_DATA_DIR; default: data)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    device = config.getoption("sweep_device", None)
+    if device is not None and not _DEVICE.match(device):
+        raise pytest.UsageError(f"--sweep-device {device}: use auto, cpu, cuda or cuda:N")
+
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols() -> list[Symbol]:
+    return [
+        Symbol("CONFIG_MODEL", "str", "resnet18", "Model to train", choices=MODELS),
+        *select_symbols("CONFIG_MODEL", MODELS, "model"),
+        Symbol("CONFIG_MODEL_MODE_SINGLE", "bool", True, "Train one model per trial (the only mode)"),
+        Symbol("CONFIG_MODEL_WIDTH", "int", 64, "ResNet-18 base width (64 = the 11.2M-parameter model)", low=1),
+        Symbol("CONFIG_DATASET", "str", None, "Dataset (default: cifar10 for ResNet-18, mnist for LeNet-5)",
+               choices=DATASETS),
+        *select_symbols("CONFIG_DATASET", DATASETS, "dataset"),
+        Symbol("CONFIG_DATA_DIR", "str", "data", "Folder holding CIFAR-10/MNIST"),
+        Symbol("CONFIG_DATA_DOWNLOAD", "bool", False, "Download CIFAR-10/MNIST when missing"),
+        Symbol("CONFIG_DATA_LOADER", "str", "tensor",
+               "Input path: tensor (whole dataset on the device, augmentation there) or dataloader (torchvision)",
+               choices=("tensor", "dataloader")),
+        Symbol("CONFIG_NUM_EPOCHS", "int", 100, "Training epochs", low=1),
+        Symbol("CONFIG_BATCH_SIZE", "int", None, "Batch size (default: 128 ResNet-18, 512 LeNet-5)", low=1),
+        Symbol("CONFIG_DEVICE", "str", "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
+        Symbol("CONFIG_AMP", "bool", True, "bf16 autocast on CUDA"),
+        Symbol("CONFIG_CHANNELS_LAST", "bool", True, "channels_last memory format on CUDA"),
+        Symbol("CONFIG_COMPILE", "bool", False, "torch.compile the model"),
+    ]
+
+
+@pytest.hookimpl
+def pytest_sweep_validate_trial(trial: Trial) -> str | None:
+    problems = selection_problems(trial)
+    if not trial.get("CONFIG_MODEL_MODE_SINGLE", True):
+        problems.append("CONFIG_MODEL_MODE_SINGLE=n (several models per trial) is not supported")
+    if not _DEVICE.match(str(trial["CONFIG_DEVICE"])):
+        problems.append(f"CONFIG_DEVICE={trial['CONFIG_DEVICE']}: use auto, cpu, cuda or cuda:N")
+    return "; ".join(problems) or None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_describe_trial(trial: Trial) -> str:
+    from plugins.optimizers import optimizer_name
+    from plugins.pruning import pruning_method
+
+    model = model_name(trial)
+    if model == "resnet18" and trial["CONFIG_MODEL_WIDTH"] != 64:
+        model += f"-w{trial['CONFIG_MODEL_WIDTH']}"
+    return (f"{model}/{dataset_name(trial)}/{optimizer_name(trial)}/{pruning_method(trial)}"
+            f" e{trial['CONFIG_NUM_EPOCHS']} b{batch_size(trial)}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_make_dataset(trial: Trial) -> Any:
+    from trainers.data import DataUnavailableError, load_dataset
+
+    try:
+        return load_dataset(dataset_name(trial), data_dir=trial["CONFIG_DATA_DIR"],
+                            download=trial["CONFIG_DATA_DOWNLOAD"])
+    except DataUnavailableError as exc:
+        raise TrialFailed(str(exc)) from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
+    from trainers.models import build_model
+
+    return build_model(model_name(trial), in_channels=data.in_channels, image_size=data.image_size,
+                       num_classes=data.num_classes, width=trial["CONFIG_MODEL_WIDTH"])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
+    return Trainer(config)
+
+
+@pytest.hookimpl
+def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
+    """Give GPU memory back between trials (the reference never did)."""
+    torch = sys.modules.get("torch")
+    gc.collect()
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+_warned_cpu = False
+
+
+def resolve_device(trial: Trial, forced: str | None) -> str:
+    global _warned_cpu
+    import torch
+
+    want = forced or str(trial["CONFIG_DEVICE"])
+    if want == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if not _warned_cpu:
+            _warned_cpu = True
+            trial.log("warning: CUDA is not available; training on the CPU (CONFIG_DEVICE=cpu silences this)")
+        return "cpu"
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise TrialFailed(f"CONFIG_DEVICE={want} but CUDA is not available here; use CONFIG_DEVICE=auto or cpu")
+    return want
+
+
+class Trainer:
+    """Trains one trial: dataset, model, optimizer and pruner come from the factory hooks."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def run(self, trial: Trial) -> dict[str, Any]:
+        import torch
+
+        from trainers.loop import NonFiniteLossError, TrainSettings, steps_per_epoch, train
+        from trainers.optimizers import default_eta_min, default_grad_clip
+
+        from plugins.optimizers import learning_rate, optimizer_name
+
+        hook = self.config.hook
+        if trial.threads:
+            torch.set_num_threads(trial.threads)
+        device = resolve_device(trial, self.config.getoption("sweep_device", None))
+        data_dir = self.config.getoption("data_dir", None)
+        if data_dir is not None:
+            trial.values["CONFIG_DATA_DIR"] = data_dir
+        data = hook.pytest_sweep_make_dataset(trial=trial)
+        torch.manual_seed(trial.seed)
+        model = hook.pytest_sweep_make_model(trial=trial, data=data)
+        cuda = device.startswith("cuda")
+        channels_last = cuda and bool(trial["CONFIG_CHANNELS_LAST"])
+        model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+        batch = batch_size(trial)
+        steps = steps_per_epoch(len(data.train_y), batch)
+        optimizer = hook.pytest_sweep_make_optimizer(trial=trial, model=model, steps_per_epoch=steps)
+        pruner = hook.pytest_sweep_make_pruner(trial=trial, model=model, optimizer=optimizer, steps_per_epoch=steps)
+        opt = optimizer_name(trial)
+        base = trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] if opt == "adamwprune" else None
+        settings = TrainSettings(
+            epochs=int(trial["CONFIG_NUM_EPOCHS"]),
+            batch_size=batch,
+            lr=learning_rate(trial, opt),
+            device=device,
+            seed=trial.seed,
+            amp=cuda and bool(trial["CONFIG_AMP"]),
+            channels_last=channels_last,
+            compile=bool(trial["CONFIG_COMPILE"]),
+            loader=str(trial["CONFIG_DATA_LOADER"]),
+            eta_min=default_eta_min(opt, base),
+            grad_clip=default_grad_clip(opt, base),
+        )
+        trial.log(f"{model_name(trial)} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
+                  f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}")
+        try:
+            out = train(model, optimizer, pruner, data, settings, on_epoch=trial.epoch_ended, log=trial.log)
+        except NonFiniteLossError as exc:
+            raise TrialFailed(str(exc)) from None
+        peak = out.get("peak_memory_bytes")
+        return {
+            "test_acc": out["final_acc"],
+            "best_acc": out["best_acc"],
+            "final_sparsity": out["final_sparsity"],
+            "training_time": out["total_time"],
+            "epochs_run": out["epochs_run"],
+            "images_per_s": out.get("images_per_s"),
+            "peak_memory_mb": round(peak / 2**20, 1) if peak else None,
+            "device": device,
+            "history": out["history"],
+        }

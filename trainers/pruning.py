@@ -1,0 +1,228 @@
+"""Pruning methods driven by the training loop: none, magnitude, movement and state.
+
+A :class:`Pruner` is called around every ``optimizer.step()``. Magnitude and movement keep
+boolean masks on all Conv2d/Linear weights and raise the sparsity along a ramp to the target at
+``steps_per_epoch * ramp_end_epoch``; "state" delegates to the AdamWPrune optimizer.
+Masks only ever grow sparser: a pruned weight is never revived.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from trainers.adamwprune import (
+    AdamWPrune,
+    global_keep_masks,
+    mask_moments,
+    prunable_weights,
+    ramp_sparsity,
+    zero_fraction,
+)
+
+PRUNING_METHODS = ("none", "magnitude", "movement", "state")
+
+
+class Pruner(Protocol):
+    def before_step(self) -> None:
+        """Called after ``backward()`` and before ``optimizer.step()`` (e.g. mask gradients)."""
+
+    def after_step(self, global_step: int) -> None:
+        """Called after ``optimizer.step()``; ``global_step`` counts steps done (1-based)."""
+
+    def sparsity(self) -> float:
+        """Fraction of exact zeros over all Conv2d/Linear weights."""
+
+
+class NoPruning:
+    """Prunes nothing; reports the (usually zero) fraction of exact zeros."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.weights = prunable_weights(model)
+
+    def before_step(self) -> None:
+        pass
+
+    def after_step(self, global_step: int) -> None:
+        pass
+
+    def sparsity(self) -> float:
+        return zero_fraction(self.weights)
+
+
+class ScheduledPruner:
+    """Magnitude (score ``|w|``) or movement (score ``w * (w - w0)``) pruning on a ramp.
+
+    Masks are recomputed after step ``s`` when ``s > warmup`` and ``s % frequency == 0`` or
+    ``s`` is the ramp end, from one exact global ranking (:func:`global_keep_masks`); masks are
+    re-applied after every step and the optimizer moments of pruned weights are zeroed.
+    ``w0`` (movement) is a copy of the weights when pruning starts: after step ``warmup``.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        target_sparsity: float,
+        warmup: int,
+        frequency: int,
+        ramp_end_epoch: int,
+        steps_per_epoch: int,
+        ramp: str | None = None,
+    ) -> None:
+        if method not in ("magnitude", "movement"):
+            raise ValueError(f"ScheduledPruner handles magnitude and movement, not {method!r}")
+        if not 0.0 <= target_sparsity < 1.0:
+            raise ValueError(f"target sparsity must be in [0, 1), got {target_sparsity}")
+        if frequency < 1 or warmup < 0 or steps_per_epoch < 1 or ramp_end_epoch < 0:
+            raise ValueError("frequency and steps_per_epoch must be positive, warmup and ramp end not negative")
+        self.method = method
+        self.optimizer = optimizer
+        self.weights = prunable_weights(model)
+        self.target = target_sparsity
+        self.warmup = warmup
+        self.frequency = frequency
+        self.ramp_end_step = steps_per_epoch * ramp_end_epoch
+        self.ramp = ramp or ("cubic" if method == "magnitude" else "linear")
+        self.masks: list[torch.Tensor] | None = None
+        self.w0: list[torch.Tensor] | None = None
+        self.current_sparsity = 0.0
+        if method == "movement" and warmup == 0:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        self.w0 = [w.detach().clone() for w in self.weights]
+
+    def due(self, step: int) -> bool:
+        return step > self.warmup and (step % self.frequency == 0 or step == self.ramp_end_step)
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        if self.masks is not None:
+            for w, mask in zip(self.weights, self.masks):
+                if w.grad is not None:
+                    w.grad.mul_(mask.to(w.grad.device))
+
+    @torch.no_grad()
+    def after_step(self, global_step: int) -> None:
+        if self.method == "movement" and self.w0 is None and global_step >= self.warmup:
+            self._snapshot()
+        if self.masks is not None:
+            for w, mask in zip(self.weights, self.masks):
+                w.mul_(mask)
+        if self.due(global_step):
+            self.update_masks(global_step)
+
+    @torch.no_grad()
+    def update_masks(self, global_step: int) -> None:
+        self.current_sparsity = ramp_sparsity(
+            global_step, target=self.target, warmup=self.warmup,
+            ramp_end_step=self.ramp_end_step, ramp=self.ramp,
+        )
+        self.masks = global_keep_masks(self.scores(), self.current_sparsity, self.masks)
+        for w, mask in zip(self.weights, self.masks):
+            w.mul_(mask)
+            mask_moments(self.optimizer.state.get(w, {}), mask)
+
+    def scores(self) -> list[torch.Tensor]:
+        if self.method == "magnitude":
+            return [w.detach().abs() for w in self.weights]
+        assert self.w0 is not None
+        return [w.detach() * (w.detach() - w0.to(w.device)) for w, w0 in zip(self.weights, self.w0)]
+
+    def sparsity(self) -> float:
+        return zero_fraction(self.weights)
+
+
+class StatePruning:
+    """"state" pruning: the AdamWPrune optimizer masks and prunes inside its own ``step``."""
+
+    def __init__(self, optimizer: AdamWPrune) -> None:
+        self.optimizer = optimizer
+
+    def before_step(self) -> None:
+        pass
+
+    def after_step(self, global_step: int) -> None:
+        pass
+
+    def sparsity(self) -> float:
+        return self.optimizer.sparsity()
+
+
+def check_combination(method: str, optimizer_name: str) -> str | None:
+    """A human reason why ``method`` cannot run with ``optimizer_name``, or None if it can."""
+    if method not in PRUNING_METHODS:
+        return f"unknown pruning method {method!r}; valid: {', '.join(PRUNING_METHODS)}"
+    if method == "state" and optimizer_name != "adamwprune":
+        return (
+            "state pruning needs the AdamWPrune optimizer; use "
+            'CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD'
+        )
+    if optimizer_name == "adamwprune" and method in ("magnitude", "movement"):
+        return (
+            'AdamWPrune prunes by its own state; use CONFIG_PRUNING_METHOD="state" or "none"'
+        )
+    return None
+
+
+def check_schedule(
+    method: str, *, epochs: int, steps_per_epoch: int, warmup: int, ramp_end_epoch: int
+) -> str | None:
+    """A reason why the pruning schedule cannot reach its target within the run, or None.
+
+    The target sparsity is reached at step ``steps_per_epoch * ramp_end_epoch``; a run shorter
+    than that ends below the target, and a warmup as long as the run never prunes at all.
+    """
+    if method == "none":
+        return None
+    total = epochs * steps_per_epoch
+    if warmup >= total:
+        return f"pruning warmup ({warmup} steps) is not shorter than the run ({total} steps)"
+    if ramp_end_epoch > epochs:
+        return (
+            f"pruning ramp ends at epoch {ramp_end_epoch} but the run has only {epochs} epochs; "
+            "the target sparsity would not be reached"
+        )
+    return None
+
+
+def build_pruner(
+    method: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    target_sparsity: float,
+    warmup: int,
+    frequency: int,
+    ramp_end_epoch: int,
+    steps_per_epoch: int,
+) -> Pruner:
+    """Build pruning ``method`` (one of :data:`PRUNING_METHODS`) for ``model``/``optimizer``.
+
+    For "state" the schedule arguments are ignored: AdamWPrune carries its own settings.
+    """
+    if method not in PRUNING_METHODS:
+        raise ValueError(f"unknown pruning method {method!r}; valid: {', '.join(PRUNING_METHODS)}")
+    prunes_itself = isinstance(optimizer, AdamWPrune) and optimizer.settings.enabled
+    if method == "state":
+        if not isinstance(optimizer, AdamWPrune):
+            raise ValueError("state pruning needs the AdamWPrune optimizer")
+        if not optimizer.settings.enabled:
+            raise ValueError("state pruning needs AdamWPrune with pruning enabled")
+        return StatePruning(optimizer)
+    if prunes_itself:
+        raise ValueError(
+            f"AdamWPrune prunes by its own state; pruning method {method!r} cannot run with it "
+            "(use 'state', or build AdamWPrune with enabled=False)"
+        )
+    if method == "none":
+        return NoPruning(model)
+    return ScheduledPruner(
+        method, model, optimizer, target_sparsity=target_sparsity, warmup=warmup,
+        frequency=frequency, ramp_end_epoch=ramp_end_epoch, steps_per_epoch=steps_per_epoch,
+    )
