@@ -34,7 +34,9 @@ class SweepItem(pytest.Item):
         return super().repr_failure(excinfo, style="short")
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"sweep trial {self.name}"
+        # a line number is required: pytest reports a skip marker at the item's location
+        # (``assert line is not None`` in TestReport.from_item_and_call -> INTERNALERROR)
+        return self.path, 0, f"sweep trial {self.name}"
 
 
 def _items(parent: pytest.Collector, source: Source) -> Iterator[SweepItem]:
@@ -42,7 +44,10 @@ def _items(parent: pytest.Collector, source: Source) -> Iterator[SweepItem]:
     for combo in source.combinations:
         trial = session.make_trial(source, combo)
         reason = session.validate(trial)
-        yield SweepItem.from_parent(parent, name=trial.id, trial=trial, skip_reason=reason)
+        # The node id is given as a string so that pytest parses "config_001[...]" into a name and
+        # params, exactly as it parses the ids it stored; otherwise --lf/--sw/--nf never match.
+        nodeid = f"{parent.nodeid}::{trial.id}"
+        yield SweepItem.from_parent(parent, name=trial.id, nodeid=nodeid, trial=trial, skip_reason=reason)
 
 
 class SweepFile(pytest.File):

@@ -55,6 +55,13 @@ def addoption(parser: pytest.Parser) -> None:
         help="Run the configs generated into DIR by sweep-generate (config_001, config_002, ...)",
     )
     group.addoption(
+        "--sweep-generate",
+        default=None,
+        metavar="DIR",
+        help="Write one config file per combination of --range-config into DIR "
+        "(plus combinations_summary.txt), then exit without training",
+    )
+    group.addoption(
         "--sweep-output",
         default=None,
         metavar="DIR",

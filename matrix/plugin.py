@@ -15,6 +15,8 @@ import pytest
 from matrix import estimate, hookspecs, options
 from matrix.collect import SESSION_KEY, SweepDir, SweepFile, SweepItem
 from matrix.session import SweepSession, collect_symbols, terminal_echo
+from matrix.errors import RangeConfigError
+from matrix.generate import write_sweep_configs
 from matrix.symbols import Symbol
 
 
@@ -32,6 +34,8 @@ def _active(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("sweep_generate"):
+        return _generate(config)
     if not config.getoption("sweep_symbols"):
         return None
     table = collect_symbols(config)
@@ -44,6 +48,25 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         lines.append(f"  {sym.name} ({sym.help_hint().removeprefix('expected ')}; default {_default(sym)})")
         lines.append(f"      {sym.help}")
     print("\n".join(lines))
+    return 0
+
+
+def _generate(config: pytest.Config) -> int:
+    """``--sweep-generate DIR``: the guide's sweep-generate step, validated like a run."""
+    if not config.getoption("range_config"):
+        raise pytest.UsageError("--sweep-generate needs --range-config=FILE (the range config to expand)")
+    if len(config.getoption("range_config")) > 1:
+        raise pytest.UsageError("--sweep-generate takes one --range-config; generate each into its own folder")
+    session = SweepSession(config)
+    source = session.sources[0]
+    assert source.rc is not None
+    out = config.invocation_params.dir / config.getoption("sweep_generate")
+    try:
+        paths = write_sweep_configs(source.rc, out, limit=session.limit)
+    except RangeConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print(f"wrote {len(paths)} configs and combinations_summary.txt to {out}")
+    print(f"run them with: pytest --config-dir={config.getoption('sweep_generate')}")
     return 0
 
 

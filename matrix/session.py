@@ -14,7 +14,8 @@ from matrix import options, storage
 from matrix.errors import RangeConfigError
 from matrix.grid import Combination, expand
 from matrix.generate import read_config_dir
-from matrix.rangeconfig import parse_file
+from matrix.rangeconfig import RangeConfig, parse_file
+from matrix.resume import finished_trials, resume_dir, reusable
 from matrix.records import METRIC_KEYS, SweepResult, clean_number, new_record
 from matrix.symbols import Symbol, SymbolTable
 from matrix.timeout import trial_timeout
@@ -33,6 +34,7 @@ class Source:
     path: Path
     kind: str  # "range" | "dir"
     combinations: list[Combination]
+    rc: RangeConfig | None = None
     typed: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
@@ -62,10 +64,15 @@ class SweepSession:
         self.timeout = config.getoption("trial_timeout")
         self.sources = self._load_sources()
         self._check_overrides()
+        self.resuming = config.getoption("resume") is not None
         if self.is_worker:
             self.dir = Path(config.workerinput["sweep_dir"])  # type: ignore[attr-defined]
+        elif self.resuming:
+            self.dir = resume_dir(options.output_root(config), config.getoption("resume"),
+                                  config.invocation_params.dir)
         else:
             self.dir = storage.new_sweep_dir(options.output_root(config))
+        self._done: dict[str, dict[str, Any]] | None = None
         self.records: dict[str, dict[str, Any]] = {}
         self.expected: dict[str, dict[str, Any]] = {}
         self.interrupted = False
@@ -86,7 +93,7 @@ class SweepSession:
                 combos = expand(rc, limit=self.limit)
             except RangeConfigError as exc:
                 raise _usage(exc) from None
-            sources.append(Source(path, "range", combos))
+            sources.append(Source(path, "range", combos, rc))
         for raw in cfg.getoption("config_dir"):
             path = (base / raw).resolve()
             try:
@@ -166,7 +173,24 @@ class SweepSession:
         )
 
     # -- running one trial (on the process that runs it) -----------------------------
+    def reuse(self, item: SweepItem) -> bool:
+        """``--resume``: take a finished trial's result instead of training it again."""
+        if not self.resuming:
+            return False
+        if self._done is None:
+            self._done = finished_trials(self.dir)
+        doc = reusable(item.trial, self._done)
+        if doc is None:
+            return False
+        record = self.base_record(item.trial, item.nodeid)
+        record.update({k: doc.get(k) for k in METRIC_KEYS if doc.get(k) is not None})
+        record.update(status="passed", reused=True, worker=self.worker, trial_dir=doc["_folder"])
+        item.user_properties.append((RECORD_PROPERTY, json.dumps(record)))
+        return True
+
     def run_item(self, item: SweepItem) -> None:
+        if self.reuse(item):
+            return
         trial = item.trial
         trial.dir = self.dir / trial.folder
         trial.dir.mkdir(parents=True, exist_ok=True)

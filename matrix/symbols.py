@@ -59,6 +59,12 @@ class Symbol:
                 num = Decimal(text)
             except InvalidOperation:
                 raise ValueError(f"{self.name}={raw} is not a number; {self.help_hint()}") from None
+            # nan/inf slipped past the bounds (nan compares false) or crashed int() (OverflowError,
+            # InvalidOperation for sNaN); a huge exponent made int() run for minutes.
+            if not num.is_finite():
+                raise ValueError(f"{self.name}={raw} is not a finite number; {self.help_hint()}")
+            if num.adjusted() > 300:
+                raise ValueError(f"{self.name}={raw} is too large; {self.help_hint()}")
             if self.type == "int":
                 if num != num.to_integral_value():
                     raise ValueError(f"{self.name}={raw} must be a whole number")
@@ -125,8 +131,11 @@ class SymbolTable:
         return {s.name: s.default for s in self}
 
     def suggest(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._by_name), n=1, cutoff=0.75)
-        return f"; did you mean {close[0]}?" if close else ""
+        # Compare without the CONFIG_ prefix that every symbol shares: with it, CONFIG_NOPE
+        # was "close" to CONFIG_COMPILE, and BATCH_SIZE was not close to CONFIG_BATCH_SIZE.
+        by_short = {n.removeprefix("CONFIG_"): n for n in self._by_name}
+        close = difflib.get_close_matches(name.removeprefix("CONFIG_"), list(by_short), n=1, cutoff=0.75)
+        return f"; did you mean {by_short[close[0]]}?" if close else ""
 
     def check_known(self, key: str, path: str, line: int) -> None:
         if key not in self._by_name:

@@ -1,0 +1,52 @@
+"""``--resume``: reuse the trials an earlier sweep already finished.
+
+A trial is reused when its folder in the resumed sweep has a ``training_metrics.json``
+with status ``passed``, the same config name, the same config (every key, overrides
+included) and the same seed.  A changed config under the same name runs again.
+The resumed sweep continues in its own folder, so its summary covers every trial.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from matrix import storage
+from matrix.trial import Trial
+
+
+def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
+    if arg == "latest":
+        found = storage.sweep_dirs(root)
+        if not found:
+            raise pytest.UsageError(
+                f"--resume: no sweep folder under {root} to resume; run a sweep first or pass --resume=DIR"
+            )
+        return found[-1]
+    path = (invocation_dir / arg).resolve()
+    if not path.is_dir():
+        raise pytest.UsageError(f"--resume={arg}: no such sweep folder; pass a sweep_YYYYMMDD_HHMMSS folder")
+    return path
+
+
+def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
+    """``config name -> training_metrics.json`` of every passed trial in ``folder``."""
+    found: dict[str, dict[str, Any]] = {}
+    for metrics in sorted(folder.glob("config_*/training_metrics.json")):
+        try:
+            doc = json.loads(metrics.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a trial killed while writing leaves no usable file: it runs again
+        if isinstance(doc, dict) and doc.get("status") == "passed" and doc.get("config_file"):
+            doc["_folder"] = metrics.parent.name
+            found[str(doc["config_file"])] = doc
+    return found
+
+
+def reusable(trial: Trial, done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    doc = done.get(trial.name)
+    if doc is None or doc.get("config") != trial.raw or doc.get("seed") != trial.seed:
+        return None
+    return doc

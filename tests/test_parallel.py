@@ -1,0 +1,199 @@
+"""Parallel sweeps that survive faults: real xdist workers, real crashes, real signals.
+
+Each test runs pytest in a subprocess on real (tiny) digits trainings.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PLUGINS = [
+    "-p", "matrix.plugin", "-p", "plugins.reporters", "-p", "plugins.optimizers",
+    "-p", "plugins.pruning", "-p", "plugins.gpu", "-p", "trainers.plugin", "-p", "xdist.plugin",
+]
+
+BASE = """\
+CONFIG_MODEL="lenet5"
+CONFIG_DATASET="digits"
+CONFIG_DEVICE="cpu"
+CONFIG_OPTIMIZER="adamw"
+CONFIG_BATCH_SIZE=64
+"""
+
+# A plugin of the test's own: declares CONFIG_FAULT_CRASH and counts trainings.
+FAULTS = """\
+import os
+import time
+from pathlib import Path
+
+import pytest
+from matrix import Symbol
+
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols():
+    return [
+        Symbol("CONFIG_FAULT_CRASH", "bool", False, "Kill the worker inside the trial"),
+        Symbol("CONFIG_FAULT_SPIN", "float", 0.0, "Seconds of pure-Python work instead of training (-1: forever)"),
+    ]
+
+
+class Spinner:
+    # a user's own trainer: busy Python work for a while (or forever: a hung trial)
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def run(self, trial):
+        start = time.monotonic()
+        total = 0
+        while self.seconds < 0 or time.monotonic() - start < self.seconds:
+            total += sum(range(10_000))
+        return {"test_acc": 50.0 + trial.index, "training_time": time.monotonic() - start}
+
+
+@pytest.hookimpl
+def pytest_sweep_make_trainer(trial, config):
+    if trial["CONFIG_FAULT_SPIN"]:
+        return Spinner(trial["CONFIG_FAULT_SPIN"])
+    return None
+
+
+@pytest.hookimpl
+def pytest_sweep_trial_started(trial):
+    with open(Path(__file__).parent / "trainings.txt", "a") as fh:
+        fh.write(trial.name + "\\n")
+    if trial["CONFIG_FAULT_CRASH"]:
+        os._exit(1)
+"""
+
+
+@pytest.fixture
+def sweep(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeconftest(FAULTS)
+
+    def run(body: str, *args: str, timeout: float = 240) -> tuple[pytest.RunResult, list[dict[str, Any]]]:
+        pytester.path.joinpath("range").write_text(BASE + body)
+        result = pytester.runpytest_subprocess(
+            *PLUGINS, "--range-config=range", "--sweep-output=out", "-p", "no:cacheprovider", *args,
+            timeout=timeout,
+        )
+        return result, summary(pytester.path / "out")
+
+    return run
+
+
+def summary(out: Path) -> list[dict[str, Any]]:
+    found = sorted(out.glob("sweep_*/sweep_summary.json"))
+    return json.loads(found[-1].read_text()) if found else []
+
+
+def trainings(pytester: pytest.Pytester) -> list[str]:
+    path = pytester.path / "trainings.txt"
+    return sorted(path.read_text().split()) if path.exists() else []
+
+
+STABLE = ("config_file", "status", "test_acc", "best_acc", "final_sparsity", "epochs_run", "seed",
+          "config", "error", "CONFIG_LEARNING_RATE", "CONFIG_WEIGHT_DECAY", "trial_dir", "trainer")
+
+
+def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytester) -> None:
+    body = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.001|0.003\nCONFIG_WEIGHT_DECAY=0.0|0.05\n"
+    serial, serial_records = sweep(body)
+    serial.assert_outcomes(passed=4)
+    parallel, parallel_records = sweep(body, "-n", "2")
+    parallel.assert_outcomes(passed=4)
+    assert len(serial_records) == len(parallel_records) == 4
+    for a, b in zip(serial_records, parallel_records):
+        assert {k: a[k] for k in STABLE} == {k: b[k] for k in STABLE}
+    assert {r["worker"] for r in serial_records} == {"main"}
+    assert {r["worker"] for r in parallel_records} <= {"gw0", "gw1"}
+
+
+def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
+    body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|1e9\nCONFIG_FAULT_CRASH=n|y\n"
+    result, records = sweep(body, "-n", "2", "--sweep-set", "CONFIG_OPTIMIZER=sgd")
+    result.assert_outcomes(passed=1, failed=3)
+    by_name = {r["config_file"]: r for r in records}
+    assert by_name["config_001"]["status"] == "passed"  # no crash, lr 0.001
+    assert "nan" in by_name["config_002"]["error"]  # lr 1e9: a real NaN loss
+    assert by_name["config_003"]["error"].startswith("worker crashed")
+    assert by_name["config_004"]["error"].startswith("worker crashed")
+    result.stdout.fnmatch_lines(["*FAILED config_002: loss became nan*", "*FAILED config_003: worker crashed*"])
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_trial_timeout_fails_the_hung_trial_only(sweep, workers: list[str]) -> None:
+    # config_001 spins forever (a hung trial), config_002 works for 0.2 s
+    result, records = sweep("CONFIG_FAULT_SPIN=-1|0.2\n", "--trial-timeout=3", *workers)
+    result.assert_outcomes(passed=1, failed=1)
+    hung, fine = records
+    assert hung["status"] == "failed"
+    assert hung["error"] == "timed out after 3 s (--trial-timeout)"
+    assert 3 <= hung["training_time"] < 30
+    assert fine["status"] == "passed" and fine["test_acc"] == 52.0
+
+
+def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester) -> None:
+    body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|0.002|0.003\n"
+    first, _ = sweep(body, "-k", "config_001 or config_003")
+    first.assert_outcomes(passed=2)
+    assert trainings(pytester) == ["config_001", "config_003"]
+    resumed, records = sweep(body, "--resume")
+    resumed.assert_outcomes(passed=3)
+    assert trainings(pytester) == ["config_001", "config_002", "config_003"]  # only config_002 trained again
+    assert [(r["config_file"], r["reused"]) for r in records] == [
+        ("config_001", True), ("config_002", False), ("config_003", True)]
+    assert len(list((pytester.path / "out").glob("sweep_*"))) == 1  # continued in the same folder
+    # a changed config under the same names runs again instead of being reused
+    changed, records = sweep(body.replace("CONFIG_NUM_EPOCHS=2", "CONFIG_NUM_EPOCHS=1"), "--resume")
+    changed.assert_outcomes(passed=3)
+    assert not any(r["reused"] for r in records)
+    assert trainings(pytester).count("config_001") == 2
+
+
+def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep) -> None:
+    result, _ = sweep("CONFIG_LEARNING_RATE=0.001\n", "--resume")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --resume: no sweep folder under *; run a sweep first or pass --resume=DIR"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytester, sig: int) -> None:
+    # config_001: 1 epoch; config_002: 300 epochs (interrupted); config_003/004 never start
+    pytester.path.joinpath("range").write_text(BASE + "CONFIG_LEARNING_RATE=0.001|0.002\nCONFIG_NUM_EPOCHS=1|300\n")
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *PLUGINS, "--range-config=range", "--sweep-output=out",
+         "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        out = pytester.path / "out"
+        while time.monotonic() < deadline and not list(out.glob("sweep_*/config_002_*/output.log")):
+            time.sleep(0.2)
+        assert list(out.glob("sweep_*/config_001_*/training_metrics.json"))
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    records = summary(pytester.path / "out")
+    statuses = {r["config_file"]: r["status"] for r in records}
+    assert statuses == {"config_001": "passed", "config_002": "not_run", "config_003": "not_run",
+                        "config_004": "not_run"}
+    analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
+    assert "The sweep was interrupted" in analysis
+    assert not list((pytester.path / "out").glob("sweep_*/.*.tmp"))  # no half-written file left behind
