@@ -69,7 +69,7 @@ def describe(config: pytest.Config, sweep: SweepSession, items: list[SweepItem])
     total = len(runnable) * per_trial
     kinds = Counter(t for t in trainers if t)
     lines = [
-        f"sweep: {len(items)} combinations"
+        f"sweep: {len(items)} combination{'s' if len(items) != 1 else ''}"
         + (f" ({skipped} skipped by plugins)" if skipped else "")
         + (f"; trainer: {', '.join(sorted(kinds))}" if kinds else ""),
         f"sweep: estimated runtime {len(runnable)} x {_hours(per_trial)} = {_hours(total)} ({basis})",

@@ -104,7 +104,7 @@ def new_record(name: str, raw: dict[str, str], swept: dict[str, str], **fields: 
 
 def normalize(record: dict[str, Any]) -> dict[str, Any]:
     """Fill in fields an older record lacks (pytest-benchmark's ``normalize_stats`` habit)."""
-    out = dict(_DEFAULTS, config={}, swept=[])  # fresh containers: never share the defaults'
+    out = dict(_DEFAULTS, config={}, swept=[])  # fresh containers: never share the defaults
     out.update(record)
     if out["status"] not in STATUSES:
         out["status"] = "failed"

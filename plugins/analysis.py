@@ -96,4 +96,4 @@ def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
             + [rec.get("config", {}).get(k, "") for k in swept]
         )
     headers = ["rank", "config", "test_acc %", "sparsity", "time"] + [short_key(k) for k in swept]
-    return tabulate(rows, headers=headers, tablefmt="simple")
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)

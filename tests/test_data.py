@@ -113,7 +113,7 @@ def test_tensor_batches_augmentation_changes_pixels_but_not_labels() -> None:
     gen = torch.Generator().manual_seed(0)
     perm_gen = torch.Generator().manual_seed(0)
     order = torch.randperm(64, generator=perm_gen)  # the permutation TensorBatches draws first
-    (x, y), = list(TensorBatches(data, "train", 64, "cpu", gen))
+    ((x, y),) = list(TensorBatches(data, "train", 64, "cpu", gen))
     assert torch.equal(y, data.train_y[order])
     plain = _normalise(data.train_x[order], data.mean, data.std)
     changed = (x - plain).abs().amax(dim=(1, 2, 3)) > 1e-6
@@ -143,7 +143,7 @@ def test_dataloader_path_matches_shapes_and_test_values() -> None:
     x, y = next(iter(train))
     assert x.shape == (16, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     test = dataloader_batches(data, "test", 20, "cpu", seed=0)
-    (tx, ty), = list(test)
+    ((tx, ty),) = list(test)
     assert torch.allclose(tx, _normalise(data.test_x, data.mean, data.std), atol=1e-6)
     assert torch.equal(ty, data.test_y)
 

@@ -79,6 +79,7 @@ def pytest_sweep_trial_started(trial):
 @pytest.fixture
 def sweep(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # serial runs too: this box runs other tests at once
     pytester.makeconftest(FAULTS)
 
     def run(body: str, *args: str, timeout: float = 240) -> tuple[pytest.RunResult, list[dict[str, Any]]]:
@@ -171,7 +172,7 @@ def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep) -> None:
 def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytester, sig: int) -> None:
     # config_001: 1 epoch; config_002: 300 epochs (interrupted); config_003/004 never start
     pytester.path.joinpath("range").write_text(BASE + "CONFIG_LEARNING_RATE=0.001|0.002\nCONFIG_NUM_EPOCHS=1|300\n")
-    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *PLUGINS, "--range-config=range", "--sweep-output=out",
          "-p", "no:cacheprovider", "-q"],

@@ -7,9 +7,9 @@ exact global threshold, and the spike guard of the SPAM variants (used by ``Adam
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ RAMPS = ("cubic", "linear")
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
 
-def prunable_weights(model: nn.Module) -> list[nn.Parameter]:
+def prunable_weights(model: nn.Module) -> list[torch.Tensor]:
     """The weights pruning acts on: every Conv2d and Linear weight, in module order."""
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
@@ -30,13 +30,11 @@ def zero_fraction(weights: Sequence[torch.Tensor]) -> float:
     total = sum(w.numel() for w in weights)
     if total == 0:
         return 0.0
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    return zeros / total
+    zeros = torch.stack([(w.detach() == 0).sum() for w in weights]).sum()  # one host sync
+    return int(zeros) / total
 
 
-def ramp_sparsity(
-    step: int, *, target: float, warmup: int, ramp_end_step: int, ramp: str = "cubic"
-) -> float:
+def ramp_sparsity(step: int, *, target: float, warmup: int, ramp_end_step: int, ramp: str = "cubic") -> float:
     """Sparsity the schedule asks for at ``step``: 0 until warmup, ``target`` from ramp end on.
 
     ``progress = min(1, (step - warmup) / (ramp_end_step - warmup))``, cubed for ``"cubic"``.
@@ -77,7 +75,8 @@ def global_keep_masks(
         keep = flat > threshold
         ties = (flat == threshold).nonzero().squeeze(1)
         keep[ties[k - int((flat < threshold).sum()) :]] = True
-    return [part.view(s.shape) for part, s in zip(keep.split([s.numel() for s in scores]), scores)]
+    parts = torch.split(keep, [s.numel() for s in scores])
+    return [part.view(s.shape) for part, s in zip(parts, scores)]
 
 
 def mask_moments(state: dict[str, Any], mask: torch.Tensor) -> None:
@@ -93,14 +92,18 @@ class SpikeGuard:
 
     * ``clip`` (optional): each gradient element is clipped to ``sqrt(theta * v)``.
     * spike detection: the global gradient norm's z-score against the previous ``history``
-      norms (99: the last 100 norms including the current one; at least 9 needed); above ``threshold`` scales ``exp_avg`` by 0.5 and
-      ``exp_avg_sq`` by 0.9.
+      norms (99: the last 100 norms including the current one; at least 9 needed); above
+      ``threshold`` scales ``exp_avg`` by 0.5 and ``exp_avg_sq`` by 0.9.
     * ``interval`` > 0: all moments are reset to zero every ``interval`` steps (``reset``).
     """
 
     def __init__(
-        self, theta: float = 50.0, interval: int = 0, clip: bool = False,
-        threshold: float = 2.0, history: int = 99,
+        self,
+        theta: float = 50.0,
+        interval: int = 0,
+        clip: bool = False,
+        threshold: float = 2.0,
+        history: int = 99,
     ) -> None:
         self.theta, self.interval, self.clip = theta, interval, clip
         self.threshold, self.history = threshold, history
@@ -181,7 +184,7 @@ class AdamWPruneSettings:
             raise ValueError(f"unknown ramp {self.ramp!r}; valid: {', '.join(RAMPS)}")
         if not 0.0 <= self.target_sparsity < 1.0:
             raise ValueError(f"target sparsity must be in [0, 1), got {self.target_sparsity}")
-        if self.steps_per_epoch < 1 or self.frequency < 1 or self.warmup < 0 or self.ramp_end_epoch < 0:
+        if min(self.steps_per_epoch, self.frequency) < 1 or min(self.warmup, self.ramp_end_epoch) < 0:
             raise ValueError(
                 "steps_per_epoch and frequency must be positive, warmup and ramp_end_epoch not negative"
             )
@@ -197,8 +200,8 @@ class AdamWPruneSettings:
         that reaches the ramp end has the target sparsity even when the ramp end is not a
         multiple of ``frequency``.
         """
-        return self.enabled and step > self.warmup and (
-            step % self.frequency == 0 or step == self.ramp_end_step
+        return (
+            self.enabled and step > self.warmup and (step % self.frequency == 0 or step == self.ramp_end_step)
         )
 
 
@@ -208,11 +211,14 @@ def _score(variant: str, w: torch.Tensor, state: dict[str, Any]) -> torch.Tensor
     if variant == "bitter1" or m is None or v is None:
         return w.abs()
     m, v = m.float(), v.float()
+    score: torch.Tensor
     if variant == "bitter0":
-        return (w * m).abs() * w.abs() / (v.sqrt() + 1e-8)
-    if variant == "bitter3":
-        return w.abs() * (m.abs() + 1e-8).sqrt()
-    return w.abs() * (v.abs() + 1e-8) ** 0.25  # bitter7
+        score = (w * m).abs() * w.abs() / (v.sqrt() + 1e-8)
+    elif variant == "bitter3":
+        score = w.abs() * (m.abs() + 1e-8).sqrt()
+    else:  # bitter7
+        score = w.abs() * (v.abs() + 1e-8) ** 0.25
+    return score
 
 
 class AdamWPrune(torch.optim.Adam):
@@ -244,16 +250,23 @@ class AdamWPrune(torch.optim.Adam):
     ) -> None:
         advanced = settings.base in ("adamwadv", "adamwspam")
         super().__init__(
-            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
             amsgrad=advanced if amsgrad is None else amsgrad,
             decoupled_weight_decay=settings.base != "adam",
         )
         self.settings = settings
         self.prunable = list(prunable)
         self.masks: dict[torch.Tensor, torch.Tensor] = {}
-        self.spam = spam if spam is not None else (SpikeGuard() if settings.base == "adamwspam" else None)
+        if spam is None and settings.base == "adamwspam":
+            spam = SpikeGuard()
+        self.spam = spam
         self.prune_step = 0
         self.current_sparsity = 0.0
+        self._prepared = False
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -261,11 +274,10 @@ class AdamWPrune(torch.optim.Adam):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for p, mask in self.masks.items():
-            if p.grad is not None:
-                p.grad.mul_(mask)
-        if self.spam is not None:
-            self.spam.before_update(self.param_groups, self.state)
+            self._prepared = False
+        if not self._prepared:
+            self.prepare_gradients()
+        self._prepared = False
         super().step()
         self.prune_step += 1
         if self.spam is not None:
@@ -277,12 +289,30 @@ class AdamWPrune(torch.optim.Adam):
         return loss
 
     @torch.no_grad()
+    def prepare_gradients(self) -> None:
+        """Zero the gradients of pruned weights, then the SPAM clip and spike check (if any).
+
+        ``step`` does this itself unless it was already called for this step; the training loop
+        calls it before gradient-norm clipping, so clipping sees the masked gradients and the
+        spike check sees the unclipped norm (the reference's order).
+        """
+        for p, mask in self.masks.items():
+            if p.grad is not None:
+                p.grad.mul_(mask)
+        if self.spam is not None:
+            self.spam.before_update(self.param_groups, self.state)
+        self._prepared = True
+
+    @torch.no_grad()
     def update_masks(self) -> None:
         """Recompute the masks for the current step's scheduled sparsity and apply them."""
         s = self.settings
         self.current_sparsity = ramp_sparsity(
-            self.prune_step, target=s.target_sparsity, warmup=s.warmup,
-            ramp_end_step=s.ramp_end_step, ramp=s.ramp,
+            self.prune_step,
+            target=s.target_sparsity,
+            warmup=s.warmup,
+            ramp_end_step=s.ramp_end_step,
+            ramp=s.ramp,
         )
         scores = [_score(s.variant, p, self.state.get(p, {})) for p in self.prunable]
         previous = [self.masks[p] for p in self.prunable] if self.masks else None

@@ -119,7 +119,9 @@ def _load_digits() -> DataBundle:
     )
 
 
-def _torchvision_split(kind: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _torchvision_split(
+    kind: str, root: Path, train: bool, download: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     import torchvision
 
     cls = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.MNIST
@@ -212,9 +214,7 @@ def _split(bundle: DataBundle, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
-def random_crop_flip(
-    images: torch.Tensor, padding: int, generator: torch.Generator
-) -> torch.Tensor:
+def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Random crop with zero padding + random horizontal flip of a whole batch at once.
 
     Works on any dtype and device without a Python loop over images; the random offsets are
@@ -292,7 +292,7 @@ class TensorBatches:
             yield xb, yb
 
 
-class _UInt8Dataset(torch.utils.data.Dataset):
+class _UInt8Dataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
     def __init__(self, x: torch.Tensor, y: torch.Tensor, transform: object) -> None:
         self.x, self.y, self.transform = x, y, transform
 
@@ -305,7 +305,10 @@ class _UInt8Dataset(torch.utils.data.Dataset):
 
 class _DeviceLoader:
     def __init__(
-        self, loader: torch.utils.data.DataLoader, device: torch.device, channels_last: bool
+        self,
+        loader: torch.utils.data.DataLoader[tuple[torch.Tensor, int]],
+        device: torch.device,
+        channels_last: bool,
     ) -> None:
         self.loader, self.device, self.channels_last = loader, device, channels_last
 

@@ -77,7 +77,22 @@ def _nonfinite(flag: torch.Tensor, epoch: int, steps: torch.Tensor) -> NonFinite
     )
 
 
-def _evaluate(model: nn.Module, batches: Iterable[Any], autocast: Any, device: torch.device) -> tuple[float, float]:
+def _check_steps_per_epoch(actual: int, pruner: Pruner, optimizer: torch.optim.Optimizer) -> None:
+    """A pruning schedule built for another batch count would end its ramp at the wrong step."""
+    for owner, built_for in (
+        ("pruner", getattr(pruner, "steps_per_epoch", None)),
+        ("optimizer", getattr(getattr(optimizer, "settings", None), "steps_per_epoch", None)),
+    ):
+        if built_for is not None and built_for != actual:
+            raise ValueError(
+                f"the {owner}'s pruning schedule was built for {built_for} steps per epoch, "
+                f"but this run has {actual}; use trainers.loop.steps_per_epoch()"
+            )
+
+
+def _evaluate(
+    model: nn.Module, batches: Iterable[Any], autocast: Any, device: torch.device
+) -> tuple[float, float]:
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
@@ -108,6 +123,12 @@ def train(
     "epochs_run", "stopped_early", "peak_memory_bytes", "images_per_s"}``; accuracies are in %,
     sparsity a fraction. ``on_epoch(metrics)`` returning True stops after that epoch.
     Raises :class:`NonFiniteLossError` when the loss becomes NaN/inf.
+
+    Each step: ``backward()`` -> ``pruner.before_step()`` -> ``optimizer.prepare_gradients()``
+    (only if the optimizer has it: AdamWPrune's gradient masks, SPAM's spike check) -> clip to
+    ``settings.grad_clip`` -> ``optimizer.step()`` -> ``pruner.after_step(global_step)``.
+    Build the model after :func:`seed_everything` for a reproducible run; on the CPU a fixed
+    seed gives bit-for-bit identical metrics.
     """
     s = settings
     started = time.perf_counter()
@@ -121,8 +142,8 @@ def train(
         log(f"note: amp/channels_last apply to CUDA only; ignored on {device}")
     model.to(device)
     if cl:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if s.compile else model  # type: ignore[assignment]
+        model.to(memory_format=torch.channels_last)
+    net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if s.compile else model
     if s.lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = s.lr
@@ -134,7 +155,9 @@ def train(
 
     train_batches = _batches(data, "train", s, device, cl)
     test_batches = _batches(data, "test", s, device, cl)
+    _check_steps_per_epoch(len(train_batches), pruner, optimizer)  # type: ignore[arg-type]
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    prepare: Callable[[], None] | None = getattr(optimizer, "prepare_gradients", None)
     check_every = 1 if not cuda else max(1, s.nan_check_every)
     history: list[dict[str, Any]] = []
     global_step = 0
@@ -153,10 +176,12 @@ def train(
             with autocast():
                 out = net(xb)
             loss = nn.functional.cross_entropy(out.float(), yb)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
+            pruner.before_step()
+            if prepare is not None:
+                prepare()
             if s.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
-            pruner.before_step()
             optimizer.step()
             global_step += 1
             pruner.after_step(global_step)

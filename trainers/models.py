@@ -32,7 +32,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        result: torch.Tensor = F.relu(out + self.shortcut(x))
+        return result
 
 
 class ResNet18(nn.Module):
@@ -46,9 +47,7 @@ class ResNet18(nn.Module):
         in_planes = width
         for multiplier, stride in ((1, 1), (2, 2), (4, 2), (8, 2)):
             planes = width * multiplier
-            stages.append(
-                nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1))
-            )
+            stages.append(nn.Sequential(BasicBlock(in_planes, planes, stride), BasicBlock(planes, planes, 1)))
             in_planes = planes
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -63,7 +62,8 @@ class ResNet18(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return self.fc(torch.flatten(self.pool(out), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(self.pool(out), 1))
+        return logits
 
 
 class LeNet5(nn.Module):
@@ -100,7 +100,8 @@ class LeNet5(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
+        out: torch.Tensor = self.classifier(torch.flatten(self.features(x), 1))
+        return out
 
 
 def build_model(
@@ -113,8 +114,7 @@ def build_model(
     """
     if in_channels < 1 or image_size < 1 or num_classes < 2:
         raise ValueError(
-            f"bad model shape: in_channels={in_channels}, image_size={image_size}, "
-            f"num_classes={num_classes}"
+            f"bad model shape: in_channels={in_channels}, image_size={image_size}, num_classes={num_classes}"
         )
     if name == "resnet18":
         if width < 1:

@@ -7,7 +7,8 @@ put them into ``TrainSettings.grad_clip`` / ``TrainSettings.eta_min``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,6 +67,13 @@ class AdamWSpam(torch.optim.AdamW):
         super().__init__(params, **kwargs)
         self.guard = guard
         self.spam_step = 0
+        self._prepared = False
+
+    @torch.no_grad()
+    def prepare_gradients(self) -> None:
+        """The SPAM clip and spike check on this step's gradients (see ``AdamWPrune``)."""
+        self.guard.before_update(self.param_groups, self.state)
+        self._prepared = True
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -73,7 +81,10 @@ class AdamWSpam(torch.optim.AdamW):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self.guard.before_update(self.param_groups, self.state)
+            self._prepared = False
+        if not self._prepared:
+            self.prepare_gradients()
+        self._prepared = False
         super().step()
         self.spam_step += 1
         self.guard.reset(self.spam_step, self.param_groups, self.state)

@@ -79,13 +79,16 @@ class ScheduledPruner:
         if not 0.0 <= target_sparsity < 1.0:
             raise ValueError(f"target sparsity must be in [0, 1), got {target_sparsity}")
         if frequency < 1 or warmup < 0 or steps_per_epoch < 1 or ramp_end_epoch < 0:
-            raise ValueError("frequency and steps_per_epoch must be positive, warmup and ramp end not negative")
+            raise ValueError(
+                "frequency and steps_per_epoch must be positive, warmup and ramp end not negative"
+            )
         self.method = method
         self.optimizer = optimizer
         self.weights = prunable_weights(model)
         self.target = target_sparsity
         self.warmup = warmup
         self.frequency = frequency
+        self.steps_per_epoch = steps_per_epoch
         self.ramp_end_step = steps_per_epoch * ramp_end_epoch
         self.ramp = ramp or ("cubic" if method == "magnitude" else "linear")
         self.masks: list[torch.Tensor] | None = None
@@ -120,8 +123,11 @@ class ScheduledPruner:
     @torch.no_grad()
     def update_masks(self, global_step: int) -> None:
         self.current_sparsity = ramp_sparsity(
-            global_step, target=self.target, warmup=self.warmup,
-            ramp_end_step=self.ramp_end_step, ramp=self.ramp,
+            global_step,
+            target=self.target,
+            warmup=self.warmup,
+            ramp_end_step=self.ramp_end_step,
+            ramp=self.ramp,
         )
         self.masks = global_keep_masks(self.scores(), self.current_sparsity, self.masks)
         for w, mask in zip(self.weights, self.masks):
@@ -139,7 +145,7 @@ class ScheduledPruner:
 
 
 class StatePruning:
-    """"state" pruning: the AdamWPrune optimizer masks and prunes inside its own ``step``."""
+    """ "state" pruning: the AdamWPrune optimizer masks and prunes inside its own ``step``."""
 
     def __init__(self, optimizer: AdamWPrune) -> None:
         self.optimizer = optimizer
@@ -161,12 +167,10 @@ def check_combination(method: str, optimizer_name: str) -> str | None:
     if method == "state" and optimizer_name != "adamwprune":
         return (
             "state pruning needs the AdamWPrune optimizer; use "
-            'CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD'
+            "CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD"
         )
     if optimizer_name == "adamwprune" and method in ("magnitude", "movement"):
-        return (
-            'AdamWPrune prunes by its own state; use CONFIG_PRUNING_METHOD="state" or "none"'
-        )
+        return 'AdamWPrune prunes by its own state; use CONFIG_PRUNING_METHOD="state" or "none"'
     return None
 
 
@@ -223,6 +227,12 @@ def build_pruner(
     if method == "none":
         return NoPruning(model)
     return ScheduledPruner(
-        method, model, optimizer, target_sparsity=target_sparsity, warmup=warmup,
-        frequency=frequency, ramp_end_epoch=ramp_end_epoch, steps_per_epoch=steps_per_epoch,
+        method,
+        model,
+        optimizer,
+        target_sparsity=target_sparsity,
+        warmup=warmup,
+        frequency=frequency,
+        ramp_end_epoch=ramp_end_epoch,
+        steps_per_epoch=steps_per_epoch,
     )

@@ -1,0 +1,110 @@
+"""The rendered sweep: analysis text and ranked table from a committed sample sweep.
+
+``golden/sample_sweep_summary.json`` is hand-written: four passed trials (two tied on
+accuracy, one reused by ``--resume``, one an older record lacking newer fields), one
+failed, one skipped.  The expected renderings are committed next to it; after an
+intended format change regenerate them with
+``SWEEP_UPDATE_GOLDEN=1 python -m pytest tests/test_analysis.py`` and review the diff.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from matrix.records import load_summary
+from plugins.analysis import TOP_N, render_analysis, render_table
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SAMPLE = GOLDEN / "sample_sweep_summary.json"
+UPDATE = os.environ.get("SWEEP_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture
+def records() -> list[dict[str, Any]]:
+    return load_summary(SAMPLE)
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_analysis_text_matches_golden(records: list[dict[str, Any]]) -> None:
+    check_golden("sample_sweep_analysis.txt", render_analysis(records))
+
+
+def test_table_matches_golden(records: list[dict[str, Any]]) -> None:
+    check_golden("sample_sweep_table.txt", render_table(records) + "\n")
+
+
+def test_golden_analysis_follows_the_guide(records: list[dict[str, Any]]) -> None:
+    """What the golden file says, spelled out (so a regenerated golden cannot drift silently)."""
+    text = (GOLDEN / "sample_sweep_analysis.txt").read_text(encoding="utf-8")
+    assert text.startswith("Hyperparameter Sweep Analysis\n" + "=" * 60 + "\n\nTotal configurations tested: 5\n")
+    assert "Passed: 4 | Failed: 1 | Skipped: 1 | Not run: 0 | Reused: 1\n" in text
+    assert (
+        "BEST CONFIGURATION:\n" + "-" * 40 + "\n"
+        "Config file: config_003\nTest Accuracy: 88.51%\nFinal Sparsity: 70.0%\nTraining Time: 1842.3s\n"
+        "\nHyperparameters:\n"
+        "  CONFIG_ADAMWPRUNE_BETA1=0.87\n  CONFIG_PRUNING_WARMUP=7800\n"  # swept first
+        "  CONFIG_PRUNING_METHOD=state\n  CONFIG_TARGET_SPARSITY=0.7\n"
+    ) in text
+    ranking = [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit() and ". config_" in line]
+    assert ranking == ["config_003", "config_001", "config_004", "config_006"]  # tie 88.43: lower name first
+    assert "4. config_006\n   Test Acc: 87.90% | Sparsity: 70.0% | Time: 1800.0s\n" in text
+    assert "FAILED TESTS: 1\n" + "-" * 40 + "\nconfig_002: loss became nan/inf at epoch 3, step 1021" in text
+    assert "SKIPPED OR NOT RUN: 1\n" + "-" * 40 + "\nconfig_005 (skipped): pruning warmup (39000 steps)" in text
+
+
+def test_table_ranks_and_shows_swept_columns(records: list[dict[str, Any]]) -> None:
+    lines = render_table(records).splitlines()
+    assert lines[0].split() == ["rank", "config", "test_acc", "%", "sparsity", "time", "ADAMWPRUNE_BETA1",
+                                "PRUNING_WARMUP"]
+    assert [line.split()[:2] for line in lines[2:]] == [
+        ["1", "config_003"], ["2", "config_001"], ["3", "config_004"], ["4", "config_006"]]
+    assert lines[4].split()[2:] == ["88.43", "69.9%", "1851.0s", "0.87", "11700"]
+
+
+def test_interrupted_sweep_says_so(records: list[dict[str, Any]]) -> None:
+    text = render_analysis(records, interrupted=True)
+    assert "The sweep was interrupted: trials marked 'not run' did not finish.\n" in text
+    assert "interrupted" not in render_analysis(records)
+
+
+def test_not_run_trials_are_listed(records: list[dict[str, Any]]) -> None:
+    records[5].update(status="not_run", error="sweep interrupted", test_acc=None)
+    text = render_analysis(records)
+    assert "Passed: 3 | Failed: 1 | Skipped: 1 | Not run: 1 | Reused: 1\n" in text
+    assert "SKIPPED OR NOT RUN: 2\n" in text
+    assert "config_006 (not_run): sweep interrupted\n" in text
+
+
+def test_no_finished_trial_has_no_best(records: list[dict[str, Any]]) -> None:
+    failed = [dict(r, status="failed", test_acc=None, error="boom") for r in records]
+    text = render_analysis(failed)
+    assert "No configuration finished, so there is no best one.\n" in text
+    assert "BEST CONFIGURATION" not in text
+    assert "FAILED TESTS: 6\n" in text
+    assert render_table(failed).splitlines()[0].split()[:2] == ["rank", "config"]
+    assert len(render_table(failed).splitlines()) == 2  # header and rule only
+
+
+def test_top_list_and_table_stop_at_ten(records: list[dict[str, Any]]) -> None:
+    many = []
+    for i in range(1, 13):
+        rec = copy.deepcopy(records[0])
+        rec.update(config_file=f"config_{i:03d}", test_acc=50.0 + i)
+        many.append(rec)
+    text = render_analysis(many)
+    assert f"TOP {TOP_N} CONFIGURATIONS:" in text
+    assert "10. config_003\n" in text and "11. " not in text
+    assert "Config file: config_012\nTest Accuracy: 62.00%\n" in text
+    table = render_table(many).splitlines()
+    assert len(table) == 2 + TOP_N
+    assert table[-1].split()[:3] == ["10", "config_003", "53.00"]

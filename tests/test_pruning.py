@@ -1,0 +1,310 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from trainers.adamwprune import (
+    AdamWPrune,
+    AdamWPruneSettings,
+    _score,
+    global_keep_masks,
+    prunable_weights,
+    ramp_sparsity,
+    zero_fraction,
+)
+from trainers.data import load_dataset
+from trainers.loop import TrainSettings, seed_everything, steps_per_epoch, train
+from trainers.models import build_model
+from trainers.optimizers import build_optimizer
+from trainers.pruning import (
+    NoPruning,
+    ScheduledPruner,
+    StatePruning,
+    build_pruner,
+    check_combination,
+    check_schedule,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _lenet(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model("lenet5", in_channels=1, image_size=8, num_classes=10)
+
+
+def _n_weights(model: nn.Module) -> int:
+    return sum(w.numel() for w in prunable_weights(model))
+
+
+def _steps(
+    model: nn.Module, opt: torch.optim.Optimizer, pruner: object | None, n: int, start: int = 0
+) -> None:
+    gen = torch.Generator().manual_seed(start)
+    for step in range(start + 1, start + n + 1):
+        x, y = torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 10, (16,), generator=gen)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        if pruner is not None:
+            pruner.before_step()  # type: ignore[attr-defined]
+        opt.step()
+        if pruner is not None:
+            pruner.after_step(step)  # type: ignore[attr-defined]
+
+
+def test_cubic_and_linear_ramps() -> None:
+    kw: dict[str, Any] = {"target": 0.7, "warmup": 100, "ramp_end_step": 1100}
+    assert ramp_sparsity(100, **kw) == 0.0
+    assert ramp_sparsity(600, **kw) == pytest.approx(0.7 * 0.5**3)
+    assert ramp_sparsity(850, **kw) == pytest.approx(0.7 * 0.75**3)
+    assert ramp_sparsity(1100, **kw) == pytest.approx(0.7)
+    assert ramp_sparsity(5000, **kw) == pytest.approx(0.7)
+    assert ramp_sparsity(600, ramp="linear", **kw) == pytest.approx(0.35)
+    assert ramp_sparsity(101, target=0.5, warmup=100, ramp_end_step=50) == 0.5
+
+
+def test_global_masks_prune_exactly_k_with_ties_and_keep_old_pruning() -> None:
+    scores = [torch.tensor([3.0, 1.0, 1.0, 1.0, 2.0]), torch.tensor([[1.0, 0.5], [5.0, 1.0]])]
+    for sparsity, k in ((0.0, 0), (0.1, 1), (0.3, 3), (0.5, 5), (0.9, 8), (1.0, 9)):
+        masks = global_keep_masks(scores, sparsity)
+        assert sum(int((~m).sum()) for m in masks) == k
+        assert [m.shape for m in masks] == [s.shape for s in scores]
+        again = global_keep_masks(scores, sparsity)
+        assert all(torch.equal(a, b) for a, b in zip(masks, again))
+    first = global_keep_masks(scores, 0.3)  # 0.5, then two of the tied 1.0s
+    assert first[0].tolist() == [True, False, False, True, True]
+    later = global_keep_masks([torch.full((5,), 9.0), torch.full((2, 2), 9.0)], 0.1, first)
+    assert all(torch.equal(a, b) for a, b in zip(first, later))  # nothing revived
+
+
+def test_global_threshold_is_deterministic_on_a_big_model() -> None:
+    model = build_model("resnet18", in_channels=3, image_size=32, num_classes=10, width=16)
+    scores = [w.detach().abs().round(decimals=2) for w in prunable_weights(model)]  # many ties
+    a = global_keep_masks(scores, 0.7)
+    b = global_keep_masks(scores, 0.7)
+    n = _n_weights(model)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert sum(int((~m).sum()) for m in a) == round(0.7 * n)
+
+
+def _scheduled(
+    method: str, model: nn.Module, opt: torch.optim.Optimizer, **kw: int | float
+) -> ScheduledPruner:
+    settings = {
+        "target_sparsity": 0.6,
+        "warmup": 0,
+        "frequency": 1,
+        "ramp_end_epoch": 1,
+        "steps_per_epoch": 1,
+    }
+    settings.update(kw)
+    pruner = build_pruner(method, model, opt, **settings)  # type: ignore[arg-type]
+    assert isinstance(pruner, ScheduledPruner)
+    return pruner
+
+
+def test_magnitude_prunes_exactly_the_smallest_weights() -> None:
+    model = _lenet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    weights = prunable_weights(model)
+    flat = torch.cat([w.detach().abs().flatten() for w in weights])
+    k = round(0.6 * flat.numel())
+    expected_pruned = set(torch.argsort(flat)[:k].tolist())
+    pruner = _scheduled("magnitude", model, opt)
+    pruner.after_step(1)
+    zeros = torch.cat([w.detach().flatten() for w in weights]) == 0
+    assert set(zeros.nonzero().flatten().tolist()) == expected_pruned
+    assert pruner.sparsity() == pytest.approx(k / flat.numel())
+
+
+def test_movement_scores_weight_times_its_movement() -> None:
+    model = _lenet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner = _scheduled("movement", model, opt, warmup=2, frequency=100)
+    _steps(model, opt, pruner, 2)  # w0 is taken after step 2 (the warmup)
+    assert pruner.w0 is not None
+    w0 = [w.clone() for w in pruner.w0]
+    _steps(model, opt, pruner, 3, start=2)
+    weights = prunable_weights(model)
+    for score, w, start in zip(pruner.scores(), weights, w0):
+        assert torch.allclose(score, w.detach() * (w.detach() - start))
+    flat = torch.cat([s.flatten() for s in pruner.scores()])
+    pruner.update_masks(1_000)
+    zeros = torch.cat([w.detach().flatten() for w in weights]) == 0
+    assert int(zeros.sum()) == round(0.6 * flat.numel())
+    assert float(flat[zeros].max()) <= float(flat[~zeros].min())  # the lowest scores went
+
+
+def test_scheduled_pruner_zeroes_momentum_and_keeps_weights_pruned() -> None:
+    model = _lenet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    pruner = _scheduled("magnitude", model, opt, warmup=3, frequency=2, target_sparsity=0.5, ramp_end_epoch=6)
+    _steps(model, opt, pruner, 6)
+    assert pruner.sparsity() == pytest.approx(0.5, abs=1 / _n_weights(model))
+    pruned = [(w.detach() == 0).clone() for w in prunable_weights(model)]
+    _steps(model, opt, pruner, 5, start=6)
+    for w, was_zero in zip(prunable_weights(model), pruned):
+        assert not w.detach()[was_zero].any()
+        assert not opt.state[w]["momentum_buffer"][was_zero].any()
+
+
+def _adamwprune(model: nn.Module, **kw: object) -> AdamWPrune:
+    settings = AdamWPruneSettings(
+        steps_per_epoch=10,
+        target_sparsity=0.7,
+        warmup=5,
+        frequency=5,
+        ramp_end_epoch=3,
+        **kw,  # type: ignore[arg-type]
+    )
+    opt = build_optimizer(
+        "adamwprune", model, lr=1e-2, weight_decay=0.1, amsgrad=True, spam_clip=True, prune=settings
+    )
+    assert isinstance(opt, AdamWPrune)
+    return opt
+
+
+def test_adamwprune_follows_the_cubic_ramp_to_the_target() -> None:
+    model = _lenet()
+    opt = _adamwprune(model)
+    n = _n_weights(model)
+    _steps(model, opt, None, 5)
+    assert opt.sparsity() == 0.0  # step 5 is not after the warmup
+    _steps(model, opt, None, 15, start=5)  # step 20: progress (20-5)/(30-5) = 0.6
+    assert opt.sparsity() == pytest.approx(0.7 * 0.6**3, abs=1 / n)
+    _steps(model, opt, None, 10, start=20)  # step 30 = ramp end
+    assert opt.sparsity() == pytest.approx(0.7, abs=1 / n)
+    assert opt.current_sparsity == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    "base,variant",
+    [("adamw", "bitter0"), ("adam", "bitter1"), ("adamwadv", "bitter3"), ("adamwspam", "bitter7")],
+)
+def test_adamwprune_masked_weights_and_moments_stay_zero(base: str, variant: str) -> None:
+    model = _lenet()
+    opt = _adamwprune(model, base=base, variant=variant)
+    if opt.spam is not None:
+        opt.spam.interval = 7  # periodic moment resets on top
+    _steps(model, opt, None, 30)
+    masks = {p: ~m for p, m in opt.masks.items()}
+    assert sum(int(m.sum()) for m in masks.values()) > 0
+    _steps(model, opt, None, 12, start=30)  # also crosses a mask update at step 35 and 40
+    for p, pruned in masks.items():
+        state = opt.state[p]
+        assert not p.detach()[pruned].any()
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            assert not state[key][pruned].any(), key
+    assert opt.sparsity() == pytest.approx(0.7, abs=1 / _n_weights(model))
+
+
+def test_adamwprune_is_deterministic() -> None:
+    results = []
+    for _ in range(2):
+        model = _lenet()
+        opt = _adamwprune(model)
+        _steps(model, opt, None, 25)
+        results.append([m.clone() for m in opt.masks.values()])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+def test_ramp_end_between_mask_updates_still_reaches_the_target() -> None:
+    model = _lenet()
+    settings = AdamWPruneSettings(
+        steps_per_epoch=7, target_sparsity=0.5, warmup=2, frequency=5, ramp_end_epoch=3
+    )
+    opt = build_optimizer("adamwprune", model, lr=1e-3, weight_decay=0.0, prune=settings)
+    _steps(model, opt, None, 21)  # ramp end 21 is not a multiple of 5
+    assert opt.sparsity() == pytest.approx(0.5, abs=1 / _n_weights(model))  # type: ignore[attr-defined]
+
+
+def test_bitter_variant_scores() -> None:
+    w = torch.tensor([1.0, -2.0, 3.0])
+    m = torch.tensor([0.5, 0.5, -1.0])
+    v = torch.tensor([0.25, 4.0, 1.0])
+    state = {"exp_avg": m, "exp_avg_sq": v}
+    assert torch.allclose(_score("bitter0", w, state), (w * m).abs() * w.abs() / (v.sqrt() + 1e-8))
+    assert torch.allclose(_score("bitter1", w, state), w.abs())
+    assert torch.allclose(_score("bitter3", w, state), w.abs() * (m.abs() + 1e-8).sqrt())
+    assert torch.allclose(_score("bitter7", w, state), w.abs() * (v + 1e-8) ** 0.25)
+    assert torch.allclose(_score("bitter0", w, {}), w.abs())  # no Adam state yet
+
+
+def test_settings_validation() -> None:
+    with pytest.raises(ValueError, match="bitter0"):
+        AdamWPruneSettings(steps_per_epoch=1, variant="bitter99")
+    with pytest.raises(ValueError, match="adamwspam"):
+        AdamWPruneSettings(steps_per_epoch=1, base="sgd")
+    with pytest.raises(ValueError, match="sparsity"):
+        AdamWPruneSettings(steps_per_epoch=1, target_sparsity=1.5)
+
+
+def test_combinations_and_builder_errors() -> None:
+    assert check_combination("state", "adamw") is not None
+    assert "CONFIG_PRUNING_METHOD" in str(check_combination("magnitude", "adamwprune"))
+    assert check_combination("state", "adamwprune") is None
+    assert check_combination("movement", "sgd") is None
+    assert check_combination("none", "adamwprune") is None
+    model = _lenet()
+    adamw = build_optimizer("adamw", model, lr=1e-3, weight_decay=0.0)
+    kw: dict[str, Any] = {
+        "target_sparsity": 0.5,
+        "warmup": 0,
+        "frequency": 1,
+        "ramp_end_epoch": 1,
+        "steps_per_epoch": 1,
+    }
+    with pytest.raises(ValueError, match="state pruning needs the AdamWPrune optimizer"):
+        build_pruner("state", model, adamw, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="none, magnitude, movement, state"):
+        build_pruner("random", model, adamw, **kw)  # type: ignore[arg-type]
+    assert isinstance(build_pruner("none", model, adamw, **kw), NoPruning)  # type: ignore[arg-type]
+    pruning = _adamwprune(model)
+    assert isinstance(build_pruner("state", model, pruning, **kw), StatePruning)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="own state"):
+        build_pruner("magnitude", model, pruning, **kw)  # type: ignore[arg-type]
+
+
+def test_schedule_check() -> None:
+    ok = {"epochs": 10, "steps_per_epoch": 100, "warmup": 200, "ramp_end_epoch": 8}
+    assert check_schedule("magnitude", **ok) is None
+    assert "epoch 12" in str(check_schedule("state", **{**ok, "ramp_end_epoch": 12}))
+    assert "warmup" in str(check_schedule("movement", **{**ok, "warmup": 1000}))
+    assert check_schedule("none", **{**ok, "warmup": 5000}) is None
+
+
+@pytest.mark.parametrize("method", ["magnitude", "movement", "state"])
+def test_training_reaches_the_target_sparsity(method: str) -> None:
+    data = load_dataset("digits")
+    batch = 128
+    spe = steps_per_epoch(len(data.train_y), batch)
+    seed_everything(0)
+    model = build_model("lenet5", in_channels=1, image_size=8, num_classes=10)
+    schedule = {
+        "target_sparsity": 0.7,
+        "warmup": 5,
+        "frequency": 4,
+        "ramp_end_epoch": 3,
+        "steps_per_epoch": spe,
+    }
+    if method == "state":
+        prune = AdamWPruneSettings(**schedule)  # type: ignore[arg-type]
+        opt = build_optimizer("adamwprune", model, lr=3e-3, weight_decay=1e-4, prune=prune)
+    else:
+        opt = build_optimizer("adamw", model, lr=3e-3, weight_decay=1e-4)
+    pruner = build_pruner(method, model, opt, **schedule)  # type: ignore[arg-type]
+    result = train(model, opt, pruner, data, TrainSettings(epochs=4, batch_size=batch), log=lambda _: None)
+    assert abs(result["final_sparsity"] - 0.7) <= 0.005
+    assert result["history"][0]["sparsity"] < result["history"][2]["sparsity"]
+    assert zero_fraction(prunable_weights(model)) == result["final_sparsity"]
+    assert result["final_acc"] > 50.0
