@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-RANGE_CONFIG ?= defconfigs/digits-smoke
+RANGE_CONFIG ?= defconfigs/resnet18-digits-smoke
 CONFIG_DIR ?= sweep_configs
 PYTEST_ARGS ?=
 

@@ -146,6 +146,9 @@ class SweepResult:
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r["status"] == status)
 
+    def count_reused(self) -> int:
+        return sum(1 for r in self.records if r.get("reused"))
+
     @property
     def ranked(self) -> list[dict[str, Any]]:
         return ranked(self.records)

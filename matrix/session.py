@@ -213,7 +213,7 @@ class SweepSession:
         trial._log = write_log
         trial._epoch_hook = epoch_hook
         storage.write_text_atomic(trial.dir / "config.txt", render_trial_config(trial))
-        write_log(f"trial {trial.name} (seed {trial.seed}) on {self.worker}: {trial.source}")
+        write_log(f"started on {self.worker} (seed {trial.seed}) from {trial.source}")
         self.config.hook.pytest_sweep_trial_started(trial=trial)
         started = time.perf_counter()
         metrics: dict[str, Any] = {}

@@ -35,6 +35,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(f"best: {best['config_file']} at {float(best['test_acc']):.2f}% test accuracy")
     else:
         tr.write_line("no trial finished")
+    reused = sweep.count_reused()
+    if reused:
+        tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--resume)")
     failed = [r for r in sweep.records if r["status"] == "failed"]
     for rec in failed:
         tr.write_line(f"FAILED {rec['config_file']}: {rec.get('error')}", red=True)

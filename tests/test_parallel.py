@@ -122,7 +122,7 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
 
 def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
     body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|1e9\nCONFIG_FAULT_CRASH=n|y\n"
-    result, records = sweep(body, "-n", "2", "--sweep-set", "CONFIG_OPTIMIZER=sgd")
+    result, records = sweep(body, "-n", "2", "--dist=worksteal", "--sweep-set", "CONFIG_OPTIMIZER=sgd")
     result.assert_outcomes(passed=1, failed=3)
     by_name = {r["config_file"]: r for r in records}
     assert by_name["config_001"]["status"] == "passed"  # no crash, lr 0.001

@@ -1,0 +1,71 @@
+"""One xdist worker per GPU: the assignment rules, and real workers pinned before torch starts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plugins.gpu import gpu_for_worker, threads_for, visible_gpus
+
+PLUGINS = ["-p", "matrix.plugin", "-p", "plugins.reporters", "-p", "plugins.optimizers", "-p", "plugins.pruning",
+           "-p", "plugins.gpu", "-p", "trainers.plugin", "-p", "xdist.plugin"]
+
+
+def test_visible_gpus_follow_the_parents_list() -> None:
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "3, 5,7"}) == ["3", "5", "7"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+
+
+@pytest.mark.parametrize(
+    ("index", "per_gpu", "expected"),
+    [(0, 1, "3"), (1, 1, "5"), (2, 1, "3"), (3, 1, "5"), (0, 2, "3"), (1, 2, "3"), (2, 2, "5"), (5, 2, "3")],
+)
+def test_worker_i_gets_gpu_i_modulo_the_count(index: int, per_gpu: int, expected: str) -> None:
+    assert gpu_for_worker(index, ["3", "5"], per_gpu) == expected
+
+
+def test_no_gpus_means_no_pinning() -> None:
+    assert gpu_for_worker(0, [], 1) is None
+
+
+def test_threads_are_shared_between_workers() -> None:
+    assert threads_for(2, cores=2) == 1
+    assert threads_for(4, cores=16) == 4
+    assert threads_for(8, cores=2) == 1  # never zero
+
+
+RECORDER = """\
+import json, os
+import pytest
+from matrix import Symbol
+
+class Probe:
+    def run(self, trial):
+        return {"test_acc": 1.0, "device": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols():
+    return [Symbol("CONFIG_PROBE", "int", 0, "A trial that only reports its GPU")]
+
+@pytest.hookimpl
+def pytest_sweep_make_trainer(trial, config):
+    return Probe()
+"""
+
+
+@pytest.mark.parametrize(("per_gpu", "expected"), [("1", {"gw0": "3", "gw1": "5"}), ("2", {"gw0": "3", "gw1": "3"})])
+def test_real_workers_are_pinned_before_torch_starts(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, per_gpu: str, expected: dict[str, str]
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    pytester.makeconftest(RECORDER)
+    pytester.makefile("", range="CONFIG_PROBE=1:1:8\n")
+    result = pytester.runpytest_subprocess(*PLUGINS, "--range-config=range", "--sweep-output=out", "-n", "2",
+                                           "--workers-per-gpu", per_gpu, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    records = json.loads(next((pytester.path / "out").glob("sweep_*/sweep_summary.json")).read_text())
+    seen = {r["worker"]: r["device"] for r in records}
+    assert seen == {w: gpu for w, gpu in expected.items() if w in seen}
+    assert len(seen) >= 1
