@@ -115,10 +115,14 @@ def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
 
 @pytest.hookimpl
 def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
-    """Give GPU memory back between trials (the reference never did)."""
+    """Give GPU memory back between trials (the reference never did).
+
+    Only where CUDA was used: a full ``gc.collect()`` with torch loaded costs ~0.4 s, which
+    doubled the time of a CPU sweep of small trials.
+    """
     torch = sys.modules.get("torch")
-    gc.collect()
-    if torch is not None and torch.cuda.is_available():
+    if torch is not None and torch.cuda.is_initialized():
+        gc.collect()
         torch.cuda.empty_cache()
 
 
