@@ -26,4 +26,7 @@ def _installed() -> bool:
     return any(ep.name == "matrix.plugin" for ep in eps)
 
 
-pytest_plugins = [] if _installed() else _PLUGINS
+# Defined only when needed: pytest refuses `pytest_plugins` in a conftest that is not the
+# rootdir's (e.g. `pytest --range-config=/path/to/this/repo/defconfigs/X` run from elsewhere).
+if not _installed():
+    pytest_plugins = _PLUGINS

@@ -25,6 +25,7 @@ epochs_run         epochs actually trained
 images_per_s       mean training throughput
 peak_memory_mb     peak GPU memory (CUDA only)
 trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
+source             the range file (or generated config) the trial came from
 =================  ==========================================================
 """
 from __future__ import annotations
@@ -72,6 +73,7 @@ _DEFAULTS: dict[str, Any] = {
     "images_per_s": None,
     "peak_memory_mb": None,
     "trainer": None,
+    "source": None,
 }
 
 

@@ -32,21 +32,23 @@ def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
 
 
 def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
-    """``config name -> training_metrics.json`` of every passed trial in ``folder``."""
+    """``trial folder name -> training_metrics.json`` of every passed trial in ``folder``."""
     found: dict[str, dict[str, Any]] = {}
-    for metrics in sorted(folder.glob("config_*/training_metrics.json")):
+    for metrics in sorted(folder.glob("*/training_metrics.json")):
         try:
             doc = json.loads(metrics.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # a trial killed while writing leaves no usable file: it runs again
         if isinstance(doc, dict) and doc.get("status") == "passed" and doc.get("config_file"):
             doc["_folder"] = metrics.parent.name
-            found[str(doc["config_file"])] = doc
+            found[metrics.parent.name] = doc
     return found
 
 
 def reusable(trial: Trial, done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    doc = done.get(trial.name)
-    if doc is None or doc.get("config") != trial.raw or doc.get("seed") != trial.seed:
+    doc = done.get(trial.folder)
+    if doc is None or doc.get("config_file") != trial.name:
+        return None
+    if doc.get("config") != trial.raw or doc.get("seed") != trial.seed:
         return None
     return doc

@@ -35,6 +35,7 @@ class Source:
     kind: str  # "range" | "dir"
     combinations: list[Combination]
     rc: RangeConfig | None = None
+    group: str = ""
     typed: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
@@ -108,6 +109,11 @@ class SweepSession:
             sources.append(Source(path, "dir", combos))
         for source in sources:
             self._type_values(source)
+        if len(sources) > 1:  # one folder per trial, even where two files share config names
+            seen: dict[str, int] = {}
+            for source in sources:
+                n = seen[source.path.name] = seen.get(source.path.name, 0) + 1
+                source.group = source.path.name if n == 1 else f"{source.path.name}{n}"
         return sources
 
     def _type_values(self, source: Source) -> None:
@@ -154,6 +160,7 @@ class SweepSession:
             swept=dict(combo.swept),
             seed=derive_seed(sweep_seed, combo.name),
             worker=self.worker,
+            group=source.group,
             overrides=dict(self.typed_overrides),
         )
 
@@ -170,6 +177,7 @@ class SweepSession:
             seed=trial.seed,
             trial_dir=trial.folder,
             trainer=self.config.hook.pytest_sweep_describe_trial(trial=trial),
+            source=trial.source,
         )
 
     # -- running one trial (on the process that runs it) -----------------------------

@@ -58,6 +58,7 @@ class Trial:
     :ivar seed: derived from the sweep seed and the name (:func:`derive_seed`).
     :ivar dir: the trial's output folder (set when it runs).
     :ivar overrides: values forced from the command line (e.g. ``--epochs``).
+    :ivar group: the source's name when one run sweeps several range files (keeps folders apart).
     """
 
     name: str
@@ -71,6 +72,7 @@ class Trial:
     device: str | None = None
     threads: int | None = None
     worker: str = "main"
+    group: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
     _log: Callable[[str], None] | None = field(default=None, repr=False)
     _epoch_hook: Callable[[dict[str, Any]], bool] | None = field(default=None, repr=False)
@@ -88,7 +90,9 @@ class Trial:
 
     @property
     def folder(self) -> str:
-        return folder_name(self.name, self.swept)
+        """The trial's folder name; prefixed by its file's name when a run has several sources."""
+        base = folder_name(self.name, self.swept)
+        return f"{self.group}-{base}" if self.group else base
 
     def log(self, message: str) -> None:
         """One line to the trial's ``output.log`` (and the terminal in a serial run)."""

@@ -198,3 +198,19 @@ def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytest
     analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
     assert "The sweep was interrupted" in analysis
     assert not list((pytester.path / "out").glob("sweep_*/.*.tmp"))  # no half-written file left behind
+
+
+def test_two_range_files_with_the_same_names_keep_separate_folders(sweep, pytester: pytest.Pytester) -> None:
+    pytester.path.joinpath("other").write_text("CONFIG_FAULT_SPIN=0.01|0.02\n")
+    result, records = sweep("CONFIG_FAULT_SPIN=0.01|0.02\n", "--range-config=other")
+    result.assert_outcomes(passed=4)
+    assert sorted(r["trial_dir"] for r in records) == [
+        "other-config_001_fault_spin-0.01", "other-config_002_fault_spin-0.02",
+        "range-config_001_fault_spin-0.01", "range-config_002_fault_spin-0.02"]
+    assert {Path(r["source"]).name for r in records} == {"range", "other"}
+    out = next((pytester.path / "out").glob("sweep_*"))
+    assert all((out / r["trial_dir"] / "training_metrics.json").is_file() for r in records)
+    # a resume reuses each file's own trials, not the other file's namesakes
+    resumed, records = sweep("CONFIG_FAULT_SPIN=0.01|0.02\n", "--range-config=other", "--resume")
+    resumed.assert_outcomes(passed=4)
+    assert all(r["reused"] for r in records)

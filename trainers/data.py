@@ -135,8 +135,8 @@ def _torchvision_split(
                 f"place the files there by hand and pass --data-dir"
             ) from None
         raise DataUnavailableError(
-            f"{label} not found under {root}; pass download=True (the option "
-            f"CONFIG_DATA_DOWNLOAD=y) or point --data-dir at a folder that holds it"
+            f"{label} not found under {root}; set CONFIG_DATA_DOWNLOAD=y where the internet is "
+            f"reachable, or point --data-dir at a folder that holds it"
         ) from None
     if kind == "cifar10":
         images = torch.as_tensor(dataset.data).permute(0, 3, 1, 2).contiguous()  # N x 3 x 32 x 32

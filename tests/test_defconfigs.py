@@ -1,0 +1,160 @@
+"""The shipped range configs in ``defconfigs/``: they collect, count and resolve as documented.
+
+Collection runs in process (nothing there imports torch).  The missing-data test runs one
+real trial of the guide's quick test, in process too: it fails while loading CIFAR-10, before
+any model is built.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import SweepPytester
+
+DEFCONFIGS = Path(__file__).resolve().parent.parent / "defconfigs"
+
+#: What the guide's ResNet-18 sweeps train: its defaults, none of them set in the files.
+GUIDE_TRAINER = "resnet18/cifar10/adamwprune/state e100 b128"
+
+
+@dataclass(frozen=True)
+class Expected:
+    total: int
+    #: config name -> a piece of its skip reason
+    skipped: dict[str, str]
+    #: swept key -> its values, as typed (the grid must be exactly their product)
+    grid: dict[str, tuple[Any, ...]]
+    guide: bool = False  # one of the guide's ResNet-18 / CIFAR-10 sweeps
+
+
+GUIDE_GRID = {
+    "CONFIG_ADAMWPRUNE_BETA1": (0.85, 0.87, 0.89),
+    "CONFIG_ADAMWPRUNE_WEIGHT_DECAY": (0.03, 0.05, 0.07),
+    "CONFIG_PRUNING_RAMP_END_EPOCH": (70, 80),
+    "CONFIG_PRUNING_WARMUP": (7800, 11700),
+}
+STATE_NEEDS_ADAMWPRUNE = "state pruning needs the AdamWPrune optimizer (this trial uses adamw)"
+ADAMWPRUNE_PRUNES_ITSELF = "AdamWPrune prunes by its own state, not by {}"
+
+EXPECTED = {
+    "resnet18-state-pruning-compare-range": Expected(36, {}, GUIDE_GRID, guide=True),
+    "resnet18-comprehensive": Expected(36, {}, GUIDE_GRID, guide=True),
+    "resnet18-quick-test": Expected(
+        4,
+        {},
+        {"CONFIG_ADAMWPRUNE_BETA1": (0.85, 0.89), "CONFIG_ADAMWPRUNE_WEIGHT_DECAY": (0.03, 0.07)},
+        guide=True,
+    ),
+    "resnet18-fine-tuning": Expected(
+        9,
+        {},
+        {"CONFIG_ADAMWPRUNE_BETA1": (0.86, 0.87, 0.88), "CONFIG_ADAMWPRUNE_WEIGHT_DECAY": (0.04, 0.05, 0.06)},
+        guide=True,
+    ),
+    "lenet5-mnist": Expected(
+        8,
+        {
+            "config_004": STATE_NEEDS_ADAMWPRUNE,  # adamw + state
+            "config_006": ADAMWPRUNE_PRUNES_ITSELF.format("magnitude"),
+            "config_007": ADAMWPRUNE_PRUNES_ITSELF.format("movement"),
+        },
+        {
+            "CONFIG_OPTIMIZER": ("adamw", "adamwprune"),
+            "CONFIG_PRUNING_METHOD": ("none", "magnitude", "movement", "state"),
+        },
+    ),
+    "digits-smoke": Expected(
+        4, {}, {"CONFIG_LEARNING_RATE": (0.001, 0.003), "CONFIG_WEIGHT_DECAY": (0.0, 0.05)}
+    ),
+    "resnet18-digits-smoke": Expected(
+        4, {}, {"CONFIG_ADAMWPRUNE_BETA1": (0.85, 0.9), "CONFIG_TARGET_SPARSITY": (0.5, 0.7)}
+    ),
+}
+
+
+def test_every_defconfig_has_expectations() -> None:
+    shipped = sorted(p.name for p in DEFCONFIGS.iterdir() if p.is_file())
+    assert shipped == sorted(EXPECTED)
+
+
+def local_copy(sweep_pytester: SweepPytester, name: str) -> str:
+    """The defconfig copied into the run's folder: a path outside it would make pytest
+    load this repository's root ``conftest.py`` as a non-root conftest."""
+    shutil.copy(DEFCONFIGS / name, sweep_pytester.path / name)
+    return name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_defconfig_collects_with_the_expected_grid(sweep_pytester: SweepPytester, name: str) -> None:
+    want = EXPECTED[name]
+    path = local_copy(sweep_pytester, name)
+    result = sweep_pytester.run("--collect-only", "-q", f"--range-config={path}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    skipped = f" ({len(want.skipped)} skipped by plugins)" if want.skipped else ""
+    result.stdout.fnmatch_lines([f"sweep: {want.total} combination{'s' if want.total > 1 else ''}{skipped}*"])
+    assert f"{want.total} tests collected" in result.stdout.str()
+
+    items, _ = sweep_pytester.pytester.inline_genitems(*sweep_pytester.plugin_args, f"--range-config={path}")
+    assert [i.trial.name for i in items] == [f"config_{n:03d}" for n in range(1, want.total + 1)]
+    reasons = {i.trial.name: i.skip_reason for i in items if i.skip_reason}
+    assert set(reasons) == set(want.skipped), reasons
+    for config, piece in want.skipped.items():
+        assert piece in reasons[config], (config, reasons[config])
+    # every combination of the swept values exactly once, typed
+    assert {frozenset(i.trial.swept) for i in items} == {frozenset(want.grid)}
+    combos = [tuple(i.trial[k] for k in sorted(want.grid)) for i in items]
+    assert sorted(combos) == sorted(itertools.product(*(want.grid[k] for k in sorted(want.grid))))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, e in EXPECTED.items() if e.guide))
+def test_guide_configs_resolve_to_the_guide_defaults(sweep_pytester: SweepPytester, name: str) -> None:
+    path = local_copy(sweep_pytester, name)
+    result = sweep_pytester.run("--collect-only", "-q", f"--range-config={path}")
+    result.stdout.fnmatch_lines([f"sweep: * combinations; trainer: {GUIDE_TRAINER}"])
+    items, _ = sweep_pytester.pytester.inline_genitems(*sweep_pytester.plugin_args, f"--range-config={path}")
+    assert items
+    for item in items:
+        trial = item.trial
+        assert item.config.hook.pytest_sweep_describe_trial(trial=trial) == GUIDE_TRAINER
+        assert trial["CONFIG_MODEL_WIDTH"] == 64  # the published 11.2M-parameter model
+        assert trial["CONFIG_TARGET_SPARSITY"] == 0.7
+        assert trial["CONFIG_PRUNING_METHOD"] == "state"
+        assert trial["CONFIG_ADAMWPRUNE_BETA2"] == 0.999
+        assert trial["CONFIG_ADAMWPRUNE_VARIANT"] == "bitter0"
+        assert trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] == "adamw"
+        assert trial.get("CONFIG_LEARNING_RATE") is None  # the Adam family's 1e-3
+
+
+def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPytester) -> None:
+    """The guide's quick test without CIFAR-10 on disk: one clear line, no torchvision traceback."""
+    empty = sweep_pytester.path / "no-cifar"
+    empty.mkdir()
+    path = local_copy(sweep_pytester, "resnet18-quick-test")
+    common = (f"--range-config={path}", "--sweep-set", "CONFIG_DEVICE=cpu", "--epochs=1",
+              f"--data-dir={empty}", "-k", "config_001")
+    # one epoch is shorter than the guide's 7800-step warmup: skipped, with the reason
+    skipped = sweep_pytester.run(*common, "-rs")
+    skipped.assert_outcomes(skipped=1, deselected=3)
+    skipped.stdout.fnmatch_lines(["SKIPPED * pruning warmup (7800 steps) is not shorter than the whole run*"])
+
+    result = sweep_pytester.run_subprocess(*common, "--sweep-set", "CONFIG_PRUNING_WARMUP=100")
+    result.assert_outcomes(failed=1, deselected=3)
+    out = result.stdout.str()
+    message = (f"CIFAR-10 not found under {empty}; set CONFIG_DATA_DOWNLOAD=y where the internet is reachable, "
+               "or point --data-dir at a folder that holds it")
+    lines = [line for line in result.outlines if "CIFAR-10 not found" in line]
+    # the failure section's one line (with the log's path) and the sweep's list of failures
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"config_001: {message} (log: ")
+    assert lines[1] == f"FAILED config_001: {message}"
+    # nothing else in the failure section: the line follows the section header directly
+    header = next(i for i, line in enumerate(result.outlines) if line.startswith("__") and "config_001" in line)
+    assert result.outlines[header + 1] == lines[0]
+    assert result.outlines[header + 2].startswith("=")
+    assert "Traceback" not in out and "torchvision" not in out and "RuntimeError" not in out
