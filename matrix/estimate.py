@@ -55,7 +55,7 @@ def _hours(minutes: float) -> str:
 def describe(config: pytest.Config, sweep: SweepSession, items: list[SweepItem]) -> list[str]:
     runnable = [i for i in items if not i.skip_reason]
     skipped = len(items) - len(runnable)
-    trainers = {config.hook.pytest_sweep_describe_trial(trial=i.trial) or "" for i in runnable}
+    trainers = {sweep.describe(i.trial) or "" for i in runnable}
     per_trial = options.minutes_per_trial(config)
     basis = "--minutes-per-trial"
     if per_trial is None:

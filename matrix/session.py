@@ -60,6 +60,7 @@ class SweepSession:
         self.is_worker = hasattr(config, "workerinput")
         self.worker = config.workerinput["workerid"] if self.is_worker else "main"  # type: ignore[attr-defined]
         self.symbols = collect_symbols(config)
+        self._defaults = self.symbols.defaults()
         self.overrides = options.overrides(config)
         self.limit = options.max_combinations(config)
         self.timeout = config.getoption("trial_timeout")
@@ -75,7 +76,8 @@ class SweepSession:
             self.dir = storage.new_sweep_dir(options.output_root(config))
         self._done: dict[str, dict[str, Any]] | None = None
         self.records: dict[str, dict[str, Any]] = {}
-        self.expected: dict[str, dict[str, Any]] = {}
+        # collected sweep items, in order: node id -> (trial, skip reason); records are built lazily
+        self.expected: dict[str, tuple[Trial, str | None]] = {}
         self.interrupted = False
         self.finished = False
         self.result: SweepResult | None = None
@@ -143,7 +145,7 @@ class SweepSession:
 
     # -- trials ----------------------------------------------------------------------
     def make_trial(self, source: Source, combo: Combination) -> Trial:
-        values = self.symbols.defaults()
+        values = dict(self._defaults)
         for key, raw in combo.values.items():
             values[key] = source.typed[(key, raw)]
         values.update(self.typed_overrides)
@@ -164,6 +166,12 @@ class SweepSession:
             overrides=dict(self.typed_overrides),
         )
 
+    def describe(self, trial: Trial) -> str | None:
+        """``pytest_sweep_describe_trial``, asked once per trial."""
+        if "_description" not in trial.__dict__:
+            trial.__dict__["_description"] = self.config.hook.pytest_sweep_describe_trial(trial=trial)
+        return trial.__dict__["_description"]
+
     def validate(self, trial: Trial) -> str | None:
         reasons = [r for r in self.config.hook.pytest_sweep_validate_trial(trial=trial) if r]
         return "; ".join(reasons) if reasons else None
@@ -176,7 +184,7 @@ class SweepSession:
             nodeid=nodeid,
             seed=trial.seed,
             trial_dir=trial.folder,
-            trainer=self.config.hook.pytest_sweep_describe_trial(trial=trial),
+            trainer=self.describe(trial),
             source=trial.source,
         )
 
@@ -296,20 +304,27 @@ class SweepSession:
         for cand_source, cand in matches:
             if nodeid.split("::", 1)[0] in str(cand_source.path):
                 source, combo = cand_source, cand
-        self.expected[nodeid] = self.base_record(self.make_trial(source, combo), nodeid)
+        self.expected[nodeid] = (self.make_trial(source, combo), None)
 
     def expect_item(self, item: SweepItem) -> None:
-        rec = self.base_record(item.trial, item.nodeid)
-        if item.skip_reason:
-            rec.update(status="skipped", error=item.skip_reason)
-        self.expected[item.nodeid] = rec
+        self.expected[item.nodeid] = (item.trial, item.skip_reason)
+
+    def expected_record(self, nodeid: str) -> dict[str, Any] | None:
+        found = self.expected.get(nodeid)
+        if found is None:
+            return None
+        trial, skip_reason = found
+        rec = self.base_record(trial, nodeid)
+        if skip_reason:
+            rec.update(status="skipped", error=skip_reason)
+        return rec
 
     def on_report(self, report: pytest.TestReport) -> None:
         shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
         if shipped:
             self.records[report.nodeid] = json.loads(shipped[-1])
             return
-        base = self.expected.get(report.nodeid)
+        base = self.expected_record(report.nodeid)
         if base is None:
             return
         known = self.records.get(report.nodeid)
@@ -332,10 +347,11 @@ class SweepSession:
             return self.result
         self.finished = True
         rows: list[dict[str, Any]] = []
-        for nodeid, base in self.expected.items():
+        for nodeid in self.expected:
             rec = self.records.get(nodeid)
             if rec is None:
-                rec = dict(base)
+                rec = self.expected_record(nodeid)
+                assert rec is not None
                 if rec["status"] != "skipped":
                     rec.update(status="not_run", error="sweep interrupted" if interrupted else "not run")
             rows.append(rec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,8 +18,14 @@ class TrialFailed(Exception):
     """
 
 
+@lru_cache(maxsize=4096)
 def short_key(key: str) -> str:
     return key[7:] if key.startswith("CONFIG_") else key
+
+
+@lru_cache(maxsize=65536)
+def _safe(value: str) -> str:
+    return _SAFE.sub("_", value)
 
 
 def derive_seed(sweep_seed: int, name: str) -> int:
@@ -31,7 +38,7 @@ def trial_id(name: str, swept: dict[str, str]) -> str:
     """``config_017[ADAMWPRUNE_BETA1=0.87-ADAMWPRUNE_WEIGHT_DECAY=0.05]``."""
     if not swept:
         return name
-    parts = "-".join(f"{short_key(k)}={_SAFE.sub('_', v)}" for k, v in swept.items())
+    parts = "-".join(f"{short_key(k)}={_safe(v)}" for k, v in swept.items())
     return f"{name}[{parts}]"
 
 
@@ -39,7 +46,7 @@ def folder_name(name: str, swept: dict[str, str], limit: int = 96) -> str:
     """``config_017_adamwprune_beta1-0.87_adamwprune_weight_decay-0.05`` (bounded length)."""
     if not swept:
         return name
-    desc = "_".join(f"{short_key(k).lower()}-{_SAFE.sub('_', v)}" for k, v in swept.items())
+    desc = "_".join(f"{short_key(k).lower()}-{_safe(v)}" for k, v in swept.items())
     full = f"{name}_{desc}"
     if len(full) <= limit:
         return full
@@ -70,7 +77,6 @@ class Trial:
     seed: int = 0
     dir: Path | None = None
     device: str | None = None
-    threads: int | None = None
     worker: str = "main"
     group: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -84,11 +90,11 @@ class Trial:
         value = self.values.get(key)
         return default if value is None else value
 
-    @property
+    @cached_property
     def id(self) -> str:
         return trial_id(self.name, self.swept)
 
-    @property
+    @cached_property
     def folder(self) -> str:
         """The trial's folder name; prefixed by its file's name when a run has several sources."""
         base = folder_name(self.name, self.swept)

@@ -59,10 +59,13 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         return
-    # torch reads OMP_NUM_THREADS when it is first imported, inside the first trial
-    threads = threads_for(int(workerinput.get("workercount", 1)))
+    # torch reads these when it is first imported, inside the first trial; it follows
+    # MKL_NUM_THREADS over OMP_NUM_THREADS, so a user's setting of either wins for both
+    threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")
+    if not threads:
+        threads = str(threads_for(int(workerinput.get("workercount", 1))))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(threads))
+        os.environ.setdefault(var, threads)
     gpus = workerinput.get("sweep_gpus")
     if gpus is None:
         return

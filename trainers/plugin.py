@@ -161,8 +161,6 @@ class Trainer:
         from plugins.optimizers import learning_rate, optimizer_name
 
         hook = self.config.hook
-        if trial.threads:
-            torch.set_num_threads(trial.threads)
         device = resolve_device(trial, self.config.getoption("sweep_device", None))
         data_dir = self.config.getoption("data_dir", None)
         if data_dir is not None:
