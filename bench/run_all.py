@@ -23,7 +23,7 @@ BENCHMARKS = {
     "collection": [],
     "overhead": [],
     "parallel_scaling": [],
-    "trainer_throughput": ["--device", "cpu", "--width", "16", "--steps", "10"],
+    "trainer_throughput": ["--device", "cpu", "--width", "16", "--steps", "30"],
 }
 
 
