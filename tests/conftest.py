@@ -126,6 +126,17 @@ class SweepPytester(SweepTools):
         return self.pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=SUBPROCESS_TIMEOUT)
 
 
+@pytest.fixture
+def torch_one_thread() -> Any:
+    """torch held to one thread for the test (unit tests of the torch code use it)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def sweep_tools() -> SweepTools:
     return SweepTools()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +20,8 @@ from trainers.optimizers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _lenet() -> nn.Module:
