@@ -18,15 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plugins import installed
+from plugins import plugin_args as builtin_plugin_args
+
 REPO = Path(__file__).resolve().parents[1]
-PLUGINS = (
-    "matrix.plugin",
-    "plugins.reporters",
-    "plugins.optimizers",
-    "plugins.pruning",
-    "plugins.gpu",
-    "trainers.plugin",
-)
 
 
 # -- the machine ---------------------------------------------------------------------------------
@@ -66,20 +61,9 @@ def load_average() -> str:
 
 
 # -- running things ------------------------------------------------------------------------------
-def installed() -> bool:
-    """Whether the plugins load through their ``pytest11`` entry points (``pip install -e .``)."""
-    try:
-        eps = importlib.metadata.entry_points(group="pytest11")
-    except Exception:  # pragma: no cover - broken metadata
-        return False
-    return any(ep.name == "matrix.plugin" for ep in eps)
-
-
 def plugin_args() -> list[str]:
     """``-p`` options that load the plugins when they are not installed (a ``PYTHONPATH=.`` checkout)."""
-    if installed():
-        return []
-    return [arg for name in PLUGINS for arg in ("-p", name)]
+    return [] if installed() else builtin_plugin_args()
 
 
 def child_env(extra: dict[str, str] | None = None, keep_threads: bool = False) -> dict[str, str]:
@@ -193,3 +177,21 @@ def block(title: str, command: str, body: str, *, machine: bool = True) -> str:
 def log(message: str) -> None:
     """Progress on stderr, so that stdout holds only the markdown block."""
     print(f"[{time.strftime('%H:%M:%S')} load {load_average()}] {message}", file=sys.stderr, flush=True)
+
+
+def profile_report(prof: Path, what: str, run: Run, top: int) -> str:
+    """The top ``top`` functions of a cProfile file, by own and by cumulative time."""
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    stats = pstats.Stats(str(prof), stream=buf)
+    stats.strip_dirs()
+    buf.write(f"\ncProfile of {what} (wall {run.seconds:.2f} s under cProfile, load {run.load}); "
+              f"top {top} by own time:\n")
+    stats.sort_stats("tottime").print_stats(top)
+    buf.write(f"top {top} by cumulative time:\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    keep = [ln for ln in buf.getvalue().splitlines() if ln.strip() and not ln.startswith(("   Ordered", "   List"))]
+    return "\n".join(keep)
+

@@ -13,8 +13,6 @@ fresh process of this interpreter, in a temp dir, loading the plugins through th
 from __future__ import annotations
 
 import argparse
-import io
-import pstats
 import re
 import sys
 import tempfile
@@ -76,16 +74,7 @@ def profile(py: str, work: Path, size: int, top: int) -> str:
            "--collect-only", "-q", f"--max-combinations={size}", *c.plugin_args()]
     c.log(f"profiling {size}: {c.shell(cmd)}")
     run = c.timed(cmd, work)
-    buf = io.StringIO()
-    stats = pstats.Stats(str(prof), stream=buf)
-    stats.strip_dirs()
-    buf.write(f"\ncProfile of {size} trials (wall {run.seconds:.2f} s under cProfile, load {run.load}); "
-              f"top {top} by own time:\n")
-    stats.sort_stats("tottime").print_stats(top)
-    buf.write(f"top {top} by cumulative time:\n")
-    stats.sort_stats("cumulative").print_stats(top)
-    keep = [ln for ln in buf.getvalue().splitlines() if ln.strip() and not ln.startswith(("   Ordered", "   List"))]
-    return "\n".join(keep)
+    return c.profile_report(prof, f"{size} trials", run, top)
 
 
 def main(argv: list[str] | None = None) -> int:

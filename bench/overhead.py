@@ -19,8 +19,6 @@ Overhead per trial = (sweep − collect-only) / N − loop / N.
 from __future__ import annotations
 
 import argparse
-import io
-import pstats
 import re
 import sys
 import tempfile
@@ -99,16 +97,7 @@ def profile(py: str, work: Path, n: int, top: int) -> str:
     prof = work / "sweep.prof"
     cmd = [py, "-m", "cProfile", "-o", str(prof), *sweep_cmd(py, n, False)[1:]]
     run = c.timed(cmd, work)
-    buf = io.StringIO()
-    stats = pstats.Stats(str(prof), stream=buf)
-    stats.strip_dirs()
-    buf.write(f"\ncProfile of the {n}-trial sweep (wall {run.seconds:.2f} s under cProfile, load {run.load}); "
-              f"top {top} by own time:\n")
-    stats.sort_stats("tottime").print_stats(top)
-    buf.write(f"top {top} by cumulative time:\n")
-    stats.sort_stats("cumulative").print_stats(top)
-    keep = [ln for ln in buf.getvalue().splitlines() if ln.strip() and not ln.startswith(("   Ordered", "   List"))]
-    return "\n".join(keep)
+    return c.profile_report(prof, f"the {n}-trial sweep", run, top)
 
 
 def main(argv: list[str] | None = None) -> int:

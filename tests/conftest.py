@@ -21,18 +21,12 @@ from typing import Any
 
 import pytest
 
-SWEEP_PLUGINS = (
-    "matrix.plugin",
-    "plugins.reporters",
-    "plugins.optimizers",
-    "plugins.pruning",
-    "plugins.gpu",
-    "trainers.plugin",
-)
+from plugins import plugin_args
+
 #: Not tests: the example plugin package and the golden files.
 collect_ignore = ["plugin_pkg", "golden"]
 
-PLUGIN_ARGS = tuple(arg for name in SWEEP_PLUGINS for arg in ("-p", name))
+PLUGIN_ARGS = tuple(plugin_args())
 HERMETIC_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 #: Generous: a trial subprocess imports torch and sklearn (about 10 s on a busy machine).
 SUBPROCESS_TIMEOUT = 300.0

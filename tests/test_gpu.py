@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from plugins import plugin_args
 from plugins.gpu import gpu_for_worker, threads_for, visible_gpus
 
-PLUGINS = ["-p", "matrix.plugin", "-p", "plugins.reporters", "-p", "plugins.optimizers", "-p", "plugins.pruning",
-           "-p", "plugins.gpu", "-p", "trainers.plugin", "-p", "xdist.plugin"]
+PLUGINS = [*plugin_args(), "-p", "xdist.plugin"]
 
 
 def test_visible_gpus_follow_the_parents_list() -> None:

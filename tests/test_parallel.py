@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-PLUGINS = [
-    "-p", "matrix.plugin", "-p", "plugins.reporters", "-p", "plugins.optimizers",
-    "-p", "plugins.pruning", "-p", "plugins.gpu", "-p", "trainers.plugin", "-p", "xdist.plugin",
-]
+from plugins import plugin_args
+
+PLUGINS = [*plugin_args(), "-p", "xdist.plugin"]
 
 BASE = """\
 CONFIG_MODEL="lenet5"
