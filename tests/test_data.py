@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from trainers.data import (
     make_synthetic,
     random_crop_flip,
 )
+from trainers.digits import digits_csv_path, read_digits, stratified_split
 
 
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
@@ -48,6 +51,52 @@ def test_digits_split_is_deterministic_and_cached() -> None:
     again = load_dataset("digits")
     assert again is not first
     assert torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
+
+
+def test_digits_are_sklearns_digits_read_without_importing_sklearn() -> None:
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    images, labels = read_digits()
+    assert torch.equal(images, torch.as_tensor(reference.images))
+    assert torch.equal(labels, torch.as_tensor(reference.target))
+    # in a fresh process, loading the bundle leaves sklearn (1.4-2 s of imports) out
+    code = (
+        "import sys\n"
+        "from trainers.data import load_dataset\n"
+        "load_dataset('digits')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent.parent)
+    assert done.stdout.strip() == "[]"
+
+
+def test_stratified_split_keeps_class_shares_and_is_disjoint() -> None:
+    _, labels = read_digits()
+    train, test = stratified_split(labels, test_size=360, seed=0)
+    assert train.numel() + test.numel() == labels.numel() and test.numel() == 360
+    assert torch.equal(torch.sort(torch.cat([train, test])).values, torch.arange(labels.numel()))
+    share = torch.bincount(labels, minlength=10).double() * 360 / labels.numel()
+    taken = torch.bincount(labels[test], minlength=10).double()
+    assert float((taken - share).abs().max()) < 1.0
+    again_train, again_test = stratified_split(labels, test_size=360, seed=0)
+    assert torch.equal(again_test, test) and torch.equal(again_train, train)
+    assert not torch.equal(stratified_split(labels, test_size=360, seed=1)[1], test)
+    # an uneven toy case: shares 7.5 / 2.5 of 10 -> largest remainders, ties to the smaller label
+    toy = torch.tensor([0] * 30 + [1] * 10)
+    _, toy_test = stratified_split(toy, test_size=10)
+    assert torch.bincount(toy[toy_test]).tolist() == [8, 2]
+    with pytest.raises(ValueError, match="test_size"):
+        stratified_split(toy, test_size=40)
+
+
+def test_missing_sklearn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataUnavailableError, match="pip install scikit-learn"):
+        digits_csv_path()
 
 
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])

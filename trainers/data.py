@@ -1,4 +1,4 @@
-"""Datasets as whole uint8 tensors: the bundled sklearn digits, CIFAR-10, MNIST, synthetic data.
+"""Datasets as whole uint8 tensors: the bundled digits (``trainers/digits.py``), CIFAR-10, MNIST, synthetic data.
 
 A :class:`DataBundle` keeps the raw images (N x C x H x W, uint8) and labels in memory; two input
 pipelines turn them into normalised float batches: :class:`TensorBatches` (the default: the whole
@@ -24,8 +24,6 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
-DIGITS_TEST_SIZE = 360
-DIGITS_SPLIT_SEED = 0
 
 
 @dataclass
@@ -89,21 +87,11 @@ def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...
 
 
 def _load_digits() -> DataBundle:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from trainers.digits import read_digits, stratified_split
 
-    digits = load_digits()
-    images = torch.as_tensor(digits.images, dtype=torch.float64)  # N x 8 x 8, values 0..16
+    images, y = read_digits()  # N x 8 x 8 float64, values 0..16
     x = (images * (255.0 / 16.0)).round().clamp_(0, 255).to(torch.uint8).unsqueeze(1)
-    y = torch.as_tensor(digits.target, dtype=torch.int64)
-    train_idx, test_idx = train_test_split(
-        list(range(len(y))),
-        test_size=DIGITS_TEST_SIZE,
-        stratify=digits.target,
-        random_state=DIGITS_SPLIT_SEED,
-    )
-    train_i = torch.as_tensor(train_idx, dtype=torch.int64)
-    test_i = torch.as_tensor(test_idx, dtype=torch.int64)
+    train_i, test_i = stratified_split(y)
     train_x = x[train_i].contiguous()
     mean, std = _channel_stats(train_x)
     return DataBundle(
