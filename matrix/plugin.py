@@ -5,6 +5,7 @@ unless ``--range-config``, ``--config-dir`` or ``--sweep-symbols`` is given.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import signal
@@ -94,7 +95,26 @@ def pytest_configure(config: pytest.Config) -> None:
             session.progress = terminal_echo(config)
         if os.name == "posix":
             _trap_sigterm(config)
+    _freeze_at_exit()
     config.pluginmanager.register(SweepPlugin(session), "sweep-session")
+
+
+_exit_freeze_registered = False
+
+
+def _freeze_at_exit() -> None:
+    """Leave torch's objects to the OS when the process ends instead of collecting them one by one.
+
+    After a trial, torch and torch._dynamo hold some 300,000 objects; the interpreter's shutdown
+    then spends about 1.4 s in cyclic garbage collection (1.6-1.8 s against 0.36-0.45 s with the
+    objects frozen, measured here).  Every xdist worker pays it, and the controller waits for its
+    workers to exit before it writes the summary.  ``atexit`` runs only when the process really
+    ends, never after an in-process ``pytester`` run.
+    """
+    global _exit_freeze_registered
+    if not _exit_freeze_registered:
+        _exit_freeze_registered = True
+        atexit.register(gc.freeze)
 
 
 def _trap_sigterm(config: pytest.Config) -> None:
@@ -115,6 +135,7 @@ class SweepPlugin:
 
     def __init__(self, sweep: SweepSession) -> None:
         self.sweep = sweep
+        self.froze = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -149,6 +170,14 @@ class SweepPlugin:
             if was_enabled:
                 gc.enable()
             gc.freeze()
+            self.froze = True
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # give what collection froze back to the collector: an in-process (pytester) run must not
+        # leave the calling session's garbage frozen; an xdist worker is always a process of its own
+        if self.froze and not self.sweep.is_worker:
+            gc.unfreeze()
+            self.froze = False
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.sweep.is_worker:
