@@ -146,6 +146,20 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     """
 
 
+@hookspec
+def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
+    """The sweep so far, while it runs; reporters may write interim outputs.
+
+    Called on the controller only, after a trial's result arrives, at most every
+    ``--summary-interval`` seconds (and never more often than ten times the previous call's
+    duration, so a huge sweep does not spend its time rewriting files).  ``sweep.running`` is
+    true; trials that have not finished are ``not_run`` with the error "not finished when this
+    summary was written".  The built-in reporter rewrites ``sweep_summary.json`` and
+    ``sweep_analysis.txt``, so a sweep whose process dies hard still leaves a summary of the
+    trials that finished.  ``pytest_sweep_finished`` follows at the end as usual.
+    """
+
+
 @hookspec(firstresult=True)
 def pytest_sweep_describe_trial(trial: Trial) -> str | None:
     """A short name for what trains a trial, e.g. ``resnet18/cifar10/adamwprune e100 b128``.

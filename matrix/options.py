@@ -9,6 +9,7 @@ import pytest
 
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
+DEFAULT_SUMMARY_INTERVAL = 10.0
 
 
 def _positive_int(text: str) -> int:
@@ -28,6 +29,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of seconds, 0 or more")
     return value
 
 
@@ -117,6 +128,14 @@ def addoption(parser: pytest.Parser) -> None:
         help="Fail a trial that runs longer than SECONDS and go on with the sweep",
     )
     group.addoption(
+        "--summary-interval",
+        type=_non_negative_float,
+        default=None,
+        metavar="SECONDS",
+        help="While the sweep runs, rewrite sweep_summary.json and sweep_analysis.txt as trials finish, "
+        f"at most every SECONDS (default: {DEFAULT_SUMMARY_INTERVAL:g}; 0: after every trial)",
+    )
+    group.addoption(
         "--resume",
         nargs="?",
         const="latest",
@@ -128,6 +147,8 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
     parser.addini("sweep_progress", "Per-epoch progress lines: auto, lines, none", default="auto")
+    parser.addini("sweep_summary_interval", "Seconds between interim summaries while a sweep runs",
+                  default=str(DEFAULT_SUMMARY_INTERVAL))
 
 
 def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
@@ -151,6 +172,19 @@ def max_combinations(config: pytest.Config) -> int:
 def minutes_per_trial(config: pytest.Config) -> float | None:
     opt = config.getoption("minutes_per_trial")
     return float(opt) if opt is not None else _ini_number(config, "sweep_minutes_per_trial", float)
+
+
+def summary_interval(config: pytest.Config) -> float:
+    opt = config.getoption("summary_interval")
+    if opt is not None:
+        return float(opt)
+    raw = str(config.getini("sweep_summary_interval")).strip()
+    try:
+        return _non_negative_float(raw)
+    except argparse.ArgumentTypeError:
+        raise pytest.UsageError(
+            f"ini value sweep_summary_interval = {raw!r}: use a number of seconds, 0 or more"
+        ) from None
 
 
 def output_root(config: pytest.Config) -> Path:

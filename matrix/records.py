@@ -138,12 +138,14 @@ def load_summary(path: str | Path) -> list[dict[str, Any]]:
 
 @dataclass
 class SweepResult:
-    """What reporters get when the sweep ends (``pytest_sweep_finished``)."""
+    """What reporters get when the sweep ends (``pytest_sweep_finished``) or, while it still runs,
+    in an interim summary (``pytest_sweep_progress``, ``running`` true)."""
 
     dir: Path
     records: list[dict[str, Any]]
     interrupted: bool = False
     sources: list[str] = field(default_factory=list)
+    running: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r["status"] == status)

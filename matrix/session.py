@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from matrix.collect import SweepItem
 
 RECORD_PROPERTY = "sweep_record"
+#: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
+NOT_FINISHED_YET = "not finished when this summary was written"
 
 
 @dataclass
@@ -83,6 +85,8 @@ class SweepSession:
         self.result: SweepResult | None = None
         self._by_id: dict[str, list[tuple[Source, Combination]]] = {}
         self.progress: Callable[[str], None] | None = None
+        self.summary_interval = options.summary_interval(config)
+        self._next_summary = time.monotonic() + self.summary_interval
 
     # -- parsing (configure time, so that mistakes are usage errors) ----------------
     def _load_sources(self) -> list[Source]:
@@ -320,6 +324,11 @@ class SweepSession:
         return rec
 
     def on_report(self, report: pytest.TestReport) -> None:
+        self._take_report(report)
+        if self.summary_due():
+            self.write_interim_summary()
+
+    def _take_report(self, report: pytest.TestReport) -> None:
         shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
         if shipped:
             self.records[report.nodeid] = json.loads(shipped[-1])
@@ -346,6 +355,36 @@ class SweepSession:
         if self.is_worker or self.finished:
             return self.result
         self.finished = True
+        result = self._result(not_run_error="sweep interrupted" if interrupted else "not run")
+        if result is None:
+            return None
+        result.interrupted = interrupted
+        self.result = result
+        self.config.hook.pytest_sweep_finished(config=self.config, sweep=self.result)
+        return self.result
+
+    def summary_due(self) -> bool:
+        return not (self.is_worker or self.finished) and time.monotonic() >= self._next_summary
+
+    def write_interim_summary(self) -> None:
+        """Hand the sweep so far to ``pytest_sweep_progress`` (the controller, while trials run)."""
+        started = time.monotonic()
+        result = self._result(not_run_error=NOT_FINISHED_YET)
+        if result is None:
+            return
+        result.running = True
+        try:
+            self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
+        except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"sweep: interim summary not written: {one_line(exc)}; "
+                                    "the sweep goes on and writes the final summary at the end", yellow=True)
+        now = time.monotonic()
+        self._next_summary = now + max(self.summary_interval, 10 * (now - started))
+
+    def _result(self, not_run_error: str) -> SweepResult | None:
+        """Every expected trial's record, in collection order; those without a result are not run."""
         rows: list[dict[str, Any]] = []
         for nodeid in self.expected:
             rec = self.records.get(nodeid)
@@ -353,20 +392,13 @@ class SweepSession:
                 rec = self.expected_record(nodeid)
                 assert rec is not None
                 if rec["status"] != "skipped":
-                    rec.update(status="not_run", error="sweep interrupted" if interrupted else "not run")
+                    rec.update(status="not_run", error=not_run_error)
             rows.append(rec)
         rows.extend(r for n, r in self.records.items() if n not in self.expected)
         if not rows:
             return None
-        self.result = SweepResult(
-            dir=self.dir,
-            records=rows,
-            interrupted=interrupted,
-            sources=[str(s.path) for s in self.sources],
-        )
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.config.hook.pytest_sweep_finished(config=self.config, sweep=self.result)
-        return self.result
+        return SweepResult(dir=self.dir, records=rows, sources=[str(s.path) for s in self.sources])
 
 
 def _first_line_with(text: str, needle: str) -> str:

@@ -33,7 +33,7 @@ def _hyperparameters(record: dict[str, Any]) -> list[str]:
     return [f"  {k}={config.get(k, record.get(k))}" for k in swept + fixed]
 
 
-def render_analysis(records: list[dict[str, Any]], interrupted: bool = False) -> str:
+def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, running: bool = False) -> str:
     counts = {s: sum(1 for r in records if r["status"] == s) for s in ("passed", "failed", "skipped", "not_run")}
     reused = sum(1 for r in records if r.get("reused"))
     tested = counts["passed"] + counts["failed"]
@@ -44,6 +44,8 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False) ->
     )
     if interrupted:
         out.append("The sweep was interrupted: trials marked 'not run' did not finish.")
+    if running:
+        out.append("The sweep was still running when this file was written: trials marked 'not run' had not finished.")
     out.append("")
     top = ranked(records)
     if top:

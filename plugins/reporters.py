@@ -21,6 +21,12 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     config.stash[_RESULT] = sweep
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
+    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
+    storage.write_text_atomic(sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, running=True))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     sweep = config.stash.get(_RESULT, None)
     if sweep is None:

@@ -164,6 +164,16 @@ def test_grid_above_max_combinations(sweep_pytester: SweepPytester) -> None:
         pytest.param(
             ["--minutes-per-trial=0"], "*error: argument --minutes-per-trial: 0 must be above 0", id="minutes-zero"
         ),
+        pytest.param(
+            ["--summary-interval=-1"],
+            "*error: argument --summary-interval: -1 must be a number of seconds, 0 or more",
+            id="summary-interval-negative",
+        ),
+        pytest.param(
+            ["-o", "sweep_summary_interval=often"],
+            "ERROR: ini value sweep_summary_interval = 'often': use a number of seconds, 0 or more",
+            id="summary-interval-ini",
+        ),
     ],
 )
 def test_bad_flag_names_the_flag_and_fix(sweep_pytester: SweepPytester, args: list[str], expected: str) -> None:

@@ -41,6 +41,7 @@ from matrix import Symbol
 def pytest_sweep_declare_symbols():
     return [
         Symbol("CONFIG_FAULT_CRASH", "bool", False, "Kill the worker inside the trial"),
+        Symbol("CONFIG_FAULT_CRASH_ONCE", "bool", False, "Kill the process inside the first such trial only"),
         Symbol("CONFIG_FAULT_SPIN", "float", 0.0, "Seconds of pure-Python work instead of training (-1: forever)"),
     ]
 
@@ -71,6 +72,10 @@ def pytest_sweep_trial_started(trial):
     with open(Path(__file__).parent / "trainings.txt", "a") as fh:
         fh.write(trial.name + "\\n")
     if trial["CONFIG_FAULT_CRASH"]:
+        os._exit(1)
+    marker = Path(__file__).parent / "crashed-once"
+    if trial["CONFIG_FAULT_CRASH_ONCE"] and not marker.exists():
+        marker.write_text(trial.name)
         os._exit(1)
 """
 
@@ -159,6 +164,48 @@ def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester)
     changed.assert_outcomes(passed=3)
     assert not any(r["reused"] for r in records)
     assert trainings(pytester).count("config_001") == 2
+
+
+def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, pytester: pytest.Pytester) -> None:
+    # config_001/002 finish, config_003 kills the whole (serial) pytest process, config_004 never starts:
+    # nothing reaches pytest_sessionfinish, so only the summaries written along the way are left
+    body = "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\nCONFIG_LEARNING_RATE=0.001|0.002\n"
+    died, records = sweep(body, "--summary-interval=0")
+    assert died.ret == 1 and "passed" not in died.stdout.str().splitlines()[-1]
+    assert [(r["config_file"], r["status"], r["error"]) for r in records] == [
+        ("config_001", "passed", None), ("config_002", "passed", None),
+        ("config_003", "not_run", "not finished when this summary was written"),
+        ("config_004", "not_run", "not finished when this summary was written")]
+    analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
+    assert "The sweep was still running when this file was written" in analysis
+    assert "BEST CONFIGURATION" in analysis and "Passed: 2 | Failed: 0 | Skipped: 0 | Not run: 2" in analysis
+    # --resume finishes it in the same folder and replaces the interim files
+    resumed, records = sweep(body, "--resume")
+    resumed.assert_outcomes(passed=4)
+    assert trainings(pytester) == ["config_001", "config_002", "config_003", "config_003", "config_004"]
+    assert [(r["status"], r["reused"]) for r in records] == [
+        ("passed", True), ("passed", True), ("passed", False), ("passed", False)]
+    analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
+    assert "still running" not in analysis
+
+
+def test_the_default_interval_does_not_rewrite_the_summary_after_every_trial(sweep, pytester) -> None:
+    # trials of 0.2 s and a 10 s interval: the run dies before the first interim summary is due
+    died, records = sweep("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\n")
+    assert died.ret == 1 and records == []
+    assert trainings(pytester) == ["config_001", "config_002"]
+
+
+def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep, pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(broken_reporter="""
+        def pytest_sweep_progress(config, sweep):
+            raise OSError(28, "No space left on device")
+    """)
+    result, records = sweep("CONFIG_FAULT_SPIN=0.1\nCONFIG_LEARNING_RATE=0.001|0.002\n",
+                            "--summary-interval=0", "-p", "broken_reporter")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["sweep: interim summary not written: *No space left on device*; the sweep goes on*"])
+    assert [r["status"] for r in records] == ["passed", "passed"]  # the final summary is complete
 
 
 def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep) -> None:
