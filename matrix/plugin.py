@@ -217,7 +217,12 @@ class SweepPlugin:
         self.sweep.interrupted = True
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.sweep.is_worker or session.config.option.collectonly:
+        if self.sweep.is_worker:
+            # a worker is a process of its own and is about to end: pytest's own full collections
+            # at unconfigure need not walk torch's objects, and the controller waits for the exit
+            gc.freeze()
+            return
+        if session.config.option.collectonly:
             return
         interrupted = self.sweep.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
         self.sweep.finish(interrupted=interrupted)

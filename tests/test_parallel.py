@@ -77,6 +77,13 @@ def pytest_sweep_trial_started(trial):
     if trial["CONFIG_FAULT_CRASH_ONCE"] and not marker.exists():
         marker.write_text(trial.name)
         os._exit(1)
+
+
+def pytest_unconfigure(config):
+    # how many objects a worker has frozen when pytest's own end-of-run collections start
+    if hasattr(config, "workerinput"):
+        import gc
+        (Path(__file__).parent / f"frozen-{config.workerinput['workerid']}.txt").write_text(str(gc.get_freeze_count()))
 """
 
 
@@ -122,6 +129,9 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
         assert {k: a[k] for k in STABLE} == {k: b[k] for k in STABLE}
     assert {r["worker"] for r in serial_records} == {"main"}
     assert {r["worker"] for r in parallel_records} <= {"gw0", "gw1"}
+    # each worker froze torch's objects at sessionfinish, so its exit skips collecting them
+    frozen = [int(p.read_text()) for p in sorted(pytester.path.glob("frozen-gw*.txt"))]
+    assert len(frozen) == 2 and min(frozen) > 100_000, frozen
 
 
 def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
