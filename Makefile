@@ -7,9 +7,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RANGE_CONFIG ?= defconfigs/resnet18-digits-smoke
 CONFIG_DIR ?= sweep_configs
+PARALLEL ?= 2
+# where sweep folders go (the guide's --output-dir); empty: test_matrix_results/
+OUTPUT_DIR ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv sweep sweep-generate sweep-run sweep-clean test bench clean
+# The guide names the defconfigs resnet18/defconfigs/NAME; here they live in defconfigs/NAME.
+RANGE_FILE := $(if $(wildcard $(RANGE_CONFIG)),$(RANGE_CONFIG),$(if $(wildcard defconfigs/$(notdir $(RANGE_CONFIG))),defconfigs/$(notdir $(RANGE_CONFIG)),$(RANGE_CONFIG)))
+ifneq ($(RANGE_FILE),$(RANGE_CONFIG))
+$(info RANGE_CONFIG=$(RANGE_CONFIG) not found; using $(RANGE_FILE))
+endif
+SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
+
+.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test bench clean
 
 venv: $(STAMP)
 
@@ -23,15 +33,19 @@ $(STAMP): pyproject.toml
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)
 sweep: $(STAMP)
-	$(PY) -m pytest --range-config=$(RANGE_CONFIG) $(PYTEST_ARGS)
+	$(PY) -m pytest --range-config=$(RANGE_FILE) $(SWEEP_ARGS)
+
+## make sweep-parallel RANGE_CONFIG=FILE PARALLEL=4: the same on 4 xdist workers (one GPU each)
+sweep-parallel: $(STAMP)
+	$(PY) -m pytest --range-config=$(RANGE_FILE) -n $(PARALLEL) --dist=load $(SWEEP_ARGS)
 
 ## make sweep-generate RANGE_CONFIG=FILE: write sweep_configs/config_NNN + combinations_summary.txt
 sweep-generate: $(STAMP)
-	$(PY) -m pytest --range-config=$(RANGE_CONFIG) --sweep-generate=$(CONFIG_DIR)
+	$(PY) -m pytest --range-config=$(RANGE_FILE) --sweep-generate=$(CONFIG_DIR)
 
-## make sweep-run: run the configs generated into sweep_configs/
+## make sweep-run [OUTPUT_DIR=DIR]: run the configs generated into sweep_configs/
 sweep-run: $(STAMP)
-	$(PY) -m pytest --config-dir=$(CONFIG_DIR) $(PYTEST_ARGS)
+	$(PY) -m pytest --config-dir=$(CONFIG_DIR) $(SWEEP_ARGS)
 
 ## make sweep-clean: remove the generated configs (results stay in test_matrix_results/)
 sweep-clean:

@@ -41,6 +41,21 @@ class Source:
     typed: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
+def _suggest_defconfig(raw: str, path: Path, root: Path) -> None:
+    """A missing range file whose name is one of the project's defconfigs: say where it is.
+
+    The sweep guide writes ``resnet18/defconfigs/NAME``; the files live in ``defconfigs/NAME``.
+    """
+    if path.exists():
+        return
+    candidate = root / "defconfigs" / path.name
+    if candidate.is_file():
+        raise pytest.UsageError(
+            f"{raw}: no such range config; did you mean --range-config={candidate}? "
+            "(the guide's resnet18/defconfigs/ is defconfigs/ here)"
+        )
+
+
 def _usage(exc: RangeConfigError) -> pytest.UsageError:
     return pytest.UsageError(str(exc))
 
@@ -95,6 +110,7 @@ class SweepSession:
         base = cfg.invocation_params.dir
         for raw in cfg.getoption("range_config"):
             path = (base / raw).resolve()
+            _suggest_defconfig(raw, path, cfg.rootpath)
             try:
                 rc = parse_file(path if path.exists() else raw)
                 combos = expand(rc, limit=self.limit)

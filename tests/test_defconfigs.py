@@ -161,3 +161,42 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     assert result.outlines[header + 1] == lines[0]
     assert result.outlines[header + 2].startswith("=")
     assert "Traceback" not in out and "torchvision" not in out and "RuntimeError" not in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        # the guide's own commands, word for word: its resnet18/defconfigs/ is our defconfigs/
+        (["sweep", "RANGE_CONFIG=resnet18/defconfigs/resnet18-state-pruning-compare-range"],
+         "-m pytest --range-config=defconfigs/resnet18-state-pruning-compare-range"),
+        (["sweep-generate", "RANGE_CONFIG=resnet18/defconfigs/resnet18-state-pruning-compare-range"],
+         "-m pytest --range-config=defconfigs/resnet18-state-pruning-compare-range --sweep-generate=sweep_configs"),
+        (["sweep-parallel", "RANGE_CONFIG=defconfigs/resnet18-quick-test", "PARALLEL=4"],
+         "-m pytest --range-config=defconfigs/resnet18-quick-test -n 4 --dist=load"),
+        (["sweep-run", "OUTPUT_DIR=my_sweep_results"],
+         "-m pytest --config-dir=sweep_configs --sweep-output=my_sweep_results"),
+    ],
+    ids=["sweep", "sweep-generate", "sweep-parallel", "sweep-run-output-dir"],
+)
+def test_the_guides_make_commands(args: list[str], command: str) -> None:
+    import subprocess
+
+    root = DEFCONFIGS.parent
+    done = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=root,
+                          capture_output=True, text=True, check=True)
+    pytest_lines = [line.strip() for line in done.stdout.splitlines() if " -m pytest " in line]
+    assert len(pytest_lines) == 1, done.stdout
+    assert pytest_lines[0].endswith(command), pytest_lines[0]
+
+
+def test_a_guide_path_to_a_defconfig_gets_a_pointer(sweep_pytester: SweepPytester) -> None:
+    (sweep_pytester.path / "defconfigs").mkdir()  # a project whose defconfigs/ holds it
+    shutil.copy(DEFCONFIGS / "resnet18-quick-test", sweep_pytester.path / "defconfigs")
+    result = sweep_pytester.run("--range-config=resnet18/defconfigs/resnet18-quick-test")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = sweep_pytester.path / "defconfigs" / "resnet18-quick-test"
+    result.stderr.fnmatch_lines([
+        f"ERROR: resnet18/defconfigs/resnet18-quick-test: no such range config; did you mean "
+        f"--range-config={expected}? (the guide's resnet18/defconfigs/ is defconfigs/ here)"
+    ])
