@@ -1,0 +1,105 @@
+"""Fixed cost of a sweep process: this checkout against an earlier revision, in one run.
+
+The sweep is 2 LeNet-5/digits trials of 1 epoch (a fraction of a second of training each), so
+its wall time is almost all fixed cost: pytest's start, the xdist workers, the imports of torch,
+``torch._dynamo`` (torch's first optimizer imports it) and the data, then the processes' exits.
+Each command runs in a fresh process, serial and with ``-n 2``, once for this checkout and once
+for ``--baseline REV`` (checked out with ``git worktree`` into a temp dir and put first on
+``PYTHONPATH``, so its ``matrix``/``plugins``/``trainers`` shadow the installed ones; the script
+checks which copy each side imports).  The four commands alternate, in a rotating order, for
+``--repeats`` rounds; the headline is the median of the per-round ratios ours / baseline.
+
+    .venv/bin/python bench/startup.py --baseline 5fe7be3
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import _common as c
+
+RANGE = """\
+# 2 trials for bench/startup.py: almost all of the run is start-up and shut-down
+CONFIG_MODEL="lenet5"
+CONFIG_DATASET="digits"
+CONFIG_DEVICE="cpu"
+CONFIG_OPTIMIZER="adamw"
+CONFIG_NUM_EPOCHS=1
+CONFIG_BATCH_SIZE=64
+CONFIG_LEARNING_RATE=0.001|0.002
+"""
+MODES = {"serial": [], "-n 2": ["-n", "2"]}
+
+
+def env_for(tree: Path) -> dict[str, str]:
+    env = c.child_env()
+    env["PYTHONPATH"] = str(tree) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def imported_from(py: str, env: dict[str, str], cwd: Path) -> str:
+    code = "import matrix, trainers; print(matrix.__file__)"
+    return subprocess.run([py, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", required=True, help="git revision to compare against (e.g. 5fe7be3)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--python", default=sys.executable)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp_name:
+        tmp = Path(tmp_name)
+        base_tree = tmp / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.baseline],
+                       cwd=c.REPO, check=True)
+        try:
+            base_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=base_tree,
+                                      capture_output=True, text=True, check=True).stdout.strip()
+            ours_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=c.REPO,
+                                      capture_output=True, text=True, check=True).stdout.strip()
+            work = tmp / "run"
+            work.mkdir()
+            (work / "range").write_text(RANGE)
+            sides = {f"ours ({ours_rev})": env_for(c.REPO), f"baseline ({base_rev})": env_for(base_tree)}
+            for (label, env), tree in zip(sides.items(), (c.REPO, base_tree)):
+                where = imported_from(args.python, env, work)
+                if not where.startswith(str(tree)):
+                    raise SystemExit(f"{label} imports matrix from {where}, not from {tree}")
+            samples = {(side, mode): c.Samples(f"{side} {mode}") for side in sides for mode in MODES}
+            keys = list(samples)
+            for rep in range(args.repeats):
+                order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+                for side, mode in order:
+                    out = tmp / f"out-{rep}"
+                    cmd = [args.python, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider",
+                           f"--sweep-output={out}", *MODES[mode], *c.plugin_args()]
+                    run = c.timed(cmd, work, env=sides[side])
+                    samples[(side, mode)].add(run.seconds, run.load)
+                    c.log(f"rep {rep + 1}: {side} {mode}: {run.seconds:.2f} s")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=c.REPO, check=False)
+
+    ours, base = list(sides)
+    rows = []
+    for (side, mode), s in samples.items():
+        rows.append([f"{side}, {mode}", f"{s.best:.2f}", f"{s.median:.2f}", s.all(), s.load_range()])
+    lines = [c.table(["run", "best s", "median s", "all runs s", "load (1 min)"], rows), ""]
+    for mode in MODES:
+        ratios = [a / b for a, b in zip(samples[(ours, mode)].seconds, samples[(base, mode)].seconds)]
+        saved = [b - a for a, b in zip(samples[(ours, mode)].seconds, samples[(base, mode)].seconds)]
+        lines.append(f"`{mode}`: ours / baseline = **{statistics.median(ratios):.2f}** (per round "
+                     f"{', '.join(f'{r:.2f}' for r in ratios)}); saved {statistics.median(saved):.2f} s "
+                     f"per run (median).")
+    print(c.block("Start-up and shut-down (bench/startup.py)", c.script_command(), "\n".join(lines)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
