@@ -1,7 +1,8 @@
 """Rendering of a sweep: the analysis text (the guide's layout) and the ranked table."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import PurePath
+from typing import Any, Callable
 
 from tabulate import tabulate
 
@@ -25,6 +26,25 @@ def _time(value: Any) -> str:
     return "n/a" if value is None else f"{float(value):.1f}s"
 
 
+def labeller(records: list[dict[str, Any]]) -> Callable[[dict[str, Any]], str]:
+    """``config_file``, prefixed with where it came from when two records share a name.
+
+    One run may sweep several range files (or generated folders) whose trials share names
+    (``config_001`` in each); then ``state.rc:config_001`` tells them apart.  A generated
+    config is named after its folder (``sweep_configs:config_001``).
+    """
+    names = [r["config_file"] for r in records]
+    if len(set(names)) == len(names):
+        return lambda rec: str(rec["config_file"])
+
+    def label(rec: dict[str, Any]) -> str:
+        source = PurePath(str(rec.get("source") or ""))
+        origin = source.parent.name if source.name == rec["config_file"] else source.name
+        return f"{origin}:{rec['config_file']}" if origin else str(rec["config_file"])
+
+    return label
+
+
 def _hyperparameters(record: dict[str, Any]) -> list[str]:
     """Swept parameters first (what the sweep chose), then the fixed ones."""
     config: dict[str, str] = record.get("config") or {}
@@ -37,6 +57,7 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, ru
     counts = {s: sum(1 for r in records if r["status"] == s) for s in ("passed", "failed", "skipped", "not_run")}
     reused = sum(1 for r in records if r.get("reused"))
     tested = counts["passed"] + counts["failed"]
+    label = labeller(records)
     out = ["Hyperparameter Sweep Analysis", RULE, "", f"Total configurations tested: {tested}"]
     out.append(
         f"Passed: {counts['passed']} | Failed: {counts['failed']} | Skipped: {counts['skipped']}"
@@ -53,7 +74,7 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, ru
         out += [
             "BEST CONFIGURATION:",
             THIN,
-            f"Config file: {best['config_file']}",
+            f"Config file: {label(best)}",
             f"Test Accuracy: {_pct(best['test_acc'])}",
             f"Final Sparsity: {_sparsity(best['final_sparsity'])}",
             f"Training Time: {_time(best['training_time'])}",
@@ -67,7 +88,7 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, ru
             "",
         ]
         for rank, rec in enumerate(top[:TOP_N], 1):
-            out.append(f"{rank}. {rec['config_file']}")
+            out.append(f"{rank}. {label(rec)}")
             out.append(
                 f"   Test Acc: {_pct(rec['test_acc'])} | Sparsity: {_sparsity(rec['final_sparsity'])}"
                 f" | Time: {_time(rec['training_time'])}"
@@ -77,12 +98,12 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, ru
     failed = [r for r in records if r["status"] == "failed"]
     out += ["", RULE, f"FAILED TESTS: {len(failed)}", THIN]
     for rec in failed:
-        out.append(f"{rec['config_file']}: {rec.get('error') or 'unknown error'}")
+        out.append(f"{label(rec)}: {rec.get('error') or 'unknown error'}")
     skipped = [r for r in records if r["status"] in ("skipped", "not_run")]
     if skipped:
         out += ["", RULE, f"SKIPPED OR NOT RUN: {len(skipped)}", THIN]
         for rec in skipped:
-            out.append(f"{rec['config_file']} ({rec['status']}): {rec.get('error') or ''}".rstrip())
+            out.append(f"{label(rec)} ({rec['status']}): {rec.get('error') or ''}".rstrip())
     return "\n".join(out) + "\n"
 
 
@@ -90,10 +111,11 @@ def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
     """The ranked table printed at the end of a run (tabulate)."""
     top = ranked(records)
     swept = list(dict.fromkeys(k for r in records for k in (r.get("swept") or [])))
+    label = labeller(records)
     rows = []
     for rank, rec in enumerate(top[:limit], 1):
         rows.append(
-            [rank, rec["config_file"], f"{float(rec['test_acc']):.2f}", _sparsity(rec["final_sparsity"]),
+            [rank, label(rec), f"{float(rec['test_acc']):.2f}", _sparsity(rec["final_sparsity"]),
              _time(rec["training_time"])]
             + [rec.get("config", {}).get(k, "") for k in swept]
         )

@@ -7,7 +7,7 @@ import pytest
 
 from matrix import storage
 from matrix.records import SweepResult
-from plugins.analysis import render_analysis, render_table
+from plugins.analysis import labeller, render_analysis, render_table
 
 SUMMARY_JSON = "sweep_summary.json"
 ANALYSIS_TXT = "sweep_analysis.txt"
@@ -33,12 +33,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     tr = terminalreporter
     tr.write_sep("=", "sweep results")
+    label = labeller(sweep.records)
     if sweep.ranked:
         for line in render_table(sweep.records).splitlines():
             tr.write_line(line)
         best = sweep.best
         assert best is not None
-        tr.write_line(f"best: {best['config_file']} at {float(best['test_acc']):.2f}% test accuracy")
+        tr.write_line(f"best: {label(best)} at {float(best['test_acc']):.2f}% test accuracy")
     else:
         tr.write_line("no trial finished")
     reused = sweep.count_reused()
@@ -46,6 +47,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--resume)")
     failed = [r for r in sweep.records if r["status"] == "failed"]
     for rec in failed:
-        tr.write_line(f"FAILED {rec['config_file']}: {rec.get('error')}", red=True)
+        tr.write_line(f"FAILED {label(rec)}: {rec.get('error')}", red=True)
     tr.write_line(f"summary: {sweep.dir / SUMMARY_JSON}")
     tr.write_line(f"analysis: {sweep.dir / ANALYSIS_TXT}")

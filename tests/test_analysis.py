@@ -108,3 +108,25 @@ def test_top_list_and_table_stop_at_ten(records: list[dict[str, Any]]) -> None:
     table = render_table(many).splitlines()
     assert len(table) == 2 + TOP_N
     assert table[-1].split()[:3] == ["10", "config_003", "53.00"]
+
+
+def test_the_same_name_from_two_range_files_is_told_apart(records: list[dict[str, Any]]) -> None:
+    first = copy.deepcopy(records[0])
+    first.update(source="/work/sweeps/state.rc", config_file="config_001", test_acc=97.0, status="passed")
+    second = copy.deepcopy(first)
+    second.update(source="/work/sweeps/schedule.rc", test_acc=96.0, status="failed", error="boom")
+    third = copy.deepcopy(first)
+    third.update(source="/work/sweeps/schedule.rc", config_file="config_002", test_acc=95.0)
+    both = [first, second, third]
+    text = render_analysis(both)
+    assert "Config file: state.rc:config_001\n" in text
+    assert "2. schedule.rc:config_002\n" in text
+    assert "schedule.rc:config_001: boom\n" in text
+    assert [row.split()[1] for row in render_table(both).splitlines()[2:]] == [
+        "state.rc:config_001", "schedule.rc:config_002"]
+    # generated configs (--config-dir) are named after their folder
+    from_dirs = [dict(first, source="/w/run_a/config_001"), dict(third, source="/w/run_b/config_001",
+                                                                  config_file="config_001")]
+    assert "Config file: run_a:config_001\n" in render_analysis(from_dirs)
+    # one file, or names that do not clash: the plain names, as before (the golden files)
+    assert "Config file: config_001\n" in render_analysis([first, third])

@@ -11,8 +11,9 @@ Why LeNet-5 and not ``defconfigs/resnet18-digits-smoke`` itself: with OMP_NUM_TH
 on this busy 2-core machine its 4 trials took 105 s (ResNet-18 width 16, 22-29 s each),
 over this file's 90 s budget; LeNet-5 trains the same grid and schedule in about 2.5 s a
 trial.  The defconfig's collection and grid are checked in ``test_defconfigs.py``.
-Measured (CPU, deterministic): state 96.1 / 96.4 % at 50 %, 91.1 / 89.4 % at 70 %;
-magnitude 93.3 %, movement 93.9 % at 70 %; every final sparsity exactly on target.
+Measured (CPU, deterministic, digits split of trainers/digits.py): state 97.2 / 97.8 % at 50 %
+(beta1 0.85 / 0.9), 95.8 / 93.9 % at 70 %; magnitude 92.5 %, movement 96.4 % at 70 %; every
+final sparsity exactly on target.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ CONFIG_PRUNING_METHOD="magnitude"|"movement"
 """
 TOLERANCE = 0.005  # 0.5 percentage points
 MIN_ACC_AT_50 = 90.0
-#: A floor for every trial: pruning must not wreck the model (all measured above 89 %).
+#: A floor for every trial: pruning must not wreck the model (all measured above 92 %; above 89 % with the earlier split).
 MIN_ACC = 80.0
 
 
