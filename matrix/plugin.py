@@ -6,6 +6,7 @@ unless ``--range-config``, ``--config-dir`` or ``--sweep-symbols`` is given.
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import os
 import signal
@@ -36,6 +37,10 @@ def _active(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if _active(config):
+        # pushed before any plugin's pytest_configure, so it runs after all their cleanups
+        # (LIFO), among them unraisableexception's gc.collect(): see SweepPlugin.thaw
+        config.add_cleanup(functools.partial(_thaw, config))
     if config.getoption("sweep_generate"):
         return _generate(config)
     if not config.getoption("sweep_symbols"):
@@ -97,6 +102,12 @@ def pytest_configure(config: pytest.Config) -> None:
             _trap_sigterm(config)
     _freeze_at_exit()
     config.pluginmanager.register(SweepPlugin(session), "sweep-session")
+
+
+def _thaw(config: pytest.Config) -> None:
+    plugin = config.pluginmanager.get_plugin("sweep-session")
+    if isinstance(plugin, SweepPlugin):
+        plugin.thaw()
 
 
 _exit_freeze_registered = False
@@ -172,10 +183,15 @@ class SweepPlugin:
             gc.freeze()
             self.froze = True
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        # give what collection froze back to the collector: an in-process (pytester) run must not
-        # leave the calling session's garbage frozen; an xdist worker is always a process of its own
-        if self.froze and not self.sweep.is_worker:
+    def thaw(self) -> None:
+        """Give what was frozen back to the collector, last thing in the run.
+
+        pytest's end-of-run ``gc.collect()`` calls (unraisableexception, at unconfigure and in its
+        cleanup) have passed by then, so they did not walk the collection's objects or torch's;
+        an in-process (``pytester``) run must not leave the calling session's garbage frozen.
+        The process-exit freeze (``_freeze_at_exit``) comes after this.
+        """
+        if self.froze:
             gc.unfreeze()
             self.froze = False
 
@@ -217,12 +233,11 @@ class SweepPlugin:
         self.sweep.interrupted = True
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.sweep.is_worker:
-            # a worker is a process of its own and is about to end: pytest's own full collections
-            # at unconfigure need not walk torch's objects, and the controller waits for the exit
-            gc.freeze()
-            return
-        if session.config.option.collectonly:
+        # the run is ending: pytest's full collections at unconfigure need not walk torch's
+        # objects (0.5-0.7 s per worker, and the controller waits for its workers); see thaw()
+        gc.freeze()
+        self.froze = True
+        if self.sweep.is_worker or session.config.option.collectonly:
             return
         interrupted = self.sweep.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
         self.sweep.finish(interrupted=interrupted)

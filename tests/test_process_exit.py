@@ -11,11 +11,24 @@ if TYPE_CHECKING:
 EXIT_PROBE = '''
 import atexit, gc, pathlib, sys
 
+HERE = pathlib.Path(__file__).parent
+
 def _probe():
     state = f"{gc.get_freeze_count()} {'torch' in sys.modules}"
-    (pathlib.Path(__file__).parent / "exit-state.txt").write_text(state)
+    (HERE / "exit-state.txt").write_text(state)
 
 atexit.register(_probe)
+
+# pytest's own end-of-run collections (unraisableexception: at unconfigure and in its cleanup)
+_collect = gc.collect
+
+def _logged_collect(*args, **kwargs):
+    with open(HERE / "collects.txt", "a") as fh:
+        fh.write(f"{gc.get_freeze_count()}\\n")
+    return _collect(*args, **kwargs)
+
+def pytest_sessionfinish(session):
+    gc.collect = _logged_collect
 '''
 
 
@@ -26,9 +39,12 @@ def test_a_sweep_process_freezes_torchs_objects_before_it_exits(sweep_pytester: 
     result.assert_outcomes(passed=1)
     frozen, torch_loaded = (sweep_pytester.path / "exit-state.txt").read_text().split()
     assert torch_loaded == "True"
-    # collection's freeze was undone at unconfigure, so these are the objects frozen at exit:
-    # torch, torch._dynamo and the trial's leftovers (about 300,000 objects)
+    # the freezes of the run were undone by its last cleanup, so these are the objects frozen at
+    # exit: torch, torch._dynamo and the trial's leftovers (about 300,000 objects)
     assert int(frozen) > 100_000
+    # pytest's own full collections at the end of the run found torch's objects frozen too
+    during = [int(n) for n in (sweep_pytester.path / "collects.txt").read_text().split()]
+    assert len(during) >= 2 and min(during) > 100_000, during
 
 
 def test_an_in_process_run_leaves_nothing_frozen(sweep_pytester: SweepPytester) -> None:
