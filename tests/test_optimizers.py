@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.adamwprune import AdamWPrune, AdamWPruneSettings, SpikeGuard
+from trainers.adamwprune import AdamWPrune, AdamWPruneSettings
+from trainers.spam import SpikeGuard
 from trainers.models import build_model
 from trainers.optimizers import (
     OPTIMIZERS,

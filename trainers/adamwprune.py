@@ -1,18 +1,21 @@
 """AdamWPrune: AdamW whose own moment estimates decide which weights to prune.
 
-Also holds what every pruning method shares: which tensors are prunable, the ramp schedule, the
-exact global threshold, and the spike guard of the SPAM variants (used by ``AdamWSpam`` too).
+Also holds what every pruning method shares: which tensors are prunable, the ramp schedule and
+the exact global threshold.  The SPAM spike guard and the step order shared with ``AdamWSpam``
+are in :mod:`trainers.spam`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from trainers.spam import PreparedStep, SpikeGuard
 
 VARIANTS = ("bitter0", "bitter1", "bitter3", "bitter7")
 BASES = ("adam", "adamw", "adamwadv", "adamwspam")
@@ -87,80 +90,6 @@ def mask_moments(state: dict[str, Any], mask: torch.Tensor) -> None:
             value.mul_(mask)
 
 
-class SpikeGuard:
-    """SPAM spike handling for Adam-family optimizers, without host syncs.
-
-    * ``clip`` (optional): each gradient element is clipped to ``sqrt(theta * v)``.
-    * spike detection: the global gradient norm's z-score against the previous ``history``
-      norms (99: the last 100 norms including the current one; at least 9 needed); above
-      ``threshold`` scales ``exp_avg`` by 0.5 and ``exp_avg_sq`` by 0.9.
-    * ``interval`` > 0: all moments are reset to zero every ``interval`` steps (``reset``).
-    """
-
-    def __init__(
-        self,
-        theta: float = 50.0,
-        interval: int = 0,
-        clip: bool = False,
-        threshold: float = 2.0,
-        history: int = 99,
-    ) -> None:
-        self.theta, self.interval, self.clip = theta, interval, clip
-        self.threshold, self.history = threshold, history
-        self._norms: torch.Tensor | None = None
-        self._valid: torch.Tensor | None = None
-        self._spikes: torch.Tensor | None = None
-        self._pos = 0
-
-    @property
-    def spike_count(self) -> int:
-        return 0 if self._spikes is None else int(self._spikes)
-
-    def before_update(self, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
-        params = [p for g in groups for p in g["params"] if p.grad is not None]
-        if not params:
-            return
-        if self.clip:
-            for p in params:
-                v = state.get(p, {}).get("exp_avg_sq")
-                if v is not None:
-                    limit = (self.theta * (v + 1e-12)).sqrt()
-                    p.grad.copy_(torch.maximum(torch.minimum(p.grad, limit), -limit))
-        norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
-        )
-        if self._norms is None:
-            self._norms = torch.zeros(self.history, device=norm.device)
-            self._valid = torch.zeros(self.history, dtype=torch.bool, device=norm.device)
-            self._spikes = torch.zeros((), dtype=torch.int64, device=norm.device)
-        assert self._valid is not None and self._spikes is not None
-        count = self._valid.sum()
-        used = self._valid.float()
-        mean = (self._norms * used).sum() / count.clamp(min=1)
-        std = (((self._norms - mean) ** 2) * used).sum().div(count.clamp(min=1)).sqrt()
-        z = (norm - mean) / std
-        spike = (count >= 9) & (std > 0) & torch.isfinite(z) & (z > self.threshold)
-        self._spikes += spike
-        m_scale = torch.where(spike, 0.5, 1.0)
-        v_scale = torch.where(spike, 0.9, 1.0)
-        for p in params:
-            st = state.get(p, {})
-            if "exp_avg" in st:
-                st["exp_avg"].mul_(m_scale)
-                st["exp_avg_sq"].mul_(v_scale)
-        finite = torch.isfinite(norm)
-        self._norms[self._pos] = torch.where(finite, norm, 0.0)
-        self._valid[self._pos] = finite
-        self._pos = (self._pos + 1) % self.history
-
-    def reset(self, step: int, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
-        if self.interval > 0 and step % self.interval == 0:
-            for p in (p for g in groups for p in g["params"]):
-                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-                    if key in state.get(p, {}):
-                        state[p][key].zero_()
-
-
 @dataclass(frozen=True, kw_only=True)
 class AdamWPruneSettings:
     """How AdamWPrune prunes. ``steps_per_epoch`` turns ``ramp_end_epoch`` into a step."""
@@ -221,7 +150,7 @@ def _score(variant: str, w: torch.Tensor, state: dict[str, Any]) -> torch.Tensor
     return score
 
 
-class AdamWPrune(torch.optim.Adam):
+class AdamWPrune(PreparedStep, torch.optim.Adam):
     """Adam-family optimizer with boolean masks on the prunable weights ("state" pruning).
 
     Each ``step``: gradients of pruned weights are zeroed, the base update runs (``adam``:
@@ -266,19 +195,8 @@ class AdamWPrune(torch.optim.Adam):
         self.spam = spam
         self.prune_step = 0
         self.current_sparsity = 0.0
-        self._prepared = False
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-            self._prepared = False
-        if not self._prepared:
-            self.prepare_gradients()
-        self._prepared = False
-        super().step()
+    def _after_step(self) -> None:
         self.prune_step += 1
         if self.spam is not None:
             self.spam.reset(self.prune_step, self.param_groups, self.state)
@@ -286,22 +204,19 @@ class AdamWPrune(torch.optim.Adam):
             p.mul_(mask)
         if self.settings.due(self.prune_step):
             self.update_masks()
-        return loss
 
-    @torch.no_grad()
-    def prepare_gradients(self) -> None:
+    def _prepare_gradients(self) -> None:
         """Zero the gradients of pruned weights, then the SPAM clip and spike check (if any).
 
-        ``step`` does this itself unless it was already called for this step; the training loop
-        calls it before gradient-norm clipping, so clipping sees the masked gradients and the
-        spike check sees the unclipped norm (the reference's order).
+        The training loop calls ``prepare_gradients`` before gradient-norm clipping, so clipping
+        sees the masked gradients and the spike check sees the unclipped norm (the reference's
+        order); ``step`` does it itself otherwise.
         """
         for p, mask in self.masks.items():
             if p.grad is not None:
                 p.grad.mul_(mask)
         if self.spam is not None:
             self.spam.before_update(self.param_groups, self.state)
-        self._prepared = True
 
     @torch.no_grad()
     def update_masks(self) -> None:

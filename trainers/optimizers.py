@@ -7,13 +7,13 @@ put them into ``TrainSettings.grad_clip`` / ``TrainSettings.eta_min``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainers.adamwprune import AdamWPrune, AdamWPruneSettings, SpikeGuard, prunable_weights
+from trainers.adamwprune import AdamWPrune, AdamWPruneSettings, prunable_weights
+from trainers.spam import PreparedStep, SpikeGuard
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamwadv", "adamwspam", "adamwprune")
 _ADVANCED = ("adamwadv", "adamwspam")
@@ -60,35 +60,21 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
 
 
-class AdamWSpam(torch.optim.AdamW):
-    """AdamW + AMSGrad with SPAM spike handling (see :class:`trainers.adamwprune.SpikeGuard`)."""
+class AdamWSpam(PreparedStep, torch.optim.AdamW):
+    """AdamW + AMSGrad with SPAM spike handling (see :class:`trainers.spam.SpikeGuard`)."""
 
     def __init__(self, params: Any, *, guard: SpikeGuard, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         self.guard = guard
         self.spam_step = 0
-        self._prepared = False
 
-    @torch.no_grad()
-    def prepare_gradients(self) -> None:
-        """The SPAM clip and spike check on this step's gradients (see ``AdamWPrune``)."""
+    def _prepare_gradients(self) -> None:
+        """The SPAM clip and spike check on this step's gradients."""
         self.guard.before_update(self.param_groups, self.state)
-        self._prepared = True
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-            self._prepared = False
-        if not self._prepared:
-            self.prepare_gradients()
-        self._prepared = False
-        super().step()
+    def _after_step(self) -> None:
         self.spam_step += 1
         self.guard.reset(self.spam_step, self.param_groups, self.state)
-        return loss
 
 
 def build_optimizer(

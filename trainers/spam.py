@@ -1,0 +1,124 @@
+"""What the SPAM-style optimizers share: the spike guard and the order of a step.
+
+:class:`SpikeGuard` is the SPAM spike handling of ``AdamWSpam`` and of AdamWPrune's ``adamwspam``
+base.  :class:`PreparedStep` is the step both optimizers take: prepare this step's gradients
+once (the training loop may do it itself, before gradient clipping), run the base update, then
+the optimizer's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class PreparedStep:
+    """Mixin for a ``torch.optim`` optimizer whose gradients need work before the update.
+
+    Subclasses implement ``_prepare_gradients`` (and ``_after_step`` if they need it) and put
+    this class before the torch optimizer in their bases.  ``prepare_gradients`` is public: the
+    training loop calls it before clipping; ``step`` calls it only when nobody did for this step.
+    """
+
+    _prepared = False
+
+    def _prepare_gradients(self) -> None:
+        raise NotImplementedError
+
+    def _after_step(self) -> None:
+        """Bookkeeping after the base update (step counters, masks, resets)."""
+
+    @torch.no_grad()
+    def prepare_gradients(self) -> None:
+        self._prepare_gradients()
+        self._prepared = True
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+            self._prepared = False
+        if not self._prepared:
+            self.prepare_gradients()
+        self._prepared = False
+        super().step()  # type: ignore[misc]
+        self._after_step()
+        return loss
+
+
+class SpikeGuard:
+    """SPAM spike handling for Adam-family optimizers, without host syncs.
+
+    * ``clip`` (optional): each gradient element is clipped to ``sqrt(theta * v)``.
+    * spike detection: the global gradient norm's z-score against the previous ``history``
+      norms (99: the last 100 norms including the current one; at least 9 needed); above
+      ``threshold`` scales ``exp_avg`` by 0.5 and ``exp_avg_sq`` by 0.9.
+    * ``interval`` > 0: all moments are reset to zero every ``interval`` steps (``reset``).
+    """
+
+    def __init__(
+        self,
+        theta: float = 50.0,
+        interval: int = 0,
+        clip: bool = False,
+        threshold: float = 2.0,
+        history: int = 99,
+    ) -> None:
+        self.theta, self.interval, self.clip = theta, interval, clip
+        self.threshold, self.history = threshold, history
+        self._norms: torch.Tensor | None = None
+        self._valid: torch.Tensor | None = None
+        self._spikes: torch.Tensor | None = None
+        self._pos = 0
+
+    @property
+    def spike_count(self) -> int:
+        return 0 if self._spikes is None else int(self._spikes)
+
+    def before_update(self, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
+        params = [p for g in groups for p in g["params"] if p.grad is not None]
+        if not params:
+            return
+        if self.clip:
+            for p in params:
+                v = state.get(p, {}).get("exp_avg_sq")
+                if v is not None:
+                    limit = (self.theta * (v + 1e-12)).sqrt()
+                    p.grad.copy_(torch.maximum(torch.minimum(p.grad, limit), -limit))
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
+        )
+        if self._norms is None:
+            self._norms = torch.zeros(self.history, device=norm.device)
+            self._valid = torch.zeros(self.history, dtype=torch.bool, device=norm.device)
+            self._spikes = torch.zeros((), dtype=torch.int64, device=norm.device)
+        assert self._valid is not None and self._spikes is not None
+        count = self._valid.sum()
+        used = self._valid.float()
+        mean = (self._norms * used).sum() / count.clamp(min=1)
+        std = (((self._norms - mean) ** 2) * used).sum().div(count.clamp(min=1)).sqrt()
+        z = (norm - mean) / std
+        spike = (count >= 9) & (std > 0) & torch.isfinite(z) & (z > self.threshold)
+        self._spikes += spike
+        m_scale = torch.where(spike, 0.5, 1.0)
+        v_scale = torch.where(spike, 0.9, 1.0)
+        for p in params:
+            st = state.get(p, {})
+            if "exp_avg" in st:
+                st["exp_avg"].mul_(m_scale)
+                st["exp_avg_sq"].mul_(v_scale)
+        finite = torch.isfinite(norm)
+        self._norms[self._pos] = torch.where(finite, norm, 0.0)
+        self._valid[self._pos] = finite
+        self._pos = (self._pos + 1) % self.history
+
+    def reset(self, step: int, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
+        if self.interval > 0 and step % self.interval == 0:
+            for p in (p for g in groups for p in g["params"]):
+                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+                    if key in state.get(p, {}):
+                        state[p][key].zero_()
