@@ -39,6 +39,8 @@ class Source:
     rc: RangeConfig | None = None
     group: str = ""
     typed: dict[tuple[str, str], Any] = field(default_factory=dict)
+    #: range files only: (typed values shared by every combination, sorted keys of the raw config)
+    shared: tuple[dict[str, Any], tuple[str, ...]] | None = None
 
 
 def _suggest_defconfig(raw: str, path: Path, root: Path) -> None:
@@ -165,13 +167,27 @@ class SweepSession:
 
     # -- trials ----------------------------------------------------------------------
     def make_trial(self, source: Source, combo: Combination) -> Trial:
-        values = dict(self._defaults)
-        for key, raw in combo.values.items():
-            values[key] = source.typed[(key, raw)]
-        values.update(self.typed_overrides)
-        raw_cfg = dict(combo.values)
-        raw_cfg.update(self.overrides)
-        raw_cfg = dict(sorted(raw_cfg.items()))
+        if source.kind == "range":
+            # every combination of a range file has the same keys and differs only in the swept
+            # ones, so the rest is typed and sorted once per file (a third of make_trial's time
+            # at 100,000 combinations)
+            if source.shared is None:
+                source.shared = self._shared(source, combo)
+            base, raw_keys = source.shared
+            values = base.copy()
+            for key, raw in combo.swept.items():
+                if key not in self.typed_overrides:
+                    values[key] = source.typed[(key, raw)]
+            overrides = self.overrides
+            raw_cfg = {k: overrides[k] if k in overrides else combo.values[k] for k in raw_keys}
+        else:
+            values = dict(self._defaults)
+            for key, raw in combo.values.items():
+                values[key] = source.typed[(key, raw)]
+            values.update(self.typed_overrides)
+            raw_cfg = dict(combo.values)
+            raw_cfg.update(self.overrides)
+            raw_cfg = dict(sorted(raw_cfg.items()))
         sweep_seed = int(values.get("CONFIG_SEED") or 0)
         return Trial(
             name=combo.name,
@@ -185,6 +201,14 @@ class SweepSession:
             group=source.group,
             overrides=dict(self.typed_overrides),
         )
+
+    def _shared(self, source: Source, combo: Combination) -> tuple[dict[str, Any], tuple[str, ...]]:
+        base = dict(self._defaults)
+        for key, raw in combo.values.items():
+            if key not in combo.swept:
+                base[key] = source.typed[(key, raw)]
+        base.update(self.typed_overrides)
+        return base, tuple(sorted(set(combo.values) | set(self.overrides)))
 
     def describe(self, trial: Trial) -> str | None:
         """``pytest_sweep_describe_trial``, asked once per trial."""

@@ -1,0 +1,43 @@
+"""SweepSession.make_trial: the per-file fast path for range files builds exactly the generic trial."""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import pytest
+
+from matrix.collect import SESSION_KEY
+
+if TYPE_CHECKING:
+    from conftest import SweepPytester
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["--sweep-set", "CONFIG_LEARNING_RATE=0.5", "--epochs=3", "--sweep-set", "CONFIG_SEED=7"]],
+    ids=["plain", "overrides-on-swept-and-fixed-keys"],
+)
+def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester, overrides: list[str]) -> None:
+    path = sweep_pytester.range_config(sweep_pytester.digits_config(
+        "CONFIG_LEARNING_RATE=0.001|0.002",
+        "CONFIG_WEIGHT_DECAY=0.0:0.05:0.1",
+        'CONFIG_OPTIMIZER_SELECT_ADAMW=y',
+    ))
+    config = sweep_pytester.pytester.parseconfigure(
+        *sweep_pytester.plugin_args, f"--range-config={path}", *overrides)
+    session = config.stash[SESSION_KEY]
+    (source,) = session.sources
+    assert source.kind == "range" and len(source.combinations) == 6
+    generic = dataclasses.replace(source, kind="dir", shared=None)
+    for combo in source.combinations:
+        fast, slow = session.make_trial(source, combo), session.make_trial(generic, combo)
+        assert fast.values == slow.values
+        assert list(fast.raw.items()) == list(slow.raw.items())  # same keys, same order
+        assert (fast.swept, fast.seed, fast.overrides) == (slow.swept, slow.seed, slow.overrides)
+    trial = session.make_trial(source, source.combinations[-1])
+    if overrides:
+        assert trial["CONFIG_LEARNING_RATE"] == 0.5 and trial.raw["CONFIG_LEARNING_RATE"] == "0.5"
+        assert trial["CONFIG_NUM_EPOCHS"] == 3 and trial.raw["CONFIG_NUM_EPOCHS"] == "3"
+    else:
+        assert trial["CONFIG_LEARNING_RATE"] == 0.002 and trial["CONFIG_NUM_EPOCHS"] == 2
+    assert trial["CONFIG_WEIGHT_DECAY"] == 0.1
