@@ -9,14 +9,8 @@ import torch
 from torch.nn import functional as F
 
 from trainers import data as data_module
-from trainers.data import (
-    DataUnavailableError,
-    TensorBatches,
-    dataloader_batches,
-    load_dataset,
-    make_synthetic,
-    random_crop_flip,
-)
+from trainers.batches import TensorBatches, dataloader_batches, random_crop_flip
+from trainers.data import DataUnavailableError, load_dataset, make_synthetic
 from trainers.digits import digits_csv_path, read_digits, stratified_split
 
 

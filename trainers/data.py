@@ -1,19 +1,14 @@
 """Datasets as whole uint8 tensors: the bundled digits (``trainers/digits.py``), CIFAR-10, MNIST, synthetic data.
 
-A :class:`DataBundle` keeps the raw images (N x C x H x W, uint8) and labels in memory; two input
-pipelines turn them into normalised float batches: :class:`TensorBatches` (the default: the whole
-dataset on the device, augmentation vectorised on the device) and :func:`dataloader_batches`
-(torchvision's ``DataLoader`` + transforms, the reference's way).
+A :class:`DataBundle` keeps the raw images (N x C x H x W, uint8) and labels in memory; the input
+pipelines of :mod:`trainers.batches` turn them into normalised float batches.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch.nn import functional as F
@@ -189,165 +184,3 @@ def make_synthetic(
     test_y = torch.randint(0, classes, (n_test,), generator=gen)
     mean, std = _channel_stats(train_x[:10_000])
     return DataBundle(name, train_x, train_y, test_x, test_y, classes, mean, std, augment)
-
-
-Split = Literal["train", "test"]
-
-
-def _split(bundle: DataBundle, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if split == "train":
-        return bundle.train_x, bundle.train_y
-    if split == "test":
-        return bundle.test_x, bundle.test_y
-    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-
-
-def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding + random horizontal flip of a whole batch at once.
-
-    Works on any dtype and device without a Python loop over images; the random offsets are
-    drawn on the CPU from ``generator`` so a seed gives the same crops on every device.
-    """
-    n, c, h, w = images.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
-    offsets, flips = offsets.to(images.device), flips.to(images.device)
-    padded = F.pad(images, (padding, padding, padding, padding))
-    rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # n x h
-    cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # n x w
-    cols = torch.where(flips[:, None], cols.flip(1), cols)
-    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
-    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
-
-
-class TensorBatches:
-    """Batches straight from uint8 tensors kept on ``device`` (the default input path).
-
-    Each pass over a ``"train"`` split draws a permutation from ``generator`` (a CPU
-    ``torch.Generator``); per batch the images are converted to float, augmented (random crop
-    with padding + horizontal flip, if the bundle asks for it, training split only) and
-    normalised, all on the device. The test split is served in order and never augmented.
-    """
-
-    def __init__(
-        self,
-        bundle: DataBundle,
-        split: Split,
-        batch_size: int,
-        device: str | torch.device,
-        generator: torch.Generator,
-        channels_last: bool = False,
-        drop_last: bool = False,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        x, y = _split(bundle, split)
-        self.device = torch.device(device)
-        self.x = x.to(self.device)
-        self.y = y.to(self.device)
-        self.batch_size = batch_size
-        self.generator = generator
-        self.channels_last = channels_last
-        self.drop_last = drop_last
-        self.train = split == "train"
-        self.augment = bundle.augment and self.train
-        self.padding = bundle.crop_padding
-        shape = (1, len(bundle.mean), 1, 1)
-        self.mean = torch.tensor(bundle.mean, dtype=torch.float32, device=self.device).view(shape)
-        self.std = torch.tensor(bundle.std, dtype=torch.float32, device=self.device).view(shape)
-
-    def __len__(self) -> int:
-        n = self.x.shape[0]
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = self.x.shape[0]
-        order = torch.randperm(n, generator=self.generator) if self.train else None
-        if order is not None:
-            order = order.to(self.device)
-        for i in range(len(self)):
-            start, stop = i * self.batch_size, min(n, (i + 1) * self.batch_size)
-            if order is None:
-                xb, yb = self.x[start:stop], self.y[start:stop]
-            else:
-                idx = order[start:stop]
-                xb, yb = self.x[idx], self.y[idx]
-            if self.augment:
-                xb = random_crop_flip(xb, self.padding, self.generator)
-            xb = (xb.to(torch.float32).div_(255.0) - self.mean).div_(self.std)
-            if self.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, yb
-
-
-class _UInt8Dataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform: object) -> None:
-        self.x, self.y, self.transform = x, y, transform
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.x[index]), int(self.y[index])  # type: ignore[operator]
-
-
-class _DeviceLoader:
-    def __init__(
-        self,
-        loader: torch.utils.data.DataLoader[tuple[torch.Tensor, int]],
-        device: torch.device,
-        channels_last: bool,
-    ) -> None:
-        self.loader, self.device, self.channels_last = loader, device, channels_last
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for xb, yb in self.loader:
-            xb = xb.to(self.device, non_blocking=True)
-            if self.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            yield xb, yb.to(self.device, non_blocking=True)
-
-
-def dataloader_batches(
-    bundle: DataBundle,
-    split: Split,
-    batch_size: int,
-    device: str | torch.device,
-    seed: int,
-    num_workers: int = 0,
-    *,
-    channels_last: bool = False,
-    drop_last: bool = False,
-) -> _DeviceLoader:
-    """The reference-style input path: ``DataLoader`` + torchvision transforms per image.
-
-    Training batches: ``RandomCrop(size, padding)`` + ``RandomHorizontalFlip`` (if the bundle
-    augments), then scaling to 0..1 (what ``ToTensor`` does) and ``Normalize``. The shuffle order
-    comes from a generator seeded with ``seed``; with ``num_workers=0`` the crops use torch's
-    global RNG (seeded by the training loop). Re-iterable: each pass is one epoch.
-    """
-    from torchvision import transforms
-
-    x, y = _split(bundle, split)
-    steps: list[object] = []
-    if bundle.augment and split == "train":
-        steps += [
-            transforms.RandomCrop(bundle.image_size, padding=bundle.crop_padding),
-            transforms.RandomHorizontalFlip(),
-        ]
-    steps += [transforms.ConvertImageDtype(torch.float32), transforms.Normalize(bundle.mean, bundle.std)]
-    dev = torch.device(device)
-    loader = torch.utils.data.DataLoader(
-        _UInt8Dataset(x, y, transforms.Compose(steps)),
-        batch_size=batch_size,
-        shuffle=split == "train",
-        drop_last=drop_last,
-        num_workers=num_workers,
-        pin_memory=dev.type == "cuda",
-        persistent_workers=num_workers > 0,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    return _DeviceLoader(loader, dev, channels_last)

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainers.data import DataBundle, TensorBatches, dataloader_batches
+from trainers.batches import TensorBatches, dataloader_batches
+from trainers.data import DataBundle
 from trainers.pruning import Pruner
 
 LOADERS = ("tensor", "dataloader")
