@@ -136,7 +136,9 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
 
 def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
     body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|1e9\nCONFIG_FAULT_CRASH=n|y\n"
-    result, records = sweep(body, "-n", "2", "--dist=worksteal", "--sweep-set", "CONFIG_OPTIMIZER=sgd")
+    # interim summaries after every result: on the controller, between crashed workers too
+    result, records = sweep(body, "-n", "2", "--dist=worksteal", "--sweep-set", "CONFIG_OPTIMIZER=sgd",
+                            "--summary-interval=0")
     result.assert_outcomes(passed=1, failed=3)
     by_name = {r["config_file"]: r for r in records}
     assert by_name["config_001"]["status"] == "passed"  # no crash, lr 0.001
@@ -144,6 +146,11 @@ def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
     assert by_name["config_003"]["error"].startswith("worker crashed")
     assert by_name["config_004"]["error"].startswith("worker crashed")
     result.stdout.fnmatch_lines(["*FAILED config_002: loss became nan*", "*FAILED config_003: worker crashed*"])
+    out = result.stdout.str()
+    assert "interim summary not written" not in out
+    sweep_dir = Path(out.split("summary: ", 1)[1].split()[0]).parent
+    assert "still running" not in (sweep_dir / "sweep_analysis.txt").read_text()  # the final one replaced it
+    assert not list(sweep_dir.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
