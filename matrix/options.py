@@ -118,7 +118,8 @@ def addoption(parser: pytest.Parser) -> None:
         "--sweep-progress",
         choices=("auto", "lines", "none"),
         default=None,
-        help="Per-epoch progress lines in the terminal: auto (serial runs only), lines, none",
+        help="Progress in the terminal: a line per epoch in a serial run, a line per finished trial "
+        "under xdist (auto or lines, the same since xdist runs got their own lines); none: neither",
     )
     group.addoption(
         "--trial-timeout",

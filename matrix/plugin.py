@@ -20,6 +20,7 @@ from matrix.collect import SESSION_KEY, SweepDir, SweepFile, SweepItem
 from matrix.session import SweepSession, collect_symbols, terminal_echo
 from matrix.errors import RangeConfigError
 from matrix.generate import write_sweep_configs
+from matrix.progress import TrialTicker
 from matrix.symbols import Symbol
 
 
@@ -93,15 +94,18 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --range-config=FILE` runs that sweep, not the project's own tests
         config.args = [str(s.path) for s in session.sources]
+    ticker = None
     if not session.is_worker:
         mode = options.progress_mode(config)
         serial = getattr(config.option, "dist", "no") == "no"
-        if mode == "lines" or (mode == "auto" and serial):
-            session.progress = terminal_echo(config)
+        if mode != "none" and serial:
+            session.progress = terminal_echo(config)  # per-epoch lines
+        elif mode != "none":
+            ticker = TrialTicker(config, session)  # a line per finished trial
         if os.name == "posix":
             _trap_sigterm(config)
     _freeze_at_exit()
-    config.pluginmanager.register(SweepPlugin(session), "sweep-session")
+    config.pluginmanager.register(SweepPlugin(session, ticker), "sweep-session")
 
 
 def _thaw(config: pytest.Config) -> None:
@@ -144,8 +148,9 @@ def _trap_sigterm(config: pytest.Config) -> None:
 class SweepPlugin:
     """The hooks of an active sweep, registered only when one was asked for."""
 
-    def __init__(self, sweep: SweepSession) -> None:
+    def __init__(self, sweep: SweepSession, ticker: TrialTicker | None = None) -> None:
         self.sweep = sweep
+        self.ticker = ticker
         self.froze = False
 
     @pytest.hookimpl(tryfirst=True)
@@ -216,6 +221,8 @@ class SweepPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.sweep.is_worker:
             self.sweep.on_report(report)
+            if self.ticker is not None:
+                self.ticker.report(report)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -224,6 +231,8 @@ class SweepPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.ticker is not None:
+            self.ticker.workers += 1
         if self.sweep.expected:
             return  # every worker collects the same items
         for nodeid in ids:

@@ -122,8 +122,9 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
     body = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.001|0.003\nCONFIG_WEIGHT_DECAY=0.0|0.05\n"
     serial, serial_records = sweep(body)
     serial.assert_outcomes(passed=4)
-    parallel, parallel_records = sweep(body, "-n", "2")
+    parallel, parallel_records = sweep(body, "-n", "2", "--sweep-progress=none")
     parallel.assert_outcomes(passed=4)
+    assert not [line for line in parallel.outlines if line.startswith("sweep: config_")]
     assert len(serial_records) == len(parallel_records) == 4
     for a, b in zip(serial_records, parallel_records):
         assert {k: a[k] for k in STABLE} == {k: b[k] for k in STABLE}
@@ -148,6 +149,13 @@ def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
     result.stdout.fnmatch_lines(["*FAILED config_002: loss became nan*", "*FAILED config_003: worker crashed*"])
     out = result.stdout.str()
     assert "interim summary not written" not in out
+    # the controller's line per finished trial (per-epoch lines stay in the workers' logs)
+    ticks = [line for line in result.outlines if line.startswith("sweep: config_")]
+    assert len(ticks) == 4, ticks
+    assert sum("FAILED: worker crashed" in t for t in ticks) == 2
+    assert any(t.startswith("sweep: config_001 passed ") and "(gw" in t for t in ticks)
+    assert ticks[-1].endswith("| 4 of 4 done, 3 failed | best config_001 " + ticks[-1].rsplit(" ", 1)[-1])
+    assert all("left" in t for t in ticks[:-1]) and "left" not in ticks[-1]
     sweep_dir = Path(out.split("summary: ", 1)[1].split()[0]).parent
     assert "still running" not in (sweep_dir / "sweep_analysis.txt").read_text()  # the final one replaced it
     assert not list(sweep_dir.glob(".*.tmp"))

@@ -1,0 +1,89 @@
+"""Progress of a parallel sweep: one line on the controller per finished trial.
+
+Under xdist a trial's per-epoch lines stay in its ``output.log`` (workers cannot write to the
+controller's terminal), so the controller says what finished, how far the sweep is, the best
+result so far and about how long the rest will take::
+
+    sweep: config_003 passed 97.50% in 12.3 s (gw1) | 3 of 8 done, 1 failed | best config_002 98.89% | about 40 s left
+
+The estimate is (trials left) x (mean wall time of the finished ones) / (workers).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from matrix.estimate import _hours
+
+if TYPE_CHECKING:
+    from matrix.session import SweepSession
+
+#: How much of a failed trial's error the line shows.
+ERROR_CHARS = 80
+
+
+class TrialTicker:
+    """Prints the line for each sweep item whose result arrives on the controller."""
+
+    def __init__(self, config: pytest.Config, sweep: SweepSession) -> None:
+        self.config = config
+        self.sweep = sweep
+        self.workers = 0
+        self.done: set[str] = set()  # passed or failed
+        self.skipped: set[str] = set()
+        self.failed = 0
+        self.seconds = 0.0  # wall time of the finished trials (all phases)
+        self.running: dict[str, float] = {}  # node id -> seconds so far (setup, call)
+        self.best: tuple[float, str] | None = None
+
+    def report(self, report: pytest.TestReport) -> None:
+        nodeid = report.nodeid
+        if nodeid in self.done or nodeid in self.skipped or nodeid not in self.sweep.expected:
+            return
+        self.running[nodeid] = self.running.get(nodeid, 0.0) + float(report.duration or 0.0)
+        record = self.sweep.records.get(nodeid)
+        if record is None:
+            return  # a passed setup: the result comes with the call
+        if record["status"] not in ("passed", "failed"):
+            self.skipped.add(nodeid)  # skipped by a plugin: not counted as a trial to run
+            self.running.pop(nodeid, None)
+            return
+        self.done.add(nodeid)
+        self.seconds += self.running.pop(nodeid, 0.0)
+        self._write(self._line(record))
+
+    def _line(self, record: dict[str, Any]) -> str:
+        name = str(record["config_file"])
+        worker = record.get("worker") or "?"
+        if record["status"] == "passed":
+            acc = record.get("test_acc")
+            what = f"{name} passed" + (f" {float(acc):.2f}%" if acc is not None else "")
+            if acc is not None and (self.best is None or float(acc) > self.best[0]):
+                self.best = (float(acc), name)
+        else:
+            self.failed += 1
+            error = str(record.get("error") or "failed")
+            if len(error) > ERROR_CHARS:
+                error = error[: ERROR_CHARS - 3] + "..."
+            what = f"{name} FAILED: {error}"
+        time = record.get("training_time")
+        where = f" in {float(time):.1f} s ({worker})" if time is not None else f" ({worker})"
+        total = len(self.sweep.expected) - len(self.skipped)
+        parts = [what + where, f"{len(self.done)} of {total} done" + (f", {self.failed} failed" if self.failed else "")]
+        if self.best is not None:
+            parts.append(f"best {self.best[1]} {self.best[0]:.2f}%")
+        left = total - len(self.done)
+        if left > 0:
+            mean = self.seconds / len(self.done)
+            parts.append(f"about {_hours(left * mean / max(1, self.workers) / 60)} left")
+        return "sweep: " + " | ".join(parts)
+
+    def _write(self, line: str) -> None:
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        if reporter is None:
+            return
+        writer = getattr(reporter, "_tw", None)  # xdist's progress dots leave the line open
+        if writer is not None and getattr(writer, "width_of_current_line", 0):
+            reporter.write("\n")
+        reporter.write_line(line, red=" FAILED: " in line)
