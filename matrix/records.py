@@ -24,6 +24,7 @@ seed, device       the trial's seed; ``cpu`` / ``cuda:0``
 epochs_run         epochs actually trained
 images_per_s       mean training throughput
 peak_memory_mb     peak GPU memory (CUDA only)
+torch_threads      torch's intra-op CPU threads during the trial (CPU results depend on it)
 trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
 source             the range file (or generated config) the trial came from
 =================  ==========================================================
@@ -48,6 +49,7 @@ METRIC_KEYS = (
     "epochs_run",
     "images_per_s",
     "peak_memory_mb",
+    "torch_threads",
     "device",
     "trainer",
 )
@@ -72,6 +74,7 @@ _DEFAULTS: dict[str, Any] = {
     "epochs_run": None,
     "images_per_s": None,
     "peak_memory_mb": None,
+    "torch_threads": None,
     "trainer": None,
     "source": None,
 }

@@ -191,6 +191,7 @@ def test_summary_json_is_a_list_of_flat_records(digits_sweep: Sweep) -> None:
             assert rec["training_time"] > 0
             assert rec["epochs_run"] == 2
             assert rec["device"] == "cpu"
+            assert rec["torch_threads"] == 1  # the tests' OMP_NUM_THREADS=1; CPU numerics depend on it
         else:
             assert rec["status"] == "failed"
             assert rec["test_acc"] is None

@@ -191,7 +191,8 @@ class Trainer:
             grad_clip=default_grad_clip(opt, base),
         )
         trial.log(f"{model_name(trial)} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
-                  f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}")
+                  f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
+                  f"{torch.get_num_threads()} torch threads")
         try:
             out = train(model, optimizer, pruner, data, settings, on_epoch=trial.epoch_ended, log=trial.log)
         except NonFiniteLossError as exc:
@@ -205,6 +206,7 @@ class Trainer:
             "epochs_run": out["epochs_run"],
             "images_per_s": out.get("images_per_s"),
             "peak_memory_mb": round(peak / 2**20, 1) if peak else None,
+            "torch_threads": torch.get_num_threads(),
             "device": device,
             "history": out["history"],
         }
