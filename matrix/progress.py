@@ -2,9 +2,9 @@
 
 Under xdist a trial's per-epoch lines stay in its ``output.log`` (workers cannot write to the
 controller's terminal), so the controller says what finished, how far the sweep is, the best
-result so far and about how long the rest will take::
+result so far and about how long the rest will take (a line from ``make sweep-parallel PARALLEL=2``)::
 
-    sweep: config_003 passed 97.50% in 12.3 s (gw1) | 3 of 8 done, 1 failed | best config_002 98.89% | about 40 s left
+    sweep: config_002 passed 98.61% in 19.4 s (gw0) | 3 of 4 done | best config_001 98.89% | about 13 s left
 
 The estimate is (trials left) x (mean wall time of the finished ones) / (workers).
 """
