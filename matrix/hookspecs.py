@@ -151,8 +151,8 @@ def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
     """The sweep so far, while it runs; reporters may write interim outputs.
 
     Called on the controller only, after a trial's result arrives, at most every
-    ``--summary-interval`` seconds (and never more often than ten times the previous call's
-    duration, so a huge sweep does not spend its time rewriting files).  ``sweep.running`` is
+    ``--summary-interval`` seconds (and, unless that is 0, never more often than ten times the
+    previous call's duration, so a huge sweep does not spend its time rewriting files).  ``sweep.running`` is
     true; trials that have not finished are ``not_run`` with the error "not finished when this
     summary was written".  The built-in reporter rewrites ``sweep_summary.json`` and
     ``sweep_analysis.txt``, so a sweep whose process dies hard still leaves a summary of the

@@ -364,9 +364,10 @@ class SweepSession:
         return rec
 
     def on_report(self, report: pytest.TestReport) -> None:
+        before = self.records.get(report.nodeid)
         self._take_report(report)
-        if self.summary_due():
-            self.write_interim_summary()
+        if self.records.get(report.nodeid) is not before and self.summary_due():
+            self.write_interim_summary()  # only when a result arrived or changed
 
     def _take_report(self, report: pytest.TestReport) -> None:
         shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
@@ -421,7 +422,10 @@ class SweepSession:
                 reporter.write_line(f"sweep: interim summary not written: {one_line(exc)}; "
                                     "the sweep goes on and writes the final summary at the end", yellow=True)
         now = time.monotonic()
-        self._next_summary = now + max(self.summary_interval, 10 * (now - started))
+        # an interval of 0 means after every trial, as asked; otherwise the writes may take at
+        # most a tenth of the time, so a huge sweep does not spend it rewriting files
+        interval = self.summary_interval
+        self._next_summary = now + (max(interval, 10 * (now - started)) if interval > 0 else 0.0)
 
     def _result(self, not_run_error: str) -> SweepResult | None:
         """Every expected trial's record, in collection order; those without a result are not run."""

@@ -41,3 +41,13 @@ def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester,
     else:
         assert trial["CONFIG_LEARNING_RATE"] == 0.002 and trial["CONFIG_NUM_EPOCHS"] == 2
     assert trial["CONFIG_WEIGHT_DECAY"] == 0.1
+
+
+def test_the_summary_interval_defaults_to_ten_seconds(sweep_pytester: SweepPytester) -> None:
+    path = sweep_pytester.range_config(sweep_pytester.digits_config())
+    args = (*sweep_pytester.plugin_args, f"--range-config={path}")
+    assert sweep_pytester.pytester.parseconfigure(*args).stash[SESSION_KEY].summary_interval == 10.0
+    ini = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5")
+    assert ini.stash[SESSION_KEY].summary_interval == 2.5
+    flag = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5", "--summary-interval=0")
+    assert flag.stash[SESSION_KEY].summary_interval == 0.0
