@@ -41,6 +41,11 @@ def env_for(tree: Path) -> dict[str, str]:
     return env
 
 
+def short_rev(tree: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def imported_from(py: str, env: dict[str, str], cwd: Path) -> str:
     code = "import matrix, trainers; print(matrix.__file__)"
     return subprocess.run([py, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
@@ -60,10 +65,7 @@ def main() -> int:
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.baseline],
                        cwd=c.REPO, check=True)
         try:
-            base_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=base_tree,
-                                      capture_output=True, text=True, check=True).stdout.strip()
-            ours_rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=c.REPO,
-                                      capture_output=True, text=True, check=True).stdout.strip()
+            base_rev, ours_rev = short_rev(base_tree), short_rev(c.REPO)
             work = tmp / "run"
             work.mkdir()
             (work / "range").write_text(RANGE)

@@ -44,7 +44,7 @@ def measured_minutes(root: Any, trainers: set[str]) -> tuple[float, int, str] | 
     return sum(times) / len(times) / 60.0, len(times), where
 
 
-def _hours(minutes: float) -> str:
+def format_minutes(minutes: float) -> str:
     if minutes < 1:
         return f"{minutes * 60:.0f} s"
     if minutes < 120:
@@ -72,11 +72,11 @@ def describe(config: pytest.Config, sweep: SweepSession, items: list[SweepItem])
         f"sweep: {len(items)} combination{'s' if len(items) != 1 else ''}"
         + (f" ({skipped} skipped by plugins)" if skipped else "")
         + (f"; trainer: {', '.join(sorted(kinds))}" if kinds else ""),
-        f"sweep: estimated runtime {len(runnable)} x {_hours(per_trial)} = {_hours(total)} ({basis})",
+        f"sweep: estimated runtime {len(runnable)} x {format_minutes(per_trial)} = {format_minutes(total)} ({basis})",
     ]
     workers = getattr(config.option, "numprocesses", None)
     if isinstance(workers, int) and workers > 1:
-        lines.append(f"sweep: with {workers} workers about {_hours(total / workers)}")
+        lines.append(f"sweep: with {workers} workers about {format_minutes(total / workers)}")
     if not config.option.collectonly:
         lines.append(f"sweep: results go to {sweep.dir}")
     return lines

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from matrix.estimate import _hours
+from matrix.estimate import format_minutes
 
 if TYPE_CHECKING:
     from matrix.session import SweepSession
@@ -76,7 +76,7 @@ class TrialTicker:
         left = total - len(self.done)
         if left > 0:
             mean = self.seconds / len(self.done)
-            parts.append(f"about {_hours(left * mean / max(1, self.workers) / 60)} left")
+            parts.append(f"about {format_minutes(left * mean / max(1, self.workers) / 60)} left")
         return "sweep: " + " | ".join(parts)
 
     def _write(self, line: str) -> None:

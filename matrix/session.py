@@ -396,10 +396,9 @@ class SweepSession:
         if self.is_worker or self.finished:
             return self.result
         self.finished = True
-        result = self._result(not_run_error="sweep interrupted" if interrupted else "not run")
+        result = self._result("sweep interrupted" if interrupted else "not run", interrupted=interrupted)
         if result is None:
             return None
-        result.interrupted = interrupted
         self.result = result
         self.config.hook.pytest_sweep_finished(config=self.config, sweep=self.result)
         return self.result
@@ -410,10 +409,9 @@ class SweepSession:
     def write_interim_summary(self) -> None:
         """Hand the sweep so far to ``pytest_sweep_progress`` (the controller, while trials run)."""
         started = time.monotonic()
-        result = self._result(not_run_error=NOT_FINISHED_YET)
+        result = self._result(NOT_FINISHED_YET, running=True)
         if result is None:
             return
-        result.running = True
         try:
             self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
         except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
@@ -427,7 +425,7 @@ class SweepSession:
         interval = self.summary_interval
         self._next_summary = now + (max(interval, 10 * (now - started)) if interval > 0 else 0.0)
 
-    def _result(self, not_run_error: str) -> SweepResult | None:
+    def _result(self, not_run_error: str, *, interrupted: bool = False, running: bool = False) -> SweepResult | None:
         """Every expected trial's record, in collection order; those without a result are not run."""
         rows: list[dict[str, Any]] = []
         for nodeid in self.expected:
@@ -442,7 +440,8 @@ class SweepSession:
         if not rows:
             return None
         self.dir.mkdir(parents=True, exist_ok=True)
-        return SweepResult(dir=self.dir, records=rows, sources=[str(s.path) for s in self.sources])
+        return SweepResult(dir=self.dir, records=rows, interrupted=interrupted, running=running,
+                           sources=[str(s.path) for s in self.sources])
 
 
 def _first_line_with(text: str, needle: str) -> str:

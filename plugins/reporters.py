@@ -14,17 +14,21 @@ ANALYSIS_TXT = "sweep_analysis.txt"
 _RESULT = pytest.StashKey[SweepResult]()
 
 
+def _write_files(sweep: SweepResult) -> None:
+    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
+    storage.write_text_atomic(sweep.dir / ANALYSIS_TXT,
+                              render_analysis(sweep.records, sweep.interrupted, sweep.running))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
-    storage.write_text_atomic(sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, sweep.interrupted))
+    _write_files(sweep)
     config.stash[_RESULT] = sweep
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
-    storage.write_text_atomic(sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, running=True))
+    _write_files(sweep)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
