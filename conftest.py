@@ -1,14 +1,19 @@
 """Repo-level pytest wiring.
 
-The plugins load through their ``pytest11`` entry points once the project is
-installed (``make test`` / ``make sweep`` install it).  Run from a plain checkout
-with ``PYTHONPATH=.`` (the GPU machine does), they are loaded from here instead.
+The plugins load through their ``pytest11`` entry points (``sweep``, ``sweep.reporters``, ...)
+once the checkout is installed: ``make test`` and ``make sweep`` install it, and on a machine
+without internet ``pip install --no-deps --no-build-isolation -e .`` does.  A plain checkout
+cannot import ``pytest_sweep`` (its subpackages are mapped from ``matrix/``, ``plugins/`` and
+``trainers/`` at install time), so this says how to install it instead of failing obscurely.
 """
 from __future__ import annotations
 
-from plugins import BUILTIN_PLUGINS, installed
+import importlib.util
 
-# Defined only when needed: pytest refuses `pytest_plugins` in a conftest that is not the
-# rootdir's (e.g. `pytest --range-config=/path/to/this/repo/defconfigs/X` run from elsewhere).
-if not installed():
-    pytest_plugins = list(BUILTIN_PLUGINS)
+import pytest
+
+if importlib.util.find_spec("pytest_sweep") is None or importlib.util.find_spec("pytest_sweep.matrix") is None:
+    raise pytest.UsageError(
+        "pytest-sweep is not installed in this environment; run `make test`, or install the checkout "
+        "with `pip install --no-deps --no-build-isolation -e .`"
+    )

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plugins import installed
-from plugins import plugin_args as builtin_plugin_args
+from pytest_sweep import installed
+from pytest_sweep import plugin_args as builtin_plugin_args
 
 REPO = Path(__file__).resolve().parents[1]
 

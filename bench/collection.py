@@ -52,7 +52,7 @@ def range_config(size: int) -> str:
 
 def collect_cmd(py: str, path: str, size: int) -> list[str]:
     return [py, "-m", "pytest", f"--range-config={path}", "--collect-only", "-q",
-            f"--max-combinations={size}", *c.plugin_args()]
+            f"--sweep-max-combinations={size}", *c.plugin_args()]
 
 
 def baseline_cmd(py: str) -> list[str]:
@@ -71,7 +71,7 @@ def profile(py: str, work: Path, size: int, top: int) -> str:
     """cProfile one collection of ``size`` trials; the top functions by own and cumulative time."""
     prof = work / f"collect-{size}.prof"
     cmd = [py, "-m", "cProfile", "-o", str(prof), "-m", "pytest", f"--range-config=range-{size}",
-           "--collect-only", "-q", f"--max-combinations={size}", *c.plugin_args()]
+           "--collect-only", "-q", f"--sweep-max-combinations={size}", *c.plugin_args()]
     c.log(f"profiling {size}: {c.shell(cmd)}")
     run = c.timed(cmd, work)
     return c.profile_report(prof, f"{size} trials", run, top)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     body = [
         f"Collection of generated range configs (5 swept keys: learning rate, weight decay, batch size, "
         f"seed, Adam beta1; LeNet-5 on digits), each `python -m pytest --range-config=range-N --collect-only "
-        f"-q --max-combinations=N` in a fresh process; baseline a bare `python -m pytest --collect-only -q` in "
+        f"-q --sweep-max-combinations=N` in a fresh process; baseline a bare `python -m pytest --collect-only -q` in "
         f"an empty folder. {args.repeats} interleaved repeats; net = best − best baseline.",
         "",
         c.table(["run", "trials", "best s", "median s", "net s", "net µs/trial", "all runs s", "load (1 min)"],

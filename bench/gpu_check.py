@@ -48,7 +48,7 @@ CONFTEST = '''\
 """bench/gpu_check.py: synthetic CIFAR-shaped data for trials that set CONFIG_SYNTHETIC_TRAIN."""
 import pytest
 
-from matrix import Symbol
+from pytest_sweep.matrix import Symbol
 
 
 def pytest_sweep_declare_symbols():
@@ -63,7 +63,7 @@ def pytest_sweep_make_dataset(trial):
     n = trial["CONFIG_SYNTHETIC_TRAIN"]
     if not n:
         return None
-    from trainers.data import make_synthetic
+    from pytest_sweep.trainers.data import make_synthetic
 
     return make_synthetic(n_train=n, n_test=trial["CONFIG_SYNTHETIC_TEST"], seed=0)
 '''
@@ -118,7 +118,7 @@ def sweep_trial(a: argparse.Namespace, out: Path) -> dict[str, Any]:
         (work / "range").write_text(range_config(a), encoding="utf-8")
         (work / "conftest.py").write_text(CONFTEST, encoding="utf-8")
         cmd = [sys.executable, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider",
-               f"--sweep-output={sweep_out}", f"--trial-timeout={a.trial_timeout}", "--sweep-progress=lines",
+               f"--sweep-output={sweep_out}", f"--sweep-trial-timeout={a.trial_timeout}", "--sweep-progress=lines",
                *c.plugin_args()]
         c.log(f"sweep path: {c.shell(cmd)} (in a temp dir)")
         started = time.perf_counter()

@@ -34,7 +34,7 @@ import math
 
 
 class TrivialTrainer:
-    def run(self, trial):
+    def run(self, trial, ctx):
         n, k = int(trial["CONFIG_TRIVIAL_WORK"]), int(trial["CONFIG_TRIVIAL_INDEX"])
         total = math.fsum(math.sin(i * 0.001 + k) for i in range(n))
         return {"test_acc": 50.0 + 50.0 * math.tanh(total / n), "epochs_run": 1}
@@ -44,7 +44,7 @@ CONFTEST = '''\
 """bench/overhead.py: a third-party trainer plugin, written the way a user would."""
 import pytest
 
-from matrix import Symbol
+from pytest_sweep.matrix import Symbol
 from trivial import TrivialTrainer
 
 
@@ -71,7 +71,7 @@ n, work = int(sys.argv[1]), int(sys.argv[2])
 trainer = TrivialTrainer()
 trials = [{"CONFIG_TRIVIAL_INDEX": i, "CONFIG_TRIVIAL_WORK": work} for i in range(1, n + 1)]
 started = time.perf_counter()
-results = [trainer.run(t) for t in trials]
+results = [trainer.run(t, None) for t in trials]
 print(f"{time.perf_counter() - started:.6f}")
 assert len(results) == n
 '''
@@ -86,7 +86,7 @@ def write_plugin(work: Path, n: int, units: int) -> None:
 
 def sweep_cmd(py: str, n: int, collect_only: bool) -> list[str]:
     cmd = [py, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider", "--sweep-output=out",
-           f"--max-combinations={max(n, 1)}", *c.plugin_args()]
+           f"--sweep-max-combinations={max(n, 1)}", *c.plugin_args()]
     return cmd + ["--collect-only"] if collect_only else cmd
 
 

@@ -52,14 +52,14 @@ class Settings:
 
 
 def _data(s: Settings, n_train: int) -> Any:
-    from trainers.data import load_dataset, make_synthetic
+    from pytest_sweep.trainers.data import load_dataset, make_synthetic
 
     if s.dataset == "synthetic":
         return make_synthetic(n_train=n_train, n_test=s.batch, seed=0)
     full = load_dataset(s.dataset, data_dir=s.data_dir)
     if n_train > len(full.train_y):
         raise SystemExit(f"--steps x --batch = {n_train} is more than the {len(full.train_y)} training images")
-    from trainers.data import DataBundle
+    from pytest_sweep.trainers.data import DataBundle
 
     return DataBundle(full.name, full.train_x[:n_train], full.train_y[:n_train], full.test_x[: s.batch],
                       full.test_y[: s.batch], full.num_classes, full.mean, full.std, full.augment)
@@ -68,7 +68,7 @@ def _data(s: Settings, n_train: int) -> Any:
 def _model(s: Settings, data: Any) -> Any:
     import torch
 
-    from trainers.models import build_model
+    from pytest_sweep.trainers.models import build_model
 
     torch.manual_seed(0)
     return build_model("resnet18", in_channels=data.in_channels, image_size=data.image_size,
@@ -104,8 +104,8 @@ def _peak_mb(device: str) -> float | None:
 
 def run_ours(s: Settings) -> dict[str, Any]:
     """``trainers.loop.train`` for one epoch of ``steps`` batches, after a warm-up epoch; train-phase images/s."""
-    from trainers.loop import TrainSettings, train
-    from trainers.pruning import NoPruning
+    from pytest_sweep.trainers.loop import TrainSettings, train
+    from pytest_sweep.trainers.pruning import NoPruning
 
     cuda = s.device.startswith("cuda")
     data = _data(s, s.steps * s.batch)
@@ -263,7 +263,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     ap.add_argument("--ref-workers", type=int, default=None,
                     help="DataLoader workers of the reference loop (default 0 on CPU, 4 on CUDA)")
     ap.add_argument("--dataset", choices=("synthetic", "cifar10"), default="synthetic")
-    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--sweep-data-dir", default="data")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch.set_num_threads (default: 1 on CPU, torch's own on CUDA; 0: torch's own)")
     a = ap.parse_args(argv)

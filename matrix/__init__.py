@@ -1,14 +1,13 @@
 """pytest-sweep core: range configs become pytest items, results become a ranked sweep.
 
-This package never imports torch: collection, expansion and reporting stay fast and
-work on machines without a deep-learning stack.  Trainers live in ``trainers/`` and
-reach the core only through the hooks in :mod:`matrix.hookspecs`.
+This package never imports torch: collection, expansion and reporting stay fast and work on
+machines without a deep-learning stack.  Trainers reach the core only through the hooks in
+:mod:`pytest_sweep.matrix.hookspecs` and the contracts in :mod:`pytest_sweep.matrix.contracts`.
 """
 from __future__ import annotations
 
-from matrix.errors import RangeConfigError
-from matrix.symbols import Symbol, SymbolTable
-from matrix.trial import Trial, TrialFailed
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.symbols import Symbol, SymbolTable
+from pytest_sweep.matrix.trial import Trial, TrialContext, TrialFailed
 
-__all__ = ["RangeConfigError", "Symbol", "SymbolTable", "Trial", "TrialFailed"]
-__version__ = "0.1.0"
+__all__ = ["RangeConfigError", "Symbol", "SymbolTable", "Trial", "TrialContext", "TrialFailed"]

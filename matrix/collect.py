@@ -1,15 +1,16 @@
 """Collection: one collector per range file (or generated config dir), one item per trial."""
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any
 
 import pytest
 
-from matrix.trial import Trial, TrialFailed
-
-if TYPE_CHECKING:
-    from matrix.session import SweepSession, Source
+from pytest_sweep.matrix.runner import RECORD_PROPERTY, RUNNER_KEY
+from pytest_sweep.matrix.sources import SOURCES_KEY, Source
+from pytest_sweep.matrix.trial import Trial, TrialFailed
 
 
 class SweepItem(pytest.Item):
@@ -19,17 +20,24 @@ class SweepItem(pytest.Item):
         super().__init__(**kwargs)
         self.trial = trial
         self.skip_reason = skip_reason
+        self.trial_dir: Path | None = None
         self.keywords[trial.name] = True
         if skip_reason:
             self.add_marker(pytest.mark.skip(reason=skip_reason))
 
     def runtest(self) -> None:
-        session: SweepSession = self.config.stash[SESSION_KEY]
-        session.run_item(self)
+        runner = self.config.stash[RUNNER_KEY]
+        outcome = runner.run(self.trial, self.nodeid)
+        self.trial_dir = runner.dir / self.trial.folder
+        self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
+        if outcome.error is not None:
+            raise outcome.error
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> Any:
         if isinstance(excinfo.value, TrialFailed):
-            where = f" (log: {self.trial.dir / 'output.log'})" if self.trial.dir else ""
+            where = f" (log: {self.trial_dir / 'output.log'})" if self.trial_dir else ""
             return f"{self.trial.name}: {excinfo.value}{where}"
         return super().repr_failure(excinfo, style="short")
 
@@ -40,10 +48,10 @@ class SweepItem(pytest.Item):
 
 
 def _items(parent: pytest.Collector, source: Source) -> Iterator[SweepItem]:
-    session: SweepSession = parent.config.stash[SESSION_KEY]
+    sources = parent.config.stash[SOURCES_KEY]
     for combo in source.combinations:
-        trial = session.make_trial(source, combo)
-        reason = session.validate(trial)
+        trial = sources.make_trial(source, combo)
+        reason = sources.validate(trial)
         # The node id is given as a string so that pytest parses "config_001[...]" into a name and
         # params, exactly as it parses the ids it stored; otherwise --lf/--sw/--nf never match.
         nodeid = f"{parent.nodeid}::{trial.id}"
@@ -66,6 +74,3 @@ class SweepDir(pytest.Directory):
 
     def collect(self) -> Iterator[SweepItem]:
         yield from _items(self, self.source)
-
-
-SESSION_KEY = pytest.StashKey["SweepSession"]()

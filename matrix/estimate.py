@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from matrix import options, storage
+from pytest_sweep.matrix import options, storage
 
 if TYPE_CHECKING:
-    from matrix.collect import SweepItem
-    from matrix.session import SweepSession
+    from pathlib import Path
+
+    from pytest_sweep.matrix.collect import SweepItem
+    from pytest_sweep.matrix.sources import Sources
 
 #: How many earlier sweep folders are read for measured trial times.
 HISTORY_DEPTH = 20
@@ -52,12 +54,12 @@ def format_minutes(minutes: float) -> str:
     return f"{minutes / 60:.1f} h"
 
 
-def describe(config: pytest.Config, sweep: SweepSession, items: list[SweepItem]) -> list[str]:
+def describe(config: pytest.Config, sources: Sources, sweep_dir: Path, items: list[SweepItem]) -> list[str]:
     runnable = [i for i in items if not i.skip_reason]
     skipped = len(items) - len(runnable)
-    trainers = {sweep.describe(i.trial) or "" for i in runnable}
+    trainers = {sources.describe(i.trial) or "" for i in runnable}
     per_trial = options.minutes_per_trial(config)
-    basis = "--minutes-per-trial"
+    basis = "--sweep-minutes-per-trial"
     if per_trial is None:
         measured = measured_minutes(options.output_root(config), trainers)
         if measured is not None:
@@ -65,7 +67,7 @@ def describe(config: pytest.Config, sweep: SweepSession, items: list[SweepItem])
             basis = f"measured: mean of {n} earlier trials, newest in {where}"
         else:
             per_trial = options.DEFAULT_MINUTES_PER_TRIAL
-            basis = "the guide's figure; set --minutes-per-trial or run a sweep to measure it"
+            basis = "the guide's figure; set --sweep-minutes-per-trial or run a sweep to measure it"
     total = len(runnable) * per_trial
     kinds = Counter(t for t in trainers if t)
     lines = [
@@ -78,5 +80,5 @@ def describe(config: pytest.Config, sweep: SweepSession, items: list[SweepItem])
     if isinstance(workers, int) and workers > 1:
         lines.append(f"sweep: with {workers} workers about {format_minutes(total / workers)}")
     if not config.option.collectonly:
-        lines.append(f"sweep: results go to {sweep.dir}")
+        lines.append(f"sweep: results go to {sweep_dir}")
     return lines

@@ -12,9 +12,9 @@ import re
 from collections.abc import Set
 from pathlib import Path
 
-from matrix.errors import RangeConfigError
-from matrix.grid import Combination, expand
-from matrix.rangeconfig import RangeConfig, parse_file, quoted_keys
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.grid import Combination, expand
+from pytest_sweep.matrix.rangeconfig import RangeConfig, parse_file, quoted_keys
 
 __all__ = [
     "SUMMARY_NAME",

@@ -11,8 +11,8 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from matrix.errors import RangeConfigError
-from matrix.rangeconfig import RangeConfig, quoted_keys
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.rangeconfig import RangeConfig, quoted_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def expand(rc: RangeConfig, limit: int = 10_000) -> list[Combination]:
             rc.path,
             None,
             f"{count} combinations exceed the limit of {limit}; "
-            f"narrow the ranges or raise the limit with --max-combinations={count}",
+            f"narrow the ranges or raise the limit with --sweep-max-combinations={count}",
         )
     return list(iter_combinations(rc))
 

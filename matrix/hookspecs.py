@@ -17,9 +17,9 @@ import pluggy
 if TYPE_CHECKING:
     import pytest
 
-    from matrix.records import SweepResult
-    from matrix.symbols import Symbol
-    from matrix.trial import Trial
+    from pytest_sweep.matrix.records import SweepResult
+    from pytest_sweep.matrix.symbols import Symbol
+    from pytest_sweep.matrix.trial import Trial
 
 hookspec = pluggy.HookspecMarker("pytest")
 
@@ -151,7 +151,7 @@ def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
     """The sweep so far, while it runs; reporters may write interim outputs.
 
     Called on the controller only, after a trial's result arrives, at most every
-    ``--summary-interval`` seconds (and, unless that is 0, never more often than ten times the
+    ``--sweep-summary-interval`` seconds (and, unless that is 0, never more often than ten times the
     previous call's duration, so a huge sweep does not spend its time rewriting files).  ``sweep.running`` is
     true; trials that have not finished are ``not_run`` with the error "not finished when this
     summary was written".  The built-in reporter rewrites ``sweep_summary.json`` and

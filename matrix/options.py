@@ -10,6 +10,8 @@ import pytest
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
 DEFAULT_SUMMARY_INTERVAL = 10.0
+#: Options that set one config symbol in every trial, as ``--sweep-set KEY=VALUE`` would.
+SHORTHANDS = {"sweep_epochs": "CONFIG_NUM_EPOCHS", "sweep_data_dir": "CONFIG_DATA_DIR", "sweep_device": "CONFIG_DEVICE"}
 
 
 def _positive_int(text: str) -> int:
@@ -80,14 +82,16 @@ def addoption(parser: pytest.Parser) -> None:
         help="Folder that receives sweep_YYYYMMDD_HHMMSS/ (default: test_matrix_results)",
     )
     group.addoption(
-        "--max-combinations",
+        "--sweep-max-combinations",
+        dest="sweep_max_combinations",
         type=_positive_int,
         default=None,
         metavar="N",
         help=f"Refuse grids larger than N combinations (default: {DEFAULT_MAX_COMBINATIONS})",
     )
     group.addoption(
-        "--minutes-per-trial",
+        "--sweep-minutes-per-trial",
+        dest="sweep_minutes_per_trial",
         type=_positive_float,
         default=None,
         metavar="MIN",
@@ -95,11 +99,26 @@ def addoption(parser: pytest.Parser) -> None:
         f"sweep of the same trainer, else {DEFAULT_MINUTES_PER_TRIAL:g})",
     )
     group.addoption(
-        "--epochs",
+        "--sweep-epochs",
+        dest="sweep_epochs",
         type=_positive_int,
         default=None,
         metavar="N",
         help="Train every trial for N epochs (shorthand for --sweep-set CONFIG_NUM_EPOCHS=N)",
+    )
+    group.addoption(
+        "--sweep-data-dir",
+        dest="sweep_data_dir",
+        default=None,
+        metavar="DIR",
+        help="Where the datasets live (shorthand for --sweep-set CONFIG_DATA_DIR=DIR)",
+    )
+    group.addoption(
+        "--sweep-device",
+        dest="sweep_device",
+        default=None,
+        metavar="DEVICE",
+        help="Train every trial on DEVICE: auto, cpu, cuda or cuda:N (shorthand for --sweep-set CONFIG_DEVICE=DEVICE)",
     )
     group.addoption(
         "--sweep-set",
@@ -123,14 +142,16 @@ def addoption(parser: pytest.Parser) -> None:
         "under xdist (auto or lines, the same since xdist runs got their own lines); none: neither",
     )
     group.addoption(
-        "--trial-timeout",
+        "--sweep-trial-timeout",
+        dest="sweep_trial_timeout",
         type=_positive_float,
         default=None,
         metavar="SECONDS",
         help="Fail a trial that runs longer than SECONDS and go on with the sweep",
     )
     group.addoption(
-        "--summary-interval",
+        "--sweep-summary-interval",
+        dest="sweep_summary_interval",
         type=_non_negative_float,
         default=None,
         metavar="SECONDS",
@@ -138,7 +159,8 @@ def addoption(parser: pytest.Parser) -> None:
         f"at most every SECONDS (default: {DEFAULT_SUMMARY_INTERVAL:g}; 0: after every trial)",
     )
     group.addoption(
-        "--resume",
+        "--sweep-resume",
+        dest="sweep_resume",
         nargs="?",
         const="latest",
         default=None,
@@ -167,17 +189,17 @@ def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
 
 
 def max_combinations(config: pytest.Config) -> int:
-    opt = config.getoption("max_combinations")
+    opt = config.getoption("sweep_max_combinations")
     return int(opt if opt is not None else _ini_number(config, "sweep_max_combinations", int))
 
 
 def minutes_per_trial(config: pytest.Config) -> float | None:
-    opt = config.getoption("minutes_per_trial")
+    opt = config.getoption("sweep_minutes_per_trial")
     return float(opt) if opt is not None else _ini_number(config, "sweep_minutes_per_trial", float)
 
 
 def summary_interval(config: pytest.Config) -> float:
-    opt = config.getoption("summary_interval")
+    opt = config.getoption("sweep_summary_interval")
     if opt is not None:
         return float(opt)
     raw = str(config.getini("sweep_summary_interval")).strip()
@@ -210,12 +232,18 @@ def progress_mode(config: pytest.Config) -> str:
 
 
 def overrides(config: pytest.Config) -> dict[str, str]:
-    """``--sweep-set`` and ``--epochs`` as ``KEY -> raw value`` (later wins)."""
+    """``--sweep-set`` and its shorthands (``--sweep-epochs``...) as ``KEY -> raw value`` (later wins)."""
     out: dict[str, str] = {}
     for item in config.getoption("sweep_set"):
         key, _, value = item.partition("=")
         out[key] = value
-    epochs = config.getoption("epochs")
-    if epochs is not None:
-        out["CONFIG_NUM_EPOCHS"] = str(epochs)
+    for dest, key in SHORTHANDS.items():
+        value = config.getoption(dest)
+        if value is not None:
+            out[key] = str(value)
     return out
+
+
+def trial_timeout(config: pytest.Config) -> float | None:
+    value = config.getoption("sweep_trial_timeout")
+    return float(value) if value is not None else None

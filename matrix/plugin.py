@@ -1,7 +1,12 @@
-"""The pytest plugin: options, collection of sweeps, result shipping, end-of-run summary.
+"""The pytest plugin: options, then one plugin object per role of the process.
 
-Registered through the ``pytest11`` entry point ``matrix.plugin``.  It stays inert
-unless ``--range-config``, ``--config-dir`` or ``--sweep-symbols`` is given.
+Registered through the ``pytest11`` entry point ``sweep``.  It stays inert unless
+``--range-config``, ``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
+When a sweep is active, every process parses the sources (:class:`~.sources.Sources`) and
+collects; then, as xdist splits its own roles:
+
+- a process that runs trials (serial run, xdist worker) registers :class:`RunnerPlugin`;
+- a process where results arrive (serial run, xdist controller) registers :class:`ControllerPlugin`.
 """
 from __future__ import annotations
 
@@ -10,18 +15,22 @@ import functools
 import gc
 import os
 import signal
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from matrix import estimate, hookspecs, options
-from matrix.collect import SESSION_KEY, SweepDir, SweepFile, SweepItem
-from matrix.session import SweepSession, collect_symbols, terminal_echo
-from matrix.errors import RangeConfigError
-from matrix.generate import write_sweep_configs
-from matrix.progress import TrialTicker
-from matrix.symbols import Symbol
+from pytest_sweep.matrix import estimate, hookspecs, options, storage
+from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
+from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.generate import write_sweep_configs
+from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
+from pytest_sweep.matrix.resume import resume_dir
+from pytest_sweep.matrix.runner import RUNNER_KEY, Runner
+from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
+from pytest_sweep.matrix.symbols import Symbol
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,12 +49,17 @@ def _active(config: pytest.Config) -> bool:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if _active(config):
         # pushed before any plugin's pytest_configure, so it runs after all their cleanups
-        # (LIFO), among them unraisableexception's gc.collect(): see SweepPlugin.thaw
+        # (LIFO), among them unraisableexception's gc.collect(): see CollectorPlugin.thaw
         config.add_cleanup(functools.partial(_thaw, config))
     if config.getoption("sweep_generate"):
         return _generate(config)
     if not config.getoption("sweep_symbols"):
         return None
+    print(_symbols_listing(config))
+    return 0
+
+
+def _symbols_listing(config: pytest.Config) -> str:
     table = collect_symbols(config)
     lines = [f"{len(table)} config symbols (a range config may set any of them)"]
     current = None
@@ -53,10 +67,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         if sym.plugin != current:
             current = sym.plugin
             lines += ["", f"from {current}:"]
-        lines.append(f"  {sym.name} ({sym.help_hint().removeprefix('expected ')}; default {_default(sym)})")
+        default = "automatic" if sym.default is None else sym.render(sym.default)
+        lines.append(f"  {sym.name} ({sym.help_hint().removeprefix('expected ')}; default {default})")
         lines.append(f"      {sym.help}")
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 def _generate(config: pytest.Config) -> int:
@@ -65,12 +79,12 @@ def _generate(config: pytest.Config) -> int:
         raise pytest.UsageError("--sweep-generate needs --range-config=FILE (the range config to expand)")
     if len(config.getoption("range_config")) > 1:
         raise pytest.UsageError("--sweep-generate takes one --range-config; generate each into its own folder")
-    session = SweepSession(config)
-    source = session.sources[0]
-    assert source.rc is not None
+    sources = Sources(config)
+    rc = sources.sources[0].rc
+    assert rc is not None
     out = config.invocation_params.dir / config.getoption("sweep_generate")
     try:
-        paths = write_sweep_configs(source.rc, out, limit=session.limit)
+        paths = write_sweep_configs(rc, out, limit=sources.limit)
     except RangeConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(f"wrote {len(paths)} configs and combinations_summary.txt to {out}")
@@ -78,10 +92,19 @@ def _generate(config: pytest.Config) -> int:
     return 0
 
 
-def _default(sym: Symbol) -> str:
-    if sym.default is None:
-        return "automatic"
-    return sym.render(sym.default)
+def _sweep_dir(config: pytest.Config) -> Path:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return Path(workerinput["sweep_dir"])
+    resume = config.getoption("sweep_resume")
+    if resume is not None:
+        return resume_dir(options.output_root(config), resume, config.invocation_params.dir)
+    return storage.new_sweep_dir(options.output_root(config))
+
+
+def _distributing(config: pytest.Config) -> bool:
+    """This process is an xdist controller: it runs no trial itself."""
+    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
 
 
 @pytest.hookimpl(trylast=True)
@@ -89,28 +112,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
-    session = SweepSession(config)
-    config.stash[SESSION_KEY] = session
+    sources = config.stash[SOURCES_KEY] = Sources(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --range-config=FILE` runs that sweep, not the project's own tests
-        config.args = [str(s.path) for s in session.sources]
-    ticker = None
-    if not session.is_worker:
-        mode = options.progress_mode(config)
-        serial = getattr(config.option, "dist", "no") == "no"
-        if mode != "none" and serial:
-            session.progress = terminal_echo(config)  # per-epoch lines
-        elif mode != "none":
-            ticker = TrialTicker(config, session)  # a line per finished trial
+        config.args = [str(s.path) for s in sources.sources]
+    sweep_dir = _sweep_dir(config)
+    mode = options.progress_mode(config)
+    config.pluginmanager.register(CollectorPlugin(sources), "sweep-collector")
+    worker = hasattr(config, "workerinput")
+    if not _distributing(config):
+        echo = TerminalEcho(config) if mode != "none" and not worker else None
+        runner = config.stash[RUNNER_KEY] = Runner(
+            config,
+            sources,
+            sweep_dir,
+            timeout=options.trial_timeout(config),
+            resume=config.getoption("sweep_resume") is not None,
+            echo=echo,
+        )
+        config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
+    if not worker:
+        controller = config.stash[CONTROLLER_KEY] = Controller(
+            config, sources, sweep_dir, options.summary_interval(config)
+        )
+        ticker = TrialTicker(config, controller) if mode != "none" and _distributing(config) else None
+        config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
         if os.name == "posix":
             _trap_sigterm(config)
     _freeze_at_exit()
-    config.pluginmanager.register(SweepPlugin(session, ticker), "sweep-session")
 
 
 def _thaw(config: pytest.Config) -> None:
-    plugin = config.pluginmanager.get_plugin("sweep-session")
-    if isinstance(plugin, SweepPlugin):
+    plugin = config.pluginmanager.get_plugin("sweep-collector")
+    if isinstance(plugin, CollectorPlugin):
         plugin.thaw()
 
 
@@ -145,17 +179,16 @@ def _trap_sigterm(config: pytest.Config) -> None:
     config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
 
 
-class SweepPlugin:
-    """The hooks of an active sweep, registered only when one was asked for."""
+class CollectorPlugin:
+    """Every role: collect the sweep's items, and keep the collector out of torch's heap."""
 
-    def __init__(self, sweep: SweepSession, ticker: TrialTicker | None = None) -> None:
-        self.sweep = sweep
-        self.ticker = ticker
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
         self.froze = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-        for source in self.sweep.sources:
+        for source in self.sources.sources:
             if source.kind == "dir" and source.path == path.resolve():
                 node = SweepDir.from_parent(parent, path=path)
                 node.source = source
@@ -163,7 +196,7 @@ class SweepPlugin:
         return None
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-        for source in self.sweep.sources:
+        for source in self.sources.sources:
             if source.kind == "range" and source.path == file_path.resolve():
                 node = SweepFile.from_parent(parent, path=file_path)
                 node.source = source
@@ -171,7 +204,7 @@ class SweepPlugin:
         return None
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_collection(self, session: pytest.Session) -> Any:
+    def pytest_collection(self, session: pytest.Session) -> Generator[None, object, object]:
         """No cyclic garbage collection while a large grid becomes items.
 
         Collection builds few cycles but very many objects, so the collector's full
@@ -188,6 +221,12 @@ class SweepPlugin:
             gc.freeze()
             self.froze = True
 
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # the run is ending: pytest's full collections at unconfigure need not walk torch's
+        # objects (0.5-0.7 s per worker, and the controller waits for its workers); see thaw()
+        gc.freeze()
+        self.froze = True
+
     def thaw(self) -> None:
         """Give what was frozen back to the collector, last thing in the run.
 
@@ -200,56 +239,68 @@ class SweepPlugin:
             gc.unfreeze()
             self.froze = False
 
+
+class RunnerPlugin:
+    """A process that trains (serial run, xdist worker): the items call :class:`Runner`."""
+
+    def __init__(self, runner: Runner, echo: TerminalEcho | None) -> None:
+        self.runner = runner
+        self.echo = echo
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if self.echo is not None:
+            self.echo.reset()
+
+
+class ControllerPlugin:
+    """A process where results arrive (serial run, xdist controller): records and summaries."""
+
+    def __init__(self, controller: Controller, ticker: TrialTicker | None = None) -> None:
+        self.controller = controller
+        self.ticker = ticker
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.sweep.is_worker:
-            return
         for item in session.items:
             if isinstance(item, SweepItem):
-                self.sweep.expect_item(item)
+                self.controller.expect(item.nodeid, item.trial, item.skip_reason)
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
         trials = [i for i in items if isinstance(i, SweepItem)]
-        if self.sweep.is_worker or not trials:
+        if not trials:
             return []
-        return estimate.describe(config, self.sweep, trials)
-
-    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        reset = getattr(self.sweep.progress, "reset", None)
-        if reset is not None:
-            reset()
+        return estimate.describe(config, self.controller.sources, self.controller.dir, trials)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.sweep.is_worker:
-            self.sweep.on_report(report)
-            if self.ticker is not None:
-                self.ticker.report(report)
+        self.controller.on_report(report)
+        if self.ticker is not None:
+            self.ticker.report(report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """xdist: the worker running ``crashitem`` died; its report follows."""
+        self.controller.crash(crashitem, str(report.longrepr))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         """xdist controller: tell each worker where the sweep folder is."""
-        node.workerinput["sweep_dir"] = str(self.sweep.dir)
+        node.workerinput["sweep_dir"] = str(self.controller.dir)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.ticker is not None:
             self.ticker.workers += 1
-        if self.sweep.expected:
+        if self.controller.expected:
             return  # every worker collects the same items
         for nodeid in ids:
-            self.sweep.expect_nodeid(nodeid)
+            self.controller.expect_nodeid(nodeid)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        self.sweep.interrupted = True
+        self.controller.interrupted = True
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # the run is ending: pytest's full collections at unconfigure need not walk torch's
-        # objects (0.5-0.7 s per worker, and the controller waits for its workers); see thaw()
-        gc.freeze()
-        self.froze = True
-        if self.sweep.is_worker or session.config.option.collectonly:
+        if session.config.option.collectonly:
             return
-        interrupted = self.sweep.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
-        self.sweep.finish(interrupted=interrupted)
+        self.controller.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 @pytest.hookimpl

@@ -1,4 +1,4 @@
-"""Progress of a parallel sweep: one line on the controller per finished trial.
+"""Progress in the terminal: per-epoch lines in a serial run, a line per finished trial under xdist.
 
 Under xdist a trial's per-epoch lines stay in its ``output.log`` (workers cannot write to the
 controller's terminal), so the controller says what finished, how far the sweep is, the best
@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from matrix.estimate import format_minutes
+from pytest_sweep.matrix.estimate import format_minutes
 
 if TYPE_CHECKING:
-    from matrix.session import SweepSession
+    from pytest_sweep.matrix.controller import Controller
 
 #: How much of a failed trial's error the line shows.
 ERROR_CHARS = 80
@@ -26,7 +26,7 @@ ERROR_CHARS = 80
 class TrialTicker:
     """Prints the line for each sweep item whose result arrives on the controller."""
 
-    def __init__(self, config: pytest.Config, sweep: SweepSession) -> None:
+    def __init__(self, config: pytest.Config, sweep: Controller) -> None:
         self.config = config
         self.sweep = sweep
         self.workers = 0
@@ -87,3 +87,31 @@ class TrialTicker:
         if writer is not None and getattr(writer, "width_of_current_line", 0):
             reporter.write("\n")
         reporter.write_line(line, red=" FAILED: " in line)
+
+
+class TerminalEcho:
+    """Prints a serial run's trial log lines past output capturing (the runner's ``echo``)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.reporter = config.pluginmanager.getplugin("terminalreporter")
+        self.capman = config.pluginmanager.getplugin("capturemanager")
+        self.fresh = True
+
+    def reset(self) -> None:
+        """A new item started: its first line goes below pytest's own line."""
+        self.fresh = True
+
+    def __call__(self, message: str) -> None:
+        if self.reporter is None:
+            return
+        if self.capman is not None:
+            with self.capman.global_and_fixture_disabled():
+                self._write(message)
+        else:
+            self._write(message)
+
+    def _write(self, message: str) -> None:
+        if self.fresh:
+            self.reporter.ensure_newline()
+            self.fresh = False
+        self.reporter.write_line(f"  {message}", cyan=True)

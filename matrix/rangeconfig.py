@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, DecimalTuple
 from pathlib import Path
 
-from matrix.errors import RangeConfigError
+from pytest_sweep.matrix.errors import RangeConfigError
 
 #: The most values a single ``start:step:end`` range may produce.
 MAX_RANGE_VALUES = 1_000_000

@@ -9,7 +9,7 @@ Schema version 1 (units in brackets):
 =================  ==========================================================
 config_file        ``config_017``
 status             ``passed`` | ``failed`` | ``skipped`` | ``not_run``
-reused             true when ``--resume`` took the result from an earlier sweep
+reused             true when ``--sweep-resume`` took the result from an earlier sweep
 test_acc           final test accuracy [%]
 best_acc           best test accuracy over the epochs [%]
 final_sparsity     fraction of exact zeros in Conv/Linear weights [0..1]

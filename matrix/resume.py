@@ -1,4 +1,4 @@
-"""``--resume``: reuse the trials an earlier sweep already finished.
+"""``--sweep-resume``: reuse the trials an earlier sweep already finished.
 
 A trial is reused when its folder in the resumed sweep has a ``training_metrics.json``
 with status ``passed``, the same config name, the same config (every key, overrides
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from matrix import storage
-from matrix.trial import Trial
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.trial import Trial
 
 
 def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
@@ -22,12 +22,12 @@ def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
         found = storage.sweep_dirs(root)
         if not found:
             raise pytest.UsageError(
-                f"--resume: no sweep folder under {root} to resume; run a sweep first or pass --resume=DIR"
+                f"--sweep-resume: no sweep folder under {root} to resume; run a sweep first or pass --sweep-resume=DIR"
             )
         return found[-1]
     path = (invocation_dir / arg).resolve()
     if not path.is_dir():
-        raise pytest.UsageError(f"--resume={arg}: no such sweep folder; pass a sweep_YYYYMMDD_HHMMSS folder")
+        raise pytest.UsageError(f"--sweep-resume={arg}: no such sweep folder; pass a sweep_YYYYMMDD_HHMMSS folder")
     return path
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable
 
-from matrix.errors import RangeConfigError
+from pytest_sweep.matrix.errors import RangeConfigError
 
 TYPES = ("bool", "int", "float", "str")
 _TRUE = {"y", "yes", "true", "1", "on"}

@@ -1,4 +1,4 @@
-"""``--trial-timeout``: a trial that runs too long fails, and the sweep goes on."""
+"""``--sweep-trial-timeout``: a trial that runs too long fails, and the sweep goes on."""
 from __future__ import annotations
 
 import signal
@@ -6,11 +6,11 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from matrix.trial import TrialFailed
+from pytest_sweep.matrix.trial import TrialFailed
 
 
 class TrialTimeout(TrialFailed):
-    """Raised inside a trial that ran past ``--trial-timeout``."""
+    """Raised inside a trial that ran past ``--sweep-trial-timeout``."""
 
 
 @contextmanager
@@ -31,7 +31,7 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
         return
 
     def on_alarm(signum: int, frame: Any) -> None:
-        raise TrialTimeout(f"timed out after {seconds:g} s (--trial-timeout)")
+        raise TrialTimeout(f"timed out after {seconds:g} s (--sweep-trial-timeout)")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]

@@ -8,6 +8,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -55,6 +57,24 @@ def folder_name(name: str, swept: dict[str, str], limit: int = 96) -> str:
 
 
 @dataclass
+class TrialContext:
+    """What the process running a trial hands its trainer: the trial's folder, log and epoch hook.
+
+    :ivar dir: the trial's output folder (``config.txt``, ``training_metrics.json``, ``output.log``).
+    :ivar log: write one line to the trial's ``output.log`` (and the terminal in a serial run).
+    :ivar epoch_ended: report an epoch's metrics; returns True when a plugin asks to stop early.
+    """
+
+    dir: Path
+    log: Callable[[str], None]
+    epoch_ended: Callable[[dict[str, Any]], bool]
+
+
+#: The running trial's context, in ``trial.stash`` while it trains (factory hooks reach it there).
+CONTEXT_KEY = pytest.StashKey[TrialContext]()
+
+
+@dataclass
 class Trial:
     """What a trainer gets: typed values for every declared symbol, plus context.
 
@@ -63,9 +83,10 @@ class Trial:
     :ivar raw: the config's own ``KEY -> value`` strings (what ``config.txt`` holds).
     :ivar swept: the swept keys of this combination with their raw values.
     :ivar seed: derived from the sweep seed and the name (:func:`derive_seed`).
-    :ivar dir: the trial's output folder (set when it runs).
-    :ivar overrides: values forced from the command line (e.g. ``--epochs``).
+    :ivar worker: ``main`` or the worker that runs it (``gw0``).
+    :ivar overrides: values forced from the command line (e.g. ``--sweep-epochs``).
     :ivar group: the source's name when one run sweeps several range files (keeps folders apart).
+    :ivar stash: per-trial data of plugins (``pytest.Stash``), e.g. resolved choices.
     """
 
     name: str
@@ -75,13 +96,10 @@ class Trial:
     raw: dict[str, str]
     swept: dict[str, str]
     seed: int = 0
-    dir: Path | None = None
-    device: str | None = None
     worker: str = "main"
     group: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
-    _log: Callable[[str], None] | None = field(default=None, repr=False)
-    _epoch_hook: Callable[[dict[str, Any]], bool] | None = field(default=None, repr=False)
+    stash: pytest.Stash = field(default_factory=pytest.Stash, repr=False, compare=False)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -100,13 +118,13 @@ class Trial:
         base = folder_name(self.name, self.swept)
         return f"{self.group}-{base}" if self.group else base
 
-    def log(self, message: str) -> None:
-        """One line to the trial's ``output.log`` (and the terminal in a serial run)."""
-        if self._log is not None:
-            self._log(message)
+    @property
+    def context(self) -> TrialContext | None:
+        """The running trial's :class:`TrialContext` (None before it runs)."""
+        return self.stash.get(CONTEXT_KEY, None)
 
-    def epoch_ended(self, metrics: dict[str, Any]) -> bool:
-        """Report an epoch; returns True when a plugin asks to stop early."""
-        if self._epoch_hook is None:
-            return False
-        return self._epoch_hook(metrics)
+    def log(self, message: str) -> None:
+        """One line to the running trial's ``output.log`` (for factory hooks; trainers use the context)."""
+        ctx = self.context
+        if ctx is not None:
+            ctx.log(message)

@@ -6,8 +6,8 @@ from typing import Any, Callable
 
 from tabulate import tabulate
 
-from matrix.records import ranked
-from matrix.trial import short_key
+from pytest_sweep.matrix.records import ranked
+from pytest_sweep.matrix.trial import short_key
 
 RULE = "=" * 60
 THIN = "-" * 40

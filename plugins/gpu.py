@@ -21,7 +21,7 @@ import pytest
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sweep")
     group.addoption(
-        "--workers-per-gpu",
+        "--sweep-workers-per-gpu",
         type=int,
         default=1,
         metavar="K",
@@ -53,9 +53,9 @@ def threads_for(workers: int, cores: int | None = None) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    per_gpu = config.getoption("workers_per_gpu")
+    per_gpu = config.getoption("sweep_workers_per_gpu")
     if per_gpu < 1:
-        raise pytest.UsageError(f"--workers-per-gpu {per_gpu}: use a whole number of at least 1")
+        raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         return

@@ -10,13 +10,9 @@ from typing import Any
 
 import pytest
 
-from matrix import Symbol, Trial
-from plugins.selection import resolve, select_symbols
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "adamwadv", "adamwspam", "adamwprune")
-DEFAULT_OPTIMIZER = "adamwprune"
-BASES = ("adam", "adamw", "adamwadv", "adamwspam")
-VARIANTS = ("bitter0", "bitter1", "bitter3", "bitter7")
+from pytest_sweep.matrix import Symbol, Trial
+from pytest_sweep.plugins.choices import choices, select_symbols
+from pytest_sweep.trainers.names import BASES, DEFAULT_OPTIMIZER, OPTIMIZERS, VARIANTS
 
 
 @pytest.hookimpl
@@ -46,26 +42,16 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
     ]
 
 
-def optimizer_name(trial: Trial) -> str:
-    name, _ = resolve(trial, "CONFIG_OPTIMIZER", OPTIMIZERS)
-    return name or DEFAULT_OPTIMIZER
-
-
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    _, reason = resolve(trial, "CONFIG_OPTIMIZER", OPTIMIZERS)
-    return reason
-
-
-def learning_rate(trial: Trial, name: str) -> float:
-    lr = trial.get("CONFIG_LEARNING_RATE")
-    return float(lr) if lr is not None else (0.1 if name == "sgd" else 1e-3)
+    return "; ".join(choices(trial).problems_of("CONFIG_OPTIMIZER")) or None
 
 
 def settings(trial: Trial, steps_per_epoch: int) -> dict[str, Any]:
     """The keyword arguments of ``trainers.optimizers.build_optimizer`` for this trial."""
-    name = optimizer_name(trial)
-    kwargs: dict[str, Any] = {"lr": learning_rate(trial, name)}
+    c = choices(trial)
+    name = c.optimizer
+    kwargs: dict[str, Any] = {"lr": c.learning_rate}
     if name == "adamwprune":
         kwargs.update(
             weight_decay=trial["CONFIG_ADAMWPRUNE_WEIGHT_DECAY"],
@@ -88,12 +74,10 @@ def settings(trial: Trial, steps_per_epoch: int) -> dict[str, Any]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) -> Any:
-    from trainers.adamwprune import AdamWPruneSettings
-    from trainers.optimizers import build_optimizer
+    from pytest_sweep.trainers.adamwprune import AdamWPruneSettings
+    from pytest_sweep.trainers.optimizers import build_optimizer
 
-    from plugins.pruning import pruning_method
-
-    name = optimizer_name(trial)
+    name = choices(trial).optimizer
     prune = None
     if name == "adamwprune":
         prune = AdamWPruneSettings(
@@ -104,6 +88,6 @@ def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) 
             ramp_end_epoch=trial["CONFIG_PRUNING_RAMP_END_EPOCH"],
             variant=trial["CONFIG_ADAMWPRUNE_VARIANT"],
             base=trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"],
-            enabled=pruning_method(trial) == "state",
+            enabled=choices(trial).pruning == "state",
         )
     return build_optimizer(name, model, prune=prune, **settings(trial, steps_per_epoch))

@@ -10,17 +10,16 @@ from typing import Any
 
 import pytest
 
-from matrix import Symbol, Trial
-from plugins.optimizers import optimizer_name
-
-METHODS = ("none", "magnitude", "movement", "state")
+from pytest_sweep.matrix import Symbol, Trial
+from pytest_sweep.plugins.choices import choices
+from pytest_sweep.trainers.names import PRUNING_METHODS
 
 
 @pytest.hookimpl
 def pytest_sweep_declare_symbols() -> list[Symbol]:
     return [
         Symbol("CONFIG_PRUNING_METHOD", "str", None,
-               "Pruning method (default: state with AdamWPrune, none otherwise)", choices=METHODS),
+               "Pruning method (default: state with AdamWPrune, none otherwise)", choices=PRUNING_METHODS),
         Symbol("CONFIG_TARGET_SPARSITY", "float", 0.7, "Fraction of Conv/Linear weights pruned at the ramp end",
                low=0.0, high=0.99),
         Symbol("CONFIG_PRUNING_WARMUP", "int", 100, "Optimizer steps before pruning starts (390 steps = 1 CIFAR-10 epoch "
@@ -30,19 +29,10 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
     ]
 
 
-def pruning_method(trial: Trial) -> str:
-    method = trial.get("CONFIG_PRUNING_METHOD")
-    if method is not None:
-        return str(method)
-    return "state" if optimizer_name(trial) == "adamwprune" else "none"
-
-
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    from trainers.choices import steps_per_epoch
-
-    method = pruning_method(trial)
-    opt = optimizer_name(trial)
+    c = choices(trial)
+    method, opt = c.pruning, c.optimizer
     if method == "state" and opt != "adamwprune":
         return (f"state pruning needs the AdamWPrune optimizer (this trial uses {opt}); "
                 "set CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD")
@@ -50,7 +40,7 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
         return f'AdamWPrune prunes by its own state, not by {method}; use CONFIG_PRUNING_METHOD="state" or "none"'
     if method == "none":
         return None
-    steps = steps_per_epoch(trial)
+    steps = c.steps_per_epoch
     if steps is None:
         return None
     total = steps * int(trial["CONFIG_NUM_EPOCHS"])
@@ -63,9 +53,9 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Any:
-    from trainers.pruning import build_pruner
+    from pytest_sweep.trainers.pruning import build_pruner
 
-    method = pruning_method(trial)
+    method = choices(trial).pruning
     epochs = int(trial["CONFIG_NUM_EPOCHS"])
     ramp_end = int(trial["CONFIG_PRUNING_RAMP_END_EPOCH"])
     if method != "none" and ramp_end > epochs:

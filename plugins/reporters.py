@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from matrix import storage
-from matrix.records import SweepResult
-from plugins.analysis import labeller, render_analysis, render_table
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table
 
 SUMMARY_JSON = "sweep_summary.json"
 ANALYSIS_TXT = "sweep_analysis.txt"
@@ -48,7 +48,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line("no trial finished")
     reused = sweep.count_reused()
     if reused:
-        tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--resume)")
+        tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--sweep-resume)")
     failed = [r for r in sweep.records if r["status"] == "failed"]
     for rec in failed:
         tr.write_line(f"FAILED {label(rec)}: {rec.get('error')}", red=True)

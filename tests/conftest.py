@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from plugins import plugin_args
+from pytest_sweep import plugin_args
 
 #: Not tests: the example plugin package and the golden files.
 collect_ignore = ["plugin_pkg", "golden"]

@@ -1,7 +1,7 @@
 """The rendered sweep: analysis text and ranked table from a committed sample sweep.
 
 ``golden/sample_sweep_summary.json`` is hand-written: four passed trials (two tied on
-accuracy, one reused by ``--resume``, one an older record lacking newer fields), one
+accuracy, one reused by ``--sweep-resume``, one an older record lacking newer fields), one
 failed, one skipped.  The expected renderings are committed next to it; after an
 intended format change regenerate them with
 ``SWEEP_UPDATE_GOLDEN=1 python -m pytest tests/test_analysis.py`` and review the diff.
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from matrix.records import load_summary
-from plugins.analysis import TOP_N, render_analysis, render_table
+from pytest_sweep.matrix.records import load_summary
+from pytest_sweep.plugins.analysis import TOP_N, render_analysis, render_table
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SAMPLE = GOLDEN / "sample_sweep_summary.json"

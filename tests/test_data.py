@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from trainers import data as data_module
-from trainers.batches import TensorBatches, dataloader_batches, random_crop_flip
-from trainers.data import DataUnavailableError, load_dataset, make_synthetic
-from trainers.digits import digits_csv_path, read_digits, stratified_split
+from pytest_sweep.trainers import data as data_module
+from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches, random_crop_flip
+from pytest_sweep.trainers.data import DataUnavailableError, load_dataset, make_synthetic
+from pytest_sweep.trainers.digits import digits_csv_path, read_digits, stratified_split
 
 
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
@@ -57,7 +57,7 @@ def test_digits_are_sklearns_digits_read_without_importing_sklearn() -> None:
     # in a fresh process, loading the bundle leaves sklearn (1.4-2 s of imports) out
     code = (
         "import sys\n"
-        "from trainers.data import load_dataset\n"
+        "from pytest_sweep.trainers.data import load_dataset\n"
         "load_dataset('digits')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
     )
@@ -99,13 +99,13 @@ def test_missing_files_raise_a_clear_error(name: str, tmp_path: Path) -> None:
         load_dataset(name, data_dir=tmp_path, download=False)
     message = str(info.value)
     assert str(tmp_path.resolve()) in message
-    assert "CONFIG_DATA_DOWNLOAD=y" in message and "--data-dir" in message
+    assert "CONFIG_DATA_DOWNLOAD=y" in message and "--sweep-data-dir" in message
     assert "\n" not in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_unknown_dataset() -> None:
-    with pytest.raises(ValueError, match="digits, cifar10, mnist"):
+    with pytest.raises(ValueError, match="cifar10, mnist, digits"):
         load_dataset("imagenet")
 
 

@@ -136,8 +136,8 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     empty = sweep_pytester.path / "no-cifar"
     empty.mkdir()
     path = local_copy(sweep_pytester, "resnet18-quick-test")
-    common = (f"--range-config={path}", "--sweep-set", "CONFIG_DEVICE=cpu", "--epochs=1",
-              f"--data-dir={empty}", "-k", "config_001")
+    common = (f"--range-config={path}", "--sweep-set", "CONFIG_DEVICE=cpu", "--sweep-epochs=1",
+              f"--sweep-data-dir={empty}", "-k", "config_001")
     # one epoch is shorter than the guide's 7800-step warmup: skipped, with the reason
     skipped = sweep_pytester.run(*common, "-rs")
     skipped.assert_outcomes(skipped=1, deselected=3)
@@ -147,7 +147,7 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     result.assert_outcomes(failed=1, deselected=3)
     out = result.stdout.str()
     message = (f"CIFAR-10 not found under {empty}; set CONFIG_DATA_DOWNLOAD=y where the internet is reachable, "
-               "or point --data-dir at a folder that holds it")
+               "or point --sweep-data-dir at a folder that holds it")
     # pytest's own short summary ("FAILED <nodeid> - <message>") is cut to the terminal's width, so whether
     # it still shows the message depends on COLUMNS; leave it out and check the sweep's lines
     lines = [line for line in result.outlines

@@ -121,14 +121,14 @@ def test_missing_config_dir(sweep_pytester: SweepPytester) -> None:
 
 def test_grid_above_max_combinations(sweep_pytester: SweepPytester) -> None:
     path = range_file(sweep_pytester, GOOD + "CONFIG_WEIGHT_DECAY=0.0|0.05\n")
-    result = sweep_pytester.run("--range-config=sweep.rc", "--max-combinations=3")
+    result = sweep_pytester.run("--range-config=sweep.rc", "--sweep-max-combinations=3")
     assert_usage_error(
         result,
         f"ERROR: {path}: 4 combinations exceed the limit of 3; "
-        "narrow the ranges or raise the limit with --max-combinations=4",
+        "narrow the ranges or raise the limit with --sweep-max-combinations=4",
     )
     # the same grid is fine at its size
-    ok = sweep_pytester.run("--range-config=sweep.rc", "--max-combinations=4", "--collect-only", "-q")
+    ok = sweep_pytester.run("--range-config=sweep.rc", "--sweep-max-combinations=4", "--collect-only", "-q")
     assert ok.ret == pytest.ExitCode.OK
 
 
@@ -156,17 +156,17 @@ def test_grid_above_max_combinations(sweep_pytester: SweepPytester) -> None:
             "ERROR: --sweep-set: CONFIG_BATCH_SIZE=x is not a number; expected int, at least 1",
             id="sweep-set-bad-value",
         ),
-        pytest.param(["--epochs=0"], "*error: argument --epochs: 0 must be at least 1", id="epochs-zero"),
-        pytest.param(["--epochs=two"], "*error: argument --epochs: 'two' is not a whole number", id="epochs-text"),
+        pytest.param(["--sweep-epochs=0"], "*error: argument --sweep-epochs: 0 must be at least 1", id="epochs-zero"),
+        pytest.param(["--sweep-epochs=two"], "*error: argument --sweep-epochs: 'two' is not a whole number", id="epochs-text"),
         pytest.param(
-            ["--sweep-device=gpu"], "ERROR: --sweep-device gpu: use auto, cpu, cuda or cuda:N", id="bad-device"
+            ["--sweep-device=gpu"], "ERROR: --sweep-device=gpu: use auto, cpu, cuda or cuda:N", id="bad-device"
         ),
         pytest.param(
-            ["--minutes-per-trial=0"], "*error: argument --minutes-per-trial: 0 must be above 0", id="minutes-zero"
+            ["--sweep-minutes-per-trial=0"], "*error: argument --sweep-minutes-per-trial: 0 must be above 0", id="minutes-zero"
         ),
         pytest.param(
-            ["--summary-interval=-1"],
-            "*error: argument --summary-interval: -1 must be a number of seconds, 0 or more",
+            ["--sweep-summary-interval=-1"],
+            "*error: argument --sweep-summary-interval: -1 must be a number of seconds, 0 or more",
             id="summary-interval-negative",
         ),
         pytest.param(
@@ -198,7 +198,7 @@ def test_sweep_generate_reports_a_bad_range_config(sweep_pytester: SweepPytester
 def test_conflicting_symbol_declarations_name_both_plugins(sweep_pytester: SweepPytester) -> None:
     sweep_pytester.pytester.makeconftest(
         """
-        from matrix import Symbol
+        from pytest_sweep.matrix import Symbol
 
         def pytest_sweep_declare_symbols():
             return [Symbol("CONFIG_NUM_EPOCHS", "str", "ten", "Epochs, spelled out")]
@@ -207,7 +207,7 @@ def test_conflicting_symbol_declarations_name_both_plugins(sweep_pytester: Sweep
     sweep_pytester.range_config(GOOD)
     result = sweep_pytester.run("--range-config=sweep.rc")
     assert_usage_error(
-        result, "ERROR: symbol CONFIG_NUM_EPOCHS declared as int by trainers.plugin and as str by *conftest.py"
+        result, "ERROR: symbol CONFIG_NUM_EPOCHS declared as int by *trainer and as str by *conftest.py"
     )
 
 

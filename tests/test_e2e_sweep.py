@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from plugins.analysis import render_analysis
+from pytest_sweep.plugins.analysis import render_analysis
 
 if TYPE_CHECKING:
     from conftest import SweepPytester, SweepTools
@@ -321,8 +321,8 @@ def test_collect_only_lists_one_item_per_combination_with_the_estimate(sweep_pyt
 
 def test_minutes_per_trial_sets_the_estimate(sweep_pytester: SweepPytester) -> None:
     sweep_pytester.range_config(sweep_pytester.digits_config(*SMOKE_SWEPT))
-    result = sweep_pytester.run("--range-config=sweep.rc", "--collect-only", "-q", "--minutes-per-trial=2")
-    result.stdout.fnmatch_lines(["sweep: estimated runtime 4 x 2.0 min = 8.0 min (--minutes-per-trial)"])
+    result = sweep_pytester.run("--range-config=sweep.rc", "--collect-only", "-q", "--sweep-minutes-per-trial=2")
+    result.stdout.fnmatch_lines(["sweep: estimated runtime 4 x 2.0 min = 8.0 min (--sweep-minutes-per-trial)"])
 
 
 def test_keyword_selects_one_combination(sweep_pytester: SweepPytester) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from matrix.errors import RangeConfigError
-from matrix.generate import (
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.generate import (
     SUMMARY_NAME,
     quoted_keys,
     read_config_dir,
@@ -21,8 +21,8 @@ from matrix.generate import (
     render_summary,
     write_sweep_configs,
 )
-from matrix.grid import expand
-from matrix.rangeconfig import RangeConfig, parse_text
+from pytest_sweep.matrix.grid import expand
+from pytest_sweep.matrix.rangeconfig import RangeConfig, parse_text
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("SWEEP_UPDATE_GOLDEN") == "1"

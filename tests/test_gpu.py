@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from plugins import plugin_args
-from plugins.gpu import gpu_for_worker, threads_for, visible_gpus
+from pytest_sweep import plugin_args
+from pytest_sweep.plugins.gpu import gpu_for_worker, threads_for, visible_gpus
 
 PLUGINS = [*plugin_args(), "-p", "xdist.plugin"]
 
@@ -38,10 +38,10 @@ def test_threads_are_shared_between_workers() -> None:
 RECORDER = """\
 import json, os
 import pytest
-from matrix import Symbol
+from pytest_sweep.matrix import Symbol
 
 class Probe:
-    def run(self, trial):
+    def run(self, trial, ctx):
         return {"test_acc": 1.0, "device": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 @pytest.hookimpl
@@ -63,7 +63,7 @@ def test_real_workers_are_pinned_before_torch_starts(
     pytester.makeconftest(RECORDER)
     pytester.makefile("", range="CONFIG_PROBE=1:1:8\n")
     result = pytester.runpytest_subprocess(*PLUGINS, "--range-config=range", "--sweep-output=out", "-n", "2",
-                                           "--workers-per-gpu", per_gpu, "-p", "no:cacheprovider")
+                                           "--sweep-workers-per-gpu", per_gpu, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
     records = json.loads(next((pytester.path / "out").glob("sweep_*/sweep_summary.json")).read_text())
     seen = {r["worker"]: r["device"] for r in records}

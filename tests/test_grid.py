@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix.errors import RangeConfigError
-from matrix.grid import Combination, expand, iter_combinations
-from matrix.rangeconfig import parse_file, parse_text
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.grid import Combination, expand, iter_combinations
+from pytest_sweep.matrix.rangeconfig import parse_file, parse_text
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -105,7 +105,7 @@ def test_limit() -> None:
         expand(rc, limit=99)
     assert str(info.value) == (
         "cfg: 100 combinations exceed the limit of 99; "
-        "narrow the ranges or raise the limit with --max-combinations=100"
+        "narrow the ranges or raise the limit with --sweep-max-combinations=100"
     )
 
 

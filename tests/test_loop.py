@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.data import DataBundle, load_dataset
-from trainers.loop import NonFiniteLossError, TrainSettings, seed_everything, steps_per_epoch, train
-from trainers.models import build_model
-from trainers.optimizers import build_optimizer
-from trainers.pruning import build_pruner
+from pytest_sweep.trainers.data import DataBundle, load_dataset
+from pytest_sweep.trainers.loop import NonFiniteLossError, TrainSettings, seed_everything, steps_per_epoch, train
+from pytest_sweep.trainers.models import build_model
+from pytest_sweep.trainers.optimizers import build_optimizer
+from pytest_sweep.trainers.pruning import build_pruner
 
 EPOCH_KEYS = {
     "epoch",

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.models import MODEL_NAMES, build_model, count_parameters
+from pytest_sweep.trainers.names import MODELS
+from pytest_sweep.trainers.models import build_model, count_parameters
 
 
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
@@ -48,7 +49,7 @@ def test_lenet5_matches_the_reference_shape_at_32_pixels() -> None:
     assert count_parameters(model) == 61_750  # ~62K
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("channels,size", [(3, 32), (1, 32), (1, 8), (1, 28)])
 def test_forward_shapes(name: str, channels: int, size: int) -> None:
     model = build_model(name, in_channels=channels, image_size=size, num_classes=7, width=8)

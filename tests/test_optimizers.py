@@ -7,16 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.adamwprune import AdamWPrune, AdamWPruneSettings
-from trainers.spam import SpikeGuard
-from trainers.models import build_model
-from trainers.optimizers import (
+from pytest_sweep.trainers.adamwprune import AdamWPrune, AdamWPruneSettings
+from pytest_sweep.trainers.spam import SpikeGuard
+from pytest_sweep.trainers.models import build_model
+from pytest_sweep.trainers.optimizers import (
     OPTIMIZERS,
     AdamWSpam,
     build_optimizer,
     default_eta_min,
     default_grad_clip,
-    default_lr,
     param_groups,
 )
 
@@ -74,7 +73,6 @@ def test_optimizer_kinds_and_defaults() -> None:
     assert spam.guard.interval == 7 and spam.guard.clip
     adam = build_optimizer("adam", model, lr=1e-3, weight_decay=0.01)
     assert not adam.param_groups[0]["decoupled_weight_decay"]
-    assert default_lr("sgd") == 0.1 and default_lr("adamw") == 1e-3
     assert default_eta_min("adamwadv") == 1e-6 and default_eta_min("adamw") == 0.0
     assert default_eta_min("adamwprune", base="adamwspam") == 1e-6
     assert default_grad_clip("adamwspam") == 1.0 and default_grad_clip("sgd") is None

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from plugins import plugin_args
+from pytest_sweep import plugin_args
 
 PLUGINS = [*plugin_args(), "-p", "xdist.plugin"]
 
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import pytest
-from matrix import Symbol
+from pytest_sweep.matrix import Symbol
 
 
 @pytest.hookimpl
@@ -52,7 +52,7 @@ class Spinner:
     def __init__(self, seconds):
         self.seconds = seconds
 
-    def run(self, trial):
+    def run(self, trial, ctx):
         start = time.monotonic()
         total = 0
         while self.seconds < 0 or time.monotonic() - start < self.seconds:
@@ -139,7 +139,7 @@ def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
     body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|1e9\nCONFIG_FAULT_CRASH=n|y\n"
     # interim summaries after every result: on the controller, between crashed workers too
     result, records = sweep(body, "-n", "2", "--dist=worksteal", "--sweep-set", "CONFIG_OPTIMIZER=sgd",
-                            "--summary-interval=0")
+                            "--sweep-summary-interval=0")
     result.assert_outcomes(passed=1, failed=3)
     by_name = {r["config_file"]: r for r in records}
     assert by_name["config_001"]["status"] == "passed"  # no crash, lr 0.001
@@ -164,11 +164,11 @@ def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_trial_timeout_fails_the_hung_trial_only(sweep, workers: list[str]) -> None:
     # config_001 spins forever (a hung trial), config_002 works for 0.2 s
-    result, records = sweep("CONFIG_FAULT_SPIN=-1|0.2\n", "--trial-timeout=3", *workers)
+    result, records = sweep("CONFIG_FAULT_SPIN=-1|0.2\n", "--sweep-trial-timeout=3", *workers)
     result.assert_outcomes(passed=1, failed=1)
     hung, fine = records
     assert hung["status"] == "failed"
-    assert hung["error"] == "timed out after 3 s (--trial-timeout)"
+    assert hung["error"] == "timed out after 3 s (--sweep-trial-timeout)"
     assert 3 <= hung["training_time"] < 30
     assert fine["status"] == "passed" and fine["test_acc"] == 52.0
 
@@ -178,14 +178,14 @@ def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester)
     first, _ = sweep(body, "-k", "config_001 or config_003")
     first.assert_outcomes(passed=2)
     assert trainings(pytester) == ["config_001", "config_003"]
-    resumed, records = sweep(body, "--resume")
+    resumed, records = sweep(body, "--sweep-resume")
     resumed.assert_outcomes(passed=3)
     assert trainings(pytester) == ["config_001", "config_002", "config_003"]  # only config_002 trained again
     assert [(r["config_file"], r["reused"]) for r in records] == [
         ("config_001", True), ("config_002", False), ("config_003", True)]
     assert len(list((pytester.path / "out").glob("sweep_*"))) == 1  # continued in the same folder
     # a changed config under the same names runs again instead of being reused
-    changed, records = sweep(body.replace("CONFIG_NUM_EPOCHS=2", "CONFIG_NUM_EPOCHS=1"), "--resume")
+    changed, records = sweep(body.replace("CONFIG_NUM_EPOCHS=2", "CONFIG_NUM_EPOCHS=1"), "--sweep-resume")
     changed.assert_outcomes(passed=3)
     assert not any(r["reused"] for r in records)
     assert trainings(pytester).count("config_001") == 2
@@ -195,7 +195,7 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     # config_001/002 finish, config_003 kills the whole (serial) pytest process, config_004 never starts:
     # nothing reaches pytest_sessionfinish, so only the summaries written along the way are left
     body = "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\nCONFIG_LEARNING_RATE=0.001|0.002\n"
-    died, records = sweep(body, "--summary-interval=0")
+    died, records = sweep(body, "--sweep-summary-interval=0")
     assert died.ret == 1 and "passed" not in died.stdout.str().splitlines()[-1]
     assert [(r["config_file"], r["status"], r["error"]) for r in records] == [
         ("config_001", "passed", None), ("config_002", "passed", None),
@@ -204,8 +204,8 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
     assert "The sweep was still running when this file was written" in analysis
     assert "BEST CONFIGURATION" in analysis and "Passed: 2 | Failed: 0 | Skipped: 0 | Not run: 2" in analysis
-    # --resume finishes it in the same folder and replaces the interim files
-    resumed, records = sweep(body, "--resume")
+    # --sweep-resume finishes it in the same folder and replaces the interim files
+    resumed, records = sweep(body, "--sweep-resume")
     resumed.assert_outcomes(passed=4)
     assert trainings(pytester) == ["config_001", "config_002", "config_003", "config_003", "config_004"]
     assert [(r["status"], r["reused"]) for r in records] == [
@@ -216,7 +216,7 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
 
 def test_an_interval_not_yet_due_writes_no_interim_summary(sweep, pytester) -> None:
     # an hour's interval (no timing involved): the run dies before the first interim summary is due
-    died, records = sweep("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\n", "--summary-interval=3600")
+    died, records = sweep("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\n", "--sweep-summary-interval=3600")
     assert died.ret == 1 and records == []
     assert trainings(pytester) == ["config_001", "config_002"]
 
@@ -227,16 +227,16 @@ def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep, pytester: pyte
             raise OSError(28, "No space left on device")
     """)
     result, records = sweep("CONFIG_FAULT_SPIN=0.1\nCONFIG_LEARNING_RATE=0.001|0.002\n",
-                            "--summary-interval=0", "-p", "broken_reporter")
+                            "--sweep-summary-interval=0", "-p", "broken_reporter")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["sweep: interim summary not written: *No space left on device*; the sweep goes on*"])
     assert [r["status"] for r in records] == ["passed", "passed"]  # the final summary is complete
 
 
 def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep) -> None:
-    result, _ = sweep("CONFIG_LEARNING_RATE=0.001\n", "--resume")
+    result, _ = sweep("CONFIG_LEARNING_RATE=0.001\n", "--sweep-resume")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --resume: no sweep folder under *; run a sweep first or pass --resume=DIR"])
+    result.stderr.fnmatch_lines(["ERROR: --sweep-resume: no sweep folder under *; run a sweep first or pass --sweep-resume=DIR"])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -282,6 +282,6 @@ def test_two_range_files_with_the_same_names_keep_separate_folders(sweep, pytest
     out = next((pytester.path / "out").glob("sweep_*"))
     assert all((out / r["trial_dir"] / "training_metrics.json").is_file() for r in records)
     # a resume reuses each file's own trials, not the other file's namesakes
-    resumed, records = sweep("CONFIG_FAULT_SPIN=0.01|0.02\n", "--range-config=other", "--resume")
+    resumed, records = sweep("CONFIG_FAULT_SPIN=0.01|0.02\n", "--range-config=other", "--sweep-resume")
     resumed.assert_outcomes(passed=4)
     assert all(r["reused"] for r in records)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix import rangeconfig
-from matrix.errors import RangeConfigError
-from matrix.rangeconfig import Param, RangeConfig, parse_file, parse_text, quoted_keys
+from pytest_sweep.matrix import rangeconfig
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.rangeconfig import Param, RangeConfig, parse_file, parse_text, quoted_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 

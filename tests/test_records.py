@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from matrix import storage
-from matrix.records import (
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.records import (
     SCHEMA_VERSION,
     SweepResult,
     clean_number,

@@ -1,4 +1,4 @@
-"""SweepSession.make_trial: the per-file fast path for range files builds exactly the generic trial."""
+"""Sources.make_trial: the per-file fast path for range files builds exactly the generic trial."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from matrix.collect import SESSION_KEY
+from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.sources import SOURCES_KEY
 
 if TYPE_CHECKING:
     from conftest import SweepPytester
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 @pytest.mark.parametrize(
     "overrides",
-    [[], ["--sweep-set", "CONFIG_LEARNING_RATE=0.5", "--epochs=3", "--sweep-set", "CONFIG_SEED=7"]],
+    [[], ["--sweep-set", "CONFIG_LEARNING_RATE=0.5", "--sweep-epochs=3", "--sweep-set", "CONFIG_SEED=7"]],
     ids=["plain", "overrides-on-swept-and-fixed-keys"],
 )
 def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester, overrides: list[str]) -> None:
@@ -25,7 +26,7 @@ def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester,
     ))
     config = sweep_pytester.pytester.parseconfigure(
         *sweep_pytester.plugin_args, f"--range-config={path}", *overrides)
-    session = config.stash[SESSION_KEY]
+    session = config.stash[SOURCES_KEY]
     (source,) = session.sources
     assert source.kind == "range" and len(source.combinations) == 6
     generic = dataclasses.replace(source, kind="dir", shared=None)
@@ -46,8 +47,8 @@ def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester,
 def test_the_summary_interval_defaults_to_ten_seconds(sweep_pytester: SweepPytester) -> None:
     path = sweep_pytester.range_config(sweep_pytester.digits_config())
     args = (*sweep_pytester.plugin_args, f"--range-config={path}")
-    assert sweep_pytester.pytester.parseconfigure(*args).stash[SESSION_KEY].summary_interval == 10.0
+    assert sweep_pytester.pytester.parseconfigure(*args).stash[CONTROLLER_KEY].summary_interval == 10.0
     ini = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5")
-    assert ini.stash[SESSION_KEY].summary_interval == 2.5
-    flag = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5", "--summary-interval=0")
-    assert flag.stash[SESSION_KEY].summary_interval == 0.0
+    assert ini.stash[CONTROLLER_KEY].summary_interval == 2.5
+    flag = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5", "--sweep-summary-interval=0")
+    assert flag.stash[CONTROLLER_KEY].summary_interval == 0.0

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from matrix.errors import RangeConfigError
-from matrix.symbols import Symbol, SymbolTable
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.symbols import Symbol, SymbolTable
 
 FLAG = Symbol("CONFIG_FLAG", "bool", False, "A flag")
 COUNT = Symbol("CONFIG_COUNT", "int", 1, "A count", low=1, high=1000)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from matrix.trial import derive_seed
+from pytest_sweep.matrix.trial import derive_seed
 
 if TYPE_CHECKING:
     from conftest import SweepPytester, SweepTools
@@ -62,9 +62,9 @@ def _current():
 def _patch_once():
     """Observe three consumers that no hook sees (done once, when the first trial starts)."""
     import torch
-    import trainers.data
-    import trainers.loop
-
+    import pytest_sweep.trainers.data
+    import pytest_sweep.trainers.loop
+    from pytest_sweep import trainers
     if getattr(trainers.loop, "_reach_patched", False):
         return
     trainers.loop._reach_patched = True

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainers.spam import PreparedStep, SpikeGuard
+from pytest_sweep.trainers.names import BASES, VARIANTS
+from pytest_sweep.trainers.spam import PreparedStep, SpikeGuard
 
-VARIANTS = ("bitter0", "bitter1", "bitter3", "bitter7")
-BASES = ("adam", "adamw", "adamwadv", "adamwspam")
 RAMPS = ("cubic", "linear")
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 

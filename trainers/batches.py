@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from trainers.data import DataBundle
+from pytest_sweep.trainers.data import DataBundle
 
 Split = Literal["train", "test"]
 

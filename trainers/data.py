@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-DATASET_NAMES = ("digits", "cifar10", "mnist")
+from pytest_sweep.trainers.errors import DataUnavailableError
+from pytest_sweep.trainers.names import DATASETS
+
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
@@ -49,18 +51,14 @@ class DataBundle:
         return max(1, self.image_size // 8)
 
 
-class DataUnavailableError(RuntimeError):
-    """The dataset's files are not on disk and downloading was not allowed (or failed)."""
-
-
 def load_dataset(name: str, *, data_dir: str | Path = "data", download: bool = False) -> DataBundle:
     """Load ``"digits"``, ``"cifar10"`` or ``"mnist"`` as a :class:`DataBundle`.
 
     Bundles are cached per process (keyed by name, resolved folder and ``download``), so a sweep
     of many trials reads the files once. Treat the returned tensors as read-only.
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     folder = "" if name == "digits" else str(Path(data_dir).expanduser().resolve())
     return _load_cached(name, folder, download)
 
@@ -82,7 +80,7 @@ def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...
 
 
 def _load_digits() -> DataBundle:
-    from trainers.digits import read_digits, stratified_split
+    from pytest_sweep.trainers.digits import read_digits, stratified_split
 
     images, y = read_digits()  # N x 8 x 8 float64, values 0..16
     x = (images * (255.0 / 16.0)).round().clamp_(0, 255).to(torch.uint8).unsqueeze(1)
@@ -115,11 +113,11 @@ def _torchvision_split(
         if download:
             raise DataUnavailableError(
                 f"{label} could not be downloaded into {root} ({type(exc).__name__}: {exc}); "
-                f"place the files there by hand and pass --data-dir"
+                f"place the files there by hand and pass --sweep-data-dir"
             ) from None
         raise DataUnavailableError(
             f"{label} not found under {root}; set CONFIG_DATA_DOWNLOAD=y where the internet is "
-            f"reachable, or point --data-dir at a folder that holds it"
+            f"reachable, or point --sweep-data-dir at a folder that holds it"
         ) from None
     if kind == "cifar10":
         images = torch.as_tensor(dataset.data).permute(0, 3, 1, 2).contiguous()  # N x 3 x 32 x 32

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from trainers.data import DataUnavailableError
+from pytest_sweep.trainers.errors import DataUnavailableError
 
 TEST_SIZE = 360
 SPLIT_SEED = 0

@@ -13,15 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainers.batches import TensorBatches, dataloader_batches
-from trainers.data import DataBundle
-from trainers.pruning import Pruner
+from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches
+from pytest_sweep.trainers.data import DataBundle
+from pytest_sweep.trainers.errors import NonFiniteLossError
+from pytest_sweep.trainers.names import LOADERS
+from pytest_sweep.trainers.pruning import Pruner
 
-LOADERS = ("tensor", "dataloader")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 @dataclass

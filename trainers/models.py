@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODEL_NAMES = ("resnet18", "lenet5")
+from pytest_sweep.trainers.names import MODELS
+
 
 
 class BasicBlock(nn.Module):
@@ -124,7 +125,7 @@ def build_model(
         if image_size < 4:
             raise ValueError(f"lenet5 needs images of at least 4x4 pixels, got {image_size}")
         return LeNet5(in_channels, image_size, num_classes)
-    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -12,11 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainers.adamwprune import AdamWPrune, AdamWPruneSettings, prunable_weights
-from trainers.spam import PreparedStep, SpikeGuard
+from pytest_sweep.trainers.adamwprune import AdamWPrune, AdamWPruneSettings, prunable_weights
+from pytest_sweep.trainers.names import ADVANCED, OPTIMIZERS
+from pytest_sweep.trainers.spam import PreparedStep, SpikeGuard
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "adamwadv", "adamwspam", "adamwprune")
-_ADVANCED = ("adamwadv", "adamwspam")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -36,23 +35,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-def default_lr(name: str) -> float:
-    """The reference learning rate: 0.1 for SGD, 1e-3 for the Adam family."""
-    _check_name(name)
-    return 0.1 if name == "sgd" else 1e-3
-
-
 def default_eta_min(name: str, base: str | None = None) -> float:
     """Floor of the cosine schedule: 1e-6 for AdamWAdv/AdamWSpam (and AdamWPrune on those
     bases), else 0."""
     _check_name(name)
-    return 1e-6 if name in _ADVANCED or (name == "adamwprune" and base in _ADVANCED) else 0.0
+    return 1e-6 if name in ADVANCED or (name == "adamwprune" and base in ADVANCED) else 0.0
 
 
 def default_grad_clip(name: str, base: str | None = None) -> float | None:
     """Gradient-norm clip: 1.0 for AdamWAdv/AdamWSpam (and AdamWPrune on those bases), else None."""
     _check_name(name)
-    return 1.0 if name in _ADVANCED or (name == "adamwprune" and base in _ADVANCED) else None
+    return 1.0 if name in ADVANCED or (name == "adamwprune" and base in ADVANCED) else None
 
 
 def _check_name(name: str) -> None:

@@ -13,7 +13,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from trainers.adamwprune import (
+from pytest_sweep.trainers.names import PRUNING_METHODS
+from pytest_sweep.trainers.adamwprune import (
     AdamWPrune,
     global_keep_masks,
     mask_moments,
@@ -22,7 +23,6 @@ from trainers.adamwprune import (
     zero_fraction,
 )
 
-PRUNING_METHODS = ("none", "magnitude", "movement", "state")
 
 
 class Pruner(Protocol):
@@ -158,41 +158,6 @@ class StatePruning:
 
     def sparsity(self) -> float:
         return self.optimizer.sparsity()
-
-
-def check_combination(method: str, optimizer_name: str) -> str | None:
-    """A human reason why ``method`` cannot run with ``optimizer_name``, or None if it can."""
-    if method not in PRUNING_METHODS:
-        return f"unknown pruning method {method!r}; valid: {', '.join(PRUNING_METHODS)}"
-    if method == "state" and optimizer_name != "adamwprune":
-        return (
-            "state pruning needs the AdamWPrune optimizer; use "
-            "CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD"
-        )
-    if optimizer_name == "adamwprune" and method in ("magnitude", "movement"):
-        return 'AdamWPrune prunes by its own state; use CONFIG_PRUNING_METHOD="state" or "none"'
-    return None
-
-
-def check_schedule(
-    method: str, *, epochs: int, steps_per_epoch: int, warmup: int, ramp_end_epoch: int
-) -> str | None:
-    """A reason why the pruning schedule cannot reach its target within the run, or None.
-
-    The target sparsity is reached at step ``steps_per_epoch * ramp_end_epoch``; a run shorter
-    than that ends below the target, and a warmup as long as the run never prunes at all.
-    """
-    if method == "none":
-        return None
-    total = epochs * steps_per_epoch
-    if warmup >= total:
-        return f"pruning warmup ({warmup} steps) is not shorter than the run ({total} steps)"
-    if ramp_end_epoch > epochs:
-        return (
-            f"pruning ramp ends at epoch {ramp_end_epoch} but the run has only {epochs} epochs; "
-            "the target sparsity would not be reached"
-        )
-    return None
 
 
 def build_pruner(

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from matrix import Symbol, Trial
-from matrix.records import SweepResult
+from pytest_sweep.matrix import Symbol, Trial, TrialContext
+from pytest_sweep.matrix.records import SweepResult
 
 DEPTH = "CONFIG_MYTRAINER_DEPTH"
 REPORT = "mytrainer_report.json"
@@ -60,17 +60,17 @@ def fit(depth: int) -> Iterator[tuple[float, float]]:
 
 
 class PerceptronTrainer:
-    """What ``pytest_sweep_make_trainer`` returns: an object with ``run(trial) -> metrics``."""
+    """What ``pytest_sweep_make_trainer`` returns: an object with ``run(trial, ctx) -> metrics``."""
 
-    def run(self, trial: Trial) -> dict[str, Any]:
+    def run(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         depth = int(trial[DEPTH])
         started = time.perf_counter()
         accs: list[float] = []
         for epoch, (train_acc, test_acc) in enumerate(fit(depth), 1):
             accs.append(test_acc)
-            trial.log(f"mytrainer pass {epoch}/{depth}  train_acc {train_acc:.2f}%  test_acc {test_acc:.2f}%")
+            ctx.log(f"mytrainer pass {epoch}/{depth}  train_acc {train_acc:.2f}%  test_acc {test_acc:.2f}%")
             metrics = {"epoch": epoch, "train_acc": train_acc, "test_acc": test_acc, "sparsity": 0.0}
-            if trial.epoch_ended(metrics):
+            if ctx.epoch_ended(metrics):
                 break
         return {
             "test_acc": accs[-1],

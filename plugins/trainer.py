@@ -1,6 +1,6 @@
 """The built-in trainer: ResNet-18 / LeNet-5 on CIFAR-10 / MNIST / digits.
 
-A pytest plugin (entry point ``trainers.plugin``) that declares the model, data and
+A pytest plugin (entry point ``sweep.trainer``) that declares the model, data and
 training-loop symbols and answers the factory hooks with ``trylast`` implementations,
 so any plugin can replace the trainer, the model or the dataset.  It imports torch
 only when a trial runs, never during collection.
@@ -14,33 +14,18 @@ from typing import Any
 
 import pytest
 
-from matrix import Symbol, Trial, TrialFailed
-from plugins.selection import select_symbols
-from trainers.choices import DATASETS, MODELS, batch_size, dataset_name, model_name, selection_problems
+from pytest_sweep.matrix import Symbol, Trial, TrialFailed
+from pytest_sweep.matrix.trial import TrialContext
+from pytest_sweep.plugins.choices import choices, select_symbols
+from pytest_sweep.trainers.names import DATASETS, LOADERS, MODELS
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-device",
-        default=None,
-        metavar="DEVICE",
-        help="Train every trial on DEVICE (auto, cpu, cuda, cuda:N), overriding CONFIG_DEVICE",
-    )
-    group.addoption(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="Where CIFAR-10/MNIST live (overrides CONFIG_DATA_DIR; default: data)",
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     device = config.getoption("sweep_device", None)
     if device is not None and not _DEVICE.match(device):
-        raise pytest.UsageError(f"--sweep-device {device}: use auto, cpu, cuda or cuda:N")
+        raise pytest.UsageError(f"--sweep-device={device}: use auto, cpu, cuda or cuda:N")
 
 
 @pytest.hookimpl
@@ -57,7 +42,7 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
         Symbol("CONFIG_DATA_DOWNLOAD", "bool", False, "Download CIFAR-10/MNIST when missing"),
         Symbol("CONFIG_DATA_LOADER", "str", "tensor",
                "Input path: tensor (whole dataset on the device, augmentation there) or dataloader (torchvision)",
-               choices=("tensor", "dataloader")),
+               choices=LOADERS),
         Symbol("CONFIG_NUM_EPOCHS", "int", 100, "Training epochs", low=1),
         Symbol("CONFIG_BATCH_SIZE", "int", None, "Batch size (default: 128 ResNet-18, 512 LeNet-5)", low=1),
         Symbol("CONFIG_DEVICE", "str", "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
@@ -69,7 +54,7 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
 
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    problems = selection_problems(trial)
+    problems = choices(trial).problems_of("CONFIG_MODEL", "CONFIG_DATASET")
     if not trial.get("CONFIG_MODEL_MODE_SINGLE", True):
         problems.append("CONFIG_MODEL_MODE_SINGLE=n (several models per trial) is not supported")
     if not _DEVICE.match(str(trial["CONFIG_DEVICE"])):
@@ -79,22 +64,19 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_describe_trial(trial: Trial) -> str:
-    from plugins.optimizers import optimizer_name
-    from plugins.pruning import pruning_method
-
-    model = model_name(trial)
+    c = choices(trial)
+    model = c.model
     if model == "resnet18" and trial["CONFIG_MODEL_WIDTH"] != 64:
         model += f"-w{trial['CONFIG_MODEL_WIDTH']}"
-    return (f"{model}/{dataset_name(trial)}/{optimizer_name(trial)}/{pruning_method(trial)}"
-            f" e{trial['CONFIG_NUM_EPOCHS']} b{batch_size(trial)}")
+    return f"{model}/{c.dataset}/{c.optimizer}/{c.pruning} e{trial['CONFIG_NUM_EPOCHS']} b{c.batch_size}"
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_dataset(trial: Trial) -> Any:
-    from trainers.data import DataUnavailableError, load_dataset
+    from pytest_sweep.trainers.data import DataUnavailableError, load_dataset
 
     try:
-        return load_dataset(dataset_name(trial), data_dir=trial["CONFIG_DATA_DIR"],
+        return load_dataset(choices(trial).dataset, data_dir=trial["CONFIG_DATA_DIR"],
                             download=trial["CONFIG_DATA_DOWNLOAD"])
     except DataUnavailableError as exc:
         raise TrialFailed(str(exc)) from None
@@ -102,9 +84,9 @@ def pytest_sweep_make_dataset(trial: Trial) -> Any:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
-    from trainers.models import build_model
+    from pytest_sweep.trainers.models import build_model
 
-    return build_model(model_name(trial), in_channels=data.in_channels, image_size=data.image_size,
+    return build_model(choices(trial).model, in_channels=data.in_channels, image_size=data.image_size,
                        num_classes=data.num_classes, width=trial["CONFIG_MODEL_WIDTH"])
 
 
@@ -129,11 +111,11 @@ def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
 _warned_cpu = False
 
 
-def resolve_device(trial: Trial, forced: str | None) -> str:
+def resolve_device(trial: Trial) -> str:
     global _warned_cpu
     import torch
 
-    want = forced or str(trial["CONFIG_DEVICE"])
+    want = str(trial["CONFIG_DEVICE"])
     if want == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -152,35 +134,32 @@ class Trainer:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
-    def run(self, trial: Trial) -> dict[str, Any]:
+    def run(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         import torch
 
-        from trainers.loop import NonFiniteLossError, TrainSettings, steps_per_epoch, train
-        from trainers.optimizers import default_eta_min, default_grad_clip
-
-        from plugins.optimizers import learning_rate, optimizer_name
+        from pytest_sweep.trainers.errors import NonFiniteLossError
+        from pytest_sweep.trainers.loop import TrainSettings, steps_per_epoch, train
+        from pytest_sweep.trainers.optimizers import default_eta_min, default_grad_clip
 
         hook = self.config.hook
-        device = resolve_device(trial, self.config.getoption("sweep_device", None))
-        data_dir = self.config.getoption("data_dir", None)
-        if data_dir is not None:
-            trial.values["CONFIG_DATA_DIR"] = data_dir
+        c = choices(trial)
+        device = resolve_device(trial)
         data = hook.pytest_sweep_make_dataset(trial=trial)
         torch.manual_seed(trial.seed)
         model = hook.pytest_sweep_make_model(trial=trial, data=data)
         cuda = device.startswith("cuda")
         channels_last = cuda and bool(trial["CONFIG_CHANNELS_LAST"])
         model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
-        batch = batch_size(trial)
+        batch = c.batch_size
         steps = steps_per_epoch(len(data.train_y), batch)
         optimizer = hook.pytest_sweep_make_optimizer(trial=trial, model=model, steps_per_epoch=steps)
         pruner = hook.pytest_sweep_make_pruner(trial=trial, model=model, optimizer=optimizer, steps_per_epoch=steps)
-        opt = optimizer_name(trial)
+        opt = c.optimizer
         base = trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] if opt == "adamwprune" else None
         settings = TrainSettings(
             epochs=int(trial["CONFIG_NUM_EPOCHS"]),
             batch_size=batch,
-            lr=learning_rate(trial, opt),
+            lr=c.learning_rate,
             device=device,
             seed=trial.seed,
             amp=cuda and bool(trial["CONFIG_AMP"]),
@@ -190,11 +169,11 @@ class Trainer:
             eta_min=default_eta_min(opt, base),
             grad_clip=default_grad_clip(opt, base),
         )
-        trial.log(f"{model_name(trial)} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
+        ctx.log(f"{c.model} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
                   f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
                   f"{torch.get_num_threads()} torch threads")
         try:
-            out = train(model, optimizer, pruner, data, settings, on_epoch=trial.epoch_ended, log=trial.log)
+            out = train(model, optimizer, pruner, data, settings, on_epoch=ctx.epoch_ended, log=ctx.log)
         except NonFiniteLossError as exc:
             raise TrialFailed(str(exc)) from None
         peak = out.get("peak_memory_bytes")

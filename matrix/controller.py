@@ -1,0 +1,171 @@
+"""The controller: aggregates the trials' records, writes interim and final summaries.
+
+Lives where results arrive: a serial run, or the xdist controller (which runs no trial).  It
+learns the collected trials, turns each test report into the trial's record (the runner's own
+record when one was shipped, else one built from the report: skipped, a setup error, a crashed
+worker), and hands the sweep to the reporter hooks.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
+from pytest_sweep.matrix.sources import Sources
+from pytest_sweep.matrix.trial import Trial
+
+#: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
+NOT_FINISHED_YET = "not finished when this summary was written"
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if line.startswith("E "):
+            return line[1:].strip()
+    return lines[-1] if lines else "unknown error"
+
+
+class Controller:
+    """Every record of the sweep, in collection order; the summaries."""
+
+    def __init__(self, config: pytest.Config, sources: Sources, sweep_dir: Path, summary_interval: float) -> None:
+        self.config = config
+        self.sources = sources
+        self.dir = sweep_dir
+        self.records: dict[str, dict[str, Any]] = {}
+        #: collected sweep items, in order: node id -> (trial, skip reason); records are built lazily
+        self.expected: dict[str, tuple[Trial, str | None]] = {}
+        #: node id -> the executor's message, for trials whose worker process died
+        self.crashed: dict[str, str] = {}
+        self.interrupted = False
+        self.finished = False
+        self.result: SweepResult | None = None
+        self.summary_interval = summary_interval
+        self._next_summary = time.monotonic() + summary_interval
+
+    # -- what was collected ------------------------------------------------------------
+    def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
+        self.expected[nodeid] = (trial, skip_reason)
+
+    def expect_nodeid(self, nodeid: str) -> None:
+        """Learn a collected sweep item from its node id alone (xdist controller)."""
+        trial = self.sources.trial_for_nodeid(nodeid)
+        if trial is not None:
+            self.expected[nodeid] = (trial, None)
+
+    def expected_record(self, nodeid: str) -> dict[str, Any] | None:
+        found = self.expected.get(nodeid)
+        if found is None:
+            return None
+        trial, skip_reason = found
+        rec = self.sources.base_record(trial, nodeid)
+        if skip_reason:
+            rec.update(status="skipped", error=skip_reason)
+        return rec
+
+    # -- results -------------------------------------------------------------------------
+    def crash(self, nodeid: str, message: str) -> None:
+        """The process running ``nodeid`` died (xdist's ``pytest_handlecrashitem``)."""
+        self.crashed[nodeid] = message
+
+    def on_report(self, report: pytest.TestReport) -> None:
+        before = self.records.get(report.nodeid)
+        self.take_report(report)
+        if self.records.get(report.nodeid) is not before and self.summary_due():
+            self.write_interim_summary()  # only when a result arrived or changed
+
+    def take_report(self, report: pytest.TestReport) -> None:
+        """Turn one test report into (or onto) its trial's record."""
+        shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
+        if shipped:
+            self.records[report.nodeid] = json.loads(shipped[-1])
+            return
+        base = self.expected_record(report.nodeid)
+        if base is None:
+            return
+        known = self.records.get(report.nodeid)
+        if report.skipped and known is None:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.records[report.nodeid] = {**base, "status": "skipped", "error": reason.removeprefix("Skipped: ")}
+        elif report.failed and (known is None or known["status"] != "failed"):
+            if known is not None and known["status"] == "passed":
+                return  # a teardown error does not undo a trained result
+            crash = self.crashed.get(report.nodeid)
+            if crash is not None:
+                error = f"worker crashed: {crash}"
+            else:
+                error = f"{report.when} failed: " + _last_error_line(str(report.longrepr or ""))
+            self.records[report.nodeid] = {**base, "status": "failed", "error": error}
+
+    # -- summaries -------------------------------------------------------------------------
+    def finish(self, interrupted: bool) -> SweepResult | None:
+        """Aggregate and hand the sweep to the reporters (once)."""
+        if self.finished:
+            return self.result
+        self.finished = True
+        interrupted = interrupted or self.interrupted
+        result = self.result_so_far("sweep interrupted" if interrupted else "not run", interrupted=interrupted)
+        if result is None:
+            return None
+        self.result = result
+        self.config.hook.pytest_sweep_finished(config=self.config, sweep=result)
+        return result
+
+    def summary_due(self) -> bool:
+        return not self.finished and time.monotonic() >= self._next_summary
+
+    def write_interim_summary(self) -> None:
+        """Hand the sweep so far to ``pytest_sweep_progress`` while trials run."""
+        started = time.monotonic()
+        result = self.result_so_far(NOT_FINISHED_YET, running=True)
+        if result is None:
+            return
+        try:
+            self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
+        except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(
+                    f"sweep: interim summary not written: {one_line(exc)}; "
+                    "the sweep goes on and writes the final summary at the end",
+                    yellow=True,
+                )
+        now = time.monotonic()
+        # an interval of 0 means after every trial, as asked; otherwise the writes may take at
+        # most a tenth of the time, so a huge sweep does not spend it rewriting files
+        interval = self.summary_interval
+        self._next_summary = now + (max(interval, 10 * (now - started)) if interval > 0 else 0.0)
+
+    def result_so_far(
+        self, not_run_error: str, *, interrupted: bool = False, running: bool = False
+    ) -> SweepResult | None:
+        """Every expected trial's record, in collection order; those without a result are not run."""
+        rows: list[dict[str, Any]] = []
+        for nodeid in self.expected:
+            rec = self.records.get(nodeid)
+            if rec is None:
+                rec = self.expected_record(nodeid)
+                assert rec is not None
+                if rec["status"] != "skipped":
+                    rec.update(status="not_run", error=not_run_error)
+            rows.append(rec)
+        rows.extend(r for n, r in self.records.items() if n not in self.expected)
+        if not rows:
+            return None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return SweepResult(
+            dir=self.dir,
+            records=rows,
+            interrupted=interrupted,
+            running=running,
+            sources=[str(s.path) for s in self.sources.sources],
+        )
+
+
+CONTROLLER_KEY = pytest.StashKey[Controller]()

@@ -1,0 +1,183 @@
+"""The runner: runs one trial on the process that holds it and returns its record.
+
+Used wherever trials train: a serial run, an xdist worker, and any other executor that hosts a
+pytest worker config (the item calls :meth:`Runner.run`; the record rides on the item's
+``user_properties`` to whoever aggregates).  It never writes sweep-level files.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import pytest
+
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
+from pytest_sweep.matrix.resume import finished_trials, reusable
+from pytest_sweep.matrix.sources import Sources
+from pytest_sweep.matrix.timeout import trial_timeout
+from pytest_sweep.matrix.trial import CONTEXT_KEY, Trial, TrialContext, TrialFailed
+
+#: The ``user_properties`` key under which a trial's record (JSON) travels.
+RECORD_PROPERTY = "sweep_record"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line of at most ``limit`` characters."""
+    if isinstance(exc, TrialFailed):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}".strip()
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render_trial_config(trial: Trial) -> str:
+    """The exact config a trial ran with: every key it set (overrides included)."""
+    lines = [f"# {trial.name} ({trial.source})", f"# seed {trial.seed}"]
+    for key, raw in trial.raw.items():
+        quoted = isinstance(trial.values.get(key), str) and raw not in ("y", "n")
+        lines.append(f'{key}="{raw}"' if quoted else f"{key}={raw}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Outcome:
+    """A run's record, and the exception that failed the trial (the item re-raises it)."""
+
+    record: dict[str, Any]
+    error: BaseException | None = None
+
+
+class Runner:
+    """Runs trials into ``sweep_dir``; one per process that trains.
+
+    :param echo: where a serial run prints each log line (None: the log file only).
+    :param resume: reuse the trials finished in ``sweep_dir`` (``--sweep-resume``).
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        sources: Sources,
+        sweep_dir: Path,
+        *,
+        timeout: float | None = None,
+        resume: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.sources = sources
+        self.dir = sweep_dir
+        self.timeout = timeout
+        self.resume = resume
+        self.echo = echo
+        self.worker = sources.worker
+        self._done: dict[str, dict[str, Any]] | None = None
+
+    def reused(self, trial: Trial, nodeid: str) -> dict[str, Any] | None:
+        """``--sweep-resume``: the record of a finished trial, instead of training it again."""
+        if not self.resume:
+            return None
+        if self._done is None:
+            self._done = finished_trials(self.dir)
+        doc = reusable(trial, self._done)
+        if doc is None:
+            return None
+        record = self.sources.base_record(trial, nodeid)
+        record.update({k: doc.get(k) for k in METRIC_KEYS if doc.get(k) is not None})
+        record.update(status="passed", reused=True, worker=self.worker, trial_dir=doc["_folder"])
+        return record
+
+    def run(self, trial: Trial, nodeid: str) -> Outcome:
+        """Train ``trial`` (or reuse it) and write its folder; ``KeyboardInterrupt`` propagates."""
+        record = self.reused(trial, nodeid)
+        if record is not None:
+            return Outcome(record)
+        folder = self.dir / trial.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        record = self.sources.base_record(trial, nodeid)
+        record["worker"] = self.worker
+        history: list[dict[str, Any]] = []
+        storage.write_text_atomic(folder / "config.txt", render_trial_config(trial))
+        with open(folder / "output.log", "w", encoding="utf-8", buffering=1) as log:
+            trial.stash[CONTEXT_KEY] = ctx = self._context(trial, folder, log, history)
+            started = time.perf_counter()
+            metrics: dict[str, Any] = {}
+            error: BaseException | None = None
+            try:
+                ctx.log(f"started on {self.worker} (seed {trial.seed}) from {trial.source}")
+                self.config.hook.pytest_sweep_trial_started(trial=trial)
+                with trial_timeout(self.timeout):
+                    trainer = self.config.hook.pytest_sweep_make_trainer(trial=trial, config=self.config)
+                    if trainer is None:
+                        raise TrialFailed("no installed plugin provides a trainer for this trial")
+                    metrics = dict(trainer.run(trial, ctx) or {})
+                record["status"] = "passed"
+            except KeyboardInterrupt:
+                record.update(status="not_run", error="interrupted")
+                self._finish(trial, folder, record, history, metrics, started, log)
+                self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+                raise
+            except BaseException as exc:
+                record.update(status="failed", error=one_line(exc))
+                log.write(traceback.format_exc())
+                error = exc
+            finally:
+                del trial.stash[CONTEXT_KEY]
+            self._finish(trial, folder, record, history, metrics, started, log)
+        self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+        return Outcome(record, error)
+
+    def _context(self, trial: Trial, folder: Path, log: IO[str], history: list[dict[str, Any]]) -> TrialContext:
+        echo = self.echo
+        hook = self.config.hook
+
+        def write_log(message: str) -> None:
+            log.write(message.rstrip("\n") + "\n")
+            if echo is not None:
+                echo(f"{trial.name} {message}")
+
+        def epoch_ended(metrics: dict[str, Any]) -> bool:
+            history.append({k: clean_number(v) for k, v in metrics.items()})
+            return any(bool(a) for a in hook.pytest_sweep_epoch_ended(trial=trial, metrics=metrics))
+
+        return TrialContext(dir=folder, log=write_log, epoch_ended=epoch_ended)
+
+    def _finish(
+        self,
+        trial: Trial,
+        folder: Path,
+        record: dict[str, Any],
+        history: list[dict[str, Any]],
+        metrics: dict[str, Any],
+        started: float,
+        log: IO[str],
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        for key in METRIC_KEYS:
+            if key in metrics:
+                record[key] = clean_number(metrics[key])
+        if record.get("training_time") is None:
+            record["training_time"] = round(elapsed, 3)
+        if record.get("epochs_run") is None:
+            record["epochs_run"] = len(history)
+        epochs = metrics.get("history", history)
+        doc = {
+            "config_file": trial.name,
+            "status": record["status"],
+            "error": record["error"],
+            "seed": trial.seed,
+            "config": trial.raw,
+            **{k: record.get(k) for k in METRIC_KEYS},
+            "total_time": round(elapsed, 3),
+            "epochs": [{k: clean_number(v) for k, v in e.items()} for e in epochs],
+        }
+        storage.write_json_atomic(folder / "training_metrics.json", doc)
+        log.write(f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")
+
+
+RUNNER_KEY = pytest.StashKey[Runner]()

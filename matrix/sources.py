@@ -1,0 +1,232 @@
+"""The sweep's sources, shared by every role: range files and config folders, parsed and typed.
+
+Built once per process at configure time (so a mistake is a usage error before anything runs);
+the collector, the runner and the controller all make their trials here, so the same range file
+gives the same trials, names and seeds on every process.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sweep.matrix import options
+from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.generate import read_config_dir
+from pytest_sweep.matrix.grid import Combination, expand
+from pytest_sweep.matrix.rangeconfig import RangeConfig, parse_file
+from pytest_sweep.matrix.records import new_record
+from pytest_sweep.matrix.symbols import Symbol, SymbolTable
+from pytest_sweep.matrix.trial import Trial, derive_seed, trial_id
+
+#: ``pytest_sweep_describe_trial``'s answer, asked once per trial.
+_DESCRIPTION = pytest.StashKey[str | None]()
+
+
+@dataclass
+class Source:
+    """A range file or a generated config folder, parsed and expanded."""
+
+    path: Path
+    kind: str  # "range" | "dir"
+    combinations: list[Combination]
+    rc: RangeConfig | None = None
+    group: str = ""
+    typed: dict[tuple[str, str], Any] = field(default_factory=dict)
+    #: range files only: (typed values shared by every combination, sorted keys of the raw config)
+    shared: tuple[dict[str, Any], tuple[str, ...]] | None = None
+
+
+def collect_symbols(config: pytest.Config) -> SymbolTable:
+    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name."""
+    table = SymbolTable()
+    for impl in config.pluginmanager.hook.pytest_sweep_declare_symbols.get_hookimpls():
+        plugin_name = config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
+        for sym in impl.function() or ():
+            if not isinstance(sym, Symbol):
+                raise pytest.UsageError(f"plugin {plugin_name}: pytest_sweep_declare_symbols must return Symbol objects")
+            try:
+                table.add(replace(sym, plugin=plugin_name))
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
+    return table
+
+
+def _suggest_defconfig(raw: str, path: Path, root: Path) -> None:
+    """A missing range file whose name is one of the project's defconfigs: say where it is.
+
+    The sweep guide writes ``resnet18/defconfigs/NAME``; the files live in ``defconfigs/NAME``.
+    """
+    if path.exists():
+        return
+    candidate = root / "defconfigs" / path.name
+    if candidate.is_file():
+        raise pytest.UsageError(
+            f"{raw}: no such range config; did you mean --range-config={candidate}? "
+            "(the guide's resnet18/defconfigs/ is defconfigs/ here)"
+        )
+
+
+class Sources:
+    """The parsed sources of one run, the declared symbols and the command-line overrides."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.worker: str = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
+        self.symbols = collect_symbols(config)
+        self._defaults = self.symbols.defaults()
+        self.overrides = options.overrides(config)
+        self.limit = options.max_combinations(config)
+        self.sources = self._load()
+        self.typed_overrides = self._type_overrides()
+        self._by_id: dict[str, list[tuple[Source, Combination]]] = {}
+
+    # -- parsing (configure time, so that mistakes are usage errors) ----------------
+    def _load(self) -> list[Source]:
+        cfg = self.config
+        sources: list[Source] = []
+        base = cfg.invocation_params.dir
+        for raw in cfg.getoption("range_config"):
+            path = (base / raw).resolve()
+            _suggest_defconfig(raw, path, cfg.rootpath)
+            try:
+                rc = parse_file(path if path.exists() else raw)
+                combos = expand(rc, limit=self.limit)
+            except RangeConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            sources.append(Source(path, "range", combos, rc))
+        for raw in cfg.getoption("config_dir"):
+            path = (base / raw).resolve()
+            try:
+                combos = read_config_dir(path if path.exists() else raw)
+            except RangeConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            if len(combos) > self.limit:
+                raise pytest.UsageError(
+                    f"{raw}: {len(combos)} configs exceed the limit of {self.limit}; "
+                    f"raise it with --sweep-max-combinations={len(combos)}"
+                )
+            sources.append(Source(path, "dir", combos))
+        for source in sources:
+            self._type_values(source)
+        if len(sources) > 1:  # one folder per trial, even where two files share config names
+            seen: dict[str, int] = {}
+            for source in sources:
+                n = seen[source.path.name] = seen.get(source.path.name, 0) + 1
+                source.group = source.path.name if n == 1 else f"{source.path.name}{n}"
+        return sources
+
+    def _type_values(self, source: Source) -> None:
+        for combo in source.combinations:
+            for key, raw in combo.values.items():
+                if (key, raw) in source.typed:
+                    continue
+                line = combo.lines.get(key, 0) or None
+                try:
+                    source.typed[(key, raw)] = self.symbols.coerce(key, raw, combo.source, line or 0)
+                except RangeConfigError as exc:
+                    exc.line = line
+                    raise pytest.UsageError(str(exc)) from None
+
+    def _type_overrides(self) -> dict[str, Any]:
+        typed: dict[str, Any] = {}
+        for key, raw in self.overrides.items():
+            if key not in self.symbols:
+                raise pytest.UsageError(
+                    f"--sweep-set {key}={raw}: {key} is not a known symbol{self.symbols.suggest(key)} "
+                    "(pytest --sweep-symbols lists them)"
+                )
+            try:
+                typed[key] = self.symbols[key].coerce(raw)
+            except ValueError as exc:
+                raise pytest.UsageError(f"--sweep-set: {exc}") from None
+        return typed
+
+    # -- trials ----------------------------------------------------------------------
+    def make_trial(self, source: Source, combo: Combination) -> Trial:
+        if source.kind == "range":
+            # every combination of a range file has the same keys and differs only in the swept
+            # ones, so the rest is typed and sorted once per file (a third of make_trial's time
+            # at 100,000 combinations)
+            if source.shared is None:
+                source.shared = self._shared(source, combo)
+            base, raw_keys = source.shared
+            values = base.copy()
+            for key, raw in combo.swept.items():
+                if key not in self.typed_overrides:
+                    values[key] = source.typed[(key, raw)]
+            overrides = self.overrides
+            raw_cfg = {k: overrides[k] if k in overrides else combo.values[k] for k in raw_keys}
+        else:
+            values = dict(self._defaults)
+            for key, raw in combo.values.items():
+                values[key] = source.typed[(key, raw)]
+            values.update(self.typed_overrides)
+            raw_cfg = dict(combo.values)
+            raw_cfg.update(self.overrides)
+            raw_cfg = dict(sorted(raw_cfg.items()))
+        sweep_seed = int(values.get("CONFIG_SEED") or 0)
+        return Trial(
+            name=combo.name,
+            index=combo.index,
+            source=combo.source,
+            values=values,
+            raw=raw_cfg,
+            swept=dict(combo.swept),
+            seed=derive_seed(sweep_seed, combo.name),
+            worker=self.worker,
+            group=source.group,
+            overrides=dict(self.typed_overrides),
+        )
+
+    def _shared(self, source: Source, combo: Combination) -> tuple[dict[str, Any], tuple[str, ...]]:
+        base = dict(self._defaults)
+        for key, raw in combo.values.items():
+            if key not in combo.swept:
+                base[key] = source.typed[(key, raw)]
+        base.update(self.typed_overrides)
+        return base, tuple(sorted(set(combo.values) | set(self.overrides)))
+
+    def trial_for_nodeid(self, nodeid: str) -> Trial | None:
+        """The trial behind a collected node id (the xdist controller sees ids only)."""
+        if not self._by_id:
+            for source in self.sources:
+                for combo in source.combinations:
+                    self._by_id.setdefault(trial_id(combo.name, combo.swept), []).append((source, combo))
+        matches = self._by_id.get(nodeid.rsplit("::", 1)[-1])
+        if not matches:
+            return None
+        source, combo = matches[0]
+        for cand_source, cand in matches:
+            if nodeid.split("::", 1)[0] in str(cand_source.path):
+                source, combo = cand_source, cand
+        return self.make_trial(source, combo)
+
+    def describe(self, trial: Trial) -> str | None:
+        """``pytest_sweep_describe_trial``, asked once per trial."""
+        if _DESCRIPTION not in trial.stash:
+            trial.stash[_DESCRIPTION] = self.config.hook.pytest_sweep_describe_trial(trial=trial)
+        return trial.stash[_DESCRIPTION]
+
+    def validate(self, trial: Trial) -> str | None:
+        """Every plugin's ``pytest_sweep_validate_trial`` reason, joined; None to run the trial."""
+        reasons = [r for r in self.config.hook.pytest_sweep_validate_trial(trial=trial) if r]
+        return "; ".join(reasons) if reasons else None
+
+    def base_record(self, trial: Trial, nodeid: str) -> dict[str, Any]:
+        """The record of a trial before it ran (the runner and the controller start from it)."""
+        return new_record(
+            trial.name,
+            trial.raw,
+            trial.swept,
+            nodeid=nodeid,
+            seed=trial.seed,
+            trial_dir=trial.folder,
+            trainer=self.describe(trial),
+            source=trial.source,
+        )
+
+
+SOURCES_KEY = pytest.StashKey[Sources]()

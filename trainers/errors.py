@@ -1,0 +1,10 @@
+"""The trainer's own exceptions (no torch), shared by its modules without import cycles."""
+from __future__ import annotations
+
+
+class DataUnavailableError(RuntimeError):
+    """The dataset's files are not on disk and downloading was not allowed (or failed)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
