@@ -6,6 +6,7 @@ without internet ``pip install --no-deps --no-build-isolation -e .`` does.  A pl
 cannot import ``pytest_sweep`` (its subpackages are mapped from ``matrix/``, ``plugins/`` and
 ``trainers/`` at install time), so this says how to install it instead of failing obscurely.
 """
+
 from __future__ import annotations
 
 import importlib.util

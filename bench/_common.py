@@ -4,6 +4,7 @@ The scripts are meant to be re-run at a quiet moment; each prints a markdown blo
 pasted into ``docs/benchmarks.md`` as it is.  Every figure is a ratio or a difference against a
 baseline measured in the same run, with the load average recorded next to it.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -96,13 +97,13 @@ class Run:
     load: str
 
 
-def timed(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800,
-          ok: Sequence[int] = (0,)) -> Run:
+def timed(
+    cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800, ok: Sequence[int] = (0,)
+) -> Run:
     """Run ``cmd`` once; wall time measured around the whole process (start-up included)."""
     load = load_average()
     started = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env or child_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env or child_env(), capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - started
     if proc.returncode not in ok:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
@@ -166,8 +167,13 @@ def verdict(ok: bool) -> str:
 
 def block(title: str, command: str, body: str, *, machine: bool = True) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
-    parts = [f"### {title}", "", f"Command (from the repository root): `{command}`  ", f"Measured {stamp}, "
-             f"load average at the end `{load_average()}`.", ""]
+    parts = [
+        f"### {title}",
+        "",
+        f"Command (from the repository root): `{command}`  ",
+        f"Measured {stamp}, load average at the end `{load_average()}`.",
+        "",
+    ]
     if machine:
         parts += [machine_block()]
     parts += [body.rstrip(), ""]
@@ -187,11 +193,11 @@ def profile_report(prof: Path, what: str, run: Run, top: int) -> str:
     buf = io.StringIO()
     stats = pstats.Stats(str(prof), stream=buf)
     stats.strip_dirs()
-    buf.write(f"\ncProfile of {what} (wall {run.seconds:.2f} s under cProfile, load {run.load}); "
-              f"top {top} by own time:\n")
+    buf.write(
+        f"\ncProfile of {what} (wall {run.seconds:.2f} s under cProfile, load {run.load}); top {top} by own time:\n"
+    )
     stats.sort_stats("tottime").print_stats(top)
     buf.write(f"top {top} by cumulative time:\n")
     stats.sort_stats("cumulative").print_stats(top)
     keep = [ln for ln in buf.getvalue().splitlines() if ln.strip() and not ln.startswith(("   Ordered", "   List"))]
     return "\n".join(keep)
-

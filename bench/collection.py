@@ -10,6 +10,7 @@ fresh process of this interpreter, in a temp dir, loading the plugins through th
     .venv/bin/python bench/collection.py                 # 3 repeats, prints a markdown block
     .venv/bin/python bench/collection.py --profile 100000   # also cProfile that size, print hot spots
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,25 +35,35 @@ SHAPES = {
 def range_config(size: int) -> str:
     """A range config with exactly ``size`` combinations over five swept keys."""
     lr, wd, bs, seed, beta1 = SHAPES[size]
-    return "\n".join([
-        f"# {size} combinations for bench/collection.py",
-        'CONFIG_MODEL="lenet5"',
-        'CONFIG_DATASET="digits"',
-        'CONFIG_DEVICE="cpu"',
-        'CONFIG_OPTIMIZER="adamw"',
-        "CONFIG_NUM_EPOCHS=1",
-        f"CONFIG_LEARNING_RATE=0.001:0.001:{lr / 1000:.3f}",
-        f"CONFIG_WEIGHT_DECAY=0.00:0.01:{(wd - 1) / 100:.2f}",
-        f"CONFIG_BATCH_SIZE=16:16:{16 * bs}",
-        f"CONFIG_SEED=1:1:{seed}",
-        f"CONFIG_ADAM_BETA1=0.80:0.01:{0.80 + (beta1 - 1) / 100:.2f}",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {size} combinations for bench/collection.py",
+            'CONFIG_MODEL="lenet5"',
+            'CONFIG_DATASET="digits"',
+            'CONFIG_DEVICE="cpu"',
+            'CONFIG_OPTIMIZER="adamw"',
+            "CONFIG_NUM_EPOCHS=1",
+            f"CONFIG_LEARNING_RATE=0.001:0.001:{lr / 1000:.3f}",
+            f"CONFIG_WEIGHT_DECAY=0.00:0.01:{(wd - 1) / 100:.2f}",
+            f"CONFIG_BATCH_SIZE=16:16:{16 * bs}",
+            f"CONFIG_SEED=1:1:{seed}",
+            f"CONFIG_ADAM_BETA1=0.80:0.01:{0.80 + (beta1 - 1) / 100:.2f}",
+            "",
+        ]
+    )
 
 
 def collect_cmd(py: str, path: str, size: int) -> list[str]:
-    return [py, "-m", "pytest", f"--range-config={path}", "--collect-only", "-q",
-            f"--sweep-max-combinations={size}", *c.plugin_args()]
+    return [
+        py,
+        "-m",
+        "pytest",
+        f"--range-config={path}",
+        "--collect-only",
+        "-q",
+        f"--sweep-max-combinations={size}",
+        *c.plugin_args(),
+    ]
 
 
 def baseline_cmd(py: str) -> list[str]:
@@ -68,10 +79,22 @@ def collected(out: str) -> int:
 
 
 def profile(py: str, work: Path, size: int, top: int) -> str:
-    """cProfile one collection of ``size`` trials; the top functions by own and cumulative time."""
+    """CProfile one collection of ``size`` trials; the top functions by own and cumulative time."""
     prof = work / f"collect-{size}.prof"
-    cmd = [py, "-m", "cProfile", "-o", str(prof), "-m", "pytest", f"--range-config=range-{size}",
-           "--collect-only", "-q", f"--sweep-max-combinations={size}", *c.plugin_args()]
+    cmd = [
+        py,
+        "-m",
+        "cProfile",
+        "-o",
+        str(prof),
+        "-m",
+        "pytest",
+        f"--range-config=range-{size}",
+        "--collect-only",
+        "-q",
+        f"--sweep-max-combinations={size}",
+        *c.plugin_args(),
+    ]
     c.log(f"profiling {size}: {c.shell(cmd)}")
     run = c.timed(cmd, work)
     return c.profile_report(prof, f"{size} trials", run, top)
@@ -82,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=sorted(SHAPES), choices=sorted(SHAPES))
     ap.add_argument("--repeats", type=int, default=3, help="runs per size; best and median reported")
     ap.add_argument("--python", default=sys.executable, help="interpreter with pytest-sweep installed")
-    ap.add_argument("--profile", type=int, metavar="SIZE", choices=sorted(SHAPES),
-                    help="also cProfile the collection of SIZE trials and print the hot spots (stderr)")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        metavar="SIZE",
+        choices=sorted(SHAPES),
+        help="also cProfile the collection of SIZE trials and print the hot spots (stderr)",
+    )
     ap.add_argument("--top", type=int, default=25, help="functions shown by --profile")
     args = ap.parse_args(argv)
 
@@ -109,21 +137,40 @@ def main(argv: list[str] | None = None) -> int:
                 c.log(f"rep {rep + 1}: {size} trials {run.seconds:.2f} s")
         hot = profile(args.python, work, args.profile, args.top) if args.profile else ""
 
-    rows = [["bare `pytest --collect-only -q` (empty dir)", "0", f"{base.best:.2f}", f"{base.median:.2f}",
-             "—", "—", base.all(), base.load_range()]]
+    rows = [
+        [
+            "bare `pytest --collect-only -q` (empty dir)",
+            "0",
+            f"{base.best:.2f}",
+            f"{base.median:.2f}",
+            "—",
+            "—",
+            base.all(),
+            base.load_range(),
+        ]
+    ]
     for size in args.sizes:
         s = runs[size]
         net = s.best - base.best
-        rows.append([f"`--range-config=range-{size}`", f"{size:,}", f"{s.best:.2f}", f"{s.median:.2f}",
-                     f"{net:.2f}", f"{net / size * 1e6:.0f}", s.all(), s.load_range()])
+        rows.append(
+            [
+                f"`--range-config=range-{size}`",
+                f"{size:,}",
+                f"{s.best:.2f}",
+                f"{s.median:.2f}",
+                f"{net:.2f}",
+                f"{net / size * 1e6:.0f}",
+                s.all(),
+                s.load_range(),
+            ]
+        )
     body = [
         f"Collection of generated range configs (5 swept keys: learning rate, weight decay, batch size, "
         f"seed, Adam beta1; LeNet-5 on digits), each `python -m pytest --range-config=range-N --collect-only "
         f"-q --sweep-max-combinations=N` in a fresh process; baseline a bare `python -m pytest --collect-only -q` in "
         f"an empty folder. {args.repeats} interleaved repeats; net = best − best baseline.",
         "",
-        c.table(["run", "trials", "best s", "median s", "net s", "net µs/trial", "all runs s", "load (1 min)"],
-                rows),
+        c.table(["run", "trials", "best s", "median s", "net s", "net µs/trial", "all runs s", "load (1 min)"], rows),
         "",
     ]
     spread = max(base.seconds) - min(base.seconds)
@@ -133,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     if GOAL_SIZE in runs:
         s = runs[GOAL_SIZE]
         net = s.best - base.best
-        body.append(f"Goal: {GOAL_SIZE:,} trials collected in under {GOAL_SECONDS:g} s net of start-up: "
-                    f"{net:.2f} s net ({s.best:.2f} s wall) — {c.verdict(net < GOAL_SECONDS)}; "
-                    f"{net / GOAL_SECONDS:.1f}× the goal.")
+        body.append(
+            f"Goal: {GOAL_SIZE:,} trials collected in under {GOAL_SECONDS:g} s net of start-up: "
+            f"{net:.2f} s net ({s.best:.2f} s wall) — {c.verdict(net < GOAL_SECONDS)}; "
+            f"{net / GOAL_SECONDS:.1f}× the goal."
+        )
     print(c.block("Collection (bench/collection.py)", c.script_command(), "\n".join(body)))
     if hot:
         print(hot, file=sys.stderr)

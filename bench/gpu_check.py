@@ -21,6 +21,7 @@ What it does:
    images/s, the ratio, peak memory, and the estimated time of 100 CIFAR-10 epochs
    (50,000 images each).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
-import trainer_throughput as tt  # noqa: E402
+import _common as c
+import trainer_throughput as tt
 
 CIFAR_TRAIN = 50_000
 EPOCHS_FOR_ESTIMATE = 100
@@ -70,24 +71,30 @@ def pytest_sweep_make_dataset(trial):
 
 
 def range_config(a: argparse.Namespace) -> str:
-    return "\n".join([
-        "# bench/gpu_check.py: one ResNet-18 trial on synthetic CIFAR-shaped data",
-        'CONFIG_MODEL="resnet18"',
-        'CONFIG_DATASET="cifar10"',
-        f"CONFIG_MODEL_WIDTH={a.width}",
-        f"CONFIG_NUM_EPOCHS={a.epochs}",
-        f"CONFIG_BATCH_SIZE={a.batch}",
-        f'CONFIG_DEVICE="{a.device}"',
-        f'CONFIG_OPTIMIZER="{a.optimizer}"',
-        f"CONFIG_SYNTHETIC_TRAIN={a.n_train}",
-        f"CONFIG_SYNTHETIC_TEST={a.n_test}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# bench/gpu_check.py: one ResNet-18 trial on synthetic CIFAR-shaped data",
+            'CONFIG_MODEL="resnet18"',
+            'CONFIG_DATASET="cifar10"',
+            f"CONFIG_MODEL_WIDTH={a.width}",
+            f"CONFIG_NUM_EPOCHS={a.epochs}",
+            f"CONFIG_BATCH_SIZE={a.batch}",
+            f'CONFIG_DEVICE="{a.device}"',
+            f'CONFIG_OPTIMIZER="{a.optimizer}"',
+            f"CONFIG_SYNTHETIC_TRAIN={a.n_train}",
+            f"CONFIG_SYNTHETIC_TEST={a.n_test}",
+            "",
+        ]
+    )
 
 
 def gpu_facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
-                             "lscpu": c.lscpu_head(), "load": c.load_average()}
+    facts: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "lscpu": c.lscpu_head(),
+        "load": c.load_average(),
+    }
     try:
         import torch
 
@@ -99,11 +106,15 @@ def gpu_facts() -> dict[str, Any]:
             facts["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
             facts["cuda"] = torch.version.cuda
             facts["cudnn"] = torch.backends.cudnn.version()
-    except Exception as exc:  # noqa: BLE001 - report, do not die
+    except Exception as exc:
         facts["torch_error"] = repr(exc)
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,utilization.gpu",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version,utilization.gpu", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         facts["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         facts["nvidia_smi"] = f"unavailable ({type(exc).__name__})"
@@ -117,13 +128,29 @@ def sweep_trial(a: argparse.Namespace, out: Path) -> dict[str, Any]:
         work = Path(tmp)
         (work / "range").write_text(range_config(a), encoding="utf-8")
         (work / "conftest.py").write_text(CONFTEST, encoding="utf-8")
-        cmd = [sys.executable, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider",
-               f"--sweep-output={sweep_out}", f"--sweep-trial-timeout={a.trial_timeout}", "--sweep-progress=lines",
-               *c.plugin_args()]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--range-config=range",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--sweep-output={sweep_out}",
+            f"--sweep-trial-timeout={a.trial_timeout}",
+            "--sweep-progress=lines",
+            *c.plugin_args(),
+        ]
         c.log(f"sweep path: {c.shell(cmd)} (in a temp dir)")
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=work, env=c.child_env(keep_threads=True), capture_output=True, text=True,
-                              timeout=a.trial_timeout + 120)
+        proc = subprocess.run(
+            cmd,
+            cwd=work,
+            env=c.child_env(keep_threads=True),
+            capture_output=True,
+            text=True,
+            timeout=a.trial_timeout + 120,
+        )
         wall = time.perf_counter() - started
     (out / "sweep_pytest_output.txt").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     folders = sorted(sweep_out.glob("sweep_*"))
@@ -143,8 +170,10 @@ def sweep_trial(a: argparse.Namespace, out: Path) -> dict[str, Any]:
         "status": record["status"],
         "device": record.get("device"),
         "trainer": record.get("trainer"),
-        "epochs": [{k: e.get(k) for k in ("epoch", "epoch_time", "images_per_s", "train_loss", "test_acc", "sparsity")}
-                   for e in epochs],
+        "epochs": [
+            {k: e.get(k) for k in ("epoch", "epoch_time", "images_per_s", "train_loss", "test_acc", "sparsity")}
+            for e in epochs
+        ],
         "steady_images_per_s": img_s,
         "steady_epoch_s": epoch_s,
         "peak_memory_mb": record.get("peak_memory_mb"),
@@ -174,13 +203,24 @@ def render(res: dict[str, Any], a: argparse.Namespace, command: str) -> str:
             f"**Sweep path** (`pytest --range-config` → built-in trainer; {sw['trainer']}, width {a.width}, "
             f"{a.n_train} synthetic train / {a.n_test} test images; status {sw['status']}, device {sw['device']}):",
             "",
-            c.table(["epoch", "epoch s (incl. test)", "train images/s", "train loss", "sparsity"],
-                    [[e["epoch"], f"{e['epoch_time']:.2f}", f"{e['images_per_s']:.0f}", f"{e['train_loss']:.3f}",
-                      f"{e['sparsity']:.3f}"] for e in sw["epochs"]]),
+            c.table(
+                ["epoch", "epoch s (incl. test)", "train images/s", "train loss", "sparsity"],
+                [
+                    [
+                        e["epoch"],
+                        f"{e['epoch_time']:.2f}",
+                        f"{e['images_per_s']:.0f}",
+                        f"{e['train_loss']:.3f}",
+                        f"{e['sparsity']:.3f}",
+                    ]
+                    for e in sw["epochs"]
+                ],
+            ),
             "",
             f"- steady-state train images/s (epochs 2+): **{sw['steady_images_per_s']:.0f}**",
             f"- peak memory (torch.cuda.max_memory_allocated): **{sw['peak_memory_mb']} MiB**"
-            if sw["peak_memory_mb"] is not None else "- peak memory: n/a (CPU)",
+            if sw["peak_memory_mb"] is not None
+            else "- peak memory: n/a (CPU)",
             f"- estimated 100 CIFAR-10 epochs (50,000 images, test pass included): "
             f"**{sw['estimate_100_epochs_h'] * 60:.1f} min** ({sw['steady_epoch_s'] * CIFAR_TRAIN / a.n_train:.2f} s/epoch)",
             f"- whole pytest command: {sw['wall_s']:.1f} s",
@@ -194,8 +234,11 @@ def render(res: dict[str, Any], a: argparse.Namespace, command: str) -> str:
         lines += [ln.replace("### ", "#### ", 1) for ln in block.splitlines()]
         est = CIFAR_TRAIN / cmp_["ours_best"] * EPOCHS_FOR_ESTIMATE / 3600
         ref_est = CIFAR_TRAIN / cmp_["reference_best"] * EPOCHS_FOR_ESTIMATE / 3600
-        lines += ["", f"Train-only time for 100 epochs at these rates (SGD, no pruning, no test pass): ours "
-                      f"{est * 60:.1f} min, reference-style {ref_est * 60:.1f} min."]
+        lines += [
+            "",
+            f"Train-only time for 100 epochs at these rates (SGD, no pruning, no test pass): ours "
+            f"{est * 60:.1f} min, reference-style {ref_est * 60:.1f} min.",
+        ]
     elif res.get("compare_error"):
         lines += ["**Loop comparison FAILED**:", "", "```", res["compare_error"][-3000:], "```"]
     lines += ["", f"Total time of this check: {res['total_s']:.0f} s."]
@@ -204,8 +247,11 @@ def render(res: dict[str, Any], a: argparse.Namespace, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out",
-                    help="folder for gpu_check.json / gpu_check.md (default: $OUT, else ./gpu_check_out)")
+    ap.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or "gpu_check_out",
+        help="folder for gpu_check.json / gpu_check.md (default: $OUT, else ./gpu_check_out)",
+    )
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: checks that the script runs")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--width", type=int, default=64)
@@ -221,8 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-compare", action="store_true")
     a = ap.parse_args(argv)
     a.device = "cuda"
-    settings = tt.Settings(device="cuda", width=a.width, batch=a.batch, steps=a.steps, warmup=20,
-                           repeats=a.repeats, ref_workers=a.ref_workers)
+    settings = tt.Settings(
+        device="cuda",
+        width=a.width,
+        batch=a.batch,
+        steps=a.steps,
+        warmup=20,
+        repeats=a.repeats,
+        ref_workers=a.ref_workers,
+    )
     if a.smoke:
         a.device, a.width, a.epochs, a.n_train, a.n_test, a.batch = "cpu", 4, 2, 256, 64, 32
         a.trial_timeout = min(a.trial_timeout, 300)
@@ -239,13 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             res["sweep"] = sweep_trial(a, out)
             c.log(f"sweep: {res['sweep']['steady_images_per_s']:.0f} img/s, peak {res['sweep']['peak_memory_mb']} MiB")
-        except Exception:  # noqa: BLE001 - record it and go on with the comparison
+        except Exception:
             res["sweep_error"] = traceback.format_exc()
             c.log("sweep path failed; see gpu_check.md")
     if not a.skip_compare:
         try:
             res["compare"] = tt.compare(settings)
-        except Exception:  # noqa: BLE001
+        except Exception:
             res["compare_error"] = traceback.format_exc()
             c.log("loop comparison failed; see gpu_check.md")
     res["total_s"] = time.perf_counter() - started

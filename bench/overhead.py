@@ -16,6 +16,7 @@ Overhead per trial = (sweep − collect-only) / N − loop / N.
     .venv/bin/python bench/overhead.py              # N = 200, 3 repeats
     .venv/bin/python bench/overhead.py --profile    # also cProfile the sweep, print hot spots (stderr)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,9 +86,19 @@ def write_plugin(work: Path, n: int, units: int) -> None:
 
 
 def sweep_cmd(py: str, n: int, collect_only: bool) -> list[str]:
-    cmd = [py, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider", "--sweep-output=out",
-           f"--sweep-max-combinations={max(n, 1)}", *c.plugin_args()]
-    return cmd + ["--collect-only"] if collect_only else cmd
+    cmd = [
+        py,
+        "-m",
+        "pytest",
+        "--range-config=range",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--sweep-output=out",
+        f"--sweep-max-combinations={max(n, 1)}",
+        *c.plugin_args(),
+    ]
+    return [*cmd, "--collect-only"] if collect_only else cmd
 
 
 _PASSED = re.compile(r"(\d+) passed")
@@ -125,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             if not passed or int(passed[-1]) != n:
                 raise RuntimeError(f"expected {n} passed trials:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
             full.add(run.seconds, run.load)
-            c.log(f"rep {rep + 1}: loop {loop.seconds[-1]:.3f} s, collect-only {collect.seconds[-1]:.2f} s, "
-                  f"sweep {full.seconds[-1]:.2f} s")
+            c.log(
+                f"rep {rep + 1}: loop {loop.seconds[-1]:.3f} s, collect-only {collect.seconds[-1]:.2f} s, "
+                f"sweep {full.seconds[-1]:.2f} s"
+            )
         hot = profile(args.python, work, n, args.top) if args.profile else ""
 
     def per_trial_ms(f: float, col: float, lp: float) -> float:
@@ -135,26 +148,46 @@ def main(argv: list[str] | None = None) -> int:
     best = per_trial_ms(full.best, collect.best, loop.best)
     med = per_trial_ms(full.median, collect.median, loop.median)
     rows = [
-        ["plain loop, N calls (in-process)", f"{loop.best:.3f}", f"{loop.median:.3f}", loop.all(3),
-         f"{loop.best / n * 1e3:.2f}", loop.load_range()],
-        ["`pytest ... --collect-only` (start-up + collection)", f"{collect.best:.2f}", f"{collect.median:.2f}",
-         collect.all(), "—", collect.load_range()],
-        ["`pytest --range-config=range -q -p no:cacheprovider`", f"{full.best:.2f}", f"{full.median:.2f}",
-         full.all(), f"{(full.best - collect.best) / n * 1e3:.2f}", full.load_range()],
+        [
+            "plain loop, N calls (in-process)",
+            f"{loop.best:.3f}",
+            f"{loop.median:.3f}",
+            loop.all(3),
+            f"{loop.best / n * 1e3:.2f}",
+            loop.load_range(),
+        ],
+        [
+            "`pytest ... --collect-only` (start-up + collection)",
+            f"{collect.best:.2f}",
+            f"{collect.median:.2f}",
+            collect.all(),
+            "—",
+            collect.load_range(),
+        ],
+        [
+            "`pytest --range-config=range -q -p no:cacheprovider`",
+            f"{full.best:.2f}",
+            f"{full.median:.2f}",
+            full.all(),
+            f"{(full.best - collect.best) / n * 1e3:.2f}",
+            full.load_range(),
+        ],
     ]
-    body = "\n".join([
-        f"A sweep of N = {n} trivial trials (a `conftest.py` plugin: `pytest_sweep_declare_symbols` + "
-        f"`pytest_sweep_make_trainer`; each `run(trial)` sums {args.work} sines) against a plain Python loop "
-        f"calling the same trainer. {args.repeats} repeats, interleaved. Per trial of the sweep = "
-        "(sweep − collect-only) / N.",
-        "",
-        c.table(["run", "best s", "median s", "all runs s", "ms per trial (best)", "load (1 min)"], rows),
-        "",
-        f"Harness overhead per trial = ((sweep − collect-only) − loop) / N: **{best:.2f} ms** from the best "
-        f"runs ({med:.2f} ms from the medians); the trial's own work is {loop.best / n * 1e3:.2f} ms.",
-        "",
-        f"Goal: under {GOAL_MS:g} ms per trial — {c.verdict(best < GOAL_MS)}.",
-    ])
+    body = "\n".join(
+        [
+            f"A sweep of N = {n} trivial trials (a `conftest.py` plugin: `pytest_sweep_declare_symbols` + "
+            f"`pytest_sweep_make_trainer`; each `run(trial)` sums {args.work} sines) against a plain Python loop "
+            f"calling the same trainer. {args.repeats} repeats, interleaved. Per trial of the sweep = "
+            "(sweep − collect-only) / N.",
+            "",
+            c.table(["run", "best s", "median s", "all runs s", "ms per trial (best)", "load (1 min)"], rows),
+            "",
+            f"Harness overhead per trial = ((sweep − collect-only) − loop) / N: **{best:.2f} ms** from the best "
+            f"runs ({med:.2f} ms from the medians); the trial's own work is {loop.best / n * 1e3:.2f} ms.",
+            "",
+            f"Goal: under {GOAL_MS:g} ms per trial — {c.verdict(best < GOAL_MS)}.",
+        ]
+    )
     print(c.block("Harness overhead per trial (bench/overhead.py)", c.script_command(), body))
     if hot:
         print(hot, file=sys.stderr)

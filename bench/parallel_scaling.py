@@ -15,6 +15,7 @@ back, so a burst of load from other work hits them alike); the ratio of the best
 too.  Each pytest process pays a fixed start-up (pytest, xdist workers, torch and scikit-learn
 imports, the digits load) that the table makes visible as wall time minus training time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,18 +44,20 @@ def pytest_sweep_trial_started(trial):
 
 
 def range_config(epochs: int) -> str:
-    return "\n".join([
-        "# 8 trials for bench/parallel_scaling.py",
-        'CONFIG_MODEL="lenet5"',
-        'CONFIG_DATASET="digits"',
-        'CONFIG_DEVICE="cpu"',
-        'CONFIG_OPTIMIZER="adamw"',
-        f"CONFIG_NUM_EPOCHS={epochs}",
-        "CONFIG_BATCH_SIZE=64",
-        "CONFIG_LEARNING_RATE=0.001|0.002|0.003|0.004",
-        "CONFIG_WEIGHT_DECAY=0.0|0.05",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# 8 trials for bench/parallel_scaling.py",
+            'CONFIG_MODEL="lenet5"',
+            'CONFIG_DATASET="digits"',
+            'CONFIG_DEVICE="cpu"',
+            'CONFIG_OPTIMIZER="adamw"',
+            f"CONFIG_NUM_EPOCHS={epochs}",
+            "CONFIG_BATCH_SIZE=64",
+            "CONFIG_LEARNING_RATE=0.001|0.002|0.003|0.004",
+            "CONFIG_WEIGHT_DECAY=0.0|0.05",
+            "",
+        ]
+    )
 
 
 #: mode -> (extra pytest arguments, OMP_NUM_THREADS forced from outside or None)
@@ -71,8 +74,18 @@ _THREADS = re.compile(r"bench-threads (\d+) OMP_NUM_THREADS=(\S+)")
 
 
 def sweep_cmd(py: str, out: str, extra: list[str]) -> list[str]:
-    return [py, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider", f"--sweep-output={out}",
-            *extra, *c.plugin_args()]
+    return [
+        py,
+        "-m",
+        "pytest",
+        "--range-config=range",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--sweep-output={out}",
+        *extra,
+        *c.plugin_args(),
+    ]
 
 
 def inspect(out: Path) -> tuple[list[float], set[str]]:
@@ -83,7 +96,9 @@ def inspect(out: Path) -> tuple[list[float], set[str]]:
     records = json.loads((folders[-1] / "sweep_summary.json").read_text(encoding="utf-8"))
     bad = [r for r in records if r["status"] != "passed"]
     if len(records) != 8 or bad:
-        raise RuntimeError(f"expected 8 passed trials, got {[(r['config_file'], r['status'], r['error']) for r in records]}")
+        raise RuntimeError(
+            f"expected 8 passed trials, got {[(r['config_file'], r['status'], r['error']) for r in records]}"
+        )
     threads = set()
     for log in folders[-1].glob("*/output.log"):
         for found in _THREADS.findall(log.read_text(encoding="utf-8")):
@@ -96,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=12, help="epochs per trial (12: about 1.5 s a trial on 1 thread)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--no-control", action="store_true",
-                    help=f"skip the control run ({CONTROL}: is the speed-up parallelism or fewer threads?)")
+    ap.add_argument(
+        "--no-control",
+        action="store_true",
+        help=f"skip the control run ({CONTROL}: is the speed-up parallelism or fewer threads?)",
+    )
     args = ap.parse_args(argv)
     modes = dict(MODES)
     if not args.no_control:
@@ -121,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
                 samples[mode].add(run.seconds, run.load)
                 trial_times[mode] += times
                 threads[mode] |= seen
-                c.log(f"rep {rep + 1}: {mode}: {run.seconds:.2f} s, mean trial {sum(times) / len(times):.2f} s, "
-                      f"threads {sorted(seen)}")
+                c.log(
+                    f"rep {rep + 1}: {mode}: {run.seconds:.2f} s, mean trial {sum(times) / len(times):.2f} s, "
+                    f"threads {sorted(seen)}"
+                )
 
     one, two, ser = samples["-n 1"], samples["-n 2"], samples["serial"]
     rows = []
@@ -130,33 +150,57 @@ def main(argv: list[str] | None = None) -> int:
         s = samples[mode]
         tt = trial_times[mode]
         workers = 2 if mode == "-n 2" else 1
-        fixed = statistics.median(w - sum(tt[i * 8:(i + 1) * 8]) / workers for i, w in enumerate(s.seconds))
-        rows.append([f"`{mode}`" if mode != "serial" else "serial (no `-n`)", f"{s.best:.2f}", f"{s.median:.2f}",
-                     s.all(), f"{sum(tt) / len(tt):.2f}", f"{fixed:.1f}", ", ".join(sorted(threads[mode])) or "?",
-                     s.load_range()])
+        fixed = statistics.median(w - sum(tt[i * 8 : (i + 1) * 8]) / workers for i, w in enumerate(s.seconds))
+        rows.append(
+            [
+                f"`{mode}`" if mode != "serial" else "serial (no `-n`)",
+                f"{s.best:.2f}",
+                f"{s.median:.2f}",
+                s.all(),
+                f"{sum(tt) / len(tt):.2f}",
+                f"{fixed:.1f}",
+                ", ".join(sorted(threads[mode])) or "?",
+                s.load_range(),
+            ]
+        )
     ratio_best = two.best / one.best
-    paired = [b / a for a, b in zip(one.seconds, two.seconds)]
+    paired = [b / a for a, b in zip(one.seconds, two.seconds, strict=False)]
     ratio = statistics.median(paired)
-    body = "\n".join([
-        f"8 trials (LeNet-5 on digits, {args.epochs} epochs, batch 64; learning rate × weight decay), the whole "
-        f"`python -m pytest --range-config=range -q -p no:cacheprovider [-n K]` timed, {args.repeats} repeats "
-        "(order alternated). Torch threads as logged by each trial.",
-        "",
-        c.table(["run", "best s", "median s", "all runs s", "mean trial s", "fixed s ≈ wall − Σ trial ÷ workers (median)",
-                 "torch threads", "load (1 min)"], rows),
-        "",
-        f"Wall-time ratio `-n 2` / `-n 1`: **{ratio:.2f}** (median of the per-repeat ratios "
-        f"{', '.join(f'{x:.2f}' for x in paired)}; best runs {ratio_best:.2f}). Best runs: `-n 2` / serial "
-        f"{two.best / ser.best:.2f}; `-n 1` / serial {one.best / ser.best:.2f}.",
-        "",
-        f"Goal: ratio ≤ {GOAL_RATIO} — {c.verdict(ratio <= GOAL_RATIO)}.",
-    ])
+    body = "\n".join(
+        [
+            f"8 trials (LeNet-5 on digits, {args.epochs} epochs, batch 64; learning rate × weight decay), the whole "
+            f"`python -m pytest --range-config=range -q -p no:cacheprovider [-n K]` timed, {args.repeats} repeats "
+            "(order alternated). Torch threads as logged by each trial.",
+            "",
+            c.table(
+                [
+                    "run",
+                    "best s",
+                    "median s",
+                    "all runs s",
+                    "mean trial s",
+                    "fixed s ≈ wall − Σ trial ÷ workers (median)",
+                    "torch threads",
+                    "load (1 min)",
+                ],
+                rows,
+            ),
+            "",
+            f"Wall-time ratio `-n 2` / `-n 1`: **{ratio:.2f}** (median of the per-repeat ratios "
+            f"{', '.join(f'{x:.2f}' for x in paired)}; best runs {ratio_best:.2f}). Best runs: `-n 2` / serial "
+            f"{two.best / ser.best:.2f}; `-n 1` / serial {one.best / ser.best:.2f}.",
+            "",
+            f"Goal: ratio ≤ {GOAL_RATIO} — {c.verdict(ratio <= GOAL_RATIO)}.",
+        ]
+    )
     if CONTROL in samples:
         ctl = samples[CONTROL]
-        body += (f"\n\nControl (`{CONTROL}`, the same one worker held to one thread): `-n 2` / control = "
-                 f"{two.best / ctl.best:.2f}; `-n 1` / control = {one.best / ctl.best:.2f}. A `-n 1` / control "
-                 "ratio well above 1 means the one-worker run lost time to its second torch thread (contention "
-                 "with other load on the cores), which flatters the `-n 2` / `-n 1` ratio.")
+        body += (
+            f"\n\nControl (`{CONTROL}`, the same one worker held to one thread): `-n 2` / control = "
+            f"{two.best / ctl.best:.2f}; `-n 1` / control = {one.best / ctl.best:.2f}. A `-n 1` / control "
+            "ratio well above 1 means the one-worker run lost time to its second torch thread (contention "
+            "with other load on the cores), which flatters the `-n 2` / `-n 1` ratio."
+        )
     print(c.block("Parallel scaling (bench/parallel_scaling.py)", c.script_command(), body))
     return 0
 

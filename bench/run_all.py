@@ -7,6 +7,7 @@ a markdown block; this script prints them one after the other, ready to paste in
     .venv/bin/python bench/run_all.py
     .venv/bin/python bench/run_all.py --only collection overhead --repeats 5
 """
+
 from __future__ import annotations
 
 import argparse

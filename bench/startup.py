@@ -11,6 +11,7 @@ checks which copy each side imports).  The four commands alternate, in a rotatin
 
     .venv/bin/python bench/startup.py --baseline 5fe7be3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,14 +43,14 @@ def env_for(tree: Path) -> dict[str, str]:
 
 
 def short_rev(tree: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def imported_from(py: str, env: dict[str, str], cwd: Path) -> str:
     code = "import matrix, trainers; print(matrix.__file__)"
-    return subprocess.run([py, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run([py, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def main() -> int:
@@ -62,26 +63,37 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp_name:
         tmp = Path(tmp_name)
         base_tree = tmp / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.baseline],
-                       cwd=c.REPO, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(base_tree), args.baseline], cwd=c.REPO, check=True
+        )
         try:
             base_rev, ours_rev = short_rev(base_tree), short_rev(c.REPO)
             work = tmp / "run"
             work.mkdir()
             (work / "range").write_text(RANGE)
             sides = {f"ours ({ours_rev})": env_for(c.REPO), f"baseline ({base_rev})": env_for(base_tree)}
-            for (label, env), tree in zip(sides.items(), (c.REPO, base_tree)):
+            for (label, env), tree in zip(sides.items(), (c.REPO, base_tree), strict=False):
                 where = imported_from(args.python, env, work)
                 if not where.startswith(str(tree)):
                     raise SystemExit(f"{label} imports matrix from {where}, not from {tree}")
             samples = {(side, mode): c.Samples(f"{side} {mode}") for side in sides for mode in MODES}
             keys = list(samples)
             for rep in range(args.repeats):
-                order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+                order = keys[rep % len(keys) :] + keys[: rep % len(keys)]
                 for side, mode in order:
                     out = tmp / f"out-{rep}"
-                    cmd = [args.python, "-m", "pytest", "--range-config=range", "-q", "-p", "no:cacheprovider",
-                           f"--sweep-output={out}", *MODES[mode], *c.plugin_args()]
+                    cmd = [
+                        args.python,
+                        "-m",
+                        "pytest",
+                        "--range-config=range",
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
+                        f"--sweep-output={out}",
+                        *MODES[mode],
+                        *c.plugin_args(),
+                    ]
                     run = c.timed(cmd, work, env=sides[side])
                     samples[(side, mode)].add(run.seconds, run.load)
                     c.log(f"rep {rep + 1}: {side} {mode}: {run.seconds:.2f} s")
@@ -94,11 +106,13 @@ def main() -> int:
         rows.append([f"{side}, {mode}", f"{s.best:.2f}", f"{s.median:.2f}", s.all(), s.load_range()])
     lines = [c.table(["run", "best s", "median s", "all runs s", "load (1 min)"], rows), ""]
     for mode in MODES:
-        ratios = [a / b for a, b in zip(samples[(ours, mode)].seconds, samples[(base, mode)].seconds)]
-        saved = [b - a for a, b in zip(samples[(ours, mode)].seconds, samples[(base, mode)].seconds)]
-        lines.append(f"`{mode}`: ours / baseline = **{statistics.median(ratios):.2f}** (per round "
-                     f"{', '.join(f'{r:.2f}' for r in ratios)}); saved {statistics.median(saved):.2f} s "
-                     f"per run (median).")
+        ratios = [a / b for a, b in zip(samples[(ours, mode)].seconds, samples[(base, mode)].seconds, strict=False)]
+        saved = [b - a for a, b in zip(samples[(ours, mode)].seconds, samples[(base, mode)].seconds, strict=False)]
+        lines.append(
+            f"`{mode}`: ours / baseline = **{statistics.median(ratios):.2f}** (per round "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}); saved {statistics.median(saved):.2f} s "
+            f"per run (median)."
+        )
     print(c.block("Start-up and shut-down (bench/startup.py)", c.script_command(), "\n".join(lines)))
     return 0
 

@@ -20,6 +20,7 @@ ratio of the best images/s is shown too.  On the CPU the default is one torch th
     .venv/bin/python bench/trainer_throughput.py --device cpu --width 16 --steps 10   # CPU, < 2 min
     PYTHONPATH=. python bench/trainer_throughput.py --device cuda                     # GPU: width 64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import _common as c  # noqa: E402
+import _common as c
 
 CPU_GOAL = 1.0
 
@@ -61,8 +62,17 @@ def _data(s: Settings, n_train: int) -> Any:
         raise SystemExit(f"--steps x --batch = {n_train} is more than the {len(full.train_y)} training images")
     from pytest_sweep.trainers.data import DataBundle
 
-    return DataBundle(full.name, full.train_x[:n_train], full.train_y[:n_train], full.test_x[: s.batch],
-                      full.test_y[: s.batch], full.num_classes, full.mean, full.std, full.augment)
+    return DataBundle(
+        full.name,
+        full.train_x[:n_train],
+        full.train_y[:n_train],
+        full.test_x[: s.batch],
+        full.test_y[: s.batch],
+        full.num_classes,
+        full.mean,
+        full.std,
+        full.augment,
+    )
 
 
 def _model(s: Settings, data: Any) -> Any:
@@ -71,8 +81,13 @@ def _model(s: Settings, data: Any) -> Any:
     from pytest_sweep.trainers.models import build_model
 
     torch.manual_seed(0)
-    return build_model("resnet18", in_channels=data.in_channels, image_size=data.image_size,
-                       num_classes=data.num_classes, width=s.width)
+    return build_model(
+        "resnet18",
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        num_classes=data.num_classes,
+        width=s.width,
+    )
 
 
 def _sgd(model: Any) -> Any:
@@ -111,8 +126,9 @@ def run_ours(s: Settings) -> dict[str, Any]:
     data = _data(s, s.steps * s.batch)
     model = _model(s, data)
     opt = _sgd(model)
-    settings = TrainSettings(epochs=1, batch_size=s.batch, lr=0.1, device=s.device, seed=0, amp=cuda,
-                             channels_last=cuda, loader="tensor")
+    settings = TrainSettings(
+        epochs=1, batch_size=s.batch, lr=0.1, device=s.device, seed=0, amp=cuda, channels_last=cuda, loader="tensor"
+    )
     quiet = lambda _msg: None  # noqa: E731
     if s.warmup > 0:
         train(model, opt, NoPruning(model), _data(s, s.warmup * s.batch), settings, log=quiet)
@@ -136,19 +152,24 @@ def reference_loader(s: Settings, data: Any) -> Any:
             return len(self.targets)
 
         def __getitem__(self, index: int) -> tuple[Any, int]:
-            return self.transform(Image.fromarray(self.data[index].squeeze(-1) if self.data.shape[-1] == 1
-                                                  else self.data[index])), self.targets[index]
+            return self.transform(
+                Image.fromarray(self.data[index].squeeze(-1) if self.data.shape[-1] == 1 else self.data[index])
+            ), self.targets[index]
 
     steps: list[Any] = []
     if data.augment:
-        steps += [transforms.RandomCrop(data.image_size, padding=data.crop_padding),
-                  transforms.RandomHorizontalFlip()]
+        steps += [transforms.RandomCrop(data.image_size, padding=data.crop_padding), transforms.RandomHorizontalFlip()]
     steps += [transforms.ToTensor(), transforms.Normalize(data.mean, data.std)]
     images = data.train_x.permute(0, 2, 3, 1).contiguous().numpy()  # N x H x W x C, as CIFAR10.data
     dataset = RefDataset(images, data.train_y.tolist(), transforms.Compose(steps))
-    return torch.utils.data.DataLoader(dataset, batch_size=s.batch, shuffle=True, num_workers=s.ref_workers,
-                                       pin_memory=s.device.startswith("cuda"),
-                                       generator=torch.Generator().manual_seed(0))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=s.batch,
+        shuffle=True,
+        num_workers=s.ref_workers,
+        pin_memory=s.device.startswith("cuda"),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def run_reference(s: Settings) -> dict[str, Any]:
@@ -195,14 +216,14 @@ def compare(s: Settings, say: Any = c.log) -> dict[str, Any]:
     ref: list[dict[str, Any]] = []
     loads: list[str] = []
     for rep in range(s.repeats):
-        for side in (("ours", "ref") if rep % 2 == 0 else ("ref", "ours")):
+        for side in ("ours", "ref") if rep % 2 == 0 else ("ref", "ours"):
             loads.append(c.load_average())
             result = run_ours(s) if side == "ours" else run_reference(s)
             (ours if side == "ours" else ref).append(result)
             say(f"rep {rep + 1}: {side} {result['images_per_s']:.1f} img/s")
     best_ours = max(r["images_per_s"] for r in ours)
     best_ref = max(r["images_per_s"] for r in ref)
-    paired = [o["images_per_s"] / f["images_per_s"] for o, f in zip(ours, ref)]
+    paired = [o["images_per_s"] / f["images_per_s"] for o, f in zip(ours, ref, strict=False)]
     return {
         "settings": asdict(s),
         "torch_threads": torch.get_num_threads(),
@@ -224,23 +245,35 @@ def compare(s: Settings, say: Any = c.log) -> dict[str, Any]:
 def markdown(r: dict[str, Any], command: str, machine: bool = True) -> str:
     s = r["settings"]
     cuda = s["device"].startswith("cuda")
-    ours_how = "tensor path" + (", bf16 autocast, channels_last" if cuda else " (fp32; amp/channels_last are CUDA-only)")
+    ours_how = "tensor path" + (
+        ", bf16 autocast, channels_last" if cuda else " (fp32; amp/channels_last are CUDA-only)"
+    )
     ref_how = f"DataLoader (num_workers={s['ref_workers']}) + PIL transforms, fp32, contiguous"
     fmt = lambda xs: ", ".join(f"{x:.0f}" for x in xs)  # noqa: E731
     peak = lambda v: "—" if v is None else f"{v:.0f}"  # noqa: E731
     ones = [float(l.split()[0]) for l in r["loads"] if l != "n/a"]
     rows = [
-        [f"ours: `trainers.loop.train`, {ours_how}", f"{r['ours_best']:.0f}", fmt(r["ours_images_per_s"]),
-         peak(r["ours_peak_mb"])],
-        [f"reference-style: {ref_how}", f"{r['reference_best']:.0f}", fmt(r["reference_images_per_s"]),
-         peak(r["reference_peak_mb"])],
+        [
+            f"ours: `trainers.loop.train`, {ours_how}",
+            f"{r['ours_best']:.0f}",
+            fmt(r["ours_images_per_s"]),
+            peak(r["ours_peak_mb"]),
+        ],
+        [
+            f"reference-style: {ref_how}",
+            f"{r['reference_best']:.0f}",
+            fmt(r["reference_images_per_s"]),
+            peak(r["reference_peak_mb"]),
+        ],
     ]
     body = [
         f"ResNet-18 width {s['width']} on {s['dataset']} CIFAR-shaped data (3×32×32, crop + flip), batch "
         f"{s['batch']}, SGD, device {r['gpu'] or s['device']}, torch threads {r['torch_threads']}; "
         f"{s['warmup']} warm-up steps untimed, then {s['steps']} timed steps ({s['steps'] * s['batch']} images) "
         f"per measurement, {s['repeats']} alternating repeats; load (1 min) "
-        f"{min(ones):.2f}–{max(ones):.2f}." if ones else "",
+        f"{min(ones):.2f}–{max(ones):.2f}."
+        if ones
+        else "",
         "",
         c.table(["loop", "best images/s", "all runs images/s", "peak MiB"], rows),
         "",
@@ -260,12 +293,20 @@ def parse(argv: list[str] | None = None) -> Settings:
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CPU, 200 on CUDA)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2 on CPU, 20 on CUDA)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--ref-workers", type=int, default=None,
-                    help="DataLoader workers of the reference loop (default 0 on CPU, 4 on CUDA)")
+    ap.add_argument(
+        "--ref-workers",
+        type=int,
+        default=None,
+        help="DataLoader workers of the reference loop (default 0 on CPU, 4 on CUDA)",
+    )
     ap.add_argument("--dataset", choices=("synthetic", "cifar10"), default="synthetic")
     ap.add_argument("--sweep-data-dir", default="data")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch.set_num_threads (default: 1 on CPU, torch's own on CUDA; 0: torch's own)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads (default: 1 on CPU, torch's own on CUDA; 0: torch's own)",
+    )
     a = ap.parse_args(argv)
     if a.device is None:
         import torch

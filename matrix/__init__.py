@@ -4,6 +4,7 @@ This package never imports torch: collection, expansion and reporting stay fast 
 machines without a deep-learning stack.  Trainers reach the core only through the hooks in
 :mod:`pytest_sweep.matrix.hookspecs` and the contracts in :mod:`pytest_sweep.matrix.contracts`.
 """
+
 from __future__ import annotations
 
 from pytest_sweep.matrix.errors import RangeConfigError

@@ -1,4 +1,5 @@
 """Collection: one collector per range file (or generated config dir), one item per trial."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ learns the collected trials, turns each test report into the trial's record (the
 record when one was shipped, else one built from the report: skipped, a setup error, a crashed
 worker), and hands the sweep to the reporter hooks.
 """
+
 from __future__ import annotations
 
 import json

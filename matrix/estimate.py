@@ -1,4 +1,5 @@
 """The runtime estimate shown after collection: combinations x minutes per trial."""
+
 from __future__ import annotations
 
 import json

@@ -7,9 +7,10 @@ The generated files use the range-config language with one value per key, so
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
-from collections.abc import Set
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from pytest_sweep.matrix.errors import RangeConfigError
@@ -30,11 +31,11 @@ _CONFIG_RE = re.compile(r"config_(\d+)")
 _FIX = "run `make sweep-generate RANGE_CONFIG=FILE` first, or pass a directory made by sweep-generate"
 
 
-def _assignment(key: str, value: str, quoted: Set[str]) -> str:
+def _assignment(key: str, value: str, quoted: AbstractSet[str]) -> str:
     return f'{key}="{value}"' if key in quoted else f"{key}={value}"
 
 
-def render_config(combo: Combination, quoted: Set[str] | None = None) -> str:
+def render_config(combo: Combination, quoted: AbstractSet[str] | None = None) -> str:
     """The text of ``sweep_configs/<combo.name>``; ``quoted`` defaults to ``combo.quoted``."""
     if quoted is None:
         quoted = combo.quoted
@@ -67,9 +68,7 @@ def render_summary(rc: RangeConfig, combos: list[Combination]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_sweep_configs(
-    rc: RangeConfig, out_dir: str | os.PathLike[str], limit: int = 10_000
-) -> list[Path]:
+def write_sweep_configs(rc: RangeConfig, out_dir: str | os.PathLike[str], limit: int = 10_000) -> list[Path]:
     """Write one ``config_NNN`` per combination plus the summary into ``out_dir``.
 
     Each file is written atomically. ``config_NNN`` files left from an earlier, larger sweep
@@ -130,11 +129,9 @@ def read_config_dir(path: str | os.PathLike[str]) -> list[Combination]:
         raise RangeConfigError(name, None, f"cannot list directory: {exc.strerror}; {_FIX}") from None
     if not found:
         raise RangeConfigError(name, None, f"no config_NNN files found; {_FIX}")
-    for (num, first), (other, second) in zip(found, found[1:]):
+    for (num, first), (other, second) in itertools.pairwise(found):
         if num == other:
-            raise RangeConfigError(
-                name, None, f"{first.name} and {second.name} have the same number; remove one"
-            )
+            raise RangeConfigError(name, None, f"{first.name} and {second.name} have the same number; remove one")
     configs = [(num, entry, parse_file(entry)) for num, entry in found]
     for _, entry, rc in configs:
         if rc.swept:
@@ -149,7 +146,7 @@ def read_config_dir(path: str | os.PathLike[str]) -> list[Combination]:
     keys = sorted({key for values in maps for key in values})
     swept = [key for key in keys if len({values.get(key) for values in maps}) > 1]
     combos = []
-    for (num, entry, rc), values in zip(configs, maps):
+    for (num, entry, rc), values in zip(configs, maps, strict=False):
         combos.append(
             Combination(
                 index=num,

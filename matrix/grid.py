@@ -64,7 +64,7 @@ def iter_combinations(rc: RangeConfig) -> Iterator[Combination]:
     source = rc.path
     rows = itertools.product(*(p.values for p in swept_params))
     for index, row in enumerate(rows, start=1):
-        swept = dict(zip(swept_keys, row))
+        swept = dict(zip(swept_keys, row, strict=False))
         values = template.copy()
         values.update(swept)
         yield Combination(

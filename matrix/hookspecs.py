@@ -8,6 +8,7 @@ implementations are ``trylast`` so that yours win.
 
 All hook names start with ``pytest_sweep_`` (pytest only takes hooks named ``pytest_*``).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,5 @@
 """Command-line options and ini values of the ``sweep`` group."""
+
 from __future__ import annotations
 
 import argparse
@@ -171,8 +172,11 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
     parser.addini("sweep_progress", "Per-epoch progress lines: auto, lines, none", default="auto")
-    parser.addini("sweep_summary_interval", "Seconds between interim summaries while a sweep runs",
-                  default=str(DEFAULT_SUMMARY_INTERVAL))
+    parser.addini(
+        "sweep_summary_interval",
+        "Seconds between interim summaries while a sweep runs",
+        default=str(DEFAULT_SUMMARY_INTERVAL),
+    )
 
 
 def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:

@@ -8,6 +8,7 @@ collects; then, as xdist splits its own roles:
 - a process that runs trials (serial run, xdist worker) registers :class:`RunnerPlugin`;
 - a process where results arrive (serial run, xdist controller) registers :class:`ControllerPlugin`.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -103,7 +104,7 @@ def _sweep_dir(config: pytest.Config) -> Path:
 
 
 def _distributing(config: pytest.Config) -> bool:
-    """This process is an xdist controller: it runs no trial itself."""
+    """Whether this process is an xdist controller, which runs no trial itself."""
     return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
 
 
@@ -282,7 +283,7 @@ class ControllerPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """xdist controller: tell each worker where the sweep folder is."""
+        """Xdist controller: tell each worker where the sweep folder is."""
         node.workerinput["sweep_dir"] = str(self.controller.dir)
 
     @pytest.hookimpl(optionalhook=True)

@@ -8,6 +8,7 @@ result so far and about how long the rest will take (a line from ``make sweep-pa
 
 The estimate is (trials left) x (mean wall time of the finished ones) / (workers).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

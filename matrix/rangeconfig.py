@@ -209,9 +209,7 @@ def _unquote(key: str, item: str) -> tuple[str, bool]:
         return item, False
     if len(item) >= 2 and item[0] == item[-1] == '"' and '"' not in item[1:-1]:
         return item[1:-1], True
-    raise _LineError(
-        f'misplaced double quote in {_short(item)}; quote the whole value, e.g. {key}="state"'
-    )
+    raise _LineError(f'misplaced double quote in {_short(item)}; quote the whole value, e.g. {key}="state"')
 
 
 def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
@@ -235,21 +233,18 @@ def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
         text, quoted = _unquote(key, item)
         if not quoted and _range_parts(text) is not None:
             raise _LineError(
-                f"range {text} cannot be one of several choices; "
-                "list its values with '|' or use the range alone"
+                f"range {text} cannot be one of several choices; list its values with '|' or use the range alone"
             )
         if text in seen:
             raise _LineError(
-                f"duplicate choice {_short(text)} at positions {seen[text]} and {pos}; "
-                "list each value once"
+                f"duplicate choice {_short(text)} at positions {seen[text]} and {pos}; list each value once"
             )
         seen[text] = pos
         quoting.add(quoted)
         values.append(text)
     if len(quoting) > 1:
         raise _LineError(
-            f"some choices in {_short(value)} are quoted and some are not; "
-            'quote all of them ("a"|"b") or none'
+            f'some choices in {_short(value)} are quoted and some are not; quote all of them ("a"|"b") or none'
         )
     return "choice", tuple(values), quoting.pop()
 
@@ -278,8 +273,7 @@ def _expand_range(start_s: str, step_s: str, end_s: str) -> tuple[str, ...]:
     places = max(0, *(-int(e) for e in exponents))
     if max(len(n.digits) + int(n.exponent) + places for n in numbers) > _MAX_DIGITS:
         raise _LineError(
-            f"{spec} needs more than {_MAX_DIGITS} digits per value; "
-            "use fewer digits or a smaller exponent"
+            f"{spec} needs more than {_MAX_DIGITS} digits per value; use fewer digits or a smaller exponent"
         )
     start, step, end = (_scaled(n, places) for n in numbers)
 
@@ -291,8 +285,7 @@ def _expand_range(start_s: str, step_s: str, end_s: str) -> tuple[str, ...]:
 
     if step <= 0:
         raise _LineError(
-            f"step {show(step)} in {spec} must be greater than 0; "
-            "write start:step:end, e.g. 0.03:0.02:0.09"
+            f"step {show(step)} in {spec} must be greater than 0; write start:step:end, e.g. 0.03:0.02:0.09"
         )
     if start > end:
         raise _LineError(
@@ -303,8 +296,7 @@ def _expand_range(start_s: str, step_s: str, end_s: str) -> tuple[str, ...]:
     count = steps + 1
     if count > MAX_RANGE_VALUES:
         raise _LineError(
-            f"{spec} gives {count} values, more than the {MAX_RANGE_VALUES} one range may have; "
-            "use a larger step"
+            f"{spec} gives {count} values, more than the {MAX_RANGE_VALUES} one range may have; use a larger step"
         )
     if remainder:
         below = start + steps * step

@@ -29,6 +29,7 @@ trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
 source             the range file (or generated config) the trial came from
 =================  ==========================================================
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ with status ``passed``, the same config name, the same config (every key, overri
 included) and the same seed.  A changed config under the same name runs again.
 The resumed sweep continues in its own folder, so its summary covers every trial.
 """
+
 from __future__ import annotations
 
 import json

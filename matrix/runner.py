@@ -4,13 +4,15 @@ Used wherever trials train: a serial run, an xdist worker, and any other executo
 pytest worker config (the item calls :meth:`Runner.run`; the record rides on the item's
 ``user_properties`` to whoever aggregates).  It never writes sweep-level files.
 """
+
 from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import pytest
 

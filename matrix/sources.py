@@ -4,6 +4,7 @@ Built once per process at configure time (so a mistake is a usage error before a
 the collector, the runner and the controller all make their trials here, so the same range file
 gives the same trials, names and seeds on every process.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,9 @@ def collect_symbols(config: pytest.Config) -> SymbolTable:
         plugin_name = config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
         for sym in impl.function() or ():
             if not isinstance(sym, Symbol):
-                raise pytest.UsageError(f"plugin {plugin_name}: pytest_sweep_declare_symbols must return Symbol objects")
+                raise pytest.UsageError(
+                    f"plugin {plugin_name}: pytest_sweep_declare_symbols must return Symbol objects"
+                )
             try:
                 table.add(replace(sym, plugin=plugin_name))
             except ValueError as exc:

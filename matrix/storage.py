@@ -1,4 +1,5 @@
 """Files that must never be seen half-written: temp file in the same folder, then rename."""
+
 from __future__ import annotations
 
 import json

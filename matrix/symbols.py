@@ -4,12 +4,14 @@ Every ``CONFIG_*`` key in a range config must be declared by some plugin through
 ``pytest_sweep_declare_symbols``; a key nobody declares is an error naming ``file:line``
 (the reference silently ignored such keys, so whole sweeps trained one config).
 """
+
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable
+from typing import Any
 
 from pytest_sweep.matrix.errors import RangeConfigError
 
@@ -71,7 +73,7 @@ class Symbol:
                 value: Any = int(num)
             else:
                 value = float(num)
-            if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
                 raise ValueError(f"{self.name}={raw} is out of range; {self.help_hint()}")
             return value
         if self.choices is not None and text not in self.choices:

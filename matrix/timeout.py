@@ -1,10 +1,12 @@
 """``--sweep-trial-timeout``: a trial that runs too long fails, and the sweep goes on."""
+
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from pytest_sweep.matrix.trial import TrialFailed
 
@@ -22,9 +24,7 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
     Without ``SIGALRM`` (Windows, a non-main thread) the limit is not enforced.
     """
     usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
+        seconds is not None and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     )
     if not usable:
         yield

@@ -1,8 +1,10 @@
 """Rendering of a sweep: the analysis text (the guide's layout) and the ranked table."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePath
-from typing import Any, Callable
+from typing import Any
 
 from tabulate import tabulate
 
@@ -115,8 +117,13 @@ def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
     rows = []
     for rank, rec in enumerate(top[:limit], 1):
         rows.append(
-            [rank, label(rec), f"{float(rec['test_acc']):.2f}", _sparsity(rec["final_sparsity"]),
-             _time(rec["training_time"])]
+            [
+                rank,
+                label(rec),
+                f"{float(rec['test_acc']):.2f}",
+                _sparsity(rec["final_sparsity"]),
+                _time(rec["training_time"]),
+            ]
             + [rec.get("config", {}).get(k, "") for k in swept]
         )
     headers = ["rank", "config", "test_acc %", "sparsity", "time"] + [short_key(k) for k in swept]

@@ -5,6 +5,7 @@ it) and plain strings (``CONFIG_MODEL="resnet18"``) resolve to one name; a contr
 reason to skip the trial rather than a silent choice.  Collection (validation, descriptions,
 the runtime estimate) and the trainer read the same :class:`Choices`, so both always agree.
 """
+
 from __future__ import annotations
 
 import math

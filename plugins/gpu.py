@@ -8,6 +8,7 @@ of every GPU the driver lists).  Without GPUs nothing changes but the thread cou
 each worker gets ``cores // workers`` torch threads (at least 1), because two
 workers with all cores each ran 3x slower than with one thread each.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

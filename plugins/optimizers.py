@@ -4,6 +4,7 @@ Declares every optimizer symbol, and builds the optimizer through
 ``pytest_sweep_make_optimizer`` (``trylast``: a plugin of yours wins).  torch is imported
 only when a trial runs.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,23 +21,44 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
     return [
         Symbol("CONFIG_OPTIMIZER", "str", DEFAULT_OPTIMIZER, "Optimizer", choices=OPTIMIZERS),
         *select_symbols("CONFIG_OPTIMIZER", OPTIMIZERS, "optimizer"),
-        Symbol("CONFIG_LEARNING_RATE", "float", None, "Learning rate (default: 0.1 for SGD, 1e-3 for the Adam family)",
-               low=0.0),
-        Symbol("CONFIG_WEIGHT_DECAY", "float", None,
-               "Weight decay of SGD/Adam/AdamW/AdamWAdv/AdamWSpam, on weights only (default: 5e-4 SGD, 0 Adam, "
-               "0.01 AdamW family)", low=0.0),
+        Symbol(
+            "CONFIG_LEARNING_RATE",
+            "float",
+            None,
+            "Learning rate (default: 0.1 for SGD, 1e-3 for the Adam family)",
+            low=0.0,
+        ),
+        Symbol(
+            "CONFIG_WEIGHT_DECAY",
+            "float",
+            None,
+            "Weight decay of SGD/Adam/AdamW/AdamWAdv/AdamWSpam, on weights only (default: 5e-4 SGD, 0 Adam, "
+            "0.01 AdamW family)",
+            low=0.0,
+        ),
         Symbol("CONFIG_SGD_MOMENTUM", "float", 0.9, "SGD momentum", low=0.0, high=1.0),
         Symbol("CONFIG_ADAM_BETA1", "float", 0.9, "beta1 of Adam/AdamW/AdamWAdv/AdamWSpam", low=0.0, high=1.0),
         Symbol("CONFIG_ADAM_BETA2", "float", 0.999, "beta2 of Adam/AdamW/AdamWAdv/AdamWSpam", low=0.0, high=1.0),
-        Symbol("CONFIG_SPAM_THETA", "float", 50.0, "AdamWSpam: clip the update at sqrt(theta*v) (with CONFIG_SPAM_ENABLE_CLIP)",
-               low=0.0),
+        Symbol(
+            "CONFIG_SPAM_THETA",
+            "float",
+            50.0,
+            "AdamWSpam: clip the update at sqrt(theta*v) (with CONFIG_SPAM_ENABLE_CLIP)",
+            low=0.0,
+        ),
         Symbol("CONFIG_SPAM_ENABLE_CLIP", "bool", False, "AdamWSpam: clip spikes at sqrt(theta*v)"),
         Symbol("CONFIG_SPAM_INTERVAL", "int", 0, "AdamWSpam: reset the moments every N steps (0: never)", low=0),
         Symbol("CONFIG_ADAMWPRUNE_BETA1", "float", 0.9, "AdamWPrune beta1", low=0.0, high=1.0),
         Symbol("CONFIG_ADAMWPRUNE_BETA2", "float", 0.999, "AdamWPrune beta2", low=0.0, high=1.0),
-        Symbol("CONFIG_ADAMWPRUNE_WEIGHT_DECAY", "float", 0.01, "AdamWPrune decoupled weight decay (weights only)",
-               low=0.0),
-        Symbol("CONFIG_ADAMWPRUNE_AMSGRAD", "bool", None, "AdamWPrune AMSGrad (default: on for the adamwadv/adamwspam bases)"),
+        Symbol(
+            "CONFIG_ADAMWPRUNE_WEIGHT_DECAY", "float", 0.01, "AdamWPrune decoupled weight decay (weights only)", low=0.0
+        ),
+        Symbol(
+            "CONFIG_ADAMWPRUNE_AMSGRAD",
+            "bool",
+            None,
+            "AdamWPrune AMSGrad (default: on for the adamwadv/adamwspam bases)",
+        ),
         Symbol("CONFIG_ADAMWPRUNE_BASE_OPTIMIZER", "str", "adamw", "AdamWPrune's update rule", choices=BASES),
         Symbol("CONFIG_ADAMWPRUNE_VARIANT", "str", "bitter0", "AdamWPrune's pruning score", choices=VARIANTS),
     ]
@@ -62,8 +84,11 @@ def settings(trial: Trial, steps_per_epoch: int) -> dict[str, Any]:
         wd = trial.get("CONFIG_WEIGHT_DECAY")
         if wd is None:
             wd = {"sgd": 5e-4, "adam": 0.0}.get(name, 0.01)
-        kwargs.update(weight_decay=wd, betas=(trial["CONFIG_ADAM_BETA1"], trial["CONFIG_ADAM_BETA2"]),
-                      momentum=trial["CONFIG_SGD_MOMENTUM"])
+        kwargs.update(
+            weight_decay=wd,
+            betas=(trial["CONFIG_ADAM_BETA1"], trial["CONFIG_ADAM_BETA2"]),
+            momentum=trial["CONFIG_SGD_MOMENTUM"],
+        )
     kwargs.update(
         spam_theta=trial["CONFIG_SPAM_THETA"],
         spam_interval=trial["CONFIG_SPAM_INTERVAL"],

@@ -4,6 +4,7 @@ Declares the pruning symbols, skips impossible combinations at collection (with 
 reason on the skipped item) and builds the pruner through ``pytest_sweep_make_pruner``
 (``trylast``).  torch is imported only when a trial runs.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,12 +19,28 @@ from pytest_sweep.trainers.names import PRUNING_METHODS
 @pytest.hookimpl
 def pytest_sweep_declare_symbols() -> list[Symbol]:
     return [
-        Symbol("CONFIG_PRUNING_METHOD", "str", None,
-               "Pruning method (default: state with AdamWPrune, none otherwise)", choices=PRUNING_METHODS),
-        Symbol("CONFIG_TARGET_SPARSITY", "float", 0.7, "Fraction of Conv/Linear weights pruned at the ramp end",
-               low=0.0, high=0.99),
-        Symbol("CONFIG_PRUNING_WARMUP", "int", 100, "Optimizer steps before pruning starts (390 steps = 1 CIFAR-10 epoch "
-               "at batch 128)", low=0),
+        Symbol(
+            "CONFIG_PRUNING_METHOD",
+            "str",
+            None,
+            "Pruning method (default: state with AdamWPrune, none otherwise)",
+            choices=PRUNING_METHODS,
+        ),
+        Symbol(
+            "CONFIG_TARGET_SPARSITY",
+            "float",
+            0.7,
+            "Fraction of Conv/Linear weights pruned at the ramp end",
+            low=0.0,
+            high=0.99,
+        ),
+        Symbol(
+            "CONFIG_PRUNING_WARMUP",
+            "int",
+            100,
+            "Optimizer steps before pruning starts (390 steps = 1 CIFAR-10 epoch at batch 128)",
+            low=0,
+        ),
         Symbol("CONFIG_PRUNING_FREQUENCY", "int", 50, "Update the masks every N steps", low=1),
         Symbol("CONFIG_PRUNING_RAMP_END_EPOCH", "int", 75, "Epoch at which the sparsity reaches its target", low=1),
     ]
@@ -34,8 +51,10 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
     c = choices(trial)
     method, opt = c.pruning, c.optimizer
     if method == "state" and opt != "adamwprune":
-        return (f"state pruning needs the AdamWPrune optimizer (this trial uses {opt}); "
-                "set CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD")
+        return (
+            f"state pruning needs the AdamWPrune optimizer (this trial uses {opt}); "
+            "set CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD"
+        )
     if opt == "adamwprune" and method in ("magnitude", "movement"):
         return f'AdamWPrune prunes by its own state, not by {method}; use CONFIG_PRUNING_METHOD="state" or "none"'
     if method == "none":
@@ -46,8 +65,10 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
     total = steps * int(trial["CONFIG_NUM_EPOCHS"])
     warmup = int(trial["CONFIG_PRUNING_WARMUP"])
     if warmup >= total:
-        return (f"pruning warmup ({warmup} steps) is not shorter than the whole run ({total} steps = "
-                f"{trial['CONFIG_NUM_EPOCHS']} epochs x {steps}); nothing would be pruned")
+        return (
+            f"pruning warmup ({warmup} steps) is not shorter than the whole run ({total} steps = "
+            f"{trial['CONFIG_NUM_EPOCHS']} epochs x {steps}); nothing would be pruned"
+        )
     return None
 
 
@@ -59,8 +80,10 @@ def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per
     epochs = int(trial["CONFIG_NUM_EPOCHS"])
     ramp_end = int(trial["CONFIG_PRUNING_RAMP_END_EPOCH"])
     if method != "none" and ramp_end > epochs:
-        trial.log(f"note: the pruning ramp ends at epoch {ramp_end} but the run has {epochs} epochs; "
-                  "the final sparsity will stay below the target")
+        trial.log(
+            f"note: the pruning ramp ends at epoch {ramp_end} but the run has {epochs} epochs; "
+            "the final sparsity will stay below the target"
+        )
     return build_pruner(
         method,
         model,

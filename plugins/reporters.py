@@ -1,4 +1,5 @@
 """Built-in reporters: ``sweep_summary.json``, ``sweep_analysis.txt`` and the terminal table."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,9 @@ _RESULT = pytest.StashKey[SweepResult]()
 
 def _write_files(sweep: SweepResult) -> None:
     storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
-    storage.write_text_atomic(sweep.dir / ANALYSIS_TXT,
-                              render_analysis(sweep.records, sweep.interrupted, sweep.running))
+    storage.write_text_atomic(
+        sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, sweep.interrupted, sweep.running)
+    )
 
 
 @pytest.hookimpl(trylast=True)

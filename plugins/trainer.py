@@ -5,6 +5,7 @@ training-loop symbols and answers the factory hooks with ``trylast`` implementat
 so any plugin can replace the trainer, the model or the dataset.  It imports torch
 only when a trial runs, never during collection.
 """
+
 from __future__ import annotations
 
 import gc
@@ -35,14 +36,23 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
         *select_symbols("CONFIG_MODEL", MODELS, "model"),
         Symbol("CONFIG_MODEL_MODE_SINGLE", "bool", True, "Train one model per trial (the only mode)"),
         Symbol("CONFIG_MODEL_WIDTH", "int", 64, "ResNet-18 base width (64 = the 11.2M-parameter model)", low=1),
-        Symbol("CONFIG_DATASET", "str", None, "Dataset (default: cifar10 for ResNet-18, mnist for LeNet-5)",
-               choices=DATASETS),
+        Symbol(
+            "CONFIG_DATASET",
+            "str",
+            None,
+            "Dataset (default: cifar10 for ResNet-18, mnist for LeNet-5)",
+            choices=DATASETS,
+        ),
         *select_symbols("CONFIG_DATASET", DATASETS, "dataset"),
         Symbol("CONFIG_DATA_DIR", "str", "data", "Folder holding CIFAR-10/MNIST"),
         Symbol("CONFIG_DATA_DOWNLOAD", "bool", False, "Download CIFAR-10/MNIST when missing"),
-        Symbol("CONFIG_DATA_LOADER", "str", "tensor",
-               "Input path: tensor (whole dataset on the device, augmentation there) or dataloader (torchvision)",
-               choices=LOADERS),
+        Symbol(
+            "CONFIG_DATA_LOADER",
+            "str",
+            "tensor",
+            "Input path: tensor (whole dataset on the device, augmentation there) or dataloader (torchvision)",
+            choices=LOADERS,
+        ),
         Symbol("CONFIG_NUM_EPOCHS", "int", 100, "Training epochs", low=1),
         Symbol("CONFIG_BATCH_SIZE", "int", None, "Batch size (default: 128 ResNet-18, 512 LeNet-5)", low=1),
         Symbol("CONFIG_DEVICE", "str", "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
@@ -76,8 +86,9 @@ def pytest_sweep_make_dataset(trial: Trial) -> Any:
     from pytest_sweep.trainers.data import DataUnavailableError, load_dataset
 
     try:
-        return load_dataset(choices(trial).dataset, data_dir=trial["CONFIG_DATA_DIR"],
-                            download=trial["CONFIG_DATA_DOWNLOAD"])
+        return load_dataset(
+            choices(trial).dataset, data_dir=trial["CONFIG_DATA_DIR"], download=trial["CONFIG_DATA_DOWNLOAD"]
+        )
     except DataUnavailableError as exc:
         raise TrialFailed(str(exc)) from None
 
@@ -86,8 +97,13 @@ def pytest_sweep_make_dataset(trial: Trial) -> Any:
 def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
     from pytest_sweep.trainers.models import build_model
 
-    return build_model(choices(trial).model, in_channels=data.in_channels, image_size=data.image_size,
-                       num_classes=data.num_classes, width=trial["CONFIG_MODEL_WIDTH"])
+    return build_model(
+        choices(trial).model,
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        num_classes=data.num_classes,
+        width=trial["CONFIG_MODEL_WIDTH"],
+    )
 
 
 @pytest.hookimpl(trylast=True)
@@ -169,9 +185,11 @@ class Trainer:
             eta_min=default_eta_min(opt, base),
             grad_clip=default_grad_clip(opt, base),
         )
-        ctx.log(f"{c.model} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
-                  f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
-                  f"{torch.get_num_threads()} torch threads")
+        ctx.log(
+            f"{c.model} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
+            f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
+            f"{torch.get_num_threads()} torch threads"
+        )
         try:
             out = train(model, optimizer, pruner, data, settings, on_epoch=ctx.epoch_ended, log=ctx.log)
         except NonFiniteLossError as exc:

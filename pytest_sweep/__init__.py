@@ -9,6 +9,7 @@ folders (``setuptools`` maps them, see ``pyproject.toml``):
 - :mod:`pytest_sweep.trainers` (``trainers/``): pure torch: models, data, optimizers, pruning,
   the training loop; imports neither pytest nor the other two.
 """
+
 from __future__ import annotations
 
 import importlib.metadata

@@ -9,6 +9,7 @@ Test modules reach the helpers through the ``sweep_tools`` and ``sweep_pytester`
 fixtures (and import the classes only under ``TYPE_CHECKING``): a module named
 ``conftest`` also exists at the repository root, so ``import conftest`` is ambiguous.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,9 +74,7 @@ class SweepTools:
         return {r["config_file"]: r for r in cls.summary(sweep_dir)}
 
     @staticmethod
-    def run_process(
-        cwd: Path, *args: str, env: dict[str, str] | None = None, plugins: bool = True
-    ) -> pytest.RunResult:
+    def run_process(cwd: Path, *args: str, env: dict[str, str] | None = None, plugins: bool = True) -> pytest.RunResult:
         """``python -m pytest ARGS`` in ``cwd``: ``runpytest_subprocess`` for a module-scoped
         fixture (``pytester`` is function-scoped), so one real sweep can feed several tests."""
         full_env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
@@ -122,7 +121,7 @@ class SweepPytester(SweepTools):
 
 @pytest.fixture
 def torch_one_thread() -> Any:
-    """torch held to one thread for the test (unit tests of the torch code use it)."""
+    """Torch held to one thread for the test (unit tests of the torch code use it)."""
     import torch
 
     threads = torch.get_num_threads()

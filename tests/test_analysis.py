@@ -6,6 +6,7 @@ failed, one skipped.  The expected renderings are committed next to it; after an
 intended format change regenerate them with
 ``SWEEP_UPDATE_GOLDEN=1 python -m pytest tests/test_analysis.py`` and review the diff.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,12 +50,15 @@ def test_golden_analysis_follows_the_guide(records: list[dict[str, Any]]) -> Non
     assert text.startswith("Hyperparameter Sweep Analysis\n" + "=" * 60 + "\n\nTotal configurations tested: 5\n")
     assert "Passed: 4 | Failed: 1 | Skipped: 1 | Not run: 0 | Reused: 1\n" in text
     assert (
-        "BEST CONFIGURATION:\n" + "-" * 40 + "\n"
-        "Config file: config_003\nTest Accuracy: 88.51%\nFinal Sparsity: 70.0%\nTraining Time: 1842.3s\n"
-        "\nHyperparameters:\n"
-        "  CONFIG_ADAMWPRUNE_BETA1=0.87\n  CONFIG_PRUNING_WARMUP=7800\n"  # swept first
-        "  CONFIG_PRUNING_METHOD=state\n  CONFIG_TARGET_SPARSITY=0.7\n"
-    ) in text
+        (
+            "BEST CONFIGURATION:\n" + "-" * 40 + "\n"
+            "Config file: config_003\nTest Accuracy: 88.51%\nFinal Sparsity: 70.0%\nTraining Time: 1842.3s\n"
+            "\nHyperparameters:\n"
+            "  CONFIG_ADAMWPRUNE_BETA1=0.87\n  CONFIG_PRUNING_WARMUP=7800\n"  # swept first
+            "  CONFIG_PRUNING_METHOD=state\n  CONFIG_TARGET_SPARSITY=0.7\n"
+        )
+        in text
+    )
     ranking = [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit() and ". config_" in line]
     assert ranking == ["config_003", "config_001", "config_004", "config_006"]  # tie 88.43: lower name first
     assert "4. config_006\n   Test Acc: 87.90% | Sparsity: 70.0% | Time: 1800.0s\n" in text
@@ -64,10 +68,22 @@ def test_golden_analysis_follows_the_guide(records: list[dict[str, Any]]) -> Non
 
 def test_table_ranks_and_shows_swept_columns(records: list[dict[str, Any]]) -> None:
     lines = render_table(records).splitlines()
-    assert lines[0].split() == ["rank", "config", "test_acc", "%", "sparsity", "time", "ADAMWPRUNE_BETA1",
-                                "PRUNING_WARMUP"]
+    assert lines[0].split() == [
+        "rank",
+        "config",
+        "test_acc",
+        "%",
+        "sparsity",
+        "time",
+        "ADAMWPRUNE_BETA1",
+        "PRUNING_WARMUP",
+    ]
     assert [line.split()[:2] for line in lines[2:]] == [
-        ["1", "config_003"], ["2", "config_001"], ["3", "config_004"], ["4", "config_006"]]
+        ["1", "config_003"],
+        ["2", "config_001"],
+        ["3", "config_004"],
+        ["4", "config_006"],
+    ]
     assert lines[4].split()[2:] == ["88.43", "69.9%", "1851.0s", "0.87", "11700"]
 
 
@@ -123,10 +139,14 @@ def test_the_same_name_from_two_range_files_is_told_apart(records: list[dict[str
     assert "2. schedule.rc:config_002\n" in text
     assert "schedule.rc:config_001: boom\n" in text
     assert [row.split()[1] for row in render_table(both).splitlines()[2:]] == [
-        "state.rc:config_001", "schedule.rc:config_002"]
+        "state.rc:config_001",
+        "schedule.rc:config_002",
+    ]
     # generated configs (--config-dir) are named after their folder
-    from_dirs = [dict(first, source="/w/run_a/config_001"), dict(third, source="/w/run_b/config_001",
-                                                                  config_file="config_001")]
+    from_dirs = [
+        dict(first, source="/w/run_a/config_001"),
+        dict(third, source="/w/run_b/config_001", config_file="config_001"),
+    ]
     assert "Config file: run_a:config_001\n" in render_analysis(from_dirs)
     # one file, or names that do not clash: the plain names, as before (the golden files)
     assert "Config file: config_001\n" in render_analysis([first, third])

@@ -13,7 +13,6 @@ from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches, ran
 from pytest_sweep.trainers.data import DataUnavailableError, load_dataset, make_synthetic
 from pytest_sweep.trainers.digits import digits_csv_path, read_digits, stratified_split
 
-
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -61,8 +60,9 @@ def test_digits_are_sklearns_digits_read_without_importing_sklearn() -> None:
         "load_dataset('digits')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent
+    )
     assert done.stdout.strip() == "[]"
 
 
@@ -138,7 +138,7 @@ def test_tensor_batches_train_covers_the_split_once_per_pass() -> None:
     batches = TensorBatches(data, "train", 32, "cpu", torch.Generator().manual_seed(0))
     assert len(batches) == 4
     for _ in range(2):
-        xs, ys = zip(*batches)
+        xs, ys = zip(*batches, strict=False)
         assert [x.shape[0] for x in xs] == [32, 32, 32, 4]
         assert all(x.dtype == torch.float32 and x.shape[1:] == (3, 32, 32) for x in xs)
         assert sorted(torch.cat(ys).tolist()) == sorted(data.train_y.tolist())
@@ -161,7 +161,7 @@ def test_tensor_batches_augmentation_changes_pixels_but_not_labels() -> None:
 def test_tensor_batches_test_split_is_plain_and_ordered() -> None:
     data = make_synthetic(n_train=8, n_test=50, seed=4)
     batches = TensorBatches(data, "test", 16, "cpu", torch.Generator().manual_seed(0), channels_last=True)
-    xs, ys = zip(*batches)
+    xs, ys = zip(*batches, strict=False)
     assert torch.allclose(torch.cat(xs), _normalise(data.test_x, data.mean, data.std), atol=1e-6)
     assert torch.equal(torch.cat(ys), data.test_y)
     assert xs[0].is_contiguous(memory_format=torch.channels_last)
@@ -171,7 +171,7 @@ def test_tensor_batches_are_reproducible_from_the_seed() -> None:
     data = load_dataset("digits")
     a = [x for x, _ in TensorBatches(data, "train", 128, "cpu", torch.Generator().manual_seed(5))]
     b = [x for x, _ in TensorBatches(data, "train", 128, "cpu", torch.Generator().manual_seed(5))]
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=False))
 
 
 def test_dataloader_path_matches_shapes_and_test_values() -> None:

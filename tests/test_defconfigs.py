@@ -4,6 +4,7 @@ Collection runs in process (nothing there imports torch).  The missing-data test
 real trial of the guide's quick test, in process too: it fails while loading CIFAR-10, before
 any model is built.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -69,9 +70,7 @@ EXPECTED = {
             "CONFIG_PRUNING_METHOD": ("none", "magnitude", "movement", "state"),
         },
     ),
-    "digits-smoke": Expected(
-        4, {}, {"CONFIG_LEARNING_RATE": (0.001, 0.003), "CONFIG_WEIGHT_DECAY": (0.0, 0.05)}
-    ),
+    "digits-smoke": Expected(4, {}, {"CONFIG_LEARNING_RATE": (0.001, 0.003), "CONFIG_WEIGHT_DECAY": (0.0, 0.05)}),
     "resnet18-digits-smoke": Expected(
         4, {}, {"CONFIG_ADAMWPRUNE_BETA1": (0.85, 0.9), "CONFIG_TARGET_SPARSITY": (0.5, 0.7)}
     ),
@@ -136,8 +135,15 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     empty = sweep_pytester.path / "no-cifar"
     empty.mkdir()
     path = local_copy(sweep_pytester, "resnet18-quick-test")
-    common = (f"--range-config={path}", "--sweep-set", "CONFIG_DEVICE=cpu", "--sweep-epochs=1",
-              f"--sweep-data-dir={empty}", "-k", "config_001")
+    common = (
+        f"--range-config={path}",
+        "--sweep-set",
+        "CONFIG_DEVICE=cpu",
+        "--sweep-epochs=1",
+        f"--sweep-data-dir={empty}",
+        "-k",
+        "config_001",
+    )
     # one epoch is shorter than the guide's 7800-step warmup: skipped, with the reason
     skipped = sweep_pytester.run(*common, "-rs")
     skipped.assert_outcomes(skipped=1, deselected=3)
@@ -146,12 +152,17 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     result = sweep_pytester.run_subprocess(*common, "--sweep-set", "CONFIG_PRUNING_WARMUP=100")
     result.assert_outcomes(failed=1, deselected=3)
     out = result.stdout.str()
-    message = (f"CIFAR-10 not found under {empty}; set CONFIG_DATA_DOWNLOAD=y where the internet is reachable, "
-               "or point --sweep-data-dir at a folder that holds it")
+    message = (
+        f"CIFAR-10 not found under {empty}; set CONFIG_DATA_DOWNLOAD=y where the internet is reachable, "
+        "or point --sweep-data-dir at a folder that holds it"
+    )
     # pytest's own short summary ("FAILED <nodeid> - <message>") is cut to the terminal's width, so whether
     # it still shows the message depends on COLUMNS; leave it out and check the sweep's lines
-    lines = [line for line in result.outlines
-             if "CIFAR-10 not found" in line and not line.startswith("FAILED resnet18-quick-test::")]
+    lines = [
+        line
+        for line in result.outlines
+        if "CIFAR-10 not found" in line and not line.startswith("FAILED resnet18-quick-test::")
+    ]
     # the failure section's one line (with the log's path) and the sweep's list of failures
     assert len(lines) == 2, lines
     assert lines[0].startswith(f"config_001: {message} (log: ")
@@ -168,14 +179,22 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     ("args", "command"),
     [
         # the guide's own commands, word for word: its resnet18/defconfigs/ is our defconfigs/
-        (["sweep", "RANGE_CONFIG=resnet18/defconfigs/resnet18-state-pruning-compare-range"],
-         "-m pytest --range-config=defconfigs/resnet18-state-pruning-compare-range"),
-        (["sweep-generate", "RANGE_CONFIG=resnet18/defconfigs/resnet18-state-pruning-compare-range"],
-         "-m pytest --range-config=defconfigs/resnet18-state-pruning-compare-range --sweep-generate=sweep_configs"),
-        (["sweep-parallel", "RANGE_CONFIG=defconfigs/resnet18-quick-test", "PARALLEL=4"],
-         "-m pytest --range-config=defconfigs/resnet18-quick-test -n 4 --dist=load"),
-        (["sweep-run", "OUTPUT_DIR=my_sweep_results"],
-         "-m pytest --config-dir=sweep_configs --sweep-output=my_sweep_results"),
+        (
+            ["sweep", "RANGE_CONFIG=resnet18/defconfigs/resnet18-state-pruning-compare-range"],
+            "-m pytest --range-config=defconfigs/resnet18-state-pruning-compare-range",
+        ),
+        (
+            ["sweep-generate", "RANGE_CONFIG=resnet18/defconfigs/resnet18-state-pruning-compare-range"],
+            "-m pytest --range-config=defconfigs/resnet18-state-pruning-compare-range --sweep-generate=sweep_configs",
+        ),
+        (
+            ["sweep-parallel", "RANGE_CONFIG=defconfigs/resnet18-quick-test", "PARALLEL=4"],
+            "-m pytest --range-config=defconfigs/resnet18-quick-test -n 4 --dist=load",
+        ),
+        (
+            ["sweep-run", "OUTPUT_DIR=my_sweep_results"],
+            "-m pytest --config-dir=sweep_configs --sweep-output=my_sweep_results",
+        ),
     ],
     ids=["sweep", "sweep-generate", "sweep-parallel", "sweep-run-output-dir"],
 )
@@ -183,8 +202,9 @@ def test_the_guides_make_commands(args: list[str], command: str) -> None:
     import subprocess
 
     root = DEFCONFIGS.parent
-    done = subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=root,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args], cwd=root, capture_output=True, text=True, check=True
+    )
     pytest_lines = [line.strip() for line in done.stdout.splitlines() if " -m pytest " in line]
     assert len(pytest_lines) == 1, done.stdout
     assert pytest_lines[0].endswith(command), pytest_lines[0]
@@ -196,7 +216,9 @@ def test_a_guide_path_to_a_defconfig_gets_a_pointer(sweep_pytester: SweepPyteste
     result = sweep_pytester.run("--range-config=resnet18/defconfigs/resnet18-quick-test")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     expected = sweep_pytester.path / "defconfigs" / "resnet18-quick-test"
-    result.stderr.fnmatch_lines([
-        f"ERROR: resnet18/defconfigs/resnet18-quick-test: no such range config; did you mean "
-        f"--range-config={expected}? (the guide's resnet18/defconfigs/ is defconfigs/ here)"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: resnet18/defconfigs/resnet18-quick-test: no such range config; did you mean "
+            f"--range-config={expected}? (the guide's resnet18/defconfigs/ is defconfigs/ here)"
+        ]
+    )

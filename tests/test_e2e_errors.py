@@ -4,6 +4,7 @@ Every case runs pytest in process (nothing trains), asserts the exit code, the o
 ``ERROR:`` line (``file:line`` or the flag, and what to do) and that no traceback
 reached the terminal.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -84,7 +85,7 @@ def range_file(sp: SweepPytester, text: str) -> str:
             id="bad-range",
         ),
         pytest.param(
-            "CONFIG_BATCH_SIZE=64\nCONFIG_MODEL=\"lenet5\"\nCONFIG_BATCH_SIZE=128\n",
+            'CONFIG_BATCH_SIZE=64\nCONFIG_MODEL="lenet5"\nCONFIG_BATCH_SIZE=128\n',
             3,
             "CONFIG_BATCH_SIZE is already set on line 1; keep one definition (list several values as a|b)",
             id="duplicate-key",
@@ -157,12 +158,16 @@ def test_grid_above_max_combinations(sweep_pytester: SweepPytester) -> None:
             id="sweep-set-bad-value",
         ),
         pytest.param(["--sweep-epochs=0"], "*error: argument --sweep-epochs: 0 must be at least 1", id="epochs-zero"),
-        pytest.param(["--sweep-epochs=two"], "*error: argument --sweep-epochs: 'two' is not a whole number", id="epochs-text"),
+        pytest.param(
+            ["--sweep-epochs=two"], "*error: argument --sweep-epochs: 'two' is not a whole number", id="epochs-text"
+        ),
         pytest.param(
             ["--sweep-device=gpu"], "ERROR: --sweep-device=gpu: use auto, cpu, cuda or cuda:N", id="bad-device"
         ),
         pytest.param(
-            ["--sweep-minutes-per-trial=0"], "*error: argument --sweep-minutes-per-trial: 0 must be above 0", id="minutes-zero"
+            ["--sweep-minutes-per-trial=0"],
+            "*error: argument --sweep-minutes-per-trial: 0 must be above 0",
+            id="minutes-zero",
         ),
         pytest.param(
             ["--sweep-summary-interval=-1"],
@@ -206,9 +211,7 @@ def test_conflicting_symbol_declarations_name_both_plugins(sweep_pytester: Sweep
     )
     sweep_pytester.range_config(GOOD)
     result = sweep_pytester.run("--range-config=sweep.rc")
-    assert_usage_error(
-        result, "ERROR: symbol CONFIG_NUM_EPOCHS declared as int by *trainer and as str by *conftest.py"
-    )
+    assert_usage_error(result, "ERROR: symbol CONFIG_NUM_EPOCHS declared as int by *trainer and as str by *conftest.py")
 
 
 def test_a_plugin_declaring_something_else_than_symbols(sweep_pytester: SweepPytester) -> None:

@@ -1,4 +1,5 @@
 """The per-epoch hook reaches a real training loop: a plugin can stop a trial early."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ def test_epoch_hook_stops_a_trial_early(sweep_pytester: SweepPytester, sweep_too
     pytester = sweep_pytester.pytester
     pytester.makeconftest(STOPPER)
     pytester.makefile("", range=sweep_tools.digits_config("CONFIG_LEARNING_RATE=0.001|0.003"))
-    result = sweep_pytester.run_subprocess("--range-config=range", "--sweep-epochs=4", "--sweep-output=out",
-                                           "-p", "no:cacheprovider")
+    result = sweep_pytester.run_subprocess(
+        "--range-config=range", "--sweep-epochs=4", "--sweep-output=out", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=2)
     sweep_dir = sweep_tools.only_sweep_dir(pytester.path / "out")
     records = sweep_tools.records(sweep_dir)

@@ -6,6 +6,7 @@ built from the package's own ``pyproject.toml``, which is exactly what
 ``importlib.metadata`` (and so pytest's plugin loading) reads, then runs pytest in a
 subprocess with that path entry on ``PYTHONPATH``.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -83,12 +84,27 @@ def test_entry_point_plugin_trains_and_reports(
     report = json.loads((sweep_dir / "mytrainer_report.json").read_text(encoding="utf-8"))
     assert report["torch_imported"] is False  # the built-in trainer (torch) never ran
     assert report["records"] == [
-        {"config_file": "config_001", "status": "passed", "depth": "1", "test_acc": expected["config_001"][-1],
-         "trainer": "mytrainer/perceptron d1"},
-        {"config_file": "config_002", "status": "passed", "depth": "2", "test_acc": expected["config_002"][-1],
-         "trainer": "mytrainer/perceptron d2"},
-        {"config_file": "config_003", "status": "passed", "depth": "5", "test_acc": expected["config_003"][-1],
-         "trainer": "mytrainer/perceptron d5"},
+        {
+            "config_file": "config_001",
+            "status": "passed",
+            "depth": "1",
+            "test_acc": expected["config_001"][-1],
+            "trainer": "mytrainer/perceptron d1",
+        },
+        {
+            "config_file": "config_002",
+            "status": "passed",
+            "depth": "2",
+            "test_acc": expected["config_002"][-1],
+            "trainer": "mytrainer/perceptron d2",
+        },
+        {
+            "config_file": "config_003",
+            "status": "passed",
+            "depth": "5",
+            "test_acc": expected["config_003"][-1],
+            "trainer": "mytrainer/perceptron d5",
+        },
     ]
     best = max(expected, key=lambda name: expected[name][-1])
     assert report["best"] == best

@@ -5,6 +5,7 @@ most tests here: 6 combinations, two of them with a learning rate of 1e10 whose 
 becomes NaN within a few steps, so a failed trial sits among passed ones.  The other
 tests only collect, or run trials that fail in their first steps.
 """
+
 from __future__ import annotations
 
 import json
@@ -174,8 +175,16 @@ def test_summary_json_is_a_list_of_flat_records(digits_sweep: Sweep) -> None:
     assert len({frozenset(r) for r in data}) == 1  # the same columns in every row (a DataFrame)
     for rec in data:
         name = rec["config_file"]
-        for column in ("config_file", "status", "test_acc", "final_sparsity", "training_time", "error",
-                       "CONFIG_LEARNING_RATE", "CONFIG_WEIGHT_DECAY"):
+        for column in (
+            "config_file",
+            "status",
+            "test_acc",
+            "final_sparsity",
+            "training_time",
+            "error",
+            "CONFIG_LEARNING_RATE",
+            "CONFIG_WEIGHT_DECAY",
+        ):
             assert rec[column] is None or isinstance(rec[column], (str, int, float)), (name, column)
         # every swept parameter is a column, as a number
         assert (rec["CONFIG_LEARNING_RATE"], rec["CONFIG_WEIGHT_DECAY"]) == SWEPT[name]
@@ -271,9 +280,7 @@ def test_last_failed_reruns_only_the_failed_combinations_and_x_stops_at_the_firs
     assert [p.name for p in sweep_dir.glob("config_*")] == [FOLDERS["config_001"]]  # config_002 never started
 
 
-def test_collect_only_estimate_uses_the_measured_trial_time(
-    digits_sweep: Sweep, sweep_pytester: SweepPytester
-) -> None:
+def test_collect_only_estimate_uses_the_measured_trial_time(digits_sweep: Sweep, sweep_pytester: SweepPytester) -> None:
     sweep_pytester.range_config(sweep_pytester.digits_config(*MAIN_SWEPT))
     out = digits_sweep.cwd / "out"
     before = sweep_pytester.sweep_dirs(out)
@@ -352,13 +359,19 @@ def test_rejected_combinations_are_skipped_with_the_plugins_reason(sweep_pyteste
     )
     collect = sweep_pytester.run("--range-config=sweep.rc", "--collect-only", "-q")
     collect.stdout.fnmatch_lines(["sweep: 2 combinations (2 skipped by plugins)*"])
-    state_reason = ("state pruning needs the AdamWPrune optimizer (this trial uses adamw); "
-                    "set CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD")
-    warmup_reason = ("pruning warmup (100000 steps) is not shorter than the whole run (46 steps = "
-                     "2 epochs x 23); nothing would be pruned")
+    state_reason = (
+        "state pruning needs the AdamWPrune optimizer (this trial uses adamw); "
+        "set CONFIG_OPTIMIZER_SELECT_ADAMWPRUNE=y or another CONFIG_PRUNING_METHOD"
+    )
+    warmup_reason = (
+        "pruning warmup (100000 steps) is not shorter than the whole run (46 steps = "
+        "2 epochs x 23); nothing would be pruned"
+    )
     result = sweep_pytester.run("--range-config=sweep.rc", "--sweep-output=out", "-rs")
     result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines([f"SKIPPED [[]1[]] sweep.rc: {state_reason}", f"SKIPPED [[]1[]] sweep.rc: {warmup_reason}"])
+    result.stdout.fnmatch_lines(
+        [f"SKIPPED [[]1[]] sweep.rc: {state_reason}", f"SKIPPED [[]1[]] sweep.rc: {warmup_reason}"]
+    )
     sweep_dir = sweep_pytester.only_sweep_dir(sweep_pytester.path / "out")
     records = sweep_pytester.records(sweep_dir)
     assert {n: (r["status"], r["error"]) for n, r in records.items()} == {
@@ -374,11 +387,17 @@ def test_generated_configs_run_with_the_same_ids(sweep_pytester: SweepPytester) 
     sweep_pytester.range_config(sweep_pytester.digits_config(*SMOKE_SWEPT))
     generate = sweep_pytester.run("--range-config=sweep.rc", "--sweep-generate=generated")
     assert generate.ret == pytest.ExitCode.OK
-    generate.stdout.fnmatch_lines(["wrote 4 configs and combinations_summary.txt to *generated",
-                                   "run them with: pytest --config-dir=generated"])
+    generate.stdout.fnmatch_lines(
+        ["wrote 4 configs and combinations_summary.txt to *generated", "run them with: pytest --config-dir=generated"]
+    )
     gen = sweep_pytester.path / "generated"
     assert sorted(p.name for p in gen.iterdir()) == [
-        "combinations_summary.txt", "config_001", "config_002", "config_003", "config_004"]
+        "combinations_summary.txt",
+        "config_001",
+        "config_002",
+        "config_003",
+        "config_004",
+    ]
     assert "CONFIG_LEARNING_RATE=0.003\n" in (gen / "config_004").read_text(encoding="utf-8")
     from_range = sweep_pytester.run("--range-config=sweep.rc", "--collect-only", "-q")
     from_dir = sweep_pytester.run("--config-dir=generated", "--collect-only", "-q")

@@ -1,4 +1,5 @@
 """One xdist worker per GPU: the assignment rules, and real workers pinned before torch starts."""
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,17 @@ def test_real_workers_are_pinned_before_torch_starts(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     pytester.makeconftest(RECORDER)
     pytester.makefile("", range="CONFIG_PROBE=1:1:8\n")
-    result = pytester.runpytest_subprocess(*PLUGINS, "--range-config=range", "--sweep-output=out", "-n", "2",
-                                           "--sweep-workers-per-gpu", per_gpu, "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        *PLUGINS,
+        "--range-config=range",
+        "--sweep-output=out",
+        "-n",
+        "2",
+        "--sweep-workers-per-gpu",
+        per_gpu,
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=8)
     records = json.loads(next((pytester.path / "out").glob("sweep_*/sweep_summary.json")).read_text())
     seen = {r["worker"]: r["device"] for r in records}

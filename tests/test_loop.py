@@ -92,9 +92,7 @@ def lenet_runs(digits: DataBundle) -> list[tuple[dict[str, Any], list[str]]]:
 
 
 def _without_timing(result: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {k: v for k, v in m.items() if k not in ("epoch_time", "images_per_s")} for m in result["history"]
-    ]
+    return [{k: v for k, v in m.items() if k not in ("epoch_time", "images_per_s")} for m in result["history"]]
 
 
 def test_lenet_learns_digits(lenet_runs: list[tuple[dict[str, Any], list[str]]]) -> None:

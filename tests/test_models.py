@@ -7,9 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_sweep.trainers.names import MODELS
 from pytest_sweep.trainers.models import build_model, count_parameters
-
+from pytest_sweep.trainers.names import MODELS
 
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -26,9 +25,7 @@ def test_resnet18_is_the_cifar_variant() -> None:
     assert isinstance(stem, nn.Conv2d)
     assert stem.kernel_size == (3, 3) and stem.stride == (1, 1) and stem.bias is None
     assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
-    widths = [
-        layer[0].conv1.out_channels for layer in (model.layer1, model.layer2, model.layer3, model.layer4)
-    ]
+    widths = [layer[0].conv1.out_channels for layer in (model.layer1, model.layer2, model.layer3, model.layer4)]
     strides = [layer[0].conv1.stride[0] for layer in (model.layer1, model.layer2, model.layer3, model.layer4)]
     assert widths == [16, 32, 64, 128] and strides == [1, 2, 2, 2]
     assert isinstance(model.layer2[0].shortcut, nn.Sequential)  # 1x1 conv + BN

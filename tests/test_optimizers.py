@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from pytest_sweep.trainers.adamwprune import AdamWPrune, AdamWPruneSettings
-from pytest_sweep.trainers.spam import SpikeGuard
 from pytest_sweep.trainers.models import build_model
 from pytest_sweep.trainers.optimizers import (
     OPTIMIZERS,
@@ -18,7 +17,7 @@ from pytest_sweep.trainers.optimizers import (
     default_grad_clip,
     param_groups,
 )
-
+from pytest_sweep.trainers.spam import SpikeGuard
 
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -99,7 +98,7 @@ def _run_pair(
             nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
         diff = max(
-            float((a - b).detach().abs().max()) for a, b in zip(m_ref.parameters(), m_ours.parameters())
+            float((a - b).detach().abs().max()) for a, b in zip(m_ref.parameters(), m_ours.parameters(), strict=False)
         )
         worst = max(worst, diff)
     return worst
@@ -112,9 +111,7 @@ def test_adamwprune_without_pruning_is_the_base_optimizer(amsgrad: bool, base: s
     m_ours = copy.deepcopy(m_ref)
     kwargs: dict[str, Any] = {"lr": 3e-3, "betas": (0.85, 0.99), "eps": 1e-7, "amsgrad": amsgrad}
     ref = reference(param_groups(m_ref, 0.05), **kwargs)
-    ours = build_optimizer(
-        "adamwprune", m_ours, weight_decay=0.05, prune=_settings(enabled=False, base=base), **kwargs
-    )
+    ours = build_optimizer("adamwprune", m_ours, weight_decay=0.05, prune=_settings(enabled=False, base=base), **kwargs)
     assert isinstance(ours, AdamWPrune)
     assert _run_pair(ref, m_ref, ours, m_ours) <= 1e-6
 

@@ -2,6 +2,7 @@
 
 Each test runs pytest in a subprocess on real (tiny) digits trainings.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,7 +97,12 @@ def sweep(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     def run(body: str, *args: str, timeout: float = 240) -> tuple[pytest.RunResult, list[dict[str, Any]]]:
         pytester.path.joinpath("range").write_text(BASE + body)
         result = pytester.runpytest_subprocess(
-            *PLUGINS, "--range-config=range", "--sweep-output=out", "-p", "no:cacheprovider", *args,
+            *PLUGINS,
+            "--range-config=range",
+            "--sweep-output=out",
+            "-p",
+            "no:cacheprovider",
+            *args,
             timeout=timeout,
         )
         return result, summary(pytester.path / "out")
@@ -114,8 +120,21 @@ def trainings(pytester: pytest.Pytester) -> list[str]:
     return sorted(path.read_text().split()) if path.exists() else []
 
 
-STABLE = ("config_file", "status", "test_acc", "best_acc", "final_sparsity", "epochs_run", "seed",
-          "config", "error", "CONFIG_LEARNING_RATE", "CONFIG_WEIGHT_DECAY", "trial_dir", "trainer")
+STABLE = (
+    "config_file",
+    "status",
+    "test_acc",
+    "best_acc",
+    "final_sparsity",
+    "epochs_run",
+    "seed",
+    "config",
+    "error",
+    "CONFIG_LEARNING_RATE",
+    "CONFIG_WEIGHT_DECAY",
+    "trial_dir",
+    "trainer",
+)
 
 
 def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytester) -> None:
@@ -126,7 +145,7 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
     parallel.assert_outcomes(passed=4)
     assert not [line for line in parallel.outlines if line.startswith("sweep: config_")]
     assert len(serial_records) == len(parallel_records) == 4
-    for a, b in zip(serial_records, parallel_records):
+    for a, b in zip(serial_records, parallel_records, strict=False):
         assert {k: a[k] for k in STABLE} == {k: b[k] for k in STABLE}
     assert {r["worker"] for r in serial_records} == {"main"}
     assert {r["worker"] for r in parallel_records} <= {"gw0", "gw1"}
@@ -138,8 +157,9 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
 def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
     body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|1e9\nCONFIG_FAULT_CRASH=n|y\n"
     # interim summaries after every result: on the controller, between crashed workers too
-    result, records = sweep(body, "-n", "2", "--dist=worksteal", "--sweep-set", "CONFIG_OPTIMIZER=sgd",
-                            "--sweep-summary-interval=0")
+    result, records = sweep(
+        body, "-n", "2", "--dist=worksteal", "--sweep-set", "CONFIG_OPTIMIZER=sgd", "--sweep-summary-interval=0"
+    )
     result.assert_outcomes(passed=1, failed=3)
     by_name = {r["config_file"]: r for r in records}
     assert by_name["config_001"]["status"] == "passed"  # no crash, lr 0.001
@@ -182,7 +202,10 @@ def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester)
     resumed.assert_outcomes(passed=3)
     assert trainings(pytester) == ["config_001", "config_002", "config_003"]  # only config_002 trained again
     assert [(r["config_file"], r["reused"]) for r in records] == [
-        ("config_001", True), ("config_002", False), ("config_003", True)]
+        ("config_001", True),
+        ("config_002", False),
+        ("config_003", True),
+    ]
     assert len(list((pytester.path / "out").glob("sweep_*"))) == 1  # continued in the same folder
     # a changed config under the same names runs again instead of being reused
     changed, records = sweep(body.replace("CONFIG_NUM_EPOCHS=2", "CONFIG_NUM_EPOCHS=1"), "--sweep-resume")
@@ -198,9 +221,11 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     died, records = sweep(body, "--sweep-summary-interval=0")
     assert died.ret == 1 and "passed" not in died.stdout.str().splitlines()[-1]
     assert [(r["config_file"], r["status"], r["error"]) for r in records] == [
-        ("config_001", "passed", None), ("config_002", "passed", None),
+        ("config_001", "passed", None),
+        ("config_002", "passed", None),
         ("config_003", "not_run", "not finished when this summary was written"),
-        ("config_004", "not_run", "not finished when this summary was written")]
+        ("config_004", "not_run", "not finished when this summary was written"),
+    ]
     analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
     assert "The sweep was still running when this file was written" in analysis
     assert "BEST CONFIGURATION" in analysis and "Passed: 2 | Failed: 0 | Skipped: 0 | Not run: 2" in analysis
@@ -209,7 +234,11 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     resumed.assert_outcomes(passed=4)
     assert trainings(pytester) == ["config_001", "config_002", "config_003", "config_003", "config_004"]
     assert [(r["status"], r["reused"]) for r in records] == [
-        ("passed", True), ("passed", True), ("passed", False), ("passed", False)]
+        ("passed", True),
+        ("passed", True),
+        ("passed", False),
+        ("passed", False),
+    ]
     analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
     assert "still running" not in analysis
 
@@ -222,12 +251,18 @@ def test_an_interval_not_yet_due_writes_no_interim_summary(sweep, pytester) -> N
 
 
 def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep, pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(broken_reporter="""
+    pytester.makepyfile(
+        broken_reporter="""
         def pytest_sweep_progress(config, sweep):
             raise OSError(28, "No space left on device")
-    """)
-    result, records = sweep("CONFIG_FAULT_SPIN=0.1\nCONFIG_LEARNING_RATE=0.001|0.002\n",
-                            "--sweep-summary-interval=0", "-p", "broken_reporter")
+    """
+    )
+    result, records = sweep(
+        "CONFIG_FAULT_SPIN=0.1\nCONFIG_LEARNING_RATE=0.001|0.002\n",
+        "--sweep-summary-interval=0",
+        "-p",
+        "broken_reporter",
+    )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["sweep: interim summary not written: *No space left on device*; the sweep goes on*"])
     assert [r["status"] for r in records] == ["passed", "passed"]  # the final summary is complete
@@ -236,7 +271,9 @@ def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep, pytester: pyte
 def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep) -> None:
     result, _ = sweep("CONFIG_LEARNING_RATE=0.001\n", "--sweep-resume")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --sweep-resume: no sweep folder under *; run a sweep first or pass --sweep-resume=DIR"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --sweep-resume: no sweep folder under *; run a sweep first or pass --sweep-resume=DIR"]
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -245,9 +282,21 @@ def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytest
     pytester.path.joinpath("range").write_text(BASE + "CONFIG_LEARNING_RATE=0.001|0.002\nCONFIG_NUM_EPOCHS=1|300\n")
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *PLUGINS, "--range-config=range", "--sweep-output=out",
-         "-p", "no:cacheprovider", "-q"],
-        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *PLUGINS,
+            "--range-config=range",
+            "--sweep-output=out",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=pytester.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 120
@@ -264,8 +313,12 @@ def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytest
             proc.communicate()
     records = summary(pytester.path / "out")
     statuses = {r["config_file"]: r["status"] for r in records}
-    assert statuses == {"config_001": "passed", "config_002": "not_run", "config_003": "not_run",
-                        "config_004": "not_run"}
+    assert statuses == {
+        "config_001": "passed",
+        "config_002": "not_run",
+        "config_003": "not_run",
+        "config_004": "not_run",
+    }
     analysis = next((pytester.path / "out").glob("sweep_*/sweep_analysis.txt")).read_text()
     assert "The sweep was interrupted" in analysis
     assert not list((pytester.path / "out").glob("sweep_*/.*.tmp"))  # no half-written file left behind
@@ -276,8 +329,11 @@ def test_two_range_files_with_the_same_names_keep_separate_folders(sweep, pytest
     result, records = sweep("CONFIG_FAULT_SPIN=0.01|0.02\n", "--range-config=other")
     result.assert_outcomes(passed=4)
     assert sorted(r["trial_dir"] for r in records) == [
-        "other-config_001_fault_spin-0.01", "other-config_002_fault_spin-0.02",
-        "range-config_001_fault_spin-0.01", "range-config_002_fault_spin-0.02"]
+        "other-config_001_fault_spin-0.01",
+        "other-config_002_fault_spin-0.02",
+        "range-config_001_fault_spin-0.01",
+        "range-config_002_fault_spin-0.02",
+    ]
     assert {Path(r["source"]).name for r in records} == {"range", "other"}
     out = next((pytester.path / "out").glob("sweep_*"))
     assert all((out / r["trial_dir"] / "training_metrics.json").is_file() for r in records)

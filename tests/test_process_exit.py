@@ -1,4 +1,5 @@
 """How a sweep process ends: torch's objects are frozen for a fast exit, in-process runs leave gc alone."""
+
 from __future__ import annotations
 
 import gc
@@ -8,7 +9,7 @@ if TYPE_CHECKING:
     from conftest import SweepPytester
 
 #: Registered at conftest import, so it runs after the plugin's own atexit handler (atexit is LIFO).
-EXIT_PROBE = '''
+EXIT_PROBE = """
 import atexit, gc, pathlib, sys
 
 HERE = pathlib.Path(__file__).parent
@@ -29,7 +30,7 @@ def _logged_collect(*args, **kwargs):
 
 def pytest_sessionfinish(session):
     gc.collect = _logged_collect
-'''
+"""
 
 
 def test_a_sweep_process_freezes_torchs_objects_before_it_exits(sweep_pytester: SweepPytester) -> None:

@@ -26,7 +26,6 @@ from pytest_sweep.trainers.pruning import (
     build_pruner,
 )
 
-
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -40,9 +39,7 @@ def _n_weights(model: nn.Module) -> int:
     return sum(w.numel() for w in prunable_weights(model))
 
 
-def _steps(
-    model: nn.Module, opt: torch.optim.Optimizer, pruner: object | None, n: int, start: int = 0
-) -> None:
+def _steps(model: nn.Module, opt: torch.optim.Optimizer, pruner: object | None, n: int, start: int = 0) -> None:
     gen = torch.Generator().manual_seed(start)
     for step in range(start + 1, start + n + 1):
         x, y = torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 10, (16,), generator=gen)
@@ -73,11 +70,11 @@ def test_global_masks_prune_exactly_k_with_ties_and_keep_old_pruning() -> None:
         assert sum(int((~m).sum()) for m in masks) == k
         assert [m.shape for m in masks] == [s.shape for s in scores]
         again = global_keep_masks(scores, sparsity)
-        assert all(torch.equal(a, b) for a, b in zip(masks, again))
+        assert all(torch.equal(a, b) for a, b in zip(masks, again, strict=False))
     first = global_keep_masks(scores, 0.3)  # 0.5, then two of the tied 1.0s
     assert first[0].tolist() == [True, False, False, True, True]
     later = global_keep_masks([torch.full((5,), 9.0), torch.full((2, 2), 9.0)], 0.1, first)
-    assert all(torch.equal(a, b) for a, b in zip(first, later))  # nothing revived
+    assert all(torch.equal(a, b) for a, b in zip(first, later, strict=False))  # nothing revived
 
 
 def test_global_threshold_is_deterministic_on_a_big_model() -> None:
@@ -86,13 +83,11 @@ def test_global_threshold_is_deterministic_on_a_big_model() -> None:
     a = global_keep_masks(scores, 0.7)
     b = global_keep_masks(scores, 0.7)
     n = _n_weights(model)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=False))
     assert sum(int((~m).sum()) for m in a) == round(0.7 * n)
 
 
-def _scheduled(
-    method: str, model: nn.Module, opt: torch.optim.Optimizer, **kw: int | float
-) -> ScheduledPruner:
+def _scheduled(method: str, model: nn.Module, opt: torch.optim.Optimizer, **kw: float) -> ScheduledPruner:
     settings = {
         "target_sparsity": 0.6,
         "warmup": 0,
@@ -129,7 +124,7 @@ def test_movement_scores_weight_times_its_movement() -> None:
     w0 = [w.clone() for w in pruner.w0]
     _steps(model, opt, pruner, 3, start=2)
     weights = prunable_weights(model)
-    for score, w, start in zip(pruner.scores(), weights, w0):
+    for score, w, start in zip(pruner.scores(), weights, w0, strict=False):
         assert torch.allclose(score, w.detach() * (w.detach() - start))
     flat = torch.cat([s.flatten() for s in pruner.scores()])
     pruner.update_masks(1_000)
@@ -146,7 +141,7 @@ def test_scheduled_pruner_zeroes_momentum_and_keeps_weights_pruned() -> None:
     assert pruner.sparsity() == pytest.approx(0.5, abs=1 / _n_weights(model))
     pruned = [(w.detach() == 0).clone() for w in prunable_weights(model)]
     _steps(model, opt, pruner, 5, start=6)
-    for w, was_zero in zip(prunable_weights(model), pruned):
+    for w, was_zero in zip(prunable_weights(model), pruned, strict=False):
         assert not w.detach()[was_zero].any()
         assert not opt.state[w]["momentum_buffer"][was_zero].any()
 
@@ -160,9 +155,7 @@ def _adamwprune(model: nn.Module, **kw: object) -> AdamWPrune:
         ramp_end_epoch=3,
         **kw,  # type: ignore[arg-type]
     )
-    opt = build_optimizer(
-        "adamwprune", model, lr=1e-2, weight_decay=0.1, amsgrad=True, spam_clip=True, prune=settings
-    )
+    opt = build_optimizer("adamwprune", model, lr=1e-2, weight_decay=0.1, amsgrad=True, spam_clip=True, prune=settings)
     assert isinstance(opt, AdamWPrune)
     return opt
 
@@ -208,14 +201,12 @@ def test_adamwprune_is_deterministic() -> None:
         opt = _adamwprune(model)
         _steps(model, opt, None, 25)
         results.append([m.clone() for m in opt.masks.values()])
-    assert all(torch.equal(a, b) for a, b in zip(*results))
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=False))
 
 
 def test_ramp_end_between_mask_updates_still_reaches_the_target() -> None:
     model = _lenet()
-    settings = AdamWPruneSettings(
-        steps_per_epoch=7, target_sparsity=0.5, warmup=2, frequency=5, ramp_end_epoch=3
-    )
+    settings = AdamWPruneSettings(steps_per_epoch=7, target_sparsity=0.5, warmup=2, frequency=5, ramp_end_epoch=3)
     opt = build_optimizer("adamwprune", model, lr=1e-3, weight_decay=0.0, prune=settings)
     _steps(model, opt, None, 21)  # ramp end 21 is not a multiple of 5
     assert opt.sparsity() == pytest.approx(0.5, abs=1 / _n_weights(model))  # type: ignore[attr-defined]

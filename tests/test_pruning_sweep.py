@@ -15,6 +15,7 @@ Measured (CPU, deterministic, digits split of trainers/digits.py): state 97.2 / 
 (beta1 0.85 / 0.9), 95.8 / 93.9 % at 70 %; magnitude 92.5 %, movement 96.4 % at 70 %; every
 final sparsity exactly on target.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,17 +41,23 @@ CONFIG_PRUNING_WARMUP=46
 CONFIG_PRUNING_FREQUENCY=5
 CONFIG_PRUNING_RAMP_END_EPOCH=8
 """
-STATE = COMMON + """\
+STATE = (
+    COMMON
+    + """\
 CONFIG_OPTIMIZER="adamwprune"
 CONFIG_PRUNING_METHOD="state"
 CONFIG_TARGET_SPARSITY=0.5|0.7
 CONFIG_ADAMWPRUNE_BETA1=0.85|0.9
 """
-SCHEDULE = COMMON + """\
+)
+SCHEDULE = (
+    COMMON
+    + """\
 CONFIG_OPTIMIZER="adamw"
 CONFIG_TARGET_SPARSITY=0.7
 CONFIG_PRUNING_METHOD="magnitude"|"movement"
 """
+)
 TOLERANCE = 0.005  # 0.5 percentage points
 MIN_ACC_AT_50 = 90.0
 #: A floor for every trial: pruning must not wreck the model (all measured above 92 %; above 89 % with the earlier split).
@@ -98,7 +105,9 @@ def test_every_trial_passed(sweep: Sweep) -> None:
 
 
 def test_state_pruning_grid_is_the_swept_grid(sweep: Sweep) -> None:
-    grid = {(r["config"]["CONFIG_TARGET_SPARSITY"], r["config"]["CONFIG_ADAMWPRUNE_BETA1"]) for r in sweep.of("state.rc")}
+    grid = {
+        (r["config"]["CONFIG_TARGET_SPARSITY"], r["config"]["CONFIG_ADAMWPRUNE_BETA1"]) for r in sweep.of("state.rc")
+    }
     assert grid == {("0.5", "0.85"), ("0.5", "0.9"), ("0.7", "0.85"), ("0.7", "0.9")}
     assert {r["trainer"] for r in sweep.of("state.rc")} == {"lenet5/digits/adamwprune/state e10 b64"}
 

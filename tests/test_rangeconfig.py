@@ -109,9 +109,7 @@ def test_exact_decimal_ranges(spec: str, expected: tuple[str, ...]) -> None:
     assert param.kind == "range"
 
 
-@pytest.mark.parametrize(
-    "value", ["http://host:8080/path", "a:b", "a:b:c", "1:2", "1:2:3:4", "0.1:x:0.3"]
-)
+@pytest.mark.parametrize("value", ["http://host:8080/path", "a:b", "a:b:c", "1:2", "1:2:3:4", "0.1:x:0.3"])
 def test_colon_values_that_are_not_ranges_are_single_strings(value: str) -> None:
     (param,) = parse(f"CONFIG_X={value}").params
     assert param.values == (value,)
@@ -356,9 +354,7 @@ def test_unreadable_files(tmp_path: Path, make: Callable[[Path], object], reason
     with pytest.raises(RangeConfigError) as info:
         parse_file(path)
     assert info.value.line is None
-    assert str(info.value) == (
-        f"{path}: cannot read range config: {reason}; check the --range-config path"
-    )
+    assert str(info.value) == (f"{path}: cannot read range config: {reason}; check the --range-config path")
 
 
 def test_core_imports_without_torch() -> None:

@@ -1,4 +1,5 @@
 """Trial records (the rows of sweep_summary.json) and the atomic file writes that hold them."""
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,17 @@ def test_new_record_has_swept_columns_as_numbers() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [("7800", 7800), ("0.87", 0.87), ("1e10", 1e10), ("-3", -3), ("state", "state"), ("y", "y"),
-     ("nan", "nan"), ("inf", "inf"), ("", "")],
+    [
+        ("7800", 7800),
+        ("0.87", 0.87),
+        ("1e10", 1e10),
+        ("-3", -3),
+        ("state", "state"),
+        ("y", "y"),
+        ("nan", "nan"),
+        ("inf", "inf"),
+        ("", ""),
+    ],
 )
 def test_json_value(raw: str, value: Any) -> None:
     out = json_value(raw)
@@ -99,8 +109,12 @@ def test_load_summary_normalizes_and_refuses_a_non_list(tmp_path: Path) -> None:
 
 # -- ranking ----------------------------------------------------------------------------------
 def test_ranking_ties_go_to_the_lower_config_name() -> None:
-    records = [rec("config_010", acc=91.0), rec("config_002", acc=91.0), rec("config_001", acc=90.5),
-               rec("config_003", acc=91.0)]
+    records = [
+        rec("config_010", acc=91.0),
+        rec("config_002", acc=91.0),
+        rec("config_001", acc=90.5),
+        rec("config_003", acc=91.0),
+    ]
     assert [r["config_file"] for r in ranked(records)] == ["config_002", "config_003", "config_010", "config_001"]
     # the input order does not matter
     assert ranked(list(reversed(records))) == ranked(records)
@@ -119,8 +133,9 @@ def test_ranking_takes_only_passed_trials_with_an_accuracy() -> None:
 
 
 def test_sweep_result_counts_and_best(tmp_path: Path) -> None:
-    result = SweepResult(tmp_path, [rec("config_001", acc=80.0), rec("config_002", "failed", None),
-                                    rec("config_003", acc=85.0)])
+    result = SweepResult(
+        tmp_path, [rec("config_001", acc=80.0), rec("config_002", "failed", None), rec("config_003", acc=85.0)]
+    )
     assert (result.count("passed"), result.count("failed"), result.count("skipped")) == (2, 1, 0)
     assert result.best is not None and result.best["config_file"] == "config_003"
     assert SweepResult(tmp_path, [rec("config_001", "failed", None)]).best is None

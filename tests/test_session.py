@@ -1,4 +1,5 @@
 """Sources.make_trial: the per-file fast path for range files builds exactly the generic trial."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,13 +20,14 @@ if TYPE_CHECKING:
     ids=["plain", "overrides-on-swept-and-fixed-keys"],
 )
 def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester, overrides: list[str]) -> None:
-    path = sweep_pytester.range_config(sweep_pytester.digits_config(
-        "CONFIG_LEARNING_RATE=0.001|0.002",
-        "CONFIG_WEIGHT_DECAY=0.0:0.05:0.1",
-        'CONFIG_OPTIMIZER_SELECT_ADAMW=y',
-    ))
-    config = sweep_pytester.pytester.parseconfigure(
-        *sweep_pytester.plugin_args, f"--range-config={path}", *overrides)
+    path = sweep_pytester.range_config(
+        sweep_pytester.digits_config(
+            "CONFIG_LEARNING_RATE=0.001|0.002",
+            "CONFIG_WEIGHT_DECAY=0.0:0.05:0.1",
+            "CONFIG_OPTIMIZER_SELECT_ADAMW=y",
+        )
+    )
+    config = sweep_pytester.pytester.parseconfigure(*sweep_pytester.plugin_args, f"--range-config={path}", *overrides)
     session = config.stash[SOURCES_KEY]
     (source,) = session.sources
     assert source.kind == "range" and len(source.combinations) == 6
@@ -50,5 +52,7 @@ def test_the_summary_interval_defaults_to_ten_seconds(sweep_pytester: SweepPytes
     assert sweep_pytester.pytester.parseconfigure(*args).stash[CONTROLLER_KEY].summary_interval == 10.0
     ini = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5")
     assert ini.stash[CONTROLLER_KEY].summary_interval == 2.5
-    flag = sweep_pytester.pytester.parseconfigure(*args, "-o", "sweep_summary_interval=2.5", "--sweep-summary-interval=0")
+    flag = sweep_pytester.pytester.parseconfigure(
+        *args, "-o", "sweep_summary_interval=2.5", "--sweep-summary-interval=0"
+    )
     assert flag.stash[CONTROLLER_KEY].summary_interval == 0.0

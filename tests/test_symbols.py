@@ -1,4 +1,5 @@
 """Config symbols: typing raw config strings, bounds, choices, suggestions, conflicts."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -63,7 +63,7 @@ def global_keep_masks(
     flat = torch.cat([s.detach().reshape(-1).float() for s in scores])
     flat = torch.nan_to_num(flat, nan=-math.inf)
     n = flat.numel()
-    k = int(math.floor(sparsity * n + 0.5))
+    k = math.floor(sparsity * n + 0.5)
     if previous is not None:
         prev = torch.cat([m.reshape(-1).to(flat.device) for m in previous])
         flat = flat.masked_fill(~prev, -math.inf)
@@ -78,7 +78,7 @@ def global_keep_masks(
         ties = (flat == threshold).nonzero().squeeze(1)
         keep[ties[k - int((flat < threshold).sum()) :]] = True
     parts = torch.split(keep, [s.numel() for s in scores])
-    return [part.view(s.shape) for part, s in zip(parts, scores)]
+    return [part.view(s.shape) for part, s in zip(parts, scores, strict=False)]
 
 
 def mask_moments(state: dict[str, Any], mask: torch.Tensor) -> None:
@@ -113,9 +113,7 @@ class AdamWPruneSettings:
         if not 0.0 <= self.target_sparsity < 1.0:
             raise ValueError(f"target sparsity must be in [0, 1), got {self.target_sparsity}")
         if min(self.steps_per_epoch, self.frequency) < 1 or min(self.warmup, self.ramp_end_epoch) < 0:
-            raise ValueError(
-                "steps_per_epoch and frequency must be positive, warmup and ramp_end_epoch not negative"
-            )
+            raise ValueError("steps_per_epoch and frequency must be positive, warmup and ramp_end_epoch not negative")
 
     @property
     def ramp_end_step(self) -> int:
@@ -128,9 +126,7 @@ class AdamWPruneSettings:
         that reaches the ramp end has the target sparsity even when the ramp end is not a
         multiple of ``frequency``.
         """
-        return (
-            self.enabled and step > self.warmup and (step % self.frequency == 0 or step == self.ramp_end_step)
-        )
+        return self.enabled and step > self.warmup and (step % self.frequency == 0 or step == self.ramp_end_step)
 
 
 def _score(variant: str, w: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
@@ -230,7 +226,7 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):
         )
         scores = [_score(s.variant, p, self.state.get(p, {})) for p in self.prunable]
         previous = [self.masks[p] for p in self.prunable] if self.masks else None
-        for p, mask in zip(self.prunable, global_keep_masks(scores, self.current_sparsity, previous)):
+        for p, mask in zip(self.prunable, global_keep_masks(scores, self.current_sparsity, previous), strict=False):
             self.masks[p] = mask
             p.mul_(mask)
             mask_moments(self.state.get(p, {}), mask)

@@ -16,7 +16,6 @@ from torch.nn import functional as F
 from pytest_sweep.trainers.errors import DataUnavailableError
 from pytest_sweep.trainers.names import DATASETS
 
-
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 MNIST_MEAN = (0.1307,)
@@ -100,9 +99,7 @@ def _load_digits() -> DataBundle:
     )
 
 
-def _torchvision_split(
-    kind: str, root: Path, train: bool, download: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _torchvision_split(kind: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     import torchvision
 
     cls = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.MNIST

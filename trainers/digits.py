@@ -72,7 +72,7 @@ def stratified_split(
         take[i] += 1
     gen = torch.Generator().manual_seed(seed)
     test_parts = []
-    for cls, k in zip(classes.tolist(), take):
+    for cls, k in zip(classes.tolist(), take, strict=False):
         members = torch.nonzero(labels == cls).flatten()
         test_parts.append(members[torch.randperm(members.numel(), generator=gen)[:k]])
     in_test = torch.zeros(n, dtype=torch.bool)

@@ -1,4 +1,5 @@
 """The trainer's own exceptions (no torch), shared by its modules without import cycles."""
+
 from __future__ import annotations
 
 

@@ -20,7 +20,6 @@ from pytest_sweep.trainers.names import LOADERS
 from pytest_sweep.trainers.pruning import Pruner
 
 
-
 @dataclass
 class TrainSettings:
     """How :func:`train` runs. ``amp`` (bf16 autocast) and ``channels_last`` act on CUDA only
@@ -70,9 +69,7 @@ def _batches(data: DataBundle, split: str, s: TrainSettings, device: torch.devic
 def _nonfinite(flag: torch.Tensor, epoch: int, steps: torch.Tensor) -> NonFiniteLossError | None:
     if not bool(flag):
         return None
-    return NonFiniteLossError(
-        f"loss became nan/inf at epoch {epoch}, step {int(steps)}; lower the learning rate"
-    )
+    return NonFiniteLossError(f"loss became nan/inf at epoch {epoch}, step {int(steps)}; lower the learning rate")
 
 
 def _check_steps_per_epoch(actual: int, pruner: Pruner, optimizer: torch.optim.Optimizer) -> None:
@@ -88,9 +85,7 @@ def _check_steps_per_epoch(actual: int, pruner: Pruner, optimizer: torch.optim.O
             )
 
 
-def _evaluate(
-    model: nn.Module, batches: Iterable[Any], autocast: Any, device: torch.device
-) -> tuple[float, float]:
+def _evaluate(model: nn.Module, batches: Iterable[Any], autocast: Any, device: torch.device) -> tuple[float, float]:
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)

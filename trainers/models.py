@@ -13,7 +13,6 @@ from torch.nn import functional as F
 from pytest_sweep.trainers.names import MODELS
 
 
-
 class BasicBlock(nn.Module):
     """Two 3x3 conv + BN layers with an identity or 1x1 conv + BN shortcut."""
 
@@ -105,9 +104,7 @@ class LeNet5(nn.Module):
         return out
 
 
-def build_model(
-    name: str, *, in_channels: int, image_size: int, num_classes: int, width: int = 64
-) -> nn.Module:
+def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int, width: int = 64) -> nn.Module:
     """Build a model by name (``"resnet18"`` or ``"lenet5"``) for the given input shape.
 
     ``width`` is the channel count of ResNet-18's first stage (64 is the published model,

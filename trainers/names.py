@@ -4,6 +4,7 @@ Plain Python (no torch): the trainer modules build from these lists, and the pyt
 ``pytest_sweep.plugins`` declare and validate the config symbols from the same lists, so the
 two sides never disagree.
 """
+
 from __future__ import annotations
 
 MODELS = ("resnet18", "lenet5")

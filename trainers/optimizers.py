@@ -17,7 +17,6 @@ from pytest_sweep.trainers.names import ADVANCED, OPTIMIZERS
 from pytest_sweep.trainers.spam import PreparedStep, SpikeGuard
 
 
-
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two groups: Conv/Linear weights decay with ``weight_decay``; everything else
     (biases, batch-norm and other norm parameters) gets no decay. Empty groups are left out."""

@@ -13,7 +13,6 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from pytest_sweep.trainers.names import PRUNING_METHODS
 from pytest_sweep.trainers.adamwprune import (
     AdamWPrune,
     global_keep_masks,
@@ -22,7 +21,7 @@ from pytest_sweep.trainers.adamwprune import (
     ramp_sparsity,
     zero_fraction,
 )
-
+from pytest_sweep.trainers.names import PRUNING_METHODS
 
 
 class Pruner(Protocol):
@@ -79,9 +78,7 @@ class ScheduledPruner:
         if not 0.0 <= target_sparsity < 1.0:
             raise ValueError(f"target sparsity must be in [0, 1), got {target_sparsity}")
         if frequency < 1 or warmup < 0 or steps_per_epoch < 1 or ramp_end_epoch < 0:
-            raise ValueError(
-                "frequency and steps_per_epoch must be positive, warmup and ramp end not negative"
-            )
+            raise ValueError("frequency and steps_per_epoch must be positive, warmup and ramp end not negative")
         self.method = method
         self.optimizer = optimizer
         self.weights = prunable_weights(model)
@@ -106,7 +103,7 @@ class ScheduledPruner:
     @torch.no_grad()
     def before_step(self) -> None:
         if self.masks is not None:
-            for w, mask in zip(self.weights, self.masks):
+            for w, mask in zip(self.weights, self.masks, strict=False):
                 if w.grad is not None:
                     w.grad.mul_(mask.to(w.grad.device))
 
@@ -115,7 +112,7 @@ class ScheduledPruner:
         if self.method == "movement" and self.w0 is None and global_step >= self.warmup:
             self._snapshot()
         if self.masks is not None:
-            for w, mask in zip(self.weights, self.masks):
+            for w, mask in zip(self.weights, self.masks, strict=False):
                 w.mul_(mask)
         if self.due(global_step):
             self.update_masks(global_step)
@@ -130,7 +127,7 @@ class ScheduledPruner:
             ramp=self.ramp,
         )
         self.masks = global_keep_masks(self.scores(), self.current_sparsity, self.masks)
-        for w, mask in zip(self.weights, self.masks):
+        for w, mask in zip(self.weights, self.masks, strict=False):
             w.mul_(mask)
             mask_moments(self.optimizer.state.get(w, {}), mask)
 
@@ -138,14 +135,14 @@ class ScheduledPruner:
         if self.method == "magnitude":
             return [w.detach().abs() for w in self.weights]
         assert self.w0 is not None
-        return [w.detach() * (w.detach() - w0.to(w.device)) for w, w0 in zip(self.weights, self.w0)]
+        return [w.detach() * (w.detach() - w0.to(w.device)) for w, w0 in zip(self.weights, self.w0, strict=False)]
 
     def sparsity(self) -> float:
         return zero_fraction(self.weights)
 
 
 class StatePruning:
-    """ "state" pruning: the AdamWPrune optimizer masks and prunes inside its own ``step``."""
+    """The "state" pruning method: the AdamWPrune optimizer masks and prunes inside its own ``step``."""
 
     def __init__(self, optimizer: AdamWPrune) -> None:
         self.optimizer = optimizer

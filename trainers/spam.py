@@ -89,9 +89,7 @@ class SpikeGuard:
                 if v is not None:
                     limit = (self.theta * (v + 1e-12)).sqrt()
                     p.grad.copy_(torch.maximum(torch.minimum(p.grad, limit), -limit))
-        norm = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
-        )
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params]))
         if self._norms is None:
             self._norms = torch.zeros(self.history, device=norm.device)
             self._valid = torch.zeros(self.history, dtype=torch.bool, device=norm.device)

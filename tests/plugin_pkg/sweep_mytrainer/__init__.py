@@ -9,6 +9,7 @@ It uses only pytest-sweep's public hooks, as any separate package would:
 * names what trained the trial (``pytest_sweep_describe_trial``);
 * writes its own report, ``mytrainer_report.json``, when the sweep ends (``pytest_sweep_finished``).
 """
+
 from __future__ import annotations
 
 import json
