@@ -19,7 +19,7 @@ $(info RANGE_CONFIG=$(RANGE_CONFIG) not found; using $(RANGE_FILE))
 endif
 SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
-.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test bench clean
+.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test lint types unit bench clean
 
 venv: $(STAMP)
 
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)
@@ -51,13 +51,30 @@ sweep-run: $(STAMP)
 sweep-clean:
 	rm -rf $(CONFIG_DIR)
 
-## make test: the project's own test suite
-test: $(STAMP)
+## make test: lint, type checks, then the project's own test suite (what CI runs)
+test: lint types
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## make unit: the fast unit tests only (no pytest-in-pytest, no subprocess sweeps)
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+## make lint: ruff (pytest-xdist's rules) and ruff format --check
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+## make types: mypy --strict on the installed layout, through a link tree pytest_sweep/{matrix,plugins,trainers}
+TYPECHECK := build/typecheck
+types: $(STAMP)
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/pytest_sweep
+	ln -s ../../../pytest_sweep/__init__.py ../../../pytest_sweep/py.typed $(TYPECHECK)/pytest_sweep/
+	for pkg in matrix plugins trainers; do ln -s ../../../$$pkg $(TYPECHECK)/pytest_sweep/$$pkg; done
+	cd $(TYPECHECK) && $(abspath $(PY)) -m mypy --config-file ../../pyproject.toml -p pytest_sweep
 
 ## make bench: the benchmarks recorded in docs/benchmarks.md
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 clean: sweep-clean
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build .mypy_cache .ruff_cache

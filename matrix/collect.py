@@ -34,9 +34,7 @@ class SweepItem(pytest.Item):
         if outcome.error is not None:
             raise outcome.error
 
-    def repr_failure(  # type: ignore[override]
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, TrialFailed):
             where = f" (log: {self.trial_dir / 'output.log'})" if self.trial_dir else ""
             return f"{self.trial.name}: {excinfo.value}{where}"

@@ -85,7 +85,7 @@ class Controller:
         """Turn one test report into (or onto) its trial's record."""
         shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
         if shipped:
-            self.records[report.nodeid] = json.loads(shipped[-1])
+            self.records[report.nodeid] = json.loads(str(shipped[-1]))
             return
         base = self.expected_record(report.nodeid)
         if base is None:

@@ -3,8 +3,9 @@
 The hooks are added to pytest's own plugin manager (``pytest_addhooks``), so any
 pytest plugin implements them: a ``conftest.py``, a module given with ``-p``, or a
 package registered through the ``pytest11`` entry point.  The built-in plugins in
-``plugins/`` and ``trainers/plugin.py`` use exactly these hooks, and their factory
-implementations are ``trylast`` so that yours win.
+:mod:`pytest_sweep.plugins` use exactly these hooks, and their factory implementations are
+``trylast`` so that yours win.  The objects the factories return are described by the
+protocols in :mod:`pytest_sweep.matrix.contracts`.
 
 All hook names start with ``pytest_sweep_`` (pytest only takes hooks named ``pytest_*``).
 """
@@ -18,6 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     import pytest
 
+    from pytest_sweep.matrix.contracts import DataBundle, Pruner, Trainer
     from pytest_sweep.matrix.records import SweepResult
     from pytest_sweep.matrix.symbols import Symbol
     from pytest_sweep.matrix.trial import Trial
@@ -61,15 +63,30 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
 
 
 @hookspec(firstresult=True)
-def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
-    """Return the trainer for a trial: an object with ``run(trial) -> dict``.
+def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Trainer | None:
+    """Return the trainer for a trial (:class:`~pytest_sweep.matrix.contracts.Trainer`).
+
+    :param trial: the trial to train, with typed values.
+    :param config: the pytest config of the process that runs it.
 
     ``firstresult``: the first non-``None`` answer wins; the built-in trainer is
-    ``trylast``, so a plugin returning its own trainer replaces it.  ``run``
-    returns the metrics dict (keys of :data:`matrix.records.METRIC_KEYS`) and
-    raises to fail the trial.
+    ``trylast``, so a plugin returning its own trainer replaces it.  Its
+    ``run(trial, ctx)`` returns the metrics (keys of
+    :data:`pytest_sweep.matrix.records.METRIC_KEYS`) and raises to fail the trial;
+    ``ctx`` is the :class:`~pytest_sweep.matrix.trial.TrialContext` (folder, log,
+    epoch hook).
 
     Example::
+
+        class MyTrainer:
+            def run(self, trial, ctx):
+                for epoch in range(1, trial["CONFIG_NUM_EPOCHS"] + 1):
+                    acc = train_one_epoch()
+                    ctx.log(f"epoch {epoch}: {acc:.2f}%")
+                    if ctx.epoch_ended({"epoch": epoch, "test_acc": acc}):
+                        break
+                return {"test_acc": acc}
+
 
         @pytest.hookimpl
         def pytest_sweep_make_trainer(trial, config):
@@ -79,16 +96,22 @@ def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
 
 
 @hookspec(firstresult=True)
-def pytest_sweep_make_dataset(trial: Trial) -> Any:
+def pytest_sweep_make_dataset(trial: Trial) -> DataBundle | None:
     """Return the dataset bundle for a trial (built-in: digits, CIFAR-10, MNIST).
 
-    ``firstresult``; the built-in implementation is ``trylast``.
+    :param trial: the running trial.
+
+    ``firstresult``; the built-in implementation is ``trylast``.  The built-in trainer
+    needs a :class:`~pytest_sweep.matrix.contracts.DataBundle`.
     """
 
 
 @hookspec(firstresult=True)
 def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
     """Return the ``torch.nn.Module`` for a trial, shaped for ``data``.
+
+    :param trial: the running trial.
+    :param data: what ``pytest_sweep_make_dataset`` returned.
 
     ``firstresult``; the built-in (ResNet-18, LeNet-5) is ``trylast``.
     """
@@ -98,6 +121,8 @@ def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
 def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) -> Any:
     """Return the ``torch.optim.Optimizer`` for a trial's model.
 
+    :param trial: the running trial.
+    :param model: the model, already on the trial's device.
     :param steps_per_epoch: optimizer steps in one epoch (for pruning schedules).
 
     ``firstresult``; the built-in (SGD, Adam, AdamW, AdamWAdv, AdamWSpam,
@@ -106,8 +131,13 @@ def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) 
 
 
 @hookspec(firstresult=True)
-def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Any:
-    """Return the pruner for a trial (``before_step``, ``after_step``, ``sparsity``).
+def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Pruner | None:
+    """Return the pruner for a trial (:class:`~pytest_sweep.matrix.contracts.Pruner`).
+
+    :param trial: the running trial.
+    :param model: the model being trained.
+    :param optimizer: what ``pytest_sweep_make_optimizer`` returned.
+    :param steps_per_epoch: optimizer steps in one epoch.
 
     ``firstresult``; the built-in methods (none, magnitude, movement, state) are
     ``trylast``.
@@ -116,13 +146,19 @@ def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per
 
 @hookspec
 def pytest_sweep_trial_started(trial: Trial) -> None:
-    """A trial is about to train (on the process that runs it)."""
+    """A trial is about to train (on the process that runs it).
+
+    :param trial: the trial; ``trial.context`` holds its folder and log.
+
+    Raising here fails the trial (its record says why), not the sweep.
+    """
 
 
 @hookspec
 def pytest_sweep_epoch_ended(trial: Trial, metrics: dict[str, Any]) -> bool | None:
     """An epoch ended; return ``True`` to stop this trial early.
 
+    :param trial: the running trial.
     :param metrics: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
         ``test_acc`` (%), ``sparsity`` (0..1), ``lr``, ``epoch_time``, ``images_per_s``.
 
@@ -135,12 +171,19 @@ def pytest_sweep_epoch_ended(trial: Trial, metrics: dict[str, Any]) -> bool | No
 
 @hookspec
 def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
-    """A trial finished (passed or failed); ``record`` is its summary row."""
+    """A trial finished (passed, failed or interrupted), on the process that ran it.
+
+    :param trial: the trial.
+    :param record: its summary row (see :mod:`pytest_sweep.matrix.records`).
+    """
 
 
 @hookspec
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     """The whole sweep ended; reporters write their outputs.
+
+    :param config: the controller's pytest config.
+    :param sweep: every record, in collection order, and the sweep folder (``sweep.dir``).
 
     Called on the controller only (never on an xdist worker), also after an
     interrupt, with every record known so far.  ``sweep.dir`` is the sweep folder.
@@ -150,6 +193,9 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
 @hookspec
 def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
     """The sweep so far, while it runs; reporters may write interim outputs.
+
+    :param config: the controller's pytest config.
+    :param sweep: the records so far (``sweep.running`` is true).
 
     Called on the controller only, after a trial's result arrives, at most every
     ``--sweep-summary-interval`` seconds (and, unless that is 0, never more often than ten times the
@@ -165,6 +211,8 @@ def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
 def pytest_sweep_describe_trial(trial: Trial) -> str | None:
     """A short name for what trains a trial, e.g. ``resnet18/cifar10/adamwprune e100 b128``.
 
-    Stored as the record's ``trainer``; the runtime estimate of ``--collect-only``
+    :param trial: a collected trial.
+
+    ``firstresult``.  Stored as the record's ``trainer``; the runtime estimate of ``--collect-only``
     uses the mean time of earlier trials with the same description.  Cheap: no torch.
     """

@@ -177,7 +177,11 @@ def _trap_sigterm(config: pytest.Config) -> None:
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:  # not the main thread
         return
-    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, previous))
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
 
 
 class CollectorPlugin:

@@ -85,7 +85,7 @@ class TrialTicker:
         if reporter is None:
             return
         writer = getattr(reporter, "_tw", None)  # xdist's progress dots leave the line open
-        if writer is not None and getattr(writer, "width_of_current_line", 0):
+        if writer is not None and int(getattr(writer, "width_of_current_line", 0)):
             reporter.write("\n")
         reporter.write_line(line, red=" FAILED: " in line)
 

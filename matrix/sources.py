@@ -45,7 +45,12 @@ def collect_symbols(config: pytest.Config) -> SymbolTable:
     table = SymbolTable()
     for impl in config.pluginmanager.hook.pytest_sweep_declare_symbols.get_hookimpls():
         plugin_name = config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
-        for sym in impl.function() or ():
+        declared = impl.function()
+        if declared is None:
+            continue
+        if not isinstance(declared, (list, tuple)):
+            raise pytest.UsageError(f"plugin {plugin_name}: pytest_sweep_declare_symbols must return a list of Symbol")
+        for sym in declared:
             if not isinstance(sym, Symbol):
                 raise pytest.UsageError(
                     f"plugin {plugin_name}: pytest_sweep_declare_symbols must return Symbol objects"

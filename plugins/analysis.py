@@ -127,4 +127,4 @@ def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
             + [rec.get("config", {}).get(k, "") for k in swept]
         )
     headers = ["rank", "config", "test_acc %", "sparsity", "time"] + [short_key(k) for k in swept]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))

@@ -83,7 +83,8 @@ def pytest_sweep_describe_trial(trial: Trial) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_dataset(trial: Trial) -> Any:
-    from pytest_sweep.trainers.data import DataUnavailableError, load_dataset
+    from pytest_sweep.trainers.data import load_dataset
+    from pytest_sweep.trainers.errors import DataUnavailableError
 
     try:
         return load_dataset(

@@ -1,122 +1,19 @@
-"""Shared fixtures of the end-to-end tests: hermetic ``pytester`` runs of real sweeps.
+"""Fixtures shared by the tests; the helpers behind them live in ``sweep_helpers.py``.
 
-Every inner run disables plugin autoloading (``PYTEST_DISABLE_PLUGIN_AUTOLOAD``) and
-loads exactly the sweep's own plugins with ``-p``, so a stray plugin installed next
-to pytest-sweep cannot change what the tests see.  ``OMP_NUM_THREADS=1`` keeps a
-trial subprocess from spinning two torch threads on a busy two-core machine.
-
-Test modules reach the helpers through the ``sweep_tools`` and ``sweep_pytester``
-fixtures (and import the classes only under ``TYPE_CHECKING``): a module named
-``conftest`` also exists at the repository root, so ``import conftest`` is ambiguous.
+Tests that start pytest in process (``pytester``) or in a subprocess are marked ``slow`` here,
+automatically, and run after the fast unit tests (``-m "not slow"`` runs the unit tests alone).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_sweep import plugin_args
+from sweep_helpers import HERMETIC_ENV, SweepPytester, SweepTools
 
 #: Not tests: the example plugin package and the golden files.
 collect_ignore = ["plugin_pkg", "golden"]
-
-PLUGIN_ARGS = tuple(plugin_args())
-HERMETIC_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-#: Generous: a trial subprocess imports torch and sklearn (about 10 s on a busy machine).
-SUBPROCESS_TIMEOUT = 300.0
-
-
-class SweepTools:
-    """Helpers that need no ``pytester`` (so module-scoped fixtures can use them)."""
-
-    #: LeNet-5 on scikit-learn's bundled digits: no download, a fraction of a second per epoch.
-    DIGITS_BASE = (
-        'CONFIG_MODEL="lenet5"\n'
-        'CONFIG_DATASET="digits"\n'
-        'CONFIG_DEVICE="cpu"\n'
-        'CONFIG_OPTIMIZER="adamw"\n'
-        "CONFIG_NUM_EPOCHS=2\n"
-        "CONFIG_BATCH_SIZE=64\n"
-    )
-    plugin_args = PLUGIN_ARGS
-
-    @classmethod
-    def digits_config(cls, *extra_lines: str) -> str:
-        """The digits base config plus ``extra_lines`` (the swept keys)."""
-        return cls.DIGITS_BASE + "".join(line + "\n" for line in extra_lines)
-
-    @staticmethod
-    def sweep_dirs(root: Path) -> list[Path]:
-        return sorted(p for p in root.glob("sweep_*") if p.is_dir())
-
-    @classmethod
-    def only_sweep_dir(cls, root: Path) -> Path:
-        found = cls.sweep_dirs(root)
-        assert len(found) == 1, f"expected one sweep folder under {root}, found {found}"
-        return found[0]
-
-    @staticmethod
-    def summary(sweep_dir: Path) -> list[dict[str, Any]]:
-        data = json.loads((sweep_dir / "sweep_summary.json").read_text(encoding="utf-8"))
-        assert isinstance(data, list)
-        return data
-
-    @classmethod
-    def records(cls, sweep_dir: Path) -> dict[str, dict[str, Any]]:
-        """The records of ``sweep_summary.json`` by config name."""
-        return {r["config_file"]: r for r in cls.summary(sweep_dir)}
-
-    @staticmethod
-    def run_process(cwd: Path, *args: str, env: dict[str, str] | None = None, plugins: bool = True) -> pytest.RunResult:
-        """``python -m pytest ARGS`` in ``cwd``: ``runpytest_subprocess`` for a module-scoped
-        fixture (``pytester`` is function-scoped), so one real sweep can feed several tests."""
-        full_env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-        full_env.update(HERMETIC_ENV)
-        full_env.update(env or {})
-        started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", *(PLUGIN_ARGS if plugins else ()), *args],
-            cwd=cwd,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=SUBPROCESS_TIMEOUT,
-            check=False,
-        )
-        return pytest.RunResult(
-            proc.returncode, proc.stdout.splitlines(), proc.stderr.splitlines(), time.monotonic() - started
-        )
-
-
-class SweepPytester(SweepTools):
-    """``pytester`` with the sweep's plugins on every command line."""
-
-    def __init__(self, pytester: pytest.Pytester) -> None:
-        self.pytester = pytester
-
-    @property
-    def path(self) -> Path:
-        return self.pytester.path
-
-    def range_config(self, text: str, name: str = "sweep.rc") -> Path:
-        path = self.path / name
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    def run(self, *args: str) -> pytest.RunResult:
-        """In process: for collection and usage errors (nothing there imports torch)."""
-        return self.pytester.runpytest(*PLUGIN_ARGS, *args)
-
-    def run_subprocess(self, *args: str) -> pytest.RunResult:
-        """In a fresh interpreter: for runs that train (torch stays out of this process)."""
-        return self.pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=SUBPROCESS_TIMEOUT)
 
 
 @pytest.fixture
@@ -142,3 +39,21 @@ def sweep_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     monkeypatch.delenv("PYTEST_PLUGINS", raising=False)
     return SweepPytester(pytester)
+
+
+#: Modules whose tests run real sweeps in subprocesses through module-scoped fixtures.
+SLOW_MODULES = {"test_e2e_sweep", "test_parallel", "test_pruning_sweep", "test_process_exit", "test_symbols_reach"}
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return "pytester" in fixtures or item.get_closest_marker("slow") is not None or item.path.stem in SLOW_MODULES
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the end-to-end tests ``slow`` and run them after the unit tests (stable otherwise)."""
+    slow = {id(item) for item in items if _is_slow(item)}
+    for item in items:
+        if id(item) in slow:
+            item.add_marker(pytest.mark.slow)
+    items[:] = [i for i in items if id(i) not in slow] + [i for i in items if id(i) in slow]

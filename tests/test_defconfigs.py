@@ -11,12 +11,11 @@ import itertools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester
+from sweep_helpers import SweepPytester
 
 DEFCONFIGS = Path(__file__).resolve().parent.parent / "defconfigs"
 

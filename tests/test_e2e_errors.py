@@ -7,12 +7,9 @@ reached the terminal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester
+from sweep_helpers import SweepPytester
 
 GOOD = 'CONFIG_MODEL="lenet5"\nCONFIG_DATASET="digits"\nCONFIG_LEARNING_RATE=0.001|0.003\n'
 

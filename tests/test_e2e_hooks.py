@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester, SweepTools
+from sweep_helpers import SweepPytester, SweepTools
 
 STOPPER = """\
 import pytest

@@ -16,12 +16,10 @@ import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester
+from sweep_helpers import SweepPytester
 
 PKG = Path(__file__).resolve().parent / "plugin_pkg"
 TOY_RC = "CONFIG_MYTRAINER_DEPTH=1|2|5\n"

@@ -13,14 +13,13 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from pytest_sweep.plugins.analysis import render_analysis
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester, SweepTools
+from sweep_helpers import SweepPytester, SweepTools
 
 MAIN_SWEPT = (
     "CONFIG_LEARNING_RATE=1e10|0.001|0.003  # 1e10: the loss becomes NaN in the first steps",

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from pytest_sweep import plugin_args
 from pytest_sweep.plugins.gpu import gpu_for_worker, threads_for, visible_gpus
 
-PLUGINS = [*plugin_args(), "-p", "xdist.plugin"]
+from sweep_helpers import XDIST_PLUGIN_ARGS
 
 
 def test_visible_gpus_follow_the_parents_list() -> None:
@@ -64,7 +63,7 @@ def test_real_workers_are_pinned_before_torch_starts(
     pytester.makeconftest(RECORDER)
     pytester.makefile("", range="CONFIG_PROBE=1:1:8\n")
     result = pytester.runpytest_subprocess(
-        *PLUGINS,
+        *XDIST_PLUGIN_ARGS,
         "--range-config=range",
         "--sweep-output=out",
         "-n",

@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep import plugin_args
-
-PLUGINS = [*plugin_args(), "-p", "xdist.plugin"]
+from sweep_helpers import XDIST_PLUGIN_ARGS
 
 BASE = """\
 CONFIG_MODEL="lenet5"
@@ -97,7 +95,7 @@ def sweep(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     def run(body: str, *args: str, timeout: float = 240) -> tuple[pytest.RunResult, list[dict[str, Any]]]:
         pytester.path.joinpath("range").write_text(BASE + body)
         result = pytester.runpytest_subprocess(
-            *PLUGINS,
+            *XDIST_PLUGIN_ARGS,
             "--range-config=range",
             "--sweep-output=out",
             "-p",
@@ -286,7 +284,7 @@ def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytest
             sys.executable,
             "-m",
             "pytest",
-            *PLUGINS,
+            *XDIST_PLUGIN_ARGS,
             "--range-config=range",
             "--sweep-output=out",
             "-p",

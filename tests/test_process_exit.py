@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester
+from sweep_helpers import SweepPytester
 
 #: Registered at conftest import, so it runs after the plugin's own atexit handler (atexit is LIFO).
 EXIT_PROBE = """

@@ -21,12 +21,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from conftest import SweepTools
+from sweep_helpers import SweepTools
 
 #: The schedule of resnet18-digits-smoke: 23 steps per epoch at batch 64, pruning from step
 #: 46 (after epoch 2) every 5 steps, at the target from epoch 8 (step 184) on.

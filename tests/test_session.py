@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.sources import SOURCES_KEY
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester
+from sweep_helpers import SweepPytester
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,13 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from pytest_sweep.matrix.trial import derive_seed
 
-if TYPE_CHECKING:
-    from conftest import SweepPytester, SweepTools
+from sweep_helpers import SweepPytester, SweepTools
 
 #: The recorder plugin of the inner run (its ``conftest.py``).
 RECORDER = r'''

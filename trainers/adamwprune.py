@@ -145,7 +145,7 @@ def _score(variant: str, w: torch.Tensor, state: dict[str, Any]) -> torch.Tensor
     return score
 
 
-class AdamWPrune(PreparedStep, torch.optim.Adam):
+class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optimizer.step is overloaded
     """Adam-family optimizer with boolean masks on the prunable weights ("state" pruning).
 
     Each ``step``: gradients of pruned weights are zeroed, the base update runs (``adam``:

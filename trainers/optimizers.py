@@ -52,7 +52,7 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
 
 
-class AdamWSpam(PreparedStep, torch.optim.AdamW):
+class AdamWSpam(PreparedStep, torch.optim.AdamW):  # type: ignore[misc]  # Optimizer.step is overloaded
     """AdamW + AMSGrad with SPAM spike handling (see :class:`trainers.spam.SpikeGuard`)."""
 
     def __init__(self, params: Any, *, guard: SpikeGuard, **kwargs: Any) -> None:

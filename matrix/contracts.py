@@ -1,0 +1,63 @@
+"""Typed contracts between the core and the plugins that train, as ``typing.Protocol`` (no torch).
+
+The factory hooks in :mod:`pytest_sweep.matrix.hookspecs` return objects of these shapes.  Any
+object with the right methods and attributes fits (structural typing): a third-party trainer
+does not import or subclass anything from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sized
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pytest_sweep.matrix.trial import Trial, TrialContext
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """What ``pytest_sweep_make_trainer`` returns: trains one trial and returns its metrics."""
+
+    def run(self, trial: Trial, ctx: TrialContext) -> Mapping[str, Any] | None:
+        """Train ``trial``; log through ``ctx.log``, report each epoch through ``ctx.epoch_ended``.
+
+        Returns the metrics (keys of :data:`pytest_sweep.matrix.records.METRIC_KEYS`, plus
+        ``history``, the list of per-epoch metrics); raises to fail the trial
+        (:class:`~pytest_sweep.matrix.trial.TrialFailed` for a one-line reason).
+        """
+        ...
+
+
+class DataBundle(Protocol):
+    """What ``pytest_sweep_make_dataset`` returns for the built-in trainer (image classification)."""
+
+    name: str
+    num_classes: int
+
+    @property
+    def train_y(self) -> Sized: ...
+
+    @property
+    def test_y(self) -> Sized: ...
+
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+
+class Pruner(Protocol):
+    """What ``pytest_sweep_make_pruner`` returns: called around every optimizer step."""
+
+    def before_step(self) -> None:
+        """After ``backward()``, before ``optimizer.step()`` (e.g. mask the gradients)."""
+        ...
+
+    def after_step(self, global_step: int) -> None:
+        """After ``optimizer.step()``; ``global_step`` counts the steps done (1-based)."""
+        ...
+
+    def sparsity(self) -> float:
+        """Fraction of exact zeros over the prunable weights."""
+        ...
