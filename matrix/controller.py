@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,35 @@ def _last_error_line(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tuple[int, int, str]]:
+    """Sort key: the source's place among this run's sources, then the config number."""
+    sources: dict[Any, int] = {}
+    for rec in current:
+        sources.setdefault(rec.get("source"), len(sources))
+
+    def key(rec: dict[str, Any]) -> tuple[int, int, str]:
+        name = str(rec.get("config_file", ""))
+        digits = name.rpartition("_")[2]
+        return sources.get(rec.get("source"), len(sources)), int(digits) if digits.isdigit() else 0, name
+
+    return key
+
+
 class Controller:
     """Every record of the sweep, in collection order; the summaries."""
 
-    def __init__(self, config: pytest.Config, sources: Sources, sweep_dir: Path, summary_interval: float) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        sources: Sources,
+        sweep_dir: Path,
+        summary_interval: float,
+        previous: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """:param previous: the records of the sweep being resumed (``--sweep-resume``): they are
+        kept, unless this run gives a trial a new result."""
         self.config = config
+        self.previous = previous or []
         self.sources = sources
         self.dir = sweep_dir
         self.records: dict[str, dict[str, Any]] = {}
@@ -49,6 +74,7 @@ class Controller:
         self.result: SweepResult | None = None
         self.summary_interval = summary_interval
         self._next_summary = time.monotonic() + summary_interval
+        self._interim_written = False
 
     # -- what was collected ------------------------------------------------------------
     def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
@@ -115,8 +141,47 @@ class Controller:
         if result is None:
             return None
         self.result = result
-        self.config.hook.pytest_sweep_finished(config=self.config, sweep=result)
+        failures = self._call_reporters(result)
+        if failures:
+            self._drop_stale_interim_summary()
         return result
+
+    def _call_reporters(self, result: SweepResult) -> int:
+        """Every ``pytest_sweep_finished``, each on its own: one failing reporter (a full disk)
+        is one red line, and the others still write their files."""
+        failures = 0
+        hook = self.config.hook.pytest_sweep_finished
+        kwargs: dict[str, Any] = {"config": self.config, "sweep": result}
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                impl.function(*(kwargs[name] for name in impl.argnames))
+            except Exception as exc:
+                failures += 1
+                name = self.config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
+                self._line(
+                    f"sweep: {name} could not write its files: {one_line(exc)}; every trial's folder keeps "
+                    f"its results, and pytest --sweep-resume={self.dir} writes the summary again",
+                    red=True,
+                )
+        return failures
+
+    def _drop_stale_interim_summary(self) -> None:
+        """An interim summary must not outlive a failed final write: it would call trials that
+        finished since "not finished"."""
+        summary = self.dir / "sweep_summary.json"
+        try:
+            stale = self._interim_written and NOT_FINISHED_YET in summary.read_text(encoding="utf-8")
+        except OSError:
+            return
+        if stale:
+            for name in ("sweep_summary.json", "sweep_analysis.txt"):
+                (self.dir / name).unlink(missing_ok=True)
+            self._line("sweep: removed the interim summary, which no longer describes the sweep", red=True)
+
+    def _line(self, text: str, **markup: bool) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(text, **markup)
 
     def summary_due(self) -> bool:
         return not self.finished and time.monotonic() >= self._next_summary
@@ -129,14 +194,13 @@ class Controller:
             return
         try:
             self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
+            self._interim_written = True
         except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(
-                    f"sweep: interim summary not written: {one_line(exc)}; "
-                    "the sweep goes on and writes the final summary at the end",
-                    yellow=True,
-                )
+            self._line(
+                f"sweep: interim summary not written: {one_line(exc)}; "
+                "the sweep goes on and writes the final summary at the end",
+                yellow=True,
+            )
         now = time.monotonic()
         # an interval of 0 means after every trial, as asked; otherwise the writes may take at
         # most a tenth of the time, so a huge sweep does not spend it rewriting files
@@ -147,16 +211,24 @@ class Controller:
         self, not_run_error: str, *, interrupted: bool = False, running: bool = False
     ) -> SweepResult | None:
         """Every expected trial's record, in collection order; those without a result are not run."""
+        earlier = {str(r["trial_dir"]): r for r in self.previous}
         rows: list[dict[str, Any]] = []
-        for nodeid in self.expected:
+        for nodeid, (trial, _) in self.expected.items():
             rec = self.records.get(nodeid)
             if rec is None:
                 rec = self.expected_record(nodeid)
                 assert rec is not None
-                if rec["status"] != "skipped":
+                kept = earlier.get(trial.folder)
+                if kept is not None and kept.get("status") == "passed" and kept.get("config") == trial.raw:
+                    rec = kept  # finished in the resumed sweep; this run did not get to it
+                elif rec["status"] != "skipped":
                     rec.update(status="not_run", error=not_run_error)
             rows.append(rec)
         rows.extend(r for n, r in self.records.items() if n not in self.expected)
+        if self.previous:  # a resume: every record of the resumed sweep stays, in grid order
+            fresh = {str(r.get("trial_dir")): r for r in rows}
+            merged = [fresh.pop(str(r["trial_dir"]), r) for r in self.previous]
+            rows = sorted(merged + list(fresh.values()), key=_grid_order(rows))
         if not rows:
             return None
         self.dir.mkdir(parents=True, exist_ok=True)

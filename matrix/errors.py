@@ -11,6 +11,25 @@ class RangeConfigError(Exception):
         self.message = message
 
     def __str__(self) -> str:
-        if self.line is None:
-            return f"{self.path}: {self.message}"
-        return f"{self.path}:{self.line}: {self.message}"
+        path = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in self.path)
+        where = path if self.line is None else f"{path}:{self.line}"
+        return f"{where}: {clip(self.message)}"
+
+
+#: Longest run of non-blank characters an error line shows before it is cut.
+CLIP_RUN = 200
+
+
+def clip(text: str) -> str:
+    """``text`` made safe for one terminal line: control characters escaped, huge values cut.
+
+    A value of 100,000 characters, or one holding NUL bytes, would otherwise be echoed in full
+    (or raw) by an error message.
+    """
+    out: list[str] = []
+    for word in text.split(" "):
+        safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in word)
+        if len(safe) > CLIP_RUN:
+            safe = f"{safe[: CLIP_RUN - 10]}...({len(word)} characters)"
+        out.append(safe)
+    return " ".join(out)

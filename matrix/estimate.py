@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix.errors import clip
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pytest_sweep.matrix.collect import SweepItem
     from pytest_sweep.matrix.sources import Sources
 
@@ -20,25 +21,49 @@ if TYPE_CHECKING:
 HISTORY_DEPTH = 20
 
 
-def measured_minutes(root: Any, trainers: set[str]) -> tuple[float, int, str] | None:
-    """Mean minutes per passed trial of the same trainer in the newest earlier sweeps."""
+def _history_times(path: Path, trainers: set[str]) -> list[float]:
+    """Training times of passed trials of these trainers in one earlier summary.
+
+    Raises ``ValueError`` naming what is wrong with a file that is not a list of records.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list):
+        raise ValueError(f"holds {type(data).__name__}, not a list of records")
+    times: list[float] = []
+    for r in data:
+        if not isinstance(r, dict) or r.get("status") != "passed" or r.get("reused"):
+            continue
+        trainer, seconds = r.get("trainer"), r.get("training_time")
+        if not isinstance(trainer, str) or trainer not in trainers:
+            continue
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            continue
+        try:
+            value = float(seconds)
+        except OverflowError:
+            continue
+        if math.isfinite(value) and value >= 0:
+            times.append(value)
+    return times
+
+
+def measured_minutes(root: Path, trainers: set[str], skipped: list[str] | None = None) -> tuple[float, int, str] | None:
+    """Mean minutes per passed trial of the same trainer in the newest earlier sweeps.
+
+    A summary that cannot be read is left out; its path and why go to ``skipped``.
+    """
     times: list[float] = []
     where = ""
     for folder in reversed(storage.sweep_dirs(root)[-HISTORY_DEPTH:]):
         path = folder / "sweep_summary.json"
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        if not path.is_file():
             continue
-        found = [
-            float(r["training_time"])
-            for r in records
-            if isinstance(r, dict)
-            and r.get("status") == "passed"
-            and not r.get("reused")
-            and r.get("trainer") in trainers
-            and isinstance(r.get("training_time"), (int, float))
-        ]
+        try:
+            found = _history_times(path, trainers)
+        except (OSError, ValueError) as exc:
+            if skipped is not None:
+                skipped.append(f"{path} ({clip(str(exc))[:120]})")
+            continue
         if found:
             times.extend(found)
             where = where or folder.name
@@ -61,8 +86,9 @@ def describe(config: pytest.Config, sources: Sources, sweep_dir: Path, items: li
     trainers = {sources.describe(i.trial) or "" for i in runnable}
     per_trial = options.minutes_per_trial(config)
     basis = "--sweep-minutes-per-trial"
+    skipped_history: list[str] = []
     if per_trial is None:
-        measured = measured_minutes(options.output_root(config), trainers)
+        measured = measured_minutes(options.output_root(config), trainers, skipped_history)
         if measured is not None:
             per_trial, n, where = measured
             basis = f"measured: mean of {n} earlier trials, newest in {where}"
@@ -70,6 +96,7 @@ def describe(config: pytest.Config, sources: Sources, sweep_dir: Path, items: li
             per_trial = options.DEFAULT_MINUTES_PER_TRIAL
             basis = "the guide's figure; set --sweep-minutes-per-trial or run a sweep to measure it"
     total = len(runnable) * per_trial
+    history_lines = [f"sweep: history left out of the estimate, unreadable: {p}" for p in skipped_history]
     kinds = Counter(t for t in trainers if t)
     lines = [
         f"sweep: {len(items)} combination{'s' if len(items) != 1 else ''}"
@@ -77,6 +104,7 @@ def describe(config: pytest.Config, sources: Sources, sweep_dir: Path, items: li
         + (f"; trainer: {', '.join(sorted(kinds))}" if kinds else ""),
         f"sweep: estimated runtime {len(runnable)} x {format_minutes(per_trial)} = {format_minutes(total)} ({basis})",
     ]
+    lines[:0] = history_lines
     workers = getattr(config.option, "numprocesses", None)
     if isinstance(workers, int) and workers > 1:
         lines.append(f"sweep: with {workers} workers about {format_minutes(total / workers)}")

@@ -39,6 +39,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+#: The longest trial timeout accepted (about 115 days); larger values cannot be a real limit.
+MAX_TIMEOUT = 1e7
+
+
+def _timeout(text: str) -> float:
+    value = _positive_float(text)
+    if not value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"{text} is not a usable limit; give seconds from above 0 to {MAX_TIMEOUT:g}")
+    return value
+
+
+def _folder(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty folder name; give a folder")
+    return text
+
+
 def _non_negative_float(text: str) -> float:
     value = _float(text)
     if not value >= 0 or value == float("inf"):
@@ -71,6 +88,7 @@ def addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--sweep-generate",
+        type=_folder,
         default=None,
         metavar="DIR",
         help="Write one config file per combination of --range-config into DIR "
@@ -145,7 +163,7 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sweep-trial-timeout",
         dest="sweep_trial_timeout",
-        type=_positive_float,
+        type=_timeout,
         default=None,
         metavar="SECONDS",
         help="Fail a trial that runs longer than SECONDS and go on with the sweep",
@@ -167,6 +185,13 @@ def addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="Reuse trials already finished in DIR (default: the newest sweep folder) and run the rest",
+    )
+    group.addoption(
+        "--sweep-resume-force",
+        dest="sweep_resume_force",
+        action="store_true",
+        default=False,
+        help="Resume even where this run's grid differs from the resumed sweep's (its other records are kept)",
     )
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))

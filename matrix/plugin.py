@@ -28,7 +28,7 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError
 from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
-from pytest_sweep.matrix.resume import resume_dir
+from pytest_sweep.matrix.resume import grid_change, previous_records, resume_dir
 from pytest_sweep.matrix.runner import RUNNER_KEY, Runner
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
 from pytest_sweep.matrix.symbols import Symbol
@@ -94,13 +94,49 @@ def _generate(config: pytest.Config) -> int:
 
 
 def _sweep_dir(config: pytest.Config) -> Path:
+    """The sweep folder: a worker's from its controller, else resumed or claimed (created) now.
+
+    Claiming it before the first trial makes a path that cannot hold it (a file on the way, a
+    read-only filesystem) one usage error instead of every trial failing; ``--collect-only``
+    only names it.
+    """
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:
         return Path(workerinput["sweep_dir"])
+    root = options.output_root(config)
     resume = config.getoption("sweep_resume")
-    if resume is not None:
-        return resume_dir(options.output_root(config), resume, config.invocation_params.dir)
-    return storage.new_sweep_dir(options.output_root(config))
+    try:
+        if resume is not None:
+            folder = resume_dir(root, resume, config.invocation_params.dir)
+            if not config.option.collectonly:
+                storage.check_writable(folder)
+            return folder
+        if config.option.collectonly:
+            return storage.new_sweep_dir(root)
+        return storage.claim_sweep_dir(root)
+    except OSError as exc:
+        where = folder if resume is not None else root
+        raise pytest.UsageError(
+            f"--sweep-output: cannot write the sweep folder under {where} ({exc.strerror or exc}); "
+            "choose a writable folder with --sweep-output=DIR"
+        ) from None
+
+
+def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -> list[dict[str, Any]] | None:
+    """``--sweep-resume``: the resumed sweep's records; a different grid is a usage error unless forced."""
+    if config.getoption("sweep_resume") is None:
+        return None
+    previous = previous_records(sweep_dir)
+    if previous is None:
+        return None
+    folders = [sources.make_trial(s, c).folder for s in sources.sources for c in s.combinations]
+    change = grid_change(previous, folders)
+    if change is not None and not config.getoption("sweep_resume_force"):
+        raise pytest.UsageError(
+            f"--sweep-resume={sweep_dir}: {change}; resume with the range config that made it, "
+            "start a new sweep, or add --sweep-resume-force to resume anyway (its other records are kept)"
+        )
+    return previous
 
 
 def _distributing(config: pytest.Config) -> bool:
@@ -114,9 +150,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
     sources = config.stash[SOURCES_KEY] = Sources(config)
+    paths = [str(s.path) for s in sources.sources]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --range-config=FILE` runs that sweep, not the project's own tests
-        config.args = [str(s.path) for s in sources.sources]
+        config.args = paths
+    else:  # `pytest tests/x --range-config=FILE`: both
+        given = {str((config.invocation_params.dir / a.split("::")[0]).resolve()) for a in config.args}
+        config.args = [*config.args, *(p for p in paths if p not in given)]
     sweep_dir = _sweep_dir(config)
     mode = options.progress_mode(config)
     config.pluginmanager.register(CollectorPlugin(sources), "sweep-collector")
@@ -133,8 +173,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
     if not worker:
+        previous = _resumed_records(config, sources, sweep_dir)
         controller = config.stash[CONTROLLER_KEY] = Controller(
-            config, sources, sweep_dir, options.summary_interval(config)
+            config, sources, sweep_dir, options.summary_interval(config), previous
         )
         ticker = TrialTicker(config, controller) if mode != "none" and _distributing(config) else None
         config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
@@ -195,7 +236,7 @@ class CollectorPlugin:
     def pytest_collect_directory(self, path: Path, parent: pytest.Collector) -> pytest.Collector | None:
         for source in self.sources.sources:
             if source.kind == "dir" and source.path == path.resolve():
-                node = SweepDir.from_parent(parent, path=path)
+                node = SweepDir.from_parent(parent, path=path, nodeid=_nodeid(parent.config, path))
                 node.source = source
                 return node
         return None
@@ -203,7 +244,7 @@ class CollectorPlugin:
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
         for source in self.sources.sources:
             if source.kind == "range" and source.path == file_path.resolve():
-                node = SweepFile.from_parent(parent, path=file_path)
+                node = SweepFile.from_parent(parent, path=file_path, nodeid=_nodeid(parent.config, file_path))
                 node.source = source
                 return node
         return None
@@ -243,6 +284,19 @@ class CollectorPlugin:
         if self.froze:
             gc.unfreeze()
             self.froze = False
+
+
+def _nodeid(config: pytest.Config, path: Path) -> str | None:
+    """The node id of a source outside the rootdir: its path relative to the rootdir.
+
+    pytest names such a file by its place among the given paths, which for a file given on its
+    own is nothing at all; two such files would then give the same ids (``::config_001``) and
+    their records would overwrite each other.  None (pytest's own id) inside the rootdir.
+    """
+    resolved = path.resolve()
+    if resolved.is_relative_to(config.rootpath):
+        return None
+    return os.path.relpath(resolved, config.rootpath).replace(os.sep, "/")
 
 
 class RunnerPlugin:

@@ -235,11 +235,12 @@ def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
             raise _LineError(
                 f"range {text} cannot be one of several choices; list its values with '|' or use the range alone"
             )
-        if text in seen:
+        same = _same_value(text, quoted)
+        if same in seen:
             raise _LineError(
-                f"duplicate choice {_short(text)} at positions {seen[text]} and {pos}; list each value once"
+                f"duplicate choice {_short(text)} at positions {seen[same]} and {pos}; list each value once"
             )
-        seen[text] = pos
+        seen[same] = pos
         quoting.add(quoted)
         values.append(text)
     if len(quoting) > 1:
@@ -247,6 +248,16 @@ def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
             f'some choices in {_short(value)} are quoted and some are not; quote all of them ("a"|"b") or none'
         )
     return "choice", tuple(values), quoting.pop()
+
+
+def _same_value(text: str, quoted: bool) -> str:
+    """A key under which equal values meet: ``0.001`` and ``1e-3`` are one number."""
+    if not quoted and _NUMBER_RE.fullmatch(text):
+        try:
+            return "number:" + str(Decimal(text).normalize())
+        except ArithmeticError:
+            pass
+    return "text:" + text
 
 
 def _range_parts(text: str) -> tuple[str, str, str] | None:

@@ -2,23 +2,41 @@
 
 A trial is reused when its folder in the resumed sweep has a ``training_metrics.json``
 with status ``passed``, the same config name, the same config (every key, overrides
-included) and the same seed.  A changed config under the same name runs again.
+included), the same seed, and metrics that are valid numbers.  A changed config under the same
+name runs again, and so does a trial whose file holds NaN, text or a number no float holds.
 The resumed sweep continues in its own folder, so its summary covers every trial.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import clip
+from pytest_sweep.matrix.records import normalize
 from pytest_sweep.matrix.trial import Trial
+
+#: Metrics a reused result must hold as finite numbers (``test_acc``) or may leave out (the rest).
+REQUIRED_NUMBERS = ("test_acc",)
+OPTIONAL_NUMBERS = (
+    "best_acc",
+    "final_sparsity",
+    "training_time",
+    "epochs_run",
+    "images_per_s",
+    "peak_memory_mb",
+    "torch_threads",
+)
+OPTIONAL_TEXT = ("device", "trainer")
 
 
 def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
+    """The folder ``--sweep-resume[=DIR]`` names; a usage error unless it is a sweep folder."""
     if arg == "latest":
         found = storage.sweep_dirs(root)
         if not found:
@@ -26,9 +44,22 @@ def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
                 f"--sweep-resume: no sweep folder under {root} to resume; run a sweep first or pass --sweep-resume=DIR"
             )
         return found[-1]
-    path = (invocation_dir / arg).resolve()
-    if not path.is_dir():
-        raise pytest.UsageError(f"--sweep-resume={arg}: no such sweep folder; pass a sweep_YYYYMMDD_HHMMSS folder")
+    if not arg.strip():
+        raise pytest.UsageError("--sweep-resume=: empty folder name; pass --sweep-resume=DIR or --sweep-resume alone")
+    try:
+        path = (invocation_dir / arg).resolve()
+        is_dir = path.is_dir()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise pytest.UsageError(f"--sweep-resume={clip(arg)}: cannot open it ({exc}); pass a sweep folder") from None
+    if not is_dir:
+        raise pytest.UsageError(
+            f"--sweep-resume={clip(arg)}: no such sweep folder; pass a sweep_YYYYMMDD_HHMMSS folder"
+        )
+    if not storage.is_sweep_dir(path):
+        raise pytest.UsageError(
+            f"--sweep-resume={clip(arg)}: not a sweep folder (no sweep_summary.json, no trial results); "
+            "pass a folder that pytest-sweep created"
+        )
     return path
 
 
@@ -46,10 +77,78 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def reusable(trial: Trial, done: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def _number_problem(key: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{key} is {clip(json.dumps(value))[:40]}, not a number"
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return f"{key} is too large for a number"
+    if math.isnan(as_float):
+        return f"{key} is NaN"
+    if not math.isfinite(as_float):
+        return f"{key} is infinite"
+    return None
+
+
+def invalid_metrics(doc: dict[str, Any]) -> str | None:
+    """Why a finished trial's metrics cannot be reused, or None when they can."""
+    for key in REQUIRED_NUMBERS:
+        problem = _number_problem(key, doc.get(key))
+        if problem:
+            return problem
+    for key in OPTIONAL_NUMBERS:
+        if doc.get(key) is not None:
+            problem = _number_problem(key, doc[key])
+            if problem:
+                return problem
+    for key in OPTIONAL_TEXT:
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            return f"{key} is not text"
+    return None
+
+
+def reusable(trial: Trial, done: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
+    """``(result, None)`` to reuse ``trial``'s finished result; else ``(None, why)``, ``why`` None
+    when there is simply nothing to reuse (it trains again either way)."""
     doc = done.get(trial.folder)
     if doc is None or doc.get("config_file") != trial.name:
-        return None
+        return None, None
     if doc.get("config") != trial.raw or doc.get("seed") != trial.seed:
+        return None, None
+    problem = invalid_metrics(doc)
+    if problem is not None:
+        return None, f"not reused: its training_metrics.json is invalid ({problem}); it trains again"
+    return doc, None
+
+
+def previous_records(folder: Path) -> list[dict[str, Any]] | None:
+    """The records of the resumed sweep's ``sweep_summary.json`` (None: none readable)."""
+    try:
+        data = json.loads((folder / "sweep_summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return doc
+    if not isinstance(data, list):
+        return None
+    found = [
+        normalize(r)
+        for r in data
+        if isinstance(r, dict)
+        and isinstance(r.get("trial_dir"), str)
+        and not (r.get("status") == "passed" and invalid_metrics(r) is not None)
+    ]
+    return found or None
+
+
+def grid_change(previous: list[dict[str, Any]], folders: list[str]) -> str | None:
+    """How this run's grid (its trial folders) differs from the resumed sweep's, or None.
+
+    The resumed sweep may have run part of the grid (``-k``); it differs when it holds trials
+    this grid does not have (another range file, other swept values).
+    """
+    before = {str(r["trial_dir"]) for r in previous}
+    gone = before - set(folders)
+    if not gone:
+        return None
+    example = sorted(gone)[0]
+    return f"{len(gone)} of its {len(before)} trials are not in this run's grid (e.g. {example})"

@@ -7,6 +7,7 @@ pytest worker config (the item calls :meth:`Runner.run`; the record rides on the
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import IO, Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, reusable
 from pytest_sweep.matrix.sources import Sources
@@ -44,6 +46,36 @@ def render_trial_config(trial: Trial) -> str:
         quoted = isinstance(trial.values.get(key), str) and raw not in ("y", "n")
         lines.append(f'{key}="{raw}"' if quoted else f"{key}={raw}")
     return "\n".join(lines) + "\n"
+
+
+#: Metrics that must be finite numbers when a trainer returns them.
+NUMERIC_METRICS = (
+    "test_acc",
+    "best_acc",
+    "final_sparsity",
+    "training_time",
+    "epochs_run",
+    "images_per_s",
+    "peak_memory_mb",
+)
+
+
+def check_metrics(metrics: dict[str, Any]) -> None:
+    """A trainer's non-finite or non-numeric result fails its trial ("test_acc is NaN")."""
+    for key in NUMERIC_METRICS:
+        value = metrics.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TrialFailed(f"{key} is {type(value).__name__} {clip(repr(value))[:40]}, not a number")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise TrialFailed(f"{key} is too large for a number") from None
+        if math.isnan(number):
+            raise TrialFailed(f"{key} is NaN")
+        if math.isinf(number):
+            raise TrialFailed(f"{key} is infinite")
 
 
 @dataclass
@@ -79,6 +111,8 @@ class Runner:
         self.echo = echo
         self.worker = sources.worker
         self._done: dict[str, dict[str, Any]] | None = None
+        #: lines for the next trial's log (e.g. why its earlier result was not reused)
+        self._notes: list[str] = []
 
     def reused(self, trial: Trial, nodeid: str) -> dict[str, Any] | None:
         """``--sweep-resume``: the record of a finished trial, instead of training it again."""
@@ -86,7 +120,9 @@ class Runner:
             return None
         if self._done is None:
             self._done = finished_trials(self.dir)
-        doc = reusable(trial, self._done)
+        doc, why = reusable(trial, self._done)
+        if why is not None:
+            self._notes.append(why)
         if doc is None:
             return None
         record = self.sources.base_record(trial, nodeid)
@@ -111,6 +147,9 @@ class Runner:
             metrics: dict[str, Any] = {}
             error: BaseException | None = None
             try:
+                for note in self._notes:
+                    ctx.log(note)
+                self._notes.clear()
                 ctx.log(f"started on {self.worker} (seed {trial.seed}) from {trial.source}")
                 self.config.hook.pytest_sweep_trial_started(trial=trial)
                 with trial_timeout(self.timeout):
@@ -118,6 +157,7 @@ class Runner:
                     if trainer is None:
                         raise TrialFailed("no installed plugin provides a trainer for this trial")
                     metrics = dict(trainer.run(trial, ctx) or {})
+                    check_metrics(metrics)
                 record["status"] = "passed"
             except KeyboardInterrupt:
                 record.update(status="not_run", error="interrupted")

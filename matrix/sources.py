@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import options
-from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.errors import RangeConfigError, clip
 from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.grid import Combination, expand
 from pytest_sweep.matrix.rangeconfig import RangeConfig, parse_file
@@ -77,6 +77,26 @@ def _suggest_defconfig(raw: str, path: Path, root: Path) -> None:
         )
 
 
+def _resolve(flag: str, raw: str, base: Path) -> Path:
+    """``raw`` as an absolute path; a symlink loop or an empty name is a usage error."""
+    if not raw.strip():
+        raise pytest.UsageError(f"{flag}=: empty path; give a file or folder")
+    try:
+        return (base / raw).resolve()
+    except (OSError, RuntimeError) as exc:  # "Symlink loop from ..."
+        raise pytest.UsageError(f"{flag}={clip(raw)}: cannot resolve the path ({exc}); check the link") from None
+
+
+def _check_name(flag: str, raw: str, path: Path) -> None:
+    """A name with ``::`` or ``[`` would be read by pytest as part of a test id: refuse it."""
+    for bad in ("::", "[", "]"):
+        if bad in path.name:
+            raise pytest.UsageError(
+                f"{flag}={clip(raw)}: the name contains {bad!r}, which pytest reads as part of a test id; "
+                "rename the file or folder"
+            )
+
+
 class Sources:
     """The parsed sources of one run, the declared symbols and the command-line overrides."""
 
@@ -97,8 +117,14 @@ class Sources:
         sources: list[Source] = []
         base = cfg.invocation_params.dir
         for raw in cfg.getoption("range_config"):
-            path = (base / raw).resolve()
+            path = _resolve("--range-config", raw, base)
             _suggest_defconfig(raw, path, cfg.rootpath)
+            _check_name("--range-config", raw, path)
+            if path.exists() and not path.is_file():
+                raise pytest.UsageError(
+                    f"--range-config={clip(raw)}: not a regular file (a folder, FIFO or device); "
+                    "pass a range config file (generated folders go to --config-dir)"
+                )
             try:
                 rc = parse_file(path if path.exists() else raw)
                 combos = expand(rc, limit=self.limit)
@@ -106,7 +132,8 @@ class Sources:
                 raise pytest.UsageError(str(exc)) from None
             sources.append(Source(path, "range", combos, rc))
         for raw in cfg.getoption("config_dir"):
-            path = (base / raw).resolve()
+            path = _resolve("--config-dir", raw, base)
+            _check_name("--config-dir", raw, path)
             try:
                 combos = read_config_dir(path if path.exists() else raw)
             except RangeConfigError as exc:
@@ -149,7 +176,7 @@ class Sources:
             try:
                 typed[key] = self.symbols[key].coerce(raw)
             except ValueError as exc:
-                raise pytest.UsageError(f"--sweep-set: {exc}") from None
+                raise pytest.UsageError(f"--sweep-set: {clip(str(exc))}") from None
         return typed
 
     # -- trials ----------------------------------------------------------------------

@@ -1,13 +1,27 @@
-"""Files that must never be seen half-written: temp file in the same folder, then rename."""
+"""Files that must never be seen half-written, and the sweep folders this tool creates."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+#: The folders this tool creates: ``sweep_YYYYMMDD_HHMMSS`` or ``sweep_YYYYMMDD_HHMMSS_N``.
+SWEEP_DIR_RE = re.compile(r"sweep_(\d{8}_\d{6})(?:_(\d+))?")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of result files: what ``open()`` would give (``mkstemp`` creates them 0600).
+FILE_MODE = 0o666 & ~_umask()
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -19,6 +33,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
+            os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
@@ -35,7 +50,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
 
 
 def new_sweep_dir(root: str | os.PathLike[str], now: float | None = None) -> Path:
-    """``root/sweep_YYYYMMDD_HHMMSS`` (with ``_2``, ``_3``... if that name is taken). Not created."""
+    """``root/sweep_YYYYMMDD_HHMMSS`` (with ``_2``, ``_3``... if taken), not created (``--collect-only``)."""
     stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(now))
     base = Path(root) / f"sweep_{stamp}"
     candidate, n = base, 1
@@ -45,9 +60,55 @@ def new_sweep_dir(root: str | os.PathLike[str], now: float | None = None) -> Pat
     return candidate
 
 
+def claim_sweep_dir(root: str | os.PathLike[str], now: float | None = None) -> Path:
+    """Create and return a new ``root/sweep_YYYYMMDD_HHMMSS[_N]`` that no other process holds.
+
+    ``mkdir`` without ``exist_ok`` is atomic, so sweeps started in the same second into one
+    root each get their own folder (``_2``, ``_3``...).  Raises ``OSError`` when the root cannot
+    hold a folder (a regular file on the path, a read-only filesystem).
+    """
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(now))
+    base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = base / (f"sweep_{stamp}" if n == 1 else f"sweep_{stamp}_{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ``OSError`` unless a file can be created in ``folder``."""
+    fd, tmp = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _sweep_key(path: Path) -> tuple[str, int]:
+    match = SWEEP_DIR_RE.fullmatch(path.name)
+    assert match is not None
+    return match.group(1), int(match.group(2) or 1)
+
+
 def sweep_dirs(root: str | os.PathLike[str]) -> list[Path]:
-    """The sweep folders under ``root``, oldest first (by name, which sorts by time)."""
+    """The sweep folders this tool created under ``root``, oldest first.
+
+    Only names of the form ``sweep_YYYYMMDD_HHMMSS[_N]`` count; they are ordered by the time in
+    the name, then by the counter as a number (``_10`` after ``_2``).
+    """
     base = Path(root)
     if not base.is_dir():
         return []
-    return sorted((p for p in base.glob("sweep_*") if p.is_dir()), key=lambda p: p.name)
+    found = [p for p in base.iterdir() if SWEEP_DIR_RE.fullmatch(p.name) and p.is_dir()]
+    return sorted(found, key=_sweep_key)
+
+
+def is_sweep_dir(folder: Path) -> bool:
+    """Whether ``folder`` is (or was, in an older version) a sweep folder of this tool."""
+    if SWEEP_DIR_RE.fullmatch(folder.name) or (folder / "sweep_summary.json").is_file():
+        return True
+    return any(folder.glob("*/training_metrics.json"))

@@ -73,6 +73,10 @@ class Symbol:
                 value: Any = int(num)
             else:
                 value = float(num)
+                if value == 0 and num != 0:
+                    raise ValueError(
+                        f"{self.name}={raw} is too small for a float (it would be 0.0); {self.help_hint()}"
+                    )
             if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
                 raise ValueError(f"{self.name}={raw} is out of range; {self.help_hint()}")
             return value

@@ -113,3 +113,13 @@ class SweepPytester(SweepTools):
     def run_subprocess(self, *args: str) -> pytest.RunResult:
         """In a fresh interpreter: for runs that train (torch stays out of this process)."""
         return self.pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=SUBPROCESS_TIMEOUT)
+
+
+def assert_usage_error(result: pytest.RunResult, expected: str) -> None:
+    """Exit code 4, exactly one ``ERROR:`` line, ``expected`` (a glob) on one line, no traceback."""
+    output = result.stdout.lines + result.stderr.lines
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, "\n".join(output)
+    assert "Traceback" not in "\n".join(output)
+    assert "INTERNALERROR" not in "\n".join(output)
+    assert len([line for line in output if line.startswith("ERROR:")]) == 1, "\n".join(output)
+    result.stderr.fnmatch_lines([expected])

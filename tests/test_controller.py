@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import pluggy
 import pytest
 
+from pytest_sweep.matrix import hookspecs
 from pytest_sweep.matrix.controller import NOT_FINISHED_YET, Controller
 from pytest_sweep.matrix.records import SweepResult, new_record
 from pytest_sweep.matrix.runner import RECORD_PROPERTY
@@ -43,21 +45,27 @@ class FakeSources:
         return self.trials.get(nodeid)
 
 
-class FakeHook:
-    def __init__(self, fail_progress: bool = False) -> None:
-        self.calls: list[tuple[str, SweepResult]] = []
-        self.fail_progress = fail_progress
+class Reporter:
+    """A reporter plugin: records what the controller hands it, or fails like a full disk."""
 
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, SweepResult]] = []
+        self.fail = fail
+
+    @pytest.hookimpl
     def pytest_sweep_finished(self, config: Any, sweep: SweepResult) -> None:
+        if self.fail:
+            raise OSError(28, "No space left on device")
         self.calls.append(("finished", sweep))
 
+    @pytest.hookimpl
     def pytest_sweep_progress(self, config: Any, sweep: SweepResult) -> None:
-        if self.fail_progress:
+        if self.fail:
             raise OSError(28, "No space left on device")
         self.calls.append(("progress", sweep))
 
 
-class FakeReporter:
+class TerminalReporter:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
@@ -65,25 +73,25 @@ class FakeReporter:
         self.lines.append(line)
 
 
-class FakePluginManager:
-    def __init__(self) -> None:
-        self.reporter = FakeReporter()
-
-    def get_plugin(self, name: str) -> Any:
-        return self.reporter if name == "terminalreporter" else None
-
-
 class FakeConfig:
-    def __init__(self, fail_progress: bool = False) -> None:
-        self.hook = FakeHook(fail_progress)
-        self.pluginmanager = FakePluginManager()
+    """The config's two parts the controller uses: a real plugin manager with our hookspecs, and
+    the terminal reporter."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.pluginmanager = pluggy.PluginManager("pytest")
+        self.pluginmanager.add_hookspecs(hookspecs)
+        self.reporter = Reporter(fail)
+        self.terminal = TerminalReporter()
+        self.pluginmanager.register(self.reporter, "my-reporter")
+        self.pluginmanager.register(self.terminal, "terminalreporter")
+        self.hook = self.pluginmanager.hook
 
 
 NODEIDS = [f"sweep.rc::{_trial(n).id}" for n in (1, 2, 3)]
 
 
-def _controller(tmp_path: Path, interval: float = 3600.0, fail_progress: bool = False) -> tuple[Controller, Any]:
-    config = FakeConfig(fail_progress)
+def _controller(tmp_path: Path, interval: float = 3600.0, fail: bool = False) -> tuple[Controller, Any]:
+    config = FakeConfig(fail)
     trials = [_trial(n) for n in (1, 2, 3)]
     sources = FakeSources(trials)
     controller = Controller(config, sources, tmp_path / "sweep", interval)  # type: ignore[arg-type]
@@ -167,9 +175,9 @@ def test_finish_lists_every_trial_in_collection_order_and_the_rest_as_not_run(tm
     assert [r["config_file"] for r in result.records] == ["config_001", "config_002", "config_003"]
     assert [r["status"] for r in result.records] == ["passed", "not_run", "passed"]
     assert result.records[1]["error"] == "sweep interrupted"
-    assert [name for name, _ in config.hook.calls] == ["finished"]
+    assert [name for name, _ in config.reporter.calls] == ["finished"]
     assert controller.finish(interrupted=False) is result  # once only
-    assert len(config.hook.calls) == 1
+    assert len(config.reporter.calls) == 1
 
 
 def test_interval_zero_writes_an_interim_summary_after_every_result(tmp_path: Path) -> None:
@@ -177,7 +185,7 @@ def test_interval_zero_writes_an_interim_summary_after_every_result(tmp_path: Pa
     controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
     controller.on_report(_report(NODEIDS[0], "passed", when="teardown"))  # no new result: no write
     controller.on_report(_report(NODEIDS[1], "passed", record=_shipped(NODEIDS[1], "passed", 93.0)))
-    progress = [sweep for name, sweep in config.hook.calls if name == "progress"]
+    progress = [sweep for name, sweep in config.reporter.calls if name == "progress"]
     assert len(progress) == 2 and all(s.running for s in progress)
     assert [r["status"] for r in progress[0].records] == ["passed", "not_run", "not_run"]
     assert progress[0].records[1]["error"] == NOT_FINISHED_YET
@@ -186,13 +194,13 @@ def test_interval_zero_writes_an_interim_summary_after_every_result(tmp_path: Pa
 def test_a_long_interval_writes_nothing_while_the_sweep_runs(tmp_path: Path) -> None:
     controller, config = _controller(tmp_path, interval=3600.0)
     controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
-    assert config.hook.calls == []
+    assert config.reporter.calls == []
 
 
 def test_a_failing_interim_write_is_one_line_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    controller, config = _controller(tmp_path, interval=0.0, fail_progress=True)
+    controller, config = _controller(tmp_path, interval=0.0, fail=True)
     controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
-    (line,) = config.pluginmanager.reporter.lines
+    (line,) = config.terminal.lines
     assert line.startswith("sweep: interim summary not written: OSError: [Errno 28] No space left on device")
     assert controller.finish(interrupted=False) is not None
 
@@ -204,3 +212,63 @@ def test_xdist_controller_learns_trials_from_node_ids(tmp_path: Path) -> None:
     for nodeid in [*NODEIDS[:2], "tests/test_other.py::test_x"]:
         controller.expect_nodeid(nodeid)
     assert list(controller.expected) == NODEIDS[:2]
+
+
+def test_a_failing_final_write_is_one_line_and_the_other_reporters_still_write(tmp_path: Path) -> None:
+    controller, config = _controller(tmp_path, interval=0.0)
+    second = Reporter()
+    config.pluginmanager.register(second, "second-reporter")
+    controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
+    # the interim summary the built-in reporter would have written, now on disk
+    (controller.dir / "sweep_summary.json").write_text(json.dumps([{"error": NOT_FINISHED_YET}]), encoding="utf-8")
+    (controller.dir / "sweep_analysis.txt").write_text("still running", encoding="utf-8")
+    config.reporter.fail = True
+    controller.take_report(_report(NODEIDS[1], "passed", record=_shipped(NODEIDS[1], "passed", 93.0)))
+    result = controller.finish(interrupted=False)
+    assert result is not None
+    assert [name for name, _ in second.calls] == ["progress", "finished"]  # not stopped by the failure
+    failed = [line for line in config.terminal.lines if "could not write its files" in line]
+    assert len(failed) == 1 and failed[0].startswith("sweep: my-reporter could not write its files: OSError")
+    assert "--sweep-resume=" in failed[0]
+    # the interim summary would call config_002 "not finished": it is gone
+    assert not (controller.dir / "sweep_summary.json").exists()
+    assert not (controller.dir / "sweep_analysis.txt").exists()
+
+
+def _previous(status: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for nodeid in NODEIDS:
+        rec = _shipped(nodeid, status[nodeid], 80.0 if status[nodeid] == "passed" else None)
+        rec["trial_dir"] = _trial(NODEIDS.index(nodeid) + 1).folder
+        rows.append(rec)
+    return rows
+
+
+def test_a_resume_of_one_trial_keeps_every_record_of_the_sweep(tmp_path: Path) -> None:
+    config = FakeConfig()
+    trials = [_trial(n) for n in (1, 2, 3)]
+    previous = _previous(dict.fromkeys(NODEIDS, "passed"))
+    controller = Controller(config, FakeSources(trials), tmp_path, 3600.0, previous)  # type: ignore[arg-type]
+    controller.expect(NODEIDS[1], trials[1])  # -k config_002
+    rerun = _shipped(NODEIDS[1], "passed", 99.0)
+    rerun["trial_dir"] = trials[1].folder
+    controller.take_report(_report(NODEIDS[1], "passed", record=rerun))
+    result = controller.finish(interrupted=False)
+    assert result is not None
+    assert [(r["config_file"], r["test_acc"]) for r in result.records] == [
+        ("config_001", 80.0),
+        ("config_002", 99.0),
+        ("config_003", 80.0),
+    ]
+
+
+def test_ctrl_c_during_a_resume_keeps_the_trials_that_had_passed(tmp_path: Path) -> None:
+    config = FakeConfig()
+    trials = [_trial(n) for n in (1, 2, 3)]
+    previous = _previous({NODEIDS[0]: "passed", NODEIDS[1]: "passed", NODEIDS[2]: "not_run"})
+    controller = Controller(config, FakeSources(trials), tmp_path, 3600.0, previous)  # type: ignore[arg-type]
+    for nodeid, trial in zip(NODEIDS, trials, strict=True):
+        controller.expect(nodeid, trial)
+    result = controller.finish(interrupted=True)  # interrupted before any result arrived
+    assert result is not None
+    assert [r["status"] for r in result.records] == ["passed", "passed", "not_run"]

@@ -9,19 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from sweep_helpers import SweepPytester
+from sweep_helpers import SweepPytester, assert_usage_error
 
 GOOD = 'CONFIG_MODEL="lenet5"\nCONFIG_DATASET="digits"\nCONFIG_LEARNING_RATE=0.001|0.003\n'
-
-
-def assert_usage_error(result: pytest.RunResult, expected: str) -> None:
-    """Exit code 4, exactly one ``ERROR:`` line, ``expected`` (a glob) on one line, no traceback."""
-    output = result.stdout.lines + result.stderr.lines
-    assert result.ret == pytest.ExitCode.USAGE_ERROR, "\n".join(output)
-    assert "Traceback" not in "\n".join(output)
-    assert "INTERNALERROR" not in "\n".join(output)
-    assert len([line for line in output if line.startswith("ERROR:")]) == 1, "\n".join(output)
-    result.stderr.fnmatch_lines([expected])
 
 
 def range_file(sp: SweepPytester, text: str) -> str:
