@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,9 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
     interrupts pure-Python work and returns as soon as a long torch kernel does.  The alarm
     repeats every ``min(seconds, REARM_S)`` until the block ends: code that swallows the first
     one (a broad ``except`` in a compiler) gets another, and a block that still ends normally
-    after an alarm raises :class:`TrialTimeout` on the way out.  Without ``SIGALRM`` (Windows,
+    after an alarm raises :class:`TrialTimeout` on the way out.  A repeat does not interrupt
+    cleanup code that is handling the timeout already (``sys.exc_info()`` holds it, perhaps
+    wrapped): raising in there could leave a library's state half torn down.  Without ``SIGALRM`` (Windows,
     a non-main thread) the limit is not enforced.
     """
     usable = (
@@ -58,9 +61,13 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
     state = {"armed": True, "fired": False}
 
     def on_alarm(signum: int, frame: Any) -> None:
-        if state["armed"]:
-            state["fired"] = True
-            raise TrialTimeout(message)
+        if not state["armed"]:
+            return
+        state["fired"] = True
+        handling = sys.exc_info()[1]
+        if handling is not None and timeout_in_chain(handling) is not None:
+            return  # cleanup code (an except, finally or __exit__) is already handling the timeout
+        raise TrialTimeout(message)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(seconds), min(float(seconds), REARM_S))

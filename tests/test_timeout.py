@@ -49,6 +49,34 @@ def test_a_block_that_swallows_every_alarm_still_times_out() -> None:
     assert swallowed >= 2
 
 
+def test_a_repeat_leaves_cleanup_code_that_handles_the_timeout_alone() -> None:
+    cleaned = []
+    with pytest.raises(TrialTimeout):
+        with trial_timeout(0.1):
+            try:
+                try:
+                    spin(2.0)
+                except RuntimeError:
+                    pass
+            finally:
+                spin(0.5)  # five repeats come due in here
+                cleaned.append("finally")
+            spin(2.0)
+    assert cleaned == ["finally"]
+    wrapped = []
+    with pytest.raises(RuntimeError, match="InductorError"):
+        with trial_timeout(0.1):
+            try:
+                spin(2.0)
+            except TrialTimeout as exc:
+                try:
+                    raise RuntimeError("InductorError: TrialTimeout") from exc
+                finally:
+                    spin(0.5)  # handling the wrapper of a timeout: left alone too
+                    wrapped.append("finally")
+    assert wrapped == ["finally"]
+
+
 def test_the_alarm_is_disarmed_after_the_block() -> None:
     before = signal.getsignal(signal.SIGALRM)
     with trial_timeout(0.3):
