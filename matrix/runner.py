@@ -20,7 +20,7 @@ from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, reusable
 from pytest_sweep.matrix.sources import Sources
-from pytest_sweep.matrix.timeout import timeout_in_chain, trial_timeout
+from pytest_sweep.matrix.timeout import TrialTimeout, timeout_in_chain, trial_timeout
 from pytest_sweep.matrix.trial import CONTEXT_KEY, Trial, TrialContext, TrialFailed
 
 #: The ``user_properties`` key under which a trial's record (JSON) travels.
@@ -141,7 +141,9 @@ class Runner:
                 self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
                 raise
             except BaseException as exc:
-                error = timeout_in_chain(exc) or exc
+                timeout = timeout_in_chain(exc)
+                # a fresh one: a library may have appended its own lines to the one it caught
+                error = exc if timeout is None else TrialTimeout(one_line(timeout))
                 record.update(status="failed", error=one_line(error))
                 log.write(traceback.format_exc())
                 drop_frames(exc)
