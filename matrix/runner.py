@@ -22,7 +22,7 @@ from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, reusable
 from pytest_sweep.matrix.sources import Sources
-from pytest_sweep.matrix.timeout import trial_timeout
+from pytest_sweep.matrix.timeout import TrialTimeout, timeout_in_chain, trial_timeout
 from pytest_sweep.matrix.trial import CONTEXT_KEY, Trial, TrialContext, TrialFailed
 
 #: The ``user_properties`` key under which a trial's record (JSON) travels.
@@ -76,6 +76,25 @@ def check_metrics(metrics: dict[str, Any]) -> None:
             raise TrialFailed(f"{key} is NaN")
         if math.isinf(number):
             raise TrialFailed(f"{key} is infinite")
+
+
+def drop_frames(exc: BaseException) -> None:
+    """Clear the local variables of every frame in ``exc``'s tracebacks (its chain included).
+
+    A failed trial's exception travels on (the item re-raises it, pytest keeps it as
+    ``sys.last_value`` until the next test), and its traceback would keep the trial's model,
+    optimizer and batches alive with it: on a GPU shared by several workers, memory the next
+    trials need.  The tracebacks keep their file and line entries.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        todo += [current.__cause__, current.__context__]
 
 
 @dataclass
@@ -153,10 +172,7 @@ class Runner:
                 ctx.log(f"started on {self.worker} (seed {trial.seed}) from {trial.source}")
                 self.config.hook.pytest_sweep_trial_started(trial=trial)
                 with trial_timeout(self.timeout):
-                    trainer = self.config.hook.pytest_sweep_make_trainer(trial=trial, config=self.config)
-                    if trainer is None:
-                        raise TrialFailed("no installed plugin provides a trainer for this trial")
-                    metrics = dict(trainer.run(trial, ctx) or {})
+                    metrics = self._train(trial, ctx)
                     check_metrics(metrics)
                 record["status"] = "passed"
             except KeyboardInterrupt:
@@ -165,14 +181,24 @@ class Runner:
                 self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
                 raise
             except BaseException as exc:
-                record.update(status="failed", error=one_line(exc))
+                timeout = timeout_in_chain(exc)
+                # a fresh one: a library may have appended its own lines to the one it caught
+                error = exc if timeout is None else TrialTimeout(one_line(timeout))
+                record.update(status="failed", error=one_line(error))
                 log.write(traceback.format_exc())
-                error = exc
+                drop_frames(exc)
             finally:
                 del trial.stash[CONTEXT_KEY]
             self._finish(trial, folder, record, history, metrics, started, log)
         self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
         return Outcome(record, error)
+
+    def _train(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
+        # its own frame: the trainer object is gone when the trial_finished clean-up runs
+        trainer = self.config.hook.pytest_sweep_make_trainer(trial=trial, config=self.config)
+        if trainer is None:
+            raise TrialFailed("no installed plugin provides a trainer for this trial")
+        return dict(trainer.run(trial, ctx) or {})
 
     def _context(self, trial: Trial, folder: Path, log: IO[str], history: list[dict[str, Any]]) -> TrialContext:
         echo = self.echo

@@ -12,6 +12,7 @@ workers with all cores each ran 3x slower than with one thread each.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def visible_gpus(environ: dict[str, str] | None = None) -> list[str]:
-    """The parent's GPUs: ``CUDA_VISIBLE_DEVICES`` if set, else those the NVIDIA driver lists."""
+    """The parent's GPUs: ``CUDA_VISIBLE_DEVICES`` as CUDA reads it (:func:`parse_visible_devices`)
+    if set, else those the NVIDIA driver lists."""
     env = os.environ if environ is None else environ
+    count = _driver_gpu_count()
     listed = env.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
-        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+        return parse_visible_devices(listed, count)
+    return [str(i) for i in range(count or 0)]
+
+
+def _driver_gpu_count() -> int | None:
     proc = Path("/proc/driver/nvidia/gpus")
-    if proc.is_dir():
-        return [str(i) for i in range(len(list(proc.iterdir())))]
-    return []
+    return len(list(proc.iterdir())) if proc.is_dir() else None
+
+
+_INDEX = re.compile(r"[+-]?\d+")
+
+
+def parse_visible_devices(value: str, count: int | None = None) -> list[str]:
+    """The devices a ``CUDA_VISIBLE_DEVICES`` value makes visible, read the way CUDA reads it.
+
+    Entries count from the left up to the first invalid one: an empty or non-numeric entry, a
+    negative index (``-1``), an index of a GPU the driver does not have (when ``count`` is known),
+    or, in a list of UUIDs (``GPU-...``/``MIG-...``), an entry of another kind.  Like ``strtoul``
+    an index is its leading digits (``1gpu`` is 1).  A device named twice hides all of them.
+    ``"0,-1,2"`` is ``["0"]``, not ``["0", "2"]``: worker 1 must not be sent to a GPU CUDA hides.
+    """
+    entries = [e.strip() for e in value.split(",")]
+    prefix = next((p for p in ("GPU-", "MIG-") if entries[0].startswith(p)), None)
+    seen: list[str] = []
+    for entry in entries:
+        if prefix is not None:
+            if not entry.startswith(prefix):
+                break
+            name = entry
+        else:
+            match = _INDEX.match(entry)
+            if match is None or int(match.group()) < 0 or (count is not None and int(match.group()) >= count):
+                break
+            name = str(int(match.group()))
+        if name in seen:
+            return []
+        seen.append(name)
+    return seen
 
 
 def gpu_for_worker(index: int, gpus: list[str], per_gpu: int) -> str | None:

@@ -9,6 +9,7 @@ only when a trial runs, never during collection.
 from __future__ import annotations
 
 import gc
+import os
 import re
 import sys
 from typing import Any
@@ -53,6 +54,13 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             "Input path: tensor (whole dataset on the device, augmentation there) or dataloader (torchvision)",
             choices=LOADERS,
         ),
+        Symbol(
+            "CONFIG_NUM_WORKERS",
+            "int",
+            0,
+            "DataLoader worker processes of the dataloader input path (0: load in the training process)",
+            low=0,
+        ),
         Symbol("CONFIG_NUM_EPOCHS", "int", 100, "Training epochs", low=1),
         Symbol("CONFIG_BATCH_SIZE", "int", None, "Batch size (default: 128 ResNet-18, 512 LeNet-5)", low=1),
         Symbol("CONFIG_DEVICE", "str", "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
@@ -69,6 +77,11 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
         problems.append("CONFIG_MODEL_MODE_SINGLE=n (several models per trial) is not supported")
     if not _DEVICE.match(str(trial["CONFIG_DEVICE"])):
         problems.append(f"CONFIG_DEVICE={trial['CONFIG_DEVICE']}: use auto, cpu, cuda or cuda:N")
+    if trial["CONFIG_NUM_WORKERS"] and trial["CONFIG_DATA_LOADER"] != "dataloader":
+        problems.append(
+            f"CONFIG_NUM_WORKERS={trial['CONFIG_NUM_WORKERS']} needs CONFIG_DATA_LOADER=dataloader "
+            f"(the {trial['CONFIG_DATA_LOADER']} input path has no worker processes)"
+        )
     return "; ".join(problems) or None
 
 
@@ -114,34 +127,75 @@ def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
 
 @pytest.hookimpl
 def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
-    """Give GPU memory back between trials (the reference never did).
+    """Give memory back between trials (the reference never did).
 
-    Only where CUDA was used: a full ``gc.collect()`` with torch loaded costs ~0.4 s, which
-    doubled the time of a CPU sweep of small trials.
+    After a failed trial always: the runner has dropped the failure's frames by now, so a full
+    ``gc.collect()`` frees the trial's model, optimizer and batches even where they sit in a
+    reference cycle, and ``empty_cache()`` hands the GPU memory to the other workers on that GPU
+    (``--sweep-workers-per-gpu``).  After a passed trial only where CUDA was used: a full
+    collection with torch loaded costs ~0.4 s, which doubled the time of a CPU sweep of small
+    trials.
     """
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
+    cuda = torch is not None and torch.cuda.is_initialized()
+    if cuda or record.get("status") == "failed":
         gc.collect()
-        torch.cuda.empty_cache()
+    if cuda:
+        torch.cuda.empty_cache()  # type: ignore[union-attr]
 
 
-_warned_cpu = False
+_warned: set[str] = set()
+
+
+def _note_once(trial: Trial, key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        trial.log(message)
+
+
+def cuda_index_problem(want: str, visible: int, worker: str = "main") -> str | None:
+    """Why ``CONFIG_DEVICE=cuda:N`` cannot work in a process that sees ``visible`` GPUs (one line).
+
+    CUDA numbers the GPUs a process sees from 0; an xdist worker sees exactly its own GPU
+    (:mod:`plugins.gpu` sets its ``CUDA_VISIBLE_DEVICES``), so there only ``cuda:0`` exists.
+    """
+    _, _, index = want.partition(":")
+    if not index or int(index) < visible:
+        return None
+    if worker != "main":
+        return (
+            f"CONFIG_DEVICE={want}, but xdist worker {worker} sees only the GPU it was given, as cuda:0 "
+            f"(-n spreads the workers over the GPUs, --sweep-workers-per-gpu per GPU); use CONFIG_DEVICE=cuda"
+        )
+    seen = f"cuda:0..cuda:{visible - 1}" if visible > 1 else "cuda:0"
+    return (
+        f"CONFIG_DEVICE={want}, but this process sees {visible} GPU{'s' if visible != 1 else ''} ({seen}; "
+        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')}, numbered from 0); "
+        f"use one of those or CONFIG_DEVICE=cuda"
+    )
 
 
 def resolve_device(trial: Trial) -> str:
-    global _warned_cpu
+    """The device a trial trains on; a ``cuda:N`` this process cannot see fails the trial in one line."""
     import torch
 
     want = str(trial["CONFIG_DEVICE"])
     if want == "auto":
         if torch.cuda.is_available():
             return "cuda"
-        if not _warned_cpu:
-            _warned_cpu = True
-            trial.log("warning: CUDA is not available; training on the CPU (CONFIG_DEVICE=cpu silences this)")
+        _note_once(
+            trial, "cpu", "warning: CUDA is not available; training on the CPU (CONFIG_DEVICE=cpu silences this)"
+        )
         return "cpu"
     if want.startswith("cuda") and not torch.cuda.is_available():
         raise TrialFailed(f"CONFIG_DEVICE={want} but CUDA is not available here; use CONFIG_DEVICE=auto or cpu")
+    if want.startswith("cuda:"):
+        problem = cuda_index_problem(want, torch.cuda.device_count(), trial.worker)
+        if problem:
+            raise TrialFailed(problem)
+        if trial.worker != "main":
+            gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "?")
+            _note_once(trial, "index", f"note: {want} is this worker's own GPU (CUDA_VISIBLE_DEVICES={gpu})")
     return want
 
 
@@ -154,7 +208,7 @@ class Trainer:
     def run(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         import torch
 
-        from pytest_sweep.trainers.errors import NonFiniteLossError
+        from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
         from pytest_sweep.trainers.loop import TrainSettings, steps_per_epoch, train
         from pytest_sweep.trainers.optimizers import default_eta_min, default_grad_clip
 
@@ -183,6 +237,7 @@ class Trainer:
             channels_last=channels_last,
             compile=bool(trial["CONFIG_COMPILE"]),
             loader=str(trial["CONFIG_DATA_LOADER"]),
+            num_workers=int(trial["CONFIG_NUM_WORKERS"]),
             eta_min=default_eta_min(opt, base),
             grad_clip=default_grad_clip(opt, base),
         )
@@ -191,10 +246,18 @@ class Trainer:
             f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
             f"{torch.get_num_threads()} torch threads"
         )
+        failure = None
         try:
             out = train(model, optimizer, pruner, data, settings, on_epoch=ctx.epoch_ended, log=ctx.log)
         except NonFiniteLossError as exc:
-            raise TrialFailed(str(exc)) from None
+            failure = str(exc)
+        except DeviceOutOfMemoryError as exc:
+            per_gpu = self.config.getoption("sweep_workers_per_gpu", 1) or 1
+            failure = f"{exc}; lower CONFIG_BATCH_SIZE" + (
+                f" or --sweep-workers-per-gpu (now {per_gpu})" if cuda and per_gpu > 1 else ""
+            )
+        if failure is not None:  # raised out here, the error does not carry the one it replaces
+            raise TrialFailed(failure)
         peak = out.get("peak_memory_bytes")
         return {
             "test_acc": out["final_acc"],

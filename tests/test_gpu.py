@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pytest_sweep.plugins.gpu import gpu_for_worker, threads_for, visible_gpus
+from pytest_sweep.plugins.gpu import gpu_for_worker, parse_visible_devices, threads_for, visible_gpus
+from pytest_sweep.plugins.trainer import cuda_index_problem
 
 from sweep_helpers import XDIST_PLUGIN_ARGS
 
@@ -15,6 +16,42 @@ def test_visible_gpus_follow_the_parents_list() -> None:
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "3, 5,7"}) == ["3", "5", "7"]
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
     assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "count", "expected"),
+    [
+        ("0,-1,2", None, ["0"]),  # CUDA stops at the first invalid entry: GPU 2 is hidden
+        ("1,abc,3", None, ["1"]),
+        ("2,,3", None, ["2"]),
+        ("1gpu,2", None, ["1", "2"]),  # an index is its leading digits, as strtoul reads it
+        ("0,1,0", None, []),  # a device named twice hides them all
+        ("3,7,1", 4, ["3"]),  # 7: no such GPU on a 4-GPU machine
+        ("GPU-8f2a,GPU-11b0,2", None, ["GPU-8f2a", "GPU-11b0"]),
+        ("MIG-aa,MIG-bb", None, ["MIG-aa", "MIG-bb"]),
+    ],
+)
+def test_cuda_visible_devices_is_read_as_cuda_reads_it(value: str, count: int | None, expected: list[str]) -> None:
+    assert parse_visible_devices(value, count) == expected
+    if count is None:  # no NVIDIA driver here: the same through the workers' assignment
+        assert visible_gpus({"CUDA_VISIBLE_DEVICES": value}) == expected
+
+
+def test_cuda_index_beyond_the_visible_gpus_is_one_line_naming_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cuda_index_problem("cuda", 1, "gw1") is None
+    assert cuda_index_problem("cuda:0", 1, "gw1") is None
+    assert cuda_index_problem("cuda:3", 4) is None
+    worker = cuda_index_problem("cuda:1", 1, "gw1")
+    assert worker == (
+        "CONFIG_DEVICE=cuda:1, but xdist worker gw1 sees only the GPU it was given, as cuda:0 "
+        "(-n spreads the workers over the GPUs, --sweep-workers-per-gpu per GPU); use CONFIG_DEVICE=cuda"
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    serial = cuda_index_problem("cuda:2", 2)
+    assert serial == (
+        "CONFIG_DEVICE=cuda:2, but this process sees 2 GPUs (cuda:0..cuda:1; CUDA_VISIBLE_DEVICES=4,5, "
+        "numbered from 0); use one of those or CONFIG_DEVICE=cuda"
+    )
 
 
 @pytest.mark.parametrize(

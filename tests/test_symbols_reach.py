@@ -79,6 +79,7 @@ def _patch_once():
     def dataloader_batches(*args, **kwargs):
         obs = _current()
         obs["dataloader_calls"] = obs.get("dataloader_calls", 0) + 1
+        obs["dataloader_workers"] = args[5] if len(args) > 5 else kwargs.get("num_workers", 0)
         return real_dl(*args, **kwargs)
 
     def compile_stub(model, *args, **kwargs):
@@ -605,6 +606,21 @@ def _(trials: dict[str, Obs]) -> None:
     for value, o in one_swept(trials, "CONFIG_DATA_LOADER").items():
         assert o["train"]["loader"] == value
         assert o["dataloader_calls"] == (2 if value == "dataloader" else 0)  # train and test splits
+
+
+@case("num_workers", BASE, CONFIG_DATA_LOADER='"tensor"|"dataloader"', CONFIG_NUM_WORKERS="0|1")
+def _(trials: dict[str, Obs]) -> None:
+    by = {
+        (o.record["config"]["CONFIG_DATA_LOADER"], o.record["config"]["CONFIG_NUM_WORKERS"]): o for o in trials.values()
+    }
+    for workers in ("0", "1"):
+        o = by["dataloader", workers]
+        assert o.status == "passed", o.error
+        assert o["train"]["num_workers"] == int(workers) == o["dataloader_workers"]
+    assert by["tensor", "0"].status == "passed" and by["tensor", "0"]["train"]["num_workers"] == 0
+    # the tensor path has no workers: asking for some is a mistake, not a silent no-op
+    assert by["tensor", "1"].status == "skipped"
+    assert "CONFIG_NUM_WORKERS=1 needs CONFIG_DATA_LOADER=dataloader" in by["tensor", "1"].error
 
 
 @case("model_mode_single", BASE, CONFIG_MODEL_MODE_SINGLE="y|n")

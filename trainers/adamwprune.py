@@ -81,6 +81,35 @@ def global_keep_masks(
     return [part.view(s.shape) for part, s in zip(parts, scores, strict=False)]
 
 
+class MaskFactors:
+    """Keep-masks as multipliers in each weight's dtype, applied with one ``torch._foreach_mul_``.
+
+    One call per step whatever the number of masked tensors (one kernel on CUDA, where a loop
+    over the weights launched one per tensor); bool masks of another dtype would also push
+    ``_foreach_mul_`` off its fast path.  Multiplying by 1.0/0.0 gives the same values as by the
+    bool mask.
+    """
+
+    def __init__(self) -> None:
+        self.weights: list[torch.Tensor] = []
+        self.factors: list[torch.Tensor] = []
+
+    def set(self, weights: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> None:
+        self.weights = list(weights)
+        self.factors = [m.to(device=w.device, dtype=w.dtype) for w, m in zip(weights, masks, strict=True)]
+
+    @torch.no_grad()
+    def apply_to_grads(self) -> None:
+        pairs = [(w.grad, f) for w, f in zip(self.weights, self.factors, strict=True) if w.grad is not None]
+        if pairs:
+            torch._foreach_mul_([g for g, _ in pairs], [f for _, f in pairs])
+
+    @torch.no_grad()
+    def apply_to_weights(self) -> None:
+        if self.weights:
+            torch._foreach_mul_(self.weights, self.factors)
+
+
 def mask_moments(state: dict[str, Any], mask: torch.Tensor) -> None:
     """Zero the optimizer moments (Adam's, AMSGrad's, SGD momentum) of pruned weights."""
     for key in MOMENT_KEYS:
@@ -157,6 +186,7 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
     ``amsgrad=None`` takes the base's default (on for adamwadv/adamwspam); a bool overrides it.
     With ``settings.enabled=False`` and base ``adamw`` this is exactly ``torch.optim.AdamW``.
     Gradient clipping (1.0 for the adamwadv/adamwspam bases) is the training loop's job.
+    ``fused=True`` (torch's fused Adam kernel) is safe: the masks act outside the update.
     """
 
     def __init__(
@@ -171,6 +201,7 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
         weight_decay: float = 0.01,
         amsgrad: bool | None = None,
         spam: SpikeGuard | None = None,
+        fused: bool | None = None,
     ) -> None:
         advanced = settings.base in ("adamwadv", "adamwspam")
         super().__init__(
@@ -181,10 +212,12 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
             weight_decay=weight_decay,
             amsgrad=advanced if amsgrad is None else amsgrad,
             decoupled_weight_decay=settings.base != "adam",
+            fused=fused,
         )
         self.settings = settings
         self.prunable = list(prunable)
         self.masks: dict[torch.Tensor, torch.Tensor] = {}
+        self._factors = MaskFactors()
         if spam is None and settings.base == "adamwspam":
             spam = SpikeGuard()
         self.spam = spam
@@ -195,8 +228,7 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
         self.prune_step += 1
         if self.spam is not None:
             self.spam.reset(self.prune_step, self.param_groups, self.state)
-        for p, mask in self.masks.items():
-            p.mul_(mask)
+        self._factors.apply_to_weights()
         if self.settings.due(self.prune_step):
             self.update_masks()
 
@@ -207,9 +239,7 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
         sees the masked gradients and the spike check sees the unclipped norm (the reference's
         order); ``step`` does it itself otherwise.
         """
-        for p, mask in self.masks.items():
-            if p.grad is not None:
-                p.grad.mul_(mask)
+        self._factors.apply_to_grads()
         if self.spam is not None:
             self.spam.before_update(self.param_groups, self.state)
 
@@ -230,6 +260,7 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
             self.masks[p] = mask
             p.mul_(mask)
             mask_moments(self.state.get(p, {}), mask)
+        self._factors.set(list(self.masks), list(self.masks.values()))
 
     def sparsity(self) -> float:
         """Fraction of exact zeros over the prunable weights."""

@@ -27,22 +27,38 @@ def _split(bundle: DataBundle, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
-def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding + random horizontal flip of a whole batch at once.
-
-    Works on any dtype and device without a Python loop over images; the random offsets are
-    drawn on the CPU from ``generator`` so a seed gives the same crops on every device.
-    """
-    n, c, h, w = images.shape
+def draw_crop_flip(n: int, padding: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crop offsets (``2 x n``, rows then columns, in ``0..2*padding``) and horizontal
+    flips (``n`` bools) for ``n`` images, drawn on the CPU from ``generator``: a seed gives the
+    same crops on every device."""
     offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
-    offsets, flips = offsets.to(images.device), flips.to(images.device)
+    return offsets, flips
+
+
+def crop_flip(images: torch.Tensor, padding: int, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Crop every image of a batch at its offsets from its zero-padded self, flipping where asked.
+
+    ``offsets`` and ``flips`` are those of :func:`draw_crop_flip`, already on the images'
+    device; no Python loop over images and no host-device traffic.
+    """
+    n, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
     rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # n x h
     cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # n x w
     cols = torch.where(flips[:, None], cols.flip(1), cols)
     out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))
     return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
+
+
+def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding + random horizontal flip of a whole batch at once.
+
+    :func:`draw_crop_flip` then :func:`crop_flip`; the draws are copied to the images' device
+    (a blocking copy on CUDA: :class:`TensorBatches` draws a whole epoch's at once instead).
+    """
+    offsets, flips = draw_crop_flip(images.shape[0], padding, generator)
+    return crop_flip(images, padding, offsets.to(images.device), flips.to(images.device))
 
 
 class TensorBatches:
@@ -87,9 +103,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.x.shape[0]
-        order = torch.randperm(n, generator=self.generator) if self.train else None
-        if order is not None:
-            order = order.to(self.device)
+        order, offsets, flips = self._draw_epoch()
         for i in range(len(self)):
             start, stop = i * self.batch_size, min(n, (i + 1) * self.batch_size)
             if order is None:
@@ -97,12 +111,41 @@ class TensorBatches:
             else:
                 idx = order[start:stop]
                 xb, yb = self.x[idx], self.y[idx]
-            if self.augment:
-                xb = random_crop_flip(xb, self.padding, self.generator)
+            if offsets is not None and flips is not None:
+                xb = crop_flip(xb, self.padding, offsets[:, start:stop], flips[start:stop])
             xb = (xb.to(torch.float32).div_(255.0) - self.mean).div_(self.std)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, yb
+
+    def _draw_epoch(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """One pass's permutation, crop offsets and flips, sent to the device in one copy.
+
+        Drawn on the CPU in the order a batch-by-batch draw would take them (the permutation,
+        then each batch's offsets and flips), so the crops are those of :func:`random_crop_flip`
+        called per batch with the same generator.  On CUDA the copy leaves from pinned memory
+        without blocking: no step waits for the host.
+        """
+        if not self.train:
+            return None, None, None
+        n = self.x.shape[0]
+        order = torch.randperm(n, generator=self.generator)
+        if not self.augment:
+            return self._to_device(order[None])[0], None, None
+        draws = [draw_crop_flip(min(n, s + self.batch_size) - s, self.padding, self.generator) for s in self._starts()]
+        offsets = torch.cat([o for o, _ in draws], dim=1)
+        flips = torch.cat([f for _, f in draws])
+        served = order[: flips.shape[0]]  # drop_last: the last partial batch is never served
+        packed = self._to_device(torch.cat([served[None], offsets, flips[None].long()]))
+        return packed[0], packed[1:3], packed[3].bool()
+
+    def _starts(self) -> range:
+        return range(0, len(self) * self.batch_size, self.batch_size)
+
+    def _to_device(self, host: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and torch.cuda.is_available():
+            host = host.pin_memory()  # the caching host allocator keeps it until the copy is done
+        return host.to(self.device, non_blocking=True)
 
 
 class _UInt8Dataset(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):

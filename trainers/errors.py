@@ -9,3 +9,7 @@ class DataUnavailableError(RuntimeError):
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class DeviceOutOfMemoryError(RuntimeError):
+    """The device ran out of memory during training or evaluation (the message names the batch)."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches
 from pytest_sweep.trainers.data import DataBundle
-from pytest_sweep.trainers.errors import NonFiniteLossError
+from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
 from pytest_sweep.trainers.names import LOADERS
 from pytest_sweep.trainers.pruning import Pruner
 
@@ -25,7 +25,9 @@ class TrainSettings:
     """How :func:`train` runs. ``amp`` (bf16 autocast) and ``channels_last`` act on CUDA only
     and are ignored on the CPU. ``lr``, when set, overrides the optimizer's learning rate before
     the cosine schedule takes it as its start. ``nan_check_every`` is how often (in steps) a CUDA
-    run looks at its loss flag (a host sync); CPU runs check every step."""
+    run copies its loss flag to the host, without blocking (it is read once the copy has landed,
+    so a NaN stops the run a few checks late at most); CPU runs check every step.
+    ``num_workers`` is the DataLoader's worker count (``loader="dataloader"`` only)."""
 
     epochs: int
     batch_size: int
@@ -66,10 +68,58 @@ def _batches(data: DataBundle, split: str, s: TrainSettings, device: torch.devic
     return TensorBatches(data, split, s.batch_size, device, gen, channels_last=cl)  # type: ignore[arg-type]
 
 
-def _nonfinite(flag: torch.Tensor, epoch: int, steps: torch.Tensor) -> NonFiniteLossError | None:
-    if not bool(flag):
-        return None
-    return NonFiniteLossError(f"loss became nan/inf at epoch {epoch}, step {int(steps)}; lower the learning rate")
+class _LossWatch:
+    """Notices the first non-finite training loss of an epoch without a host sync per step.
+
+    The flag and the step it first went bad stay on the device.  On the CPU they are read every
+    step (reading costs nothing there).  On CUDA, every ``every`` steps the pair is copied into
+    pinned host memory without blocking, and a later check reads it once a CUDA event says that
+    the copy has landed: a NaN is reported some tens of steps late at most, and the steady state
+    has no host sync.  :meth:`final` (at the end of an epoch) reads the flag synchronously.
+    """
+
+    def __init__(self, device: torch.device, every: int) -> None:
+        self.cuda = device.type == "cuda"
+        self.every = max(1, every) if self.cuda else 1
+        self.bad = torch.zeros((), device=device, dtype=torch.bool)
+        self.bad_step = torch.zeros((), device=device, dtype=torch.int64)
+        self.host = torch.zeros(2, dtype=torch.int64, pin_memory=self.cuda)
+        self.landed: torch.cuda.Event | None = None
+
+    def new_epoch(self) -> None:
+        self.bad.zero_()
+        self.bad_step.zero_()
+        self.landed = None
+
+    def record(self, loss: torch.Tensor, global_step: int) -> None:
+        newly_bad = ~torch.isfinite(loss) & ~self.bad
+        self.bad_step = torch.where(newly_bad, global_step, self.bad_step)
+        self.bad |= newly_bad
+
+    def poll(self, epoch: int, global_step: int) -> None:
+        if global_step % self.every:
+            return
+        if not self.cuda:
+            self._raise_if_bad(bool(self.bad), int(self.bad_step), epoch)
+            return
+        if self.landed is not None:
+            if not self.landed.query():  # type: ignore[no-untyped-call]
+                return
+            self._raise_if_bad(bool(self.host[0]), int(self.host[1]), epoch)
+        self.host.copy_(torch.stack([self.bad.long(), self.bad_step]), non_blocking=True)
+        self.landed = torch.cuda.Event()  # type: ignore[no-untyped-call]
+        self.landed.record()
+
+    def final(self, epoch: int) -> None:
+        self.landed = None
+        self._raise_if_bad(bool(self.bad), int(self.bad_step), epoch)
+
+    @staticmethod
+    def _raise_if_bad(bad: bool, step: int, epoch: int) -> None:
+        # Raised without binding it to a name: a local holding the exception would make a cycle
+        # (frame -> exception -> traceback -> frame) that keeps the model alive until gc runs.
+        if bad:
+            raise NonFiniteLossError(f"loss became nan/inf at epoch {epoch}, step {step}; lower the learning rate")
 
 
 def _check_steps_per_epoch(actual: int, pruner: Pruner, optimizer: torch.optim.Optimizer) -> None:
@@ -85,19 +135,48 @@ def _check_steps_per_epoch(actual: int, pruner: Pruner, optimizer: torch.optim.O
             )
 
 
+def make_update(optimizer: torch.optim.Optimizer, pruner: Pruner, grad_clip: float | None) -> Callable[[int], None]:
+    """The half of a training step after ``backward()``, as :func:`train` takes it.
+
+    ``update(global_step)``: ``pruner.before_step()`` -> ``optimizer.prepare_gradients()`` (if the
+    optimizer has it) -> clip to ``grad_clip`` -> ``optimizer.step()`` ->
+    ``pruner.after_step(global_step)``.  With the flags a CUDA run gets (fused optimizers) the
+    number of operations it dispatches does not depend on the number of layers.
+    """
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    prepare: Callable[[], None] | None = getattr(optimizer, "prepare_gradients", None)
+
+    def update(global_step: int) -> None:
+        pruner.before_step()
+        if prepare is not None:
+            prepare()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        pruner.after_step(global_step)
+
+    return update
+
+
 def _evaluate(model: nn.Module, batches: Iterable[Any], autocast: Any, device: torch.device) -> tuple[float, float]:
     model.eval()
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
-    with torch.no_grad():
+    with torch.inference_mode():
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
         for xb, yb in batches:
             with autocast():
                 out = model(xb)
             loss_sum += nn.functional.cross_entropy(out.float(), yb, reduction="sum")
             correct += (out.argmax(1) == yb).sum()
             seen += yb.shape[0]
-    return float(loss_sum) / max(seen, 1), 100.0 * int(correct) / max(seen, 1)
+        return float(loss_sum) / max(seen, 1), 100.0 * int(correct) / max(seen, 1)
+
+
+def _step_marker(profiling: bool) -> contextlib.AbstractContextManager[Any]:
+    """A ``pytest_sweep::train_step`` range for ``torch.profiler`` (bench/gpu_check.py counts
+    the kernel launches and host syncs inside it); nothing when no profiler is running."""
+    return torch.profiler.record_function("pytest_sweep::train_step") if profiling else contextlib.nullcontext()
 
 
 def train(
@@ -113,29 +192,53 @@ def train(
     """Train ``model`` for ``settings.epochs`` epochs and evaluate on the test split each epoch.
 
     Returns ``{"history", "final_acc", "best_acc", "best_epoch", "final_sparsity", "total_time",
-    "epochs_run", "stopped_early", "peak_memory_bytes", "images_per_s"}``; accuracies are in %,
-    sparsity a fraction. ``on_epoch(metrics)`` returning True stops after that epoch.
-    Raises :class:`NonFiniteLossError` when the loss becomes NaN/inf.
+    "epochs_run", "stopped_early", "peak_memory_bytes", "images_per_s", "compile_s"}``;
+    accuracies are in %, sparsity a fraction. ``on_epoch(metrics)`` returning True stops after
+    that epoch.  Raises :class:`NonFiniteLossError` when the loss becomes NaN/inf and
+    :class:`DeviceOutOfMemoryError` (one line, naming the batch) when the device runs out of memory.
 
-    Each step: ``backward()`` -> ``pruner.before_step()`` -> ``optimizer.prepare_gradients()``
-    (only if the optimizer has it: AdamWPrune's gradient masks, SPAM's spike check) -> clip to
-    ``settings.grad_clip`` -> ``optimizer.step()`` -> ``pruner.after_step(global_step)``.
+    Each step: ``backward()`` then :func:`make_update` (masks, spike check, clipping, the
+    optimizer step, the pruner).  With ``settings.compile`` the first step (where
+    ``torch.compile`` does its work) is timed on its own: epoch 1 reports it as ``compile_s`` and
+    its ``images_per_s`` counts the other steps only.  On CUDA the run sets
+    ``torch.backends.cudnn.benchmark`` (the shapes are fixed) and restores it at the end.
     Build the model after :func:`seed_everything` for a reproducible run; on the CPU a fixed
     seed gives bit-for-bit identical metrics.
     """
-    s = settings
+    device = torch.device(settings.device)
+    cuda = device.type == "cuda"
+    benchmark = torch.backends.cudnn.benchmark
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    try:
+        return _train(model, optimizer, pruner, data, settings, device, on_epoch, log)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    pruner: Pruner,
+    data: DataBundle,
+    s: TrainSettings,
+    device: torch.device,
+    on_epoch: Callable[[dict[str, Any]], bool] | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     started = time.perf_counter()
-    device = torch.device(s.device)
     cuda = device.type == "cuda"
     cl = s.channels_last and cuda
     torch.manual_seed(s.seed)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
     if (s.amp or s.channels_last) and not cuda:
         log(f"note: amp/channels_last apply to CUDA only; ignored on {device}")
     model.to(device)
     if cl:
         model.to(memory_format=torch.channels_last)
+    if cuda:
+        # Only once the model is there: in a process where nothing has used CUDA yet, resetting
+        # the peak statistics first raises "Invalid device argument 0: did you call init?".
+        torch.cuda.reset_peak_memory_stats(device)
     net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if s.compile else model
     if s.lr is not None:
         for group in optimizer.param_groups:
@@ -149,51 +252,62 @@ def train(
     train_batches = _batches(data, "train", s, device, cl)
     test_batches = _batches(data, "test", s, device, cl)
     _check_steps_per_epoch(len(train_batches), pruner, optimizer)  # type: ignore[arg-type]
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    prepare: Callable[[], None] | None = getattr(optimizer, "prepare_gradients", None)
-    check_every = 1 if not cuda else max(1, s.nan_check_every)
+    update = make_update(optimizer, pruner, s.grad_clip)
+    watch = _LossWatch(device, s.nan_check_every)
+    profiling = torch.autograd._profiler_enabled()  # type: ignore[attr-defined]
     history: list[dict[str, Any]] = []
     global_step = 0
     stopped_early = False
+    compile_s: float | None = None
     for epoch in range(1, s.epochs + 1):
         t0 = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
         model.train()
+        watch.new_epoch()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.int64)
-        bad = torch.zeros((), device=device, dtype=torch.bool)
-        bad_step = torch.zeros((), device=device, dtype=torch.int64)
-        seen = 0
-        for xb, yb in train_batches:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast():
-                out = net(xb)
-            loss = nn.functional.cross_entropy(out.float(), yb)
-            loss.backward()  # type: ignore[no-untyped-call]
-            pruner.before_step()
-            if prepare is not None:
-                prepare()
-            if s.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
-            optimizer.step()
-            global_step += 1
-            pruner.after_step(global_step)
-            detached = loss.detach()
-            newly_bad = ~torch.isfinite(detached) & ~bad
-            bad_step = torch.where(newly_bad, global_step, bad_step)
-            bad |= newly_bad
-            loss_sum += detached * yb.shape[0]
-            correct += (out.detach().argmax(1) == yb).sum()
-            seen += yb.shape[0]
-            if global_step % check_every == 0 and (err := _nonfinite(bad, epoch, bad_step)):
-                raise err
-        if err := _nonfinite(bad, epoch, bad_step):
-            raise err
-        train_loss, train_acc = float(loss_sum) / max(seen, 1), 100.0 * int(correct) / max(seen, 1)
-        if cuda:
-            torch.cuda.synchronize(device)
-        train_time = time.perf_counter() - t0
-        test_loss, test_acc = _evaluate(net, test_batches, autocast, device)  # type: ignore[arg-type]
+        seen = batch = 0
+        timed_from, untimed = t0, 0  # images/s leaves out the compiling first step
+        out_of_memory = None
+        evaluating = False
+        try:
+            for xb, yb in train_batches:
+                batch += 1
+                with _step_marker(profiling):
+                    optimizer.zero_grad(set_to_none=True)
+                    with autocast():
+                        out = net(xb)
+                    loss = nn.functional.cross_entropy(out.float(), yb)
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    global_step += 1
+                    update(global_step)
+                    detached = loss.detach()
+                    watch.record(detached, global_step)
+                    loss_sum += detached * yb.shape[0]
+                    correct += (out.detach().argmax(1) == yb).sum()
+                    seen += yb.shape[0]
+                    watch.poll(epoch, global_step)
+                if s.compile and global_step == 1:
+                    _synchronize(device)
+                    timed_from, untimed = time.perf_counter(), seen
+                    compile_s = timed_from - t0
+            watch.final(epoch)
+            train_loss, train_acc = float(loss_sum) / max(seen, 1), 100.0 * int(correct) / max(seen, 1)
+            _synchronize(device)
+            train_time = time.perf_counter() - timed_from
+            if seen == untimed:  # the compiling step was the only one
+                train_time, untimed = time.perf_counter() - t0, 0
+            evaluating = True
+            test_loss, test_acc = _evaluate(net, test_batches, autocast, device)  # type: ignore[arg-type]
+        except torch.OutOfMemoryError as exc:
+            # Only the message is made here; the error is raised below, outside this block: raised
+            # in here it would carry this exception, whose traceback holds the activations.
+            where = " while evaluating" if evaluating else f", batch {batch}"
+            out_of_memory = f"{device.type.upper()} out of memory at epoch {epoch}{where} (batch size {s.batch_size})"
+            detail = str(exc).strip()
+            log(f"{out_of_memory}: {detail.splitlines()[0] if detail else type(exc).__name__}")
+        if out_of_memory is not None:
+            raise DeviceOutOfMemoryError(out_of_memory)
         scheduler.step()
         metrics: dict[str, Any] = {
             "epoch": epoch,
@@ -204,13 +318,16 @@ def train(
             "sparsity": pruner.sparsity(),
             "lr": lr,
             "epoch_time": time.perf_counter() - t0,
-            "images_per_s": seen / max(train_time, 1e-9),
+            "images_per_s": (seen - untimed) / max(train_time, 1e-9),
         }
+        if epoch == 1 and compile_s is not None:
+            metrics["compile_s"] = compile_s
         history.append(metrics)
         log(
             f"epoch {epoch}/{s.epochs}  train_loss {train_loss:.3f}  train_acc {train_acc:.1f}%  "
             f"test_loss {test_loss:.3f}  test_acc {test_acc:.1f}%  sparsity {metrics['sparsity']:.2f}  "
             f"lr {lr:.4g}  {metrics['epoch_time']:.1f}s  {metrics['images_per_s']:.0f} img/s"
+            + (f"  (compile {compile_s:.1f}s, not in img/s)" if "compile_s" in metrics else "")
         )
         if on_epoch is not None and on_epoch(metrics) and epoch < s.epochs:
             stopped_early = True
@@ -227,4 +344,10 @@ def train(
         "stopped_early": stopped_early,
         "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)) if cuda else None,
         "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
+        "compile_s": compile_s,
     }
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

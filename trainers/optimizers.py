@@ -7,6 +7,7 @@ put them into ``TrainSettings.grad_clip`` / ``TrainSettings.eta_min``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -47,6 +48,18 @@ def default_grad_clip(name: str, base: str | None = None) -> float | None:
     return 1.0 if name in ADVANCED or (name == "adamwprune" and base in ADVANCED) else None
 
 
+def fused_default(params: Iterable[torch.Tensor]) -> bool:
+    """Whether :func:`build_optimizer` asks for torch's fused kernels: when every parameter is a
+    CUDA tensor (one kernel per parameter group and step instead of a handful per parameter).
+
+    Safe for every optimizer here: pruning masks and the SPAM spike guard act on the gradients
+    before ``step`` and on the weights and moments after it, never inside the update.  On the CPU
+    torch's own default stays (its per-parameter loop), so CPU results do not change.
+    """
+    params = list(params)
+    return bool(params) and all(p.device.type == "cuda" for p in params)
+
+
 def _check_name(name: str) -> None:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
@@ -83,6 +96,7 @@ def build_optimizer(
     spam_interval: int = 0,
     spam_clip: bool = False,
     prune: AdamWPruneSettings | None = None,
+    fused: bool | None = None,
 ) -> torch.optim.Optimizer:
     """Build optimizer ``name`` over ``model``'s parameters (grouped by :func:`param_groups`).
 
@@ -90,12 +104,19 @@ def build_optimizer(
     AdamWPrune on those bases), off otherwise; a bool overrides it for the Adam family. The SPAM
     options act on adamwspam and on AdamWPrune with base ``adamwspam``. ``prune`` is required
     for ``adamwprune`` (use ``enabled=False`` to train it without pruning).
+
+    ``fused=None`` is :func:`fused_default` of the model's parameters: build the optimizer after
+    the model is on its device (the built-in trainer does).  ``True`` asks torch for its fused
+    kernels on any device that has them (the CPU too); ``False`` leaves torch's own choice.
     """
     _check_name(name)
     groups = param_groups(model, weight_decay)
+    if fused is None:
+        fused = fused_default(model.parameters())
+    flags: dict[str, Any] = {"fused": True} if fused else {}
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=False)
-    adam_kwargs: dict[str, Any] = {"lr": lr, "betas": betas, "eps": eps}
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=False, **flags)
+    adam_kwargs: dict[str, Any] = {"lr": lr, "betas": betas, "eps": eps, **flags}
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         return cls(groups, amsgrad=bool(amsgrad), **adam_kwargs)

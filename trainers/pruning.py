@@ -15,6 +15,7 @@ from torch import nn
 
 from pytest_sweep.trainers.adamwprune import (
     AdamWPrune,
+    MaskFactors,
     global_keep_masks,
     mask_moments,
     prunable_weights,
@@ -89,6 +90,7 @@ class ScheduledPruner:
         self.ramp_end_step = steps_per_epoch * ramp_end_epoch
         self.ramp = ramp or ("cubic" if method == "magnitude" else "linear")
         self.masks: list[torch.Tensor] | None = None
+        self._factors = MaskFactors()
         self.w0: list[torch.Tensor] | None = None
         self.current_sparsity = 0.0
         if method == "movement" and warmup == 0:
@@ -102,18 +104,13 @@ class ScheduledPruner:
 
     @torch.no_grad()
     def before_step(self) -> None:
-        if self.masks is not None:
-            for w, mask in zip(self.weights, self.masks, strict=False):
-                if w.grad is not None:
-                    w.grad.mul_(mask.to(w.grad.device))
+        self._factors.apply_to_grads()
 
     @torch.no_grad()
     def after_step(self, global_step: int) -> None:
         if self.method == "movement" and self.w0 is None and global_step >= self.warmup:
             self._snapshot()
-        if self.masks is not None:
-            for w, mask in zip(self.weights, self.masks, strict=False):
-                w.mul_(mask)
+        self._factors.apply_to_weights()
         if self.due(global_step):
             self.update_masks(global_step)
 
@@ -130,6 +127,7 @@ class ScheduledPruner:
         for w, mask in zip(self.weights, self.masks, strict=False):
             w.mul_(mask)
             mask_moments(self.optimizer.state.get(w, {}), mask)
+        self._factors.set(self.weights, self.masks)
 
     def scores(self) -> list[torch.Tensor]:
         if self.method == "magnitude":

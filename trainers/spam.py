@@ -80,16 +80,26 @@ class SpikeGuard:
         return 0 if self._spikes is None else int(self._spikes)
 
     def before_update(self, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
+        """Clip (optional) and spike-check this step's gradients; scale the moments on a spike.
+
+        A fixed number of ``torch._foreach_*`` calls whatever the number of parameters (one
+        kernel each on CUDA, instead of one per parameter), and no host sync.
+        """
         params = [p for g in groups for p in g["params"] if p.grad is not None]
         if not params:
             return
         if self.clip:
-            for p in params:
-                v = state.get(p, {}).get("exp_avg_sq")
-                if v is not None:
-                    limit = (self.theta * (v + 1e-12)).sqrt()
-                    p.grad.copy_(torch.maximum(torch.minimum(p.grad, limit), -limit))
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params]))
+            clipped = [(p.grad, state[p]["exp_avg_sq"]) for p in params if "exp_avg_sq" in state.get(p, {})]
+            if clipped:
+                grads, squares = (list(t) for t in zip(*clipped, strict=True))
+                limits = torch._foreach_add(squares, 1e-12)
+                torch._foreach_mul_(limits, self.theta)
+                torch._foreach_sqrt_(limits)
+                torch._foreach_minimum_(grads, limits)
+                torch._foreach_neg_(limits)
+                torch._foreach_maximum_(grads, limits)
+        grads = [p.grad if p.grad.dtype == torch.float32 else p.grad.float() for p in params]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if self._norms is None:
             self._norms = torch.zeros(self.history, device=norm.device)
             self._valid = torch.zeros(self.history, dtype=torch.bool, device=norm.device)
@@ -102,13 +112,10 @@ class SpikeGuard:
         z = (norm - mean) / std
         spike = (count >= 9) & (std > 0) & torch.isfinite(z) & (z > self.threshold)
         self._spikes += spike
-        m_scale = torch.where(spike, 0.5, 1.0)
-        v_scale = torch.where(spike, 0.9, 1.0)
-        for p in params:
-            st = state.get(p, {})
-            if "exp_avg" in st:
-                st["exp_avg"].mul_(m_scale)
-                st["exp_avg_sq"].mul_(v_scale)
+        moments = [state[p] for p in params if "exp_avg" in state.get(p, {})]
+        if moments:
+            torch._foreach_mul_([st["exp_avg"] for st in moments], torch.where(spike, 0.5, 1.0))
+            torch._foreach_mul_([st["exp_avg_sq"] for st in moments], torch.where(spike, 0.9, 1.0))
         finite = torch.isfinite(norm)
         self._norms[self._pos] = torch.where(finite, norm, 0.0)
         self._valid[self._pos] = finite
@@ -116,7 +123,12 @@ class SpikeGuard:
 
     def reset(self, step: int, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
         if self.interval > 0 and step % self.interval == 0:
-            for p in (p for g in groups for p in g["params"]):
-                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-                    if key in state.get(p, {}):
-                        state[p][key].zero_()
+            moments = [
+                st[key]
+                for p in (p for g in groups for p in g["params"])
+                for st in [state.get(p, {})]
+                for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+                if key in st
+            ]
+            if moments:
+                torch._foreach_zero_(moments)

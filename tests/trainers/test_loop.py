@@ -35,6 +35,7 @@ RESULT_KEYS = {
     "stopped_early",
     "peak_memory_bytes",
     "images_per_s",
+    "compile_s",
 }
 
 
