@@ -116,7 +116,7 @@ def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Trainer | 
 
         class MyTrainer:
             def run(self, trial, ctx):
-                for epoch in range(1, trial["CONFIG_NUM_EPOCHS"] + 1):
+                for epoch in range(1, trial.get("CONFIG_NUM_EPOCHS", 10) + 1):
                     acc = train_one_epoch()
                     ctx.log(f"epoch {epoch}: {acc:.2f}%")
                     if ctx.epoch_ended({"epoch": epoch, "test_acc": acc}):

@@ -18,7 +18,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, Trial, TrialFailed
 from pytest_sweep.matrix.trial import TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.trainers.names import DATASETS, LOADERS, MODELS
+from pytest_sweep.trainers.names import DATASETS, LOADERS, LR_SCHEDULES, MODELS
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -53,11 +53,26 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             "Input path: tensor (whole dataset on the device, augmentation there) or dataloader (torchvision)",
             choices=LOADERS,
         ),
-        Symbol("CONFIG_NUM_EPOCHS", "int", 100, "Training epochs", low=1),
+        Symbol("CONFIG_NUM_EPOCHS", "int", None, "Training epochs (default: 100 ResNet-18, 10 LeNet-5)", low=1),
+        Symbol(
+            "CONFIG_LR_SCHEDULE",
+            "str",
+            None,
+            "Learning-rate schedule per epoch (default: cosine on ResNet-18; on LeNet-5 cosine for "
+            "AdamWAdv/AdamWSpam, constant otherwise)",
+            choices=LR_SCHEDULES,
+        ),
+        Symbol(
+            "CONFIG_LR_ETA_MIN",
+            "float",
+            None,
+            "Floor of the cosine schedule (default: 0; 1e-6 for AdamWAdv/AdamWSpam on LeNet-5)",
+            low=0.0,
+        ),
         Symbol("CONFIG_BATCH_SIZE", "int", None, "Batch size (default: 128 ResNet-18, 512 LeNet-5)", low=1),
         Symbol("CONFIG_DEVICE", "str", "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
-        Symbol("CONFIG_AMP", "bool", True, "bf16 autocast on CUDA"),
-        Symbol("CONFIG_CHANNELS_LAST", "bool", True, "channels_last memory format on CUDA"),
+        Symbol("CONFIG_AMP", "bool", True, "bf16 autocast on CUDA (n: fp32, as the reference's ResNet-18)"),
+        Symbol("CONFIG_CHANNELS_LAST", "bool", True, "channels_last memory format on CUDA (n: the reference's)"),
         Symbol("CONFIG_COMPILE", "bool", False, "torch.compile the model"),
     ]
 
@@ -78,7 +93,7 @@ def pytest_sweep_describe_trial(trial: Trial) -> str:
     model = c.model
     if model == "resnet18" and trial["CONFIG_MODEL_WIDTH"] != 64:
         model += f"-w{trial['CONFIG_MODEL_WIDTH']}"
-    return f"{model}/{c.dataset}/{c.optimizer}/{c.pruning} e{trial['CONFIG_NUM_EPOCHS']} b{c.batch_size}"
+    return f"{model}/{c.dataset}/{c.optimizer}/{c.pruning} e{c.epochs} b{c.batch_size}"
 
 
 @pytest.hookimpl(trylast=True)
@@ -156,7 +171,7 @@ class Trainer:
 
         from pytest_sweep.trainers.errors import NonFiniteLossError
         from pytest_sweep.trainers.loop import TrainSettings, steps_per_epoch, train
-        from pytest_sweep.trainers.optimizers import default_eta_min, default_grad_clip
+        from pytest_sweep.trainers.optimizers import default_grad_clip
 
         hook = self.config.hook
         c = choices(trial)
@@ -174,7 +189,7 @@ class Trainer:
         opt = c.optimizer
         base = trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] if opt == "adamwprune" else None
         settings = TrainSettings(
-            epochs=int(trial["CONFIG_NUM_EPOCHS"]),
+            epochs=c.epochs,
             batch_size=batch,
             lr=c.learning_rate,
             device=device,
@@ -183,12 +198,14 @@ class Trainer:
             channels_last=channels_last,
             compile=bool(trial["CONFIG_COMPILE"]),
             loader=str(trial["CONFIG_DATA_LOADER"]),
-            eta_min=default_eta_min(opt, base),
+            eta_min=c.eta_min,
+            schedule=c.lr_schedule,
             grad_clip=default_grad_clip(opt, base),
         )
+        schedule = f"cosine to {c.eta_min:g}" if c.lr_schedule == "cosine" else "constant"
         ctx.log(
             f"{c.model} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
-            f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
+            f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g} ({schedule}), device {device}, "
             f"{torch.get_num_threads()} torch threads"
         )
         try:
