@@ -13,7 +13,7 @@ import pytest
 
 from pytest_sweep.matrix import Symbol, Trial
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.trainers.names import BASES, DEFAULT_OPTIMIZER, OPTIMIZERS, VARIANTS
+from pytest_sweep.trainers.names import BASES, DEFAULT_OPTIMIZER, OPTIMIZERS, REFERENCE_ONLY_VARIANTS, VARIANTS
 
 
 @pytest.hookimpl
@@ -67,13 +67,24 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             "AdamWPrune AMSGrad (default: on for the adamwadv/adamwspam bases)",
         ),
         Symbol("CONFIG_ADAMWPRUNE_BASE_OPTIMIZER", "str", "adamw", "AdamWPrune's update rule", choices=BASES),
-        Symbol("CONFIG_ADAMWPRUNE_VARIANT", "str", "bitter0", "AdamWPrune's pruning score", choices=VARIANTS),
+        Symbol(
+            "CONFIG_ADAMWPRUNE_VARIANT",
+            "str",
+            "bitter0",
+            "AdamWPrune's pruning score (the reference's other variants are skipped)",
+            choices=VARIANTS + REFERENCE_ONLY_VARIANTS,
+        ),
     ]
 
 
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    return "; ".join(choices(trial).problems_of("CONFIG_OPTIMIZER")) or None
+    c = choices(trial)
+    problems = c.problems_of("CONFIG_OPTIMIZER")
+    variant = trial.get("CONFIG_ADAMWPRUNE_VARIANT")
+    if c.optimizer == "adamwprune" and variant in REFERENCE_ONLY_VARIANTS:
+        problems.append(f"AdamWPrune variant {variant} is the reference's; pytest-sweep has {', '.join(VARIANTS)}")
+    return "; ".join(problems) or None
 
 
 def settings(trial: Trial, steps_per_epoch: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, Trial, TrialFailed
 from pytest_sweep.matrix.trial import TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.trainers.names import DATASETS, LOADERS, LR_SCHEDULES, MODELS
+from pytest_sweep.trainers.names import DATASETS, LOADERS, LR_SCHEDULES, MODELS, REFERENCE_ONLY_MODELS
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -32,7 +32,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl
 def pytest_sweep_declare_symbols() -> list[Symbol]:
     return [
-        Symbol("CONFIG_MODEL", "str", "resnet18", "Model to train", choices=MODELS),
+        Symbol(
+            "CONFIG_MODEL",
+            "str",
+            "resnet18",
+            "Model to train (the reference's resnet50 and gpt2 are skipped)",
+            choices=MODELS + REFERENCE_ONLY_MODELS,
+        ),
         *select_symbols("CONFIG_MODEL", MODELS, "model"),
         Symbol("CONFIG_MODEL_MODE_SINGLE", "bool", True, "Train one model per trial (the only mode)"),
         Symbol("CONFIG_MODEL_WIDTH", "int", 64, "ResNet-18 base width (64 = the 11.2M-parameter model)", low=1),
@@ -79,7 +85,10 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
 
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    problems = choices(trial).problems_of("CONFIG_MODEL", "CONFIG_DATASET")
+    c = choices(trial)
+    problems = c.problems_of("CONFIG_MODEL", "CONFIG_DATASET")
+    if c.model in REFERENCE_ONLY_MODELS:
+        problems.append(f"model {c.model} is the reference's; pytest-sweep trains {' and '.join(MODELS)}")
     if not trial.get("CONFIG_MODEL_MODE_SINGLE", True):
         problems.append("CONFIG_MODEL_MODE_SINGLE=n (several models per trial) is not supported")
     if not _DEVICE.match(str(trial["CONFIG_DEVICE"])):
