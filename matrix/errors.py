@@ -21,13 +21,17 @@ CLIP_RUN = 200
 
 
 def clip(text: str) -> str:
-    """``text`` made safe for one terminal line: control characters escaped, huge values cut.
+    """``text`` made safe for the terminal, line by line: control characters escaped, huge values cut.
 
     A value of 100,000 characters, or one holding NUL bytes, would otherwise be echoed in full
     (or raw) by an error message.
     """
+    return "\n".join(_clip_line(line) for line in text.split("\n"))
+
+
+def _clip_line(line: str) -> str:
     out: list[str] = []
-    for word in text.split(" "):
+    for word in line.split(" "):
         safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in word)
         if len(safe) > CLIP_RUN:
             safe = f"{safe[: CLIP_RUN - 10]}...({len(word)} characters)"

@@ -61,9 +61,14 @@ def render_summary(rc: RangeConfig, combos: list[Combination]) -> str:
         "",
         "Swept parameters:",
     ]
-    lines += [f"  {p.key}: {', '.join(p.values)}" for p in rc.swept] or ["  (none)"]
+    seen: dict[str, dict[str, None]] = {key: {} for key in (combos[0].swept if combos else ())}
+    for combo in combos:  # each swept key's values in order (a rewritten config's runs count too)
+        for key, value in combo.swept.items():
+            seen[key][value] = None
+    lines += [f"  {key}: {', '.join(values)}" for key, values in seen.items()] or ["  (none)"]
     for combo in combos:
         lines += ["", f"Configuration {combo.name.removeprefix('config_')}:"]
+        lines += [f"  run: {combo.label}"] if combo.label else []
         lines += [f"  {k}: {v}" for k, v in combo.swept.items()]
     return "\n".join(lines) + "\n"
 

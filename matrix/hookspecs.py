@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import pytest
 
     from pytest_sweep.matrix.contracts import DataBundle, Pruner, Trainer
+    from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten
     from pytest_sweep.matrix.records import SweepResult
-    from pytest_sweep.matrix.symbols import Symbol
+    from pytest_sweep.matrix.symbols import Symbol, SymbolTable
     from pytest_sweep.matrix.trial import Trial
 
 hookspec = pluggy.HookspecMarker("pytest")
@@ -40,6 +41,41 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
 
         def pytest_sweep_declare_symbols():
             return [Symbol("CONFIG_DROPOUT", "float", 0.0, "Dropout before the classifier", low=0, high=1)]
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_rewrite_range_config(rc: RangeConfig, symbols: SymbolTable) -> Rewritten | None:
+    """Rewrite a parsed range file before it is expanded; ``None`` leaves it as it is.
+
+    Called once per range file (``--range-config``) on every process, after every key was
+    checked against the declared symbols and ``# CONFIG_X is not set`` was resolved, before
+    the combinations are made.  A plugin that reads another config language written with
+    ``CONFIG_*`` keys (the built-in ``sweep.reference`` reads the reference's defconfigs) turns
+    its symbols into ordinary parameters here, and may list explicit runs
+    (:class:`~pytest_sweep.matrix.rangeconfig.Run`) where they are not a Cartesian product.
+    Every key of the returned config must be a declared symbol.  Raise
+    :class:`~pytest_sweep.matrix.errors.RangeConfigError` (with the file and line) for a
+    mistake: it becomes a usage error.
+
+    :param rc: the parsed file: parameters in file order, each with its line.
+    :param symbols: every declared symbol (``symbols[key].type``, ``.default``, ``.plugin``).
+
+    ``firstresult``: the first plugin that returns a
+    :class:`~pytest_sweep.matrix.rangeconfig.Rewritten` rewrites the file; the others are not
+    asked.  Its ``notes`` are printed once for the file after collection.
+
+    Example (a legacy alias, declared as a symbol of its own so that the file passes the check)::
+
+        from dataclasses import replace
+        from pytest_sweep.matrix.rangeconfig import Rewritten
+
+
+        def pytest_sweep_rewrite_range_config(rc, symbols):
+            if rc.param("CONFIG_EPOCHS") is None:
+                return None
+            params = tuple(replace(p, key="CONFIG_NUM_EPOCHS") if p.key == "CONFIG_EPOCHS" else p for p in rc.params)
+            return Rewritten(replace(rc, params=params), notes=("CONFIG_EPOCHS read as CONFIG_NUM_EPOCHS",))
     """
 
 
@@ -80,7 +116,7 @@ def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Trainer | 
 
         class MyTrainer:
             def run(self, trial, ctx):
-                for epoch in range(1, trial["CONFIG_NUM_EPOCHS"] + 1):
+                for epoch in range(1, trial.get("CONFIG_NUM_EPOCHS", 10) + 1):
                     acc = train_one_epoch()
                     ctx.log(f"epoch {epoch}: {acc:.2f}%")
                     if ctx.epoch_ended({"epoch": epoch, "test_acc": acc}):

@@ -327,7 +327,8 @@ class ControllerPlugin:
         trials = [i for i in items if isinstance(i, SweepItem)]
         if not trials:
             return []
-        return estimate.describe(config, self.controller.sources, self.controller.dir, trials)
+        notes = [f"sweep: {s.display}: {note}" for s in self.controller.sources.sources for note in s.notes]
+        return notes + estimate.describe(config, self.controller.sources, self.controller.dir, trials)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.controller.on_report(report)

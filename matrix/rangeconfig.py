@@ -1,8 +1,11 @@
 """Parse a range config (the sweep guide's format) into ordered parameter specs.
 
 One ``KEY=VALUE`` per line. A value is a single value (``0.999``, ``y``, ``"state"``), a list of
-choices (``0.85|0.87|0.89``) or an inclusive decimal range (``0.03:0.02:0.09``). Lines that
-start with ``#`` are comments, except ``# CONFIG_X is not set``, which sets ``CONFIG_X=n``.
+choices (``0.85|0.87|0.89``) or an inclusive decimal range (``0.03:0.02:0.09``); a double-quoted
+whole value with choices or a range (``"0.85|0.87"``, ``"0.03:0.02:0.09"``) expands the same way,
+as the reference's generator does. Lines that start with ``#`` are comments, except
+``# CONFIG_X is not set`` (kconfig's spelling), kept as an ``"unset"`` parameter: ``n`` for a bool
+symbol, the symbol's default for any other type (:func:`resolve_not_set`, once the types are known).
 An inline comment starts at the first ``#`` outside double quotes. Values stay strings here:
 the plugin types them later from the symbols its plugins declare.
 
@@ -14,7 +17,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, DecimalTuple
 from pathlib import Path
 
@@ -38,7 +42,8 @@ class Param:
     :param key: the symbol, e.g. ``CONFIG_ADAMWPRUNE_BETA1``
     :param values: canonical string values in the order they will be swept, quotes removed
     :param line: 1-based line number in the file
-    :param kind: ``"fixed"``, ``"choice"`` or ``"range"``
+    :param kind: ``"fixed"``, ``"choice"``, ``"range"`` or ``"unset"`` (``# CONFIG_X is not set``:
+        ``n`` for a bool, the default for any other type; see :func:`resolve_not_set`)
     :param quoted: the value (every value) was written in double quotes, so it is a string
     """
 
@@ -55,11 +60,33 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Run:
+    """One point of an explicit run list, which a plugin may put in place of a product of axes.
+
+    The reference's defconfigs describe runs that are not a Cartesian product (a run without
+    pruning has no sparsity; only AdamWPrune has variants), so a plugin that reads them
+    (:func:`~pytest_sweep.matrix.hookspecs.pytest_sweep_rewrite_range_config`) lists the runs.
+
+    :param label: the run's name, shown in its trial id and folder (``resnet18_sgd_movement_70``)
+    :param values: ``KEY -> value`` of this run; every key is also a fixed parameter of the config
+        (its line, quoting and default value), which the run's value replaces
+    """
+
+    label: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RangeConfig:
-    """A parsed range config: its parameters in file order."""
+    """A parsed range config: its parameters in file order.
+
+    :param runs: an explicit run list (empty: none); each run is crossed with the swept
+        parameters, runs outermost, so the config has ``len(runs) x`` their product combinations.
+    """
 
     path: str
     params: tuple[Param, ...]
+    runs: tuple[Run, ...] = ()
 
     def param(self, key: str) -> Param | None:
         """The parameter named ``key``, or ``None``."""
@@ -80,8 +107,34 @@ class RangeConfig:
 
     @property
     def count(self) -> int:
-        """Number of combinations (product of the swept parameters' sizes; 1 when none)."""
-        return math.prod(len(p.values) for p in self.params)
+        """Number of combinations (product of the swept parameters' sizes, times the runs; at least 1)."""
+        return math.prod(len(p.values) for p in self.params) * max(1, len(self.runs))
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """What a plugin's ``pytest_sweep_rewrite_range_config`` returns.
+
+    :param config: the config to expand instead of the parsed one (its keys must be declared symbols)
+    :param notes: lines shown once for this file after collection (e.g. what has no effect)
+    """
+
+    config: RangeConfig
+    notes: tuple[str, ...] = ()
+
+
+def resolve_not_set(rc: RangeConfig, is_bool: Callable[[str], bool]) -> RangeConfig:
+    """``# CONFIG_X is not set`` as kconfig means it: ``n`` for a bool, the default for other types.
+
+    ``is_bool(key)`` says whether the symbol is a bool; other ``"unset"`` parameters are dropped,
+    so the symbol keeps its default (a string symbol no longer gets the value ``n``).
+    """
+    if not any(p.kind == "unset" for p in rc.params):
+        return rc
+    params = [
+        p if p.kind != "unset" else replace(p, kind="fixed") for p in rc.params if p.kind != "unset" or is_bool(p.key)
+    ]
+    return replace(rc, params=tuple(params))
 
 
 def quoted_keys(rc: RangeConfig) -> set[str]:
@@ -153,7 +206,7 @@ def _parse_line(line: str, lineno: int) -> Param | None:
         return None
     if line.startswith("#"):
         match = _NOT_SET_RE.fullmatch(line)
-        return Param(match.group(1), ("n",), lineno, "fixed") if match else None
+        return Param(match.group(1), ("n",), lineno, "unset") if match else None
     body = _strip_comment(line)
     key, eq, value = body.partition("=")
     if not eq:
@@ -216,6 +269,10 @@ def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
     items = _split_choices(value)
     if len(items) == 1:
         text, quoted = _unquote(key, value)
+        if quoted and ("|" in text or _range_parts(text) is not None):
+            # the reference's generator strips the quotes before it looks for '|' and ':'
+            kind, expanded, _ = _parse_value(key, text)
+            return kind, expanded, True
         if not quoted:
             parts = _range_parts(text)
             if parts is not None:

@@ -17,7 +17,7 @@ from pytest_sweep.matrix import options
 from pytest_sweep.matrix.errors import RangeConfigError, clip
 from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.grid import Combination, expand
-from pytest_sweep.matrix.rangeconfig import RangeConfig, parse_file
+from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, resolve_not_set
 from pytest_sweep.matrix.records import new_record
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
 from pytest_sweep.matrix.trial import Trial, derive_seed, trial_id
@@ -38,6 +38,10 @@ class Source:
     typed: dict[tuple[str, str], Any] = field(default_factory=dict)
     #: range files only: (typed values shared by every combination, sorted keys of the raw config)
     shared: tuple[dict[str, Any], tuple[str, ...]] | None = None
+    #: lines a plugin's rewrite asked to show once for this file (``pytest_sweep_rewrite_range_config``)
+    notes: tuple[str, ...] = ()
+    #: the path as the user wrote it (notes name the file so)
+    display: str = ""
 
 
 def collect_symbols(config: pytest.Config) -> SymbolTable:
@@ -127,10 +131,11 @@ class Sources:
                 )
             try:
                 rc = parse_file(path if path.exists() else raw)
+                rc, notes = self._rewrite(rc)
                 combos = expand(rc, limit=self.limit)
             except RangeConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
-            sources.append(Source(path, "range", combos, rc))
+            sources.append(Source(path, "range", combos, rc, notes=notes, display=raw))
         for raw in cfg.getoption("config_dir"):
             path = _resolve("--config-dir", raw, base)
             _check_name("--config-dir", raw, path)
@@ -152,6 +157,18 @@ class Sources:
                 n = seen[source.path.name] = seen.get(source.path.name, 0) + 1
                 source.group = source.path.name if n == 1 else f"{source.path.name}{n}"
         return sources
+
+    def _rewrite(self, rc: RangeConfig) -> tuple[RangeConfig, tuple[str, ...]]:
+        """Every key known (all unknown ones named at once), ``is not set`` resolved, then a
+        plugin's rewrite (``pytest_sweep_rewrite_range_config``), if one recognises the file."""
+        self.symbols.check_all_known(((p.key, p.line) for p in rc.params), rc.path)
+        rc = resolve_not_set(rc, lambda key: self.symbols[key].type == "bool")
+        rewritten: Rewritten | None = self.config.hook.pytest_sweep_rewrite_range_config(rc=rc, symbols=self.symbols)
+        if rewritten is None:
+            return rc, ()
+        new = rewritten.config
+        self.symbols.check_all_known(((p.key, p.line) for p in new.params), new.path)
+        return new, tuple(rewritten.notes)
 
     def _type_values(self, source: Source) -> None:
         for combo in source.combinations:
@@ -214,6 +231,7 @@ class Sources:
             worker=self.worker,
             group=source.group,
             overrides=dict(self.typed_overrides),
+            label=combo.label,
         )
 
     def _shared(self, source: Source, combo: Combination) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -229,7 +247,7 @@ class Sources:
         if not self._by_id:
             for source in self.sources:
                 for combo in source.combinations:
-                    self._by_id.setdefault(trial_id(combo.name, combo.swept), []).append((source, combo))
+                    self._by_id.setdefault(trial_id(combo.name, combo.swept, combo.label), []).append((source, combo))
         matches = self._by_id.get(nodeid.rsplit("::", 1)[-1])
         if not matches:
             return None

@@ -152,6 +152,24 @@ class SymbolTable:
                 "(pytest --sweep-symbols lists them)",
             )
 
+    def check_all_known(self, keys: Iterable[tuple[str, int]], path: str) -> None:
+        """Every ``(key, line)`` must be declared; one error names all the unknown ones, in order.
+
+        A reference defconfig carries dozens of symbols: naming one per run made cleaning up a
+        file take as many runs as it had unknown symbols.
+        """
+        unknown = [(key, line) for key, line in keys if key not in self._by_name]
+        if len(unknown) == 1:
+            self.check_known(unknown[0][0], path, unknown[0][1])
+        if unknown:
+            listed = "\n".join(f"  {path}:{line}: {key}{self.suggest(key)}" for key, line in unknown)
+            raise RangeConfigError(
+                path,
+                None,
+                f"{len(unknown)} unknown symbols: no installed plugin consumes them "
+                f"(pytest --sweep-symbols lists them); fix or remove each:\n{listed}",
+            )
+
     def coerce(self, key: str, raw: str, path: str, line: int) -> Any:
         self.check_known(key, path, line)
         try:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_SAFE_LABEL = re.compile(r"[^A-Za-z0-9._+=-]+")
 
 
 class TrialFailed(Exception):
@@ -38,19 +39,26 @@ def derive_seed(sweep_seed: int, name: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def trial_id(name: str, swept: dict[str, str]) -> str:
-    """``config_017[ADAMWPRUNE_BETA1=0.87-ADAMWPRUNE_WEIGHT_DECAY=0.05]``."""
+def trial_id(name: str, swept: dict[str, str], label: str = "") -> str:
+    """``config_017[ADAMWPRUNE_BETA1=0.87-ADAMWPRUNE_WEIGHT_DECAY=0.05]``; with a run's label
+    (a rewritten config's run list) ``config_003[resnet18_sgd_movement_70]``."""
+    if label:
+        return f"{name}[{_SAFE_LABEL.sub('_', label)}]"
     if not swept:
         return name
     parts = "-".join(f"{short_key(k)}={_safe(v)}" for k, v in swept.items())
     return f"{name}[{parts}]"
 
 
-def folder_name(name: str, swept: dict[str, str], limit: int = 96) -> str:
-    """``config_017_adamwprune_beta1-0.87_adamwprune_weight_decay-0.05`` (bounded length)."""
-    if not swept:
+def folder_name(name: str, swept: dict[str, str], limit: int = 96, label: str = "") -> str:
+    """``config_017_adamwprune_beta1-0.87_adamwprune_weight_decay-0.05`` (bounded length);
+    with a run's label ``config_003_resnet18_sgd_movement_70``."""
+    if label:
+        desc = _safe(label.replace("=", "-"))
+    elif not swept:
         return name
-    desc = "_".join(f"{short_key(k).lower()}-{_safe(v)}" for k, v in swept.items())
+    else:
+        desc = "_".join(f"{short_key(k).lower()}-{_safe(v)}" for k, v in swept.items())
     full = f"{name}_{desc}"
     if len(full) <= limit:
         return full
@@ -88,6 +96,8 @@ class Trial:
     :ivar worker: ``main`` or the worker that runs it (``gw0``).
     :ivar overrides: values forced from the command line (e.g. ``--sweep-epochs``).
     :ivar group: the source's name when one run sweeps several range files (keeps folders apart).
+    :ivar label: the run's name when its config lists runs (e.g. a reference defconfig's
+        ``resnet18_sgd_movement_70``); the id and folder show it instead of the swept values.
     :ivar stash: per-trial data of plugins (``pytest.Stash``), e.g. resolved choices.
     """
 
@@ -101,6 +111,7 @@ class Trial:
     worker: str = "main"
     group: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
     stash: pytest.Stash = field(default_factory=pytest.Stash, repr=False, compare=False)
 
     def __getitem__(self, key: str) -> Any:
@@ -112,12 +123,12 @@ class Trial:
 
     @cached_property
     def id(self) -> str:
-        return trial_id(self.name, self.swept)
+        return trial_id(self.name, self.swept, self.label)
 
     @cached_property
     def folder(self) -> str:
         """The trial's folder name; prefixed by its file's name when a run has several sources."""
-        base = folder_name(self.name, self.swept)
+        base = folder_name(self.name, self.swept, label=self.label)
         return f"{self.group}-{base}" if self.group else base
 
     @property

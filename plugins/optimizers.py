@@ -13,7 +13,7 @@ import pytest
 
 from pytest_sweep.matrix import Symbol, Trial
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.trainers.names import BASES, DEFAULT_OPTIMIZER, OPTIMIZERS, VARIANTS
+from pytest_sweep.trainers.names import BASES, DEFAULT_OPTIMIZER, OPTIMIZERS, REFERENCE_ONLY_VARIANTS, VARIANTS
 
 
 @pytest.hookimpl
@@ -25,15 +25,22 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             "CONFIG_LEARNING_RATE",
             "float",
             None,
-            "Learning rate (default: 0.1 for SGD, 1e-3 for the Adam family)",
+            "Learning rate (default: ResNet-18 0.1 for SGD, 1e-4 for the Adam family; LeNet-5 1e-3)",
             low=0.0,
+        ),
+        Symbol(
+            "CONFIG_REFERENCE_LR",
+            "bool",
+            False,
+            "Read CONFIG_LEARNING_RATE as the reference's ResNet-18 script does: x0.001 for the Adam family "
+            "(set for the reference's defconfigs, where 0.1 means 1e-4)",
         ),
         Symbol(
             "CONFIG_WEIGHT_DECAY",
             "float",
             None,
-            "Weight decay of SGD/Adam/AdamW/AdamWAdv/AdamWSpam, on weights only (default: 5e-4 SGD, 0 Adam, "
-            "0.01 AdamW family)",
+            "Weight decay of SGD/Adam/AdamW/AdamWAdv/AdamWSpam, on Conv/Linear weights only (default: Adam 0; "
+            "the others 5e-4 on ResNet-18, 1e-4 on LeNet-5)",
             low=0.0,
         ),
         Symbol("CONFIG_SGD_MOMENTUM", "float", 0.9, "SGD momentum", low=0.0, high=1.0),
@@ -60,13 +67,24 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             "AdamWPrune AMSGrad (default: on for the adamwadv/adamwspam bases)",
         ),
         Symbol("CONFIG_ADAMWPRUNE_BASE_OPTIMIZER", "str", "adamw", "AdamWPrune's update rule", choices=BASES),
-        Symbol("CONFIG_ADAMWPRUNE_VARIANT", "str", "bitter0", "AdamWPrune's pruning score", choices=VARIANTS),
+        Symbol(
+            "CONFIG_ADAMWPRUNE_VARIANT",
+            "str",
+            "bitter0",
+            "AdamWPrune's pruning score (the reference's other variants are skipped)",
+            choices=VARIANTS + REFERENCE_ONLY_VARIANTS,
+        ),
     ]
 
 
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    return "; ".join(choices(trial).problems_of("CONFIG_OPTIMIZER")) or None
+    c = choices(trial)
+    problems = c.problems_of("CONFIG_OPTIMIZER")
+    variant = trial.get("CONFIG_ADAMWPRUNE_VARIANT")
+    if c.optimizer == "adamwprune" and variant in REFERENCE_ONLY_VARIANTS:
+        problems.append(f"AdamWPrune variant {variant} is the reference's; pytest-sweep has {', '.join(VARIANTS)}")
+    return "; ".join(problems) or None
 
 
 def settings(trial: Trial, steps_per_epoch: int) -> dict[str, Any]:
@@ -81,11 +99,8 @@ def settings(trial: Trial, steps_per_epoch: int) -> dict[str, Any]:
             amsgrad=trial.get("CONFIG_ADAMWPRUNE_AMSGRAD"),
         )
     else:
-        wd = trial.get("CONFIG_WEIGHT_DECAY")
-        if wd is None:
-            wd = {"sgd": 5e-4, "adam": 0.0}.get(name, 0.01)
         kwargs.update(
-            weight_decay=wd,
+            weight_decay=c.weight_decay,
             betas=(trial["CONFIG_ADAM_BETA1"], trial["CONFIG_ADAM_BETA2"]),
             momentum=trial["CONFIG_SGD_MOMENTUM"],
         )
@@ -102,7 +117,8 @@ def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) 
     from pytest_sweep.trainers.adamwprune import AdamWPruneSettings
     from pytest_sweep.trainers.optimizers import build_optimizer
 
-    name = choices(trial).optimizer
+    c = choices(trial)
+    name = c.optimizer
     prune = None
     if name == "adamwprune":
         prune = AdamWPruneSettings(
@@ -110,9 +126,11 @@ def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) 
             target_sparsity=trial["CONFIG_TARGET_SPARSITY"],
             warmup=trial["CONFIG_PRUNING_WARMUP"],
             frequency=trial["CONFIG_PRUNING_FREQUENCY"],
-            ramp_end_epoch=trial["CONFIG_PRUNING_RAMP_END_EPOCH"],
+            ramp_end_epoch=c.ramp_end_epoch,
             variant=trial["CONFIG_ADAMWPRUNE_VARIANT"],
             base=trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"],
-            enabled=choices(trial).pruning == "state",
+            enabled=c.pruning == "state",
+            ramp=trial.get("CONFIG_PRUNING_RAMP", "cubic"),
+            ramp_end_at_step=trial.get("CONFIG_PRUNING_RAMP_END_STEP"),
         )
     return build_optimizer(name, model, prune=prune, **settings(trial, steps_per_epoch))

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_sweep.matrix import Symbol, Trial
 from pytest_sweep.plugins.choices import choices
-from pytest_sweep.trainers.names import PRUNING_METHODS
+from pytest_sweep.trainers.names import PRUNING_METHODS, RAMPS
 
 
 @pytest.hookimpl
@@ -42,7 +42,29 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             low=0,
         ),
         Symbol("CONFIG_PRUNING_FREQUENCY", "int", 50, "Update the masks every N steps", low=1),
-        Symbol("CONFIG_PRUNING_RAMP_END_EPOCH", "int", 75, "Epoch at which the sparsity reaches its target", low=1),
+        Symbol(
+            "CONFIG_PRUNING_RAMP_END_EPOCH",
+            "int",
+            None,
+            "Epoch at which the sparsity reaches its target (default: 75 ResNet-18, 8 LeNet-5)",
+            low=1,
+        ),
+        Symbol(
+            "CONFIG_PRUNING_RAMP_END_STEP",
+            "int",
+            None,
+            "Optimizer step at which the sparsity reaches its target, instead of CONFIG_PRUNING_RAMP_END_EPOCH "
+            "(the reference's ResNet-18 magnitude/movement pruners end at step 3000)",
+            low=1,
+        ),
+        Symbol(
+            "CONFIG_PRUNING_RAMP",
+            "str",
+            None,
+            "Shape of the sparsity ramp (default: cubic for magnitude and state, linear for movement, as at the "
+            "reference's HEAD; its published commit ramped magnitude and state linearly)",
+            choices=RAMPS,
+        ),
     ]
 
 
@@ -62,12 +84,12 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
     steps = c.steps_per_epoch
     if steps is None:
         return None
-    total = steps * int(trial["CONFIG_NUM_EPOCHS"])
+    total = steps * c.epochs
     warmup = int(trial["CONFIG_PRUNING_WARMUP"])
     if warmup >= total:
         return (
             f"pruning warmup ({warmup} steps) is not shorter than the whole run ({total} steps = "
-            f"{trial['CONFIG_NUM_EPOCHS']} epochs x {steps}); nothing would be pruned"
+            f"{c.epochs} epochs x {steps}); nothing would be pruned"
         )
     return None
 
@@ -76,21 +98,25 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
 def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Any:
     from pytest_sweep.trainers.pruning import build_pruner
 
-    method = choices(trial).pruning
-    epochs = int(trial["CONFIG_NUM_EPOCHS"])
-    ramp_end = int(trial["CONFIG_PRUNING_RAMP_END_EPOCH"])
-    if method != "none" and ramp_end > epochs:
+    c = choices(trial)
+    ramp_end_step = trial.get("CONFIG_PRUNING_RAMP_END_STEP")
+    end = ramp_end_step if ramp_end_step is not None else steps_per_epoch * c.ramp_end_epoch
+    total = steps_per_epoch * c.epochs
+    if c.pruning != "none" and end > total:
+        where = f"step {end}" if ramp_end_step is not None else f"epoch {c.ramp_end_epoch}"
         trial.log(
-            f"note: the pruning ramp ends at epoch {ramp_end} but the run has {epochs} epochs; "
+            f"note: the pruning ramp ends at {where} but the run has {c.epochs} epochs ({total} steps); "
             "the final sparsity will stay below the target"
         )
     return build_pruner(
-        method,
+        c.pruning,
         model,
         optimizer,
         target_sparsity=trial["CONFIG_TARGET_SPARSITY"],
         warmup=trial["CONFIG_PRUNING_WARMUP"],
         frequency=trial["CONFIG_PRUNING_FREQUENCY"],
-        ramp_end_epoch=ramp_end,
+        ramp_end_epoch=c.ramp_end_epoch,
         steps_per_epoch=steps_per_epoch,
+        ramp=trial.get("CONFIG_PRUNING_RAMP"),
+        ramp_end_step=ramp_end_step,
     )

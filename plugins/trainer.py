@@ -19,7 +19,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, Trial, TrialFailed
 from pytest_sweep.matrix.trial import TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.trainers.names import DATASETS, LOADERS, MODELS
+from pytest_sweep.trainers.names import DATASETS, LOADERS, LR_SCHEDULES, MODELS, REFERENCE_ONLY_MODELS
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -33,7 +33,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl
 def pytest_sweep_declare_symbols() -> list[Symbol]:
     return [
-        Symbol("CONFIG_MODEL", "str", "resnet18", "Model to train", choices=MODELS),
+        Symbol(
+            "CONFIG_MODEL",
+            "str",
+            "resnet18",
+            "Model to train (the reference's resnet50 and gpt2 are skipped)",
+            choices=MODELS + REFERENCE_ONLY_MODELS,
+        ),
         *select_symbols("CONFIG_MODEL", MODELS, "model"),
         Symbol("CONFIG_MODEL_MODE_SINGLE", "bool", True, "Train one model per trial (the only mode)"),
         Symbol("CONFIG_MODEL_WIDTH", "int", 64, "ResNet-18 base width (64 = the 11.2M-parameter model)", low=1),
@@ -61,18 +67,36 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             "DataLoader worker processes of the dataloader input path (0: load in the training process)",
             low=0,
         ),
-        Symbol("CONFIG_NUM_EPOCHS", "int", 100, "Training epochs", low=1),
+        Symbol("CONFIG_NUM_EPOCHS", "int", None, "Training epochs (default: 100 ResNet-18, 10 LeNet-5)", low=1),
+        Symbol(
+            "CONFIG_LR_SCHEDULE",
+            "str",
+            None,
+            "Learning-rate schedule per epoch (default: cosine on ResNet-18; on LeNet-5 cosine for "
+            "AdamWAdv/AdamWSpam, constant otherwise)",
+            choices=LR_SCHEDULES,
+        ),
+        Symbol(
+            "CONFIG_LR_ETA_MIN",
+            "float",
+            None,
+            "Floor of the cosine schedule (default: 0; 1e-6 for AdamWAdv/AdamWSpam on LeNet-5)",
+            low=0.0,
+        ),
         Symbol("CONFIG_BATCH_SIZE", "int", None, "Batch size (default: 128 ResNet-18, 512 LeNet-5)", low=1),
         Symbol("CONFIG_DEVICE", "str", "auto", "auto (CUDA when available), cpu, cuda or cuda:N"),
-        Symbol("CONFIG_AMP", "bool", True, "bf16 autocast on CUDA"),
-        Symbol("CONFIG_CHANNELS_LAST", "bool", True, "channels_last memory format on CUDA"),
+        Symbol("CONFIG_AMP", "bool", True, "bf16 autocast on CUDA (n: fp32, as the reference's ResNet-18)"),
+        Symbol("CONFIG_CHANNELS_LAST", "bool", True, "channels_last memory format on CUDA (n: the reference's)"),
         Symbol("CONFIG_COMPILE", "bool", False, "torch.compile the model"),
     ]
 
 
 @pytest.hookimpl
 def pytest_sweep_validate_trial(trial: Trial) -> str | None:
-    problems = choices(trial).problems_of("CONFIG_MODEL", "CONFIG_DATASET")
+    c = choices(trial)
+    problems = c.problems_of("CONFIG_MODEL", "CONFIG_DATASET")
+    if c.model in REFERENCE_ONLY_MODELS:
+        problems.append(f"model {c.model} is the reference's; pytest-sweep trains {' and '.join(MODELS)}")
     if not trial.get("CONFIG_MODEL_MODE_SINGLE", True):
         problems.append("CONFIG_MODEL_MODE_SINGLE=n (several models per trial) is not supported")
     if not _DEVICE.match(str(trial["CONFIG_DEVICE"])):
@@ -91,7 +115,7 @@ def pytest_sweep_describe_trial(trial: Trial) -> str:
     model = c.model
     if model == "resnet18" and trial["CONFIG_MODEL_WIDTH"] != 64:
         model += f"-w{trial['CONFIG_MODEL_WIDTH']}"
-    return f"{model}/{c.dataset}/{c.optimizer}/{c.pruning} e{trial['CONFIG_NUM_EPOCHS']} b{c.batch_size}"
+    return f"{model}/{c.dataset}/{c.optimizer}/{c.pruning} e{c.epochs} b{c.batch_size}"
 
 
 @pytest.hookimpl(trylast=True)
@@ -210,7 +234,7 @@ class Trainer:
 
         from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
         from pytest_sweep.trainers.loop import TrainSettings, steps_per_epoch, train
-        from pytest_sweep.trainers.optimizers import default_eta_min, default_grad_clip
+        from pytest_sweep.trainers.optimizers import default_grad_clip
 
         hook = self.config.hook
         c = choices(trial)
@@ -228,7 +252,7 @@ class Trainer:
         opt = c.optimizer
         base = trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] if opt == "adamwprune" else None
         settings = TrainSettings(
-            epochs=int(trial["CONFIG_NUM_EPOCHS"]),
+            epochs=c.epochs,
             batch_size=batch,
             lr=c.learning_rate,
             device=device,
@@ -238,12 +262,14 @@ class Trainer:
             compile=bool(trial["CONFIG_COMPILE"]),
             loader=str(trial["CONFIG_DATA_LOADER"]),
             num_workers=int(trial["CONFIG_NUM_WORKERS"]),
-            eta_min=default_eta_min(opt, base),
+            eta_min=c.eta_min,
+            schedule=c.lr_schedule,
             grad_clip=default_grad_clip(opt, base),
         )
+        schedule = f"cosine to {c.eta_min:g}" if c.lr_schedule == "cosine" else "constant"
         ctx.log(
             f"{c.model} on {data.name} ({len(data.train_y)} train / {len(data.test_y)} test), "
-            f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g}, device {device}, "
+            f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g} ({schedule}), device {device}, "
             f"{torch.get_num_threads()} torch threads"
         )
         failure = None

@@ -42,7 +42,16 @@ def sweep_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
 
 
 #: Modules whose tests run real sweeps in subprocesses through module-scoped fixtures.
-SLOW_MODULES = {"test_e2e_sweep", "test_parallel", "test_pruning_sweep", "test_process_exit", "test_symbols_reach"}
+SLOW_MODULES = {
+    "test_e2e_sweep",
+    "test_failed_trials",
+    "test_gpu_check",
+    "test_parallel",
+    "test_process_exit",
+    "test_pruning_sweep",
+    "test_reference",
+    "test_symbols_reach",
+}
 
 
 def _is_slow(item: pytest.Item) -> bool:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.plugins.choices import choices
+
 from sweep_helpers import SweepPytester
 
 DEFCONFIGS = Path(__file__).resolve().parent.parent / "defconfigs"
@@ -31,6 +33,8 @@ class Expected:
     #: swept key -> its values, as typed (the grid must be exactly their product)
     grid: dict[str, tuple[Any, ...]]
     guide: bool = False  # one of the guide's ResNet-18 / CIFAR-10 sweeps
+    #: a reference defconfig: its runs' names, in order (the grid is then the keys that differ)
+    runs: tuple[str, ...] = ()
 
 
 GUIDE_GRID = {
@@ -70,6 +74,36 @@ EXPECTED = {
         },
     ),
     "digits-smoke": Expected(4, {}, {"CONFIG_LEARNING_RATE": (0.001, 0.003), "CONFIG_WEIGHT_DECAY": (0.0, 0.05)}),
+    "resnet18-published-table": Expected(
+        14,
+        {
+            "config_008": STATE_NEEDS_ADAMWPRUNE,
+            "config_010": ADAMWPRUNE_PRUNES_ITSELF.format("magnitude"),
+            "config_011": ADAMWPRUNE_PRUNES_ITSELF.format("movement"),
+        },
+        {
+            "CONFIG_OPTIMIZER": ("adamw", "adamwprune"),
+            "CONFIG_PRUNING_METHOD": ("none", "magnitude", "movement", "state"),
+            "CONFIG_TARGET_SPARSITY": (0.0, 0.5, 0.7, 0.9),
+            "CONFIG_WEIGHT_DECAY": (0.0005, 0.0),
+        },
+        runs=(
+            "resnet18_adamw_none",
+            "resnet18_adamw_magnitude_50",
+            "resnet18_adamw_magnitude_70",
+            "resnet18_adamw_magnitude_90",
+            "resnet18_adamw_movement_50",
+            "resnet18_adamw_movement_70",
+            "resnet18_adamw_movement_90",
+            "resnet18_adamw_state",
+            "resnet18_adamwprune_bitter0_none",
+            "resnet18_adamwprune_magnitude",
+            "resnet18_adamwprune_movement",
+            "resnet18_adamwprune_bitter0_state_50",
+            "resnet18_adamwprune_bitter0_state_70",
+            "resnet18_adamwprune_bitter0_state_90",
+        ),
+    ),
     "resnet18-digits-smoke": Expected(
         4, {}, {"CONFIG_ADAMWPRUNE_BETA1": (0.85, 0.9), "CONFIG_TARGET_SPARSITY": (0.5, 0.7)}
     ),
@@ -104,8 +138,12 @@ def test_defconfig_collects_with_the_expected_grid(sweep_pytester: SweepPytester
     assert set(reasons) == set(want.skipped), reasons
     for config, piece in want.skipped.items():
         assert piece in reasons[config], (config, reasons[config])
-    # every combination of the swept values exactly once, typed
     assert {frozenset(i.trial.swept) for i in items} == {frozenset(want.grid)}
+    if want.runs:  # the reference's runs, not a product: each value of each key occurs
+        assert [i.trial.label for i in items] == list(want.runs)
+        assert {k: {i.trial[k] for i in items} for k in want.grid} == {k: set(v) for k, v in want.grid.items()}
+        return
+    # every combination of the swept values exactly once, typed
     combos = [tuple(i.trial[k] for k in sorted(want.grid)) for i in items]
     assert sorted(combos) == sorted(itertools.product(*(want.grid[k] for k in sorted(want.grid))))
 
@@ -126,7 +164,50 @@ def test_guide_configs_resolve_to_the_guide_defaults(sweep_pytester: SweepPytest
         assert trial["CONFIG_ADAMWPRUNE_BETA2"] == 0.999
         assert trial["CONFIG_ADAMWPRUNE_VARIANT"] == "bitter0"
         assert trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] == "adamw"
-        assert trial.get("CONFIG_LEARNING_RATE") is None  # the Adam family's 1e-3
+        assert trial.get("CONFIG_LEARNING_RATE") is None  # the Adam family's 1e-4 on ResNet-18
+
+
+#: The published table's runs: label -> (optimizer, method, sparsity, weight decay on weights).
+PUBLISHED = {
+    "resnet18_adamw_none": ("adamw", "none", 0.0, 5e-4),
+    **{f"resnet18_adamw_{m}_{p}": ("adamw", m, p / 100, 5e-4) for m in ("magnitude", "movement") for p in (50, 70, 90)},
+    # cf07123's "AdamWPrune": AdamW with weight decay 0, unpruned or with movement pruning
+    "resnet18_adamwprune_bitter0_none": ("adamw", "none", 0.0, 0.0),
+    **{f"resnet18_adamwprune_bitter0_state_{p}": ("adamw", "movement", p / 100, 0.0) for p in (50, 70, 90)},
+}
+
+
+def test_the_published_table_trains_as_the_reference_did(sweep_pytester: SweepPytester) -> None:
+    """defconfigs/resnet18-published-table: the 11 runs and the settings cf07123 trained them with."""
+    path = local_copy(sweep_pytester, "resnet18-published-table")
+    result = sweep_pytester.run("--collect-only", "-q", f"--range-config={path}")
+    result.stdout.fnmatch_lines(
+        [
+            "sweep: resnet18-published-table: the reference's defconfig (*): 11 runs, and 3 pairs it drops "
+            "(collected as skipped); as at its published commit cf07123",
+            "sweep: 14 combinations (3 skipped by plugins); trainer: resnet18/cifar10/adamw/magnitude e100 b128, "
+            "resnet18/cifar10/adamw/movement e100 b128, resnet18/cifar10/adamw/none e100 b128",
+            "sweep: estimated runtime 11 x *",
+        ]
+    )
+    items, _ = sweep_pytester.pytester.inline_genitems(*sweep_pytester.plugin_args, f"--range-config={path}")
+    runs = {i.trial.label: i.trial for i in items if not i.skip_reason}
+    assert list(runs) == list(PUBLISHED)
+    for label, trial in runs.items():
+        c = choices(trial)
+        assert (c.optimizer, c.pruning, trial["CONFIG_TARGET_SPARSITY"], c.weight_decay) == PUBLISHED[label], label
+        assert (c.model, c.dataset, c.epochs, c.batch_size, trial["CONFIG_MODEL_WIDTH"]) == (
+            "resnet18",
+            "cifar10",
+            100,
+            128,
+            64,
+        )
+        assert c.learning_rate == pytest.approx(1e-4) and (c.lr_schedule, c.eta_min) == ("cosine", 0.0)
+        assert (trial["CONFIG_ADAM_BETA1"], trial["CONFIG_ADAM_BETA2"]) == (0.9, 0.999)
+        assert (trial["CONFIG_PRUNING_WARMUP"], trial["CONFIG_PRUNING_FREQUENCY"]) == (100, 100)
+        assert (trial["CONFIG_PRUNING_RAMP_END_STEP"], trial["CONFIG_PRUNING_RAMP"]) == (3000, "linear")
+        assert (trial["CONFIG_AMP"], trial["CONFIG_CHANNELS_LAST"]) == (False, False)  # fp32
 
 
 def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPytester) -> None:

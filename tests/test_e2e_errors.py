@@ -211,3 +211,26 @@ def test_a_plugin_declaring_something_else_than_symbols(sweep_pytester: SweepPyt
     sweep_pytester.range_config(GOOD)
     result = sweep_pytester.run("--range-config=sweep.rc")
     assert_usage_error(result, "ERROR: plugin *conftest.py: pytest_sweep_declare_symbols must return Symbol objects")
+
+
+def test_every_unknown_symbol_is_named_at_once_in_file_order(sweep_pytester: SweepPytester) -> None:
+    """A file with several unknown symbols needs one run to clean up, not one run per symbol."""
+    path = range_file(
+        sweep_pytester,
+        GOOD + "CONFIG_ZETA=1\n# CONFIG_NOT_A_THING is not set\nCONFIG_NUM_EPOCH=2\nCONFIG_ALPHA=y\n",
+    )
+    result = sweep_pytester.run("--range-config=sweep.rc", "--collect-only")
+    assert_usage_error(
+        result,
+        f"ERROR: {path}: 4 unknown symbols: no installed plugin consumes them (pytest --sweep-symbols lists them); "
+        "fix or remove each:",
+    )
+    result.stderr.fnmatch_lines(
+        [
+            f"  {path}:4: CONFIG_ZETA",
+            f"  {path}:5: CONFIG_NOT_A_THING",
+            f"  {path}:6: CONFIG_NUM_EPOCH; did you mean CONFIG_NUM_EPOCHS?",
+            f"  {path}:7: CONFIG_ALPHA",
+        ],
+        consecutive=True,
+    )

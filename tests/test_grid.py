@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pytest_sweep.matrix.errors import RangeConfigError
 from pytest_sweep.matrix.grid import Combination, expand, iter_combinations
-from pytest_sweep.matrix.rangeconfig import parse_file, parse_text
+from pytest_sweep.matrix.rangeconfig import RangeConfig, Run, parse_file, parse_text
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -132,3 +133,53 @@ def test_expand_100000_combinations() -> None:
     assert combos[-1].swept == {f"CONFIG_K{i}": "9" for i in range(5)}
     assert combos[12345].swept == {f"CONFIG_K{i}": d for i, d in enumerate("12345")}
     assert list(combos[-1].values) == sorted(combos[-1].values)
+
+
+def _with_runs(text: str, *runs: tuple[str, dict[str, str]]) -> RangeConfig:
+    return replace(parse_text(text, "cfg"), runs=tuple(Run(label, values) for label, values in runs))
+
+
+def test_a_run_list_is_crossed_with_the_swept_parameters_runs_outermost() -> None:
+    rc = _with_runs(
+        'CONFIG_OPT="sgd"\nCONFIG_METHOD="none"\nCONFIG_B=1|2\nCONFIG_F=y\n',
+        ("m_sgd_none", {}),
+        ("m_adam_movement", {"CONFIG_OPT": "adam", "CONFIG_METHOD": "movement"}),
+        ("m_adam_none", {"CONFIG_OPT": "adam"}),
+    )
+    assert rc.count == 6
+    got = [(c.name, c.label, c.swept, c.values["CONFIG_F"]) for c in expand(rc)]
+    assert got == [
+        ("config_001", "m_sgd_none-B=1", {"CONFIG_B": "1", "CONFIG_METHOD": "none", "CONFIG_OPT": "sgd"}, "y"),
+        ("config_002", "m_sgd_none-B=2", {"CONFIG_B": "2", "CONFIG_METHOD": "none", "CONFIG_OPT": "sgd"}, "y"),
+        (
+            "config_003",
+            "m_adam_movement-B=1",
+            {"CONFIG_B": "1", "CONFIG_METHOD": "movement", "CONFIG_OPT": "adam"},
+            "y",
+        ),
+        (
+            "config_004",
+            "m_adam_movement-B=2",
+            {"CONFIG_B": "2", "CONFIG_METHOD": "movement", "CONFIG_OPT": "adam"},
+            "y",
+        ),
+        ("config_005", "m_adam_none-B=1", {"CONFIG_B": "1", "CONFIG_METHOD": "none", "CONFIG_OPT": "adam"}, "y"),
+        ("config_006", "m_adam_none-B=2", {"CONFIG_B": "2", "CONFIG_METHOD": "none", "CONFIG_OPT": "adam"}, "y"),
+    ]
+    # values stay sorted by key, as every combination's do
+    assert list(expand(rc)[0].values) == sorted(expand(rc)[0].values)
+
+
+def test_a_run_key_that_never_varies_is_not_swept() -> None:
+    rc = _with_runs(
+        'CONFIG_MODEL="lenet5"\nCONFIG_OPT="sgd"\n', ("a", {"CONFIG_MODEL": "lenet5"}), ("b", {"CONFIG_OPT": "adam"})
+    )
+    assert [(c.label, c.swept) for c in expand(rc)] == [("a", {"CONFIG_OPT": "sgd"}), ("b", {"CONFIG_OPT": "adam"})]
+
+
+def test_a_run_may_only_set_fixed_parameters() -> None:
+    rc = _with_runs("CONFIG_B=1|2\n", ("a", {"CONFIG_B": "3"}))
+    with pytest.raises(RangeConfigError, match="run a: CONFIG_B must be a fixed parameter"):
+        expand(rc)
+    with pytest.raises(RangeConfigError, match="run a: CONFIG_NEW must be a fixed parameter"):
+        expand(_with_runs("CONFIG_B=1\n", ("a", {"CONFIG_NEW": "3"})))

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_sweep.matrix import rangeconfig
 from pytest_sweep.matrix.errors import RangeConfigError
-from pytest_sweep.matrix.rangeconfig import Param, RangeConfig, parse_file, parse_text, quoted_keys
+from pytest_sweep.matrix.rangeconfig import Param, RangeConfig, parse_file, parse_text, quoted_keys, resolve_not_set
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,9 +55,8 @@ def test_quoted_string() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ('"a|b"', "a|b"),
-        ('"0.1:0.2:0.6"', "0.1:0.2:0.6"),
         ('"a # not a comment"', "a # not a comment"),
+        ('"a:b:c"', "a:b:c"),
         ('" padded "', " padded "),
         ('""', ""),
     ],
@@ -66,6 +65,34 @@ def test_quotes_make_everything_literal(value: str, expected: str) -> None:
     (param,) = parse(f"CONFIG_X={value}").params
     assert param.values == (expected,)
     assert param.quoted and param.kind == "fixed"
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "expected"),
+    [
+        ('"0.85|0.87"', "choice", ("0.85", "0.87")),
+        ('"none|movement"', "choice", ("none", "movement")),
+        ('" y | n "', "choice", ("y", "n")),
+        ('"0.03:0.02:0.09"', "range", ("0.03", "0.05", "0.07", "0.09")),
+    ],
+)
+def test_a_quoted_whole_value_with_choices_or_a_range_expands(value: str, kind: str, expected: tuple[str, ...]) -> None:
+    """As the reference's generator does: it strips the quotes, then looks for '|' and ':'."""
+    (param,) = parse(f"CONFIG_X={value}").params
+    assert (param.kind, param.values, param.quoted) == (kind, expected, True)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"0.1:0.2:0.6"', "does not land on 0.6"),
+        ('"a||b"', "empty choice at position 2 of 3"),
+        ('"a|a"', "duplicate choice 'a'"),
+    ],
+)
+def test_a_quoted_whole_value_is_checked_like_an_unquoted_one(value: str, message: str) -> None:
+    with pytest.raises(RangeConfigError, match=message):
+        parse(f"CONFIG_X={value}")
 
 
 def test_choices() -> None:
@@ -116,12 +143,22 @@ def test_colon_values_that_are_not_ranges_are_single_strings(value: str) -> None
     assert param.kind == "fixed"
 
 
-def test_not_set_comment_means_n() -> None:
+def test_not_set_comment_is_kept_until_the_types_are_known() -> None:
     rc = parse("# CONFIG_ADAMWPRUNE_AMSGRAD is not set\n#CONFIG_B is not set\n")
     assert rc.params == (
-        Param("CONFIG_ADAMWPRUNE_AMSGRAD", ("n",), 1, "fixed", False),
-        Param("CONFIG_B", ("n",), 2, "fixed", False),
+        Param("CONFIG_ADAMWPRUNE_AMSGRAD", ("n",), 1, "unset", False),
+        Param("CONFIG_B", ("n",), 2, "unset", False),
     )
+
+
+def test_not_set_means_n_for_a_bool_and_the_default_for_other_types() -> None:
+    rc = parse("# CONFIG_FLAG is not set\n# CONFIG_NAME is not set\nCONFIG_A=1|2\n")
+    resolved = resolve_not_set(rc, lambda key: key == "CONFIG_FLAG")
+    assert resolved.params == (
+        Param("CONFIG_FLAG", ("n",), 1, "fixed", False),
+        Param("CONFIG_A", ("1", "2"), 3, "choice", False),
+    )
+    assert resolve_not_set(resolved, lambda key: False) is resolved  # nothing left to resolve
 
 
 def test_comments_blank_lines_and_line_numbers() -> None:

@@ -171,3 +171,24 @@ def test_table_iterates_sorted_and_gives_defaults() -> None:
     assert [s.name for s in table] == ["CONFIG_COUNT", "CONFIG_FLAG", "CONFIG_RATE"]
     assert table.defaults() == {"CONFIG_COUNT": 1, "CONFIG_FLAG": False, "CONFIG_RATE": None}
     assert "CONFIG_RATE" in table and "CONFIG_NOPE" not in table
+
+
+def test_all_unknown_keys_are_named_at_once_in_file_order(table: SymbolTable) -> None:
+    with pytest.raises(RangeConfigError) as excinfo:
+        table.check_all_known(
+            [("CONFIG_ZZZ", 2), ("CONFIG_MODEL", 3), ("CONFIG_LEARNIG_RATE", 5), ("CONFIG_AAA", 9)], "x.rc"
+        )
+    assert str(excinfo.value) == (
+        "x.rc: 3 unknown symbols: no installed plugin consumes them (pytest --sweep-symbols lists them); "
+        "fix or remove each:\n"
+        "  x.rc:2: CONFIG_ZZZ\n"
+        "  x.rc:5: CONFIG_LEARNIG_RATE; did you mean CONFIG_LEARNING_RATE?\n"
+        "  x.rc:9: CONFIG_AAA"
+    )
+
+
+def test_a_single_unknown_key_keeps_the_one_line_error(table: SymbolTable) -> None:
+    with pytest.raises(RangeConfigError) as excinfo:
+        table.check_all_known([("CONFIG_MODEL", 1), ("CONFIG_NUM_EPOCH", 4)], "x.rc")
+    assert str(excinfo.value).startswith("x.rc:4: CONFIG_NUM_EPOCH is not a known symbol")
+    table.check_all_known([("CONFIG_MODEL", 1)], "x.rc")  # all known: no error

@@ -22,6 +22,7 @@ test fails when a built-in plugin declares a symbol that is neither swept here n
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix.trial import derive_seed
+from pytest_sweep.plugins.reference_symbols import reference_symbols
 
 from sweep_helpers import SweepPytester, SweepTools
 
@@ -45,6 +47,7 @@ import pytest
 OUT = Path(__file__).parent / "obs"
 OBS = {}
 CURRENT = {"key": None}
+PRUNERS = {}
 
 
 def _key(trial):
@@ -82,6 +85,13 @@ def _patch_once():
         obs["dataloader_workers"] = args[5] if len(args) > 5 else kwargs.get("num_workers", 0)
         return real_dl(*args, **kwargs)
 
+    real_cosine = torch.optim.lr_scheduler.CosineAnnealingLR
+
+    class CosineAnnealingLR(real_cosine):
+        def __init__(self, optimizer, T_max, eta_min=0.0, *args, **kwargs):
+            _current()["scheduler"] = {"class": "CosineAnnealingLR", "T_max": T_max, "eta_min": eta_min}
+            super().__init__(optimizer, T_max, eta_min, *args, **kwargs)
+
     def compile_stub(model, *args, **kwargs):
         # record the call; compiling for real takes minutes on a busy CPU
         obs = _current()
@@ -98,14 +108,28 @@ def _patch_once():
     trainers.loop.dataloader_batches = dataloader_batches
     trainers.data.load_dataset = load_dataset
     torch.compile = compile_stub
+    torch.optim.lr_scheduler.CosineAnnealingLR = CosineAnnealingLR
 
 
 @pytest.hookimpl
 def pytest_sweep_trial_started(trial):
     CURRENT["key"] = _key(trial)
     obs = _obs(trial)
-    obs.update(seed=trial.seed, compile_calls=0, dataloader_calls=0, epochs=[], mask_updates=[])
+    obs.update(seed=trial.seed, compile_calls=0, dataloader_calls=0, epochs=[], mask_updates=[], scheduler=None)
     _patch_once()
+
+
+def _digest(tensors):
+    digest = hashlib.sha1()
+    for t in tensors:
+        digest.update(t.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _prunable(model):
+    import torch
+
+    return [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -133,6 +157,7 @@ def pytest_sweep_make_model(trial, data):
         "params": sum(p.numel() for p in model.parameters()),
         "first_conv_out": convs[0].out_channels if convs else None,
         "digest": digest.hexdigest(),
+        "prunable_digest": _digest(_prunable(model)),
     }
     return model
 
@@ -199,6 +224,9 @@ def pytest_sweep_make_pruner(trial, model, optimizer, steps_per_epoch):
     }
     if type(pruner).__name__ == "ScheduledPruner":
         _mask_recorder(pruner, obs, lambda args: args[0])
+    if getattr(pruner, "w0", None) is not None:
+        obs["pruner"]["w0_digest"] = _digest(pruner.w0)
+        PRUNERS[_key(trial)] = pruner
     return pruner
 
 
@@ -212,6 +240,9 @@ def pytest_sweep_trial_finished(trial, record):
     obs = _obs(trial)
     obs.update(status=record["status"], error=record.get("error"), final_sparsity=record.get("final_sparsity"),
                epochs_run=record.get("epochs_run"), record_seed=record.get("seed"))
+    pruner = PRUNERS.pop(_key(trial), None)
+    if pruner is not None:
+        obs["pruner"]["w0_digest_at_end"] = _digest(pruner.w0)
     OUT.mkdir(exist_ok=True)
     (OUT / f"{_key(trial)}.json").write_text(json.dumps(obs, indent=1, default=str), encoding="utf-8")
     CURRENT["key"] = None
@@ -339,13 +370,13 @@ def case(name: str, base: dict[str, str], **swept: str | None) -> Callable[[Chec
     return register
 
 
-def one_swept(trials: dict[str, Obs], key: str) -> dict[str, Obs]:
-    """The trials of a one-key case by the swept value, all passed."""
+def one_swept(trials: dict[str, Obs], key: str, count: int = 2) -> dict[str, Obs]:
+    """The trials of a one-key case by the swept value (``count`` of them), all passed."""
     by_value: dict[str, Obs] = {}
     for obs in trials.values():
         assert obs.status == "passed", f"{obs.name} {obs.status}: {obs.error}"
         by_value[str(obs.record["config"][key])] = obs
-    assert len(by_value) == 2, by_value.keys()
+    assert len(by_value) == count, by_value.keys()
     return by_value
 
 
@@ -487,6 +518,61 @@ def _(trials: dict[str, Obs]) -> None:
         near_target(o, 0.6)
 
 
+@case(
+    "pruning_ramp",
+    BASE,
+    CONFIG_PRUNING_METHOD='"movement"',
+    CONFIG_PRUNING_RAMP='"cubic"|"linear"',
+    CONFIG_PRUNING_WARMUP="2",
+    CONFIG_PRUNING_FREQUENCY="2",
+    CONFIG_PRUNING_RAMP_END_EPOCH="2",
+    CONFIG_TARGET_SPARSITY="0.6",
+)
+def _(trials: dict[str, Obs]) -> None:
+    t = one_swept(trials, "CONFIG_PRUNING_RAMP")
+    for value, o in t.items():
+        assert o["pruner"]["ramp"] == value  # movement's own shape is linear; the symbol overrides it
+        assert o.updates == expected_updates(2, 2, 2 * STEPS)
+    # after the last step (12 of a ramp from 2 to 24): progress 10/22, cubed or not
+    progress = (STEPS - 2) / (2 * STEPS - 2)
+    assert close(t["cubic"]["mask_updates"][-1][1], 0.6 * progress**3)
+    assert close(t["linear"]["mask_updates"][-1][1], 0.6 * progress)
+
+
+@case("pruning_ramp_state", STATE, CONFIG_PRUNING_RAMP='"cubic"|"linear"', CONFIG_PRUNING_RAMP_END_EPOCH="2")
+def _(trials: dict[str, Obs]) -> None:
+    t = one_swept(trials, "CONFIG_PRUNING_RAMP")
+    progress = (STEPS - 2) / (2 * STEPS - 2)
+    for value, o in t.items():
+        assert o.settings["ramp"] == value
+        assert close(o["mask_updates"][-1][1], 0.5 * (progress**3 if value == "cubic" else progress))
+
+
+@case("pruning_ramp_end_step", STATE, CONFIG_PRUNING_RAMP_END_EPOCH="2", CONFIG_PRUNING_RAMP_END_STEP="7|12")
+def _(trials: dict[str, Obs]) -> None:
+    for value, o in one_swept(trials, "CONFIG_PRUNING_RAMP_END_STEP").items():
+        step = int(value)
+        assert o.settings["ramp_end_at_step"] == step and o.opt["ramp_end_step"] == step  # not epoch 2 (24)
+        assert o.updates == expected_updates(2, 2, step), (value, o.updates)
+        near_target(o, 0.5)  # the ramp ended within the run
+
+
+@case(
+    "pruning_ramp_end_step_scheduled",
+    BASE,
+    CONFIG_PRUNING_METHOD='"magnitude"',
+    CONFIG_PRUNING_WARMUP="2",
+    CONFIG_PRUNING_FREQUENCY="4",
+    CONFIG_TARGET_SPARSITY="0.6",
+    CONFIG_PRUNING_RAMP_END_STEP="6|11",
+)
+def _(trials: dict[str, Obs]) -> None:
+    for value, o in one_swept(trials, "CONFIG_PRUNING_RAMP_END_STEP").items():
+        assert o["pruner"]["ramp_end_step"] == int(value)
+        assert o.updates == expected_updates(2, 4, int(value)), (value, o.updates)
+        near_target(o, 0.6)
+
+
 # -- the training loop and the optimizer's common settings --------------------------------
 
 
@@ -496,6 +582,47 @@ def _(trials: dict[str, Obs]) -> None:
         assert o.groups("lr") == {json.dumps(float(value))}
         assert o["train"]["lr"] == float(value)
         assert o["epochs"][0]["lr"] == float(value)  # what epoch 1 trained with
+
+
+@case(
+    "lr_schedule", BASE, CONFIG_NUM_EPOCHS="2", CONFIG_LEARNING_RATE="0.002", CONFIG_LR_SCHEDULE='"cosine"|"constant"'
+)
+def _(trials: dict[str, Obs]) -> None:
+    t = one_swept(trials, "CONFIG_LR_SCHEDULE")
+    assert t["cosine"]["scheduler"] == {"class": "CosineAnnealingLR", "T_max": 2, "eta_min": 0.0}
+    assert t["constant"]["scheduler"] is None
+    assert [e["lr"] for e in t["cosine"]["epochs"]] == [0.002, 0.001]  # halfway down the cosine
+    assert [e["lr"] for e in t["constant"]["epochs"]] == [0.002, 0.002]
+
+
+@case(
+    "lr_eta_min",
+    BASE,
+    CONFIG_NUM_EPOCHS="2",
+    CONFIG_LEARNING_RATE="0.002",
+    CONFIG_LR_SCHEDULE='"cosine"',
+    CONFIG_LR_ETA_MIN="0.0|0.0006",
+)
+def _(trials: dict[str, Obs]) -> None:
+    for value, o in one_swept(trials, "CONFIG_LR_ETA_MIN").items():
+        eta = float(value)
+        assert o["train"]["eta_min"] == eta and o["scheduler"]["eta_min"] == eta
+        assert close(o["epochs"][1]["lr"], (0.002 + eta) / 2)
+
+
+@case(
+    "reference_lr",
+    BASE,
+    CONFIG_MODEL='"resnet18"',
+    CONFIG_MODEL_WIDTH="4",
+    CONFIG_LEARNING_RATE="0.1",
+    CONFIG_REFERENCE_LR="n|y",
+)
+def _(trials: dict[str, Obs]) -> None:
+    t = one_swept(trials, "CONFIG_REFERENCE_LR")
+    assert t["n"].groups("lr") == {json.dumps(0.1)}
+    assert t["y"].groups("lr") == {json.dumps(0.1 * 0.001)}  # the reference's ResNet-18 script: lr x 0.001
+    assert t["y"]["epochs"][0]["lr"] == 0.1 * 0.001
 
 
 @case("batch_size", BASE, CONFIG_BATCH_SIZE="64|128")
@@ -542,16 +669,16 @@ def _(trials: dict[str, Obs]) -> None:
     for value, o in one_swept(trials, "CONFIG_SGD_MOMENTUM").items():
         assert o.opt["class"] == "SGD"
         assert o.groups("momentum") == {json.dumps(float(value))}
-        assert o["epochs"][0]["lr"] == 0.1  # SGD's default learning rate
-        assert o.weights["weight_decay"] == 5e-4 and o.others["weight_decay"] == 0.0
+        assert o["epochs"][0]["lr"] == 1e-3  # SGD's default learning rate on LeNet-5 (the reference's)
+        assert o.weights["weight_decay"] == 1e-4 and o.others["weight_decay"] == 0.0
 
 
 @case("optimizer", BASE, CONFIG_OPTIMIZER='"adam"|"adamw"')
 def _(trials: dict[str, Obs]) -> None:
     t = one_swept(trials, "CONFIG_OPTIMIZER")
     assert t["adam"].opt["class"] == "Adam" and t["adamw"].opt["class"] == "AdamW"
-    # default decay: none for Adam, 0.01 on the weights for AdamW
-    assert t["adam"].weights["weight_decay"] == 0.0 and t["adamw"].weights["weight_decay"] == 0.01
+    # default decay on LeNet-5: none for Adam, 1e-4 on the weights for AdamW (the reference's)
+    assert t["adam"].weights["weight_decay"] == 0.0 and t["adamw"].weights["weight_decay"] == 1e-4
 
 
 @case("spam_theta", SPAM, CONFIG_SPAM_THETA="10.0|50.0")
@@ -762,6 +889,80 @@ def _(trials: dict[str, Obs]) -> None:
     assert "download refused" in by["y"].error  # the recorder refuses it: no network in tests
 
 
+# -- the defaults: what the reference's code trains, on the objects built ------------------
+
+ALL_OPTIMIZERS = '"sgd"|"adam"|"adamw"|"adamwadv"|"adamwspam"|"adamwprune"'
+#: optimizer -> (lr, weight decay on weights, schedule T_max/eta_min or None, gradient clip), per model
+DEFAULTS = {
+    "lenet5": {
+        "sgd": (1e-3, 1e-4, None, None),
+        "adam": (1e-3, 0.0, None, None),
+        "adamw": (1e-3, 1e-4, None, None),
+        "adamwadv": (1e-3, 1e-4, 1e-6, 1.0),
+        "adamwspam": (1e-3, 1e-4, 1e-6, 1.0),
+        "adamwprune": (1e-3, 0.01, None, None),
+    },
+    "resnet18": {
+        "sgd": (0.1, 5e-4, 0.0, None),
+        "adam": (1e-4, 0.0, 0.0, None),
+        "adamw": (1e-4, 5e-4, 0.0, None),
+        "adamwadv": (1e-4, 5e-4, 0.0, 1.0),
+        "adamwspam": (1e-4, 5e-4, 0.0, 1.0),
+        "adamwprune": (1e-4, 0.01, 0.0, None),
+    },
+}
+
+
+def check_defaults(model: str) -> Check:
+    def check(trials: dict[str, Obs]) -> None:
+        for name, o in one_swept(trials, "CONFIG_OPTIMIZER", count=6).items():
+            lr, wd, eta_min, clip = DEFAULTS[model][name]
+            assert o.groups("lr") == {json.dumps(lr)}, (model, name, o.opt["groups"])
+            assert o.weights["weight_decay"] == wd and o.others["weight_decay"] == 0.0, (model, name)
+            expected = None if eta_min is None else {"class": "CosineAnnealingLR", "T_max": 1, "eta_min": eta_min}
+            assert o["scheduler"] == expected, (model, name, o["scheduler"])
+            assert o["train"]["schedule"] == ("constant" if eta_min is None else "cosine")
+            assert o["train"]["grad_clip"] == clip, (model, name)
+
+    return check
+
+
+case("defaults_lenet5", BASE, CONFIG_OPTIMIZER=ALL_OPTIMIZERS, CONFIG_PRUNING_METHOD='"none"')(check_defaults("lenet5"))
+case(
+    "defaults_resnet18",
+    BASE,
+    CONFIG_MODEL='"resnet18"',
+    CONFIG_MODEL_WIDTH="4",
+    CONFIG_OPTIMIZER=ALL_OPTIMIZERS,
+    CONFIG_PRUNING_METHOD='"none"',
+)(check_defaults("resnet18"))
+
+
+@case(
+    "defaults_pruning_lenet5",
+    BASE,
+    CONFIG_NUM_EPOCHS=None,
+    CONFIG_PRUNING_METHOD='"magnitude"|"movement"',
+    CONFIG_PRUNING_WARMUP="2",
+    CONFIG_TARGET_SPARSITY="0.6",
+)
+def _(trials: dict[str, Obs]) -> None:
+    for value, o in one_swept(trials, "CONFIG_PRUNING_METHOD").items():
+        assert o.record["epochs_run"] == 10 and o["train"]["epochs"] == 10  # LeNet-5 trains 10 epochs
+        p = o["pruner"]
+        # the frequency stays 50; the ramp ends at epoch 8 on LeNet-5 (12 steps an epoch here)
+        assert (p["frequency"], p["ramp_end_step"], p["ramp"]) == (
+            50,
+            8 * STEPS,
+            {"magnitude": "cubic", "movement": "linear"}[value],
+        )
+        assert o.updates == expected_updates(2, 50, 8 * STEPS, steps=10 * STEPS)
+        near_target(o, 0.6)
+        if value == "movement":
+            # w0 is the weights at initialisation (the reference's), never re-taken
+            assert p["w0_digest"] == o["model"]["prunable_digest"] == p["w0_digest_at_end"]
+
+
 # -- the run --------------------------------------------------------------------------------
 
 
@@ -811,7 +1012,7 @@ def test_every_case_ran_and_only_the_expected_trials_failed(reach: Reach) -> Non
         expected.discard(("device", "config_002"))  # a machine with CUDA
     assert failed == expected, "\n".join(reach.result.outlines[-60:])
     for name, c in CASES.items():
-        assert len(reach.trials[name]) == 2 ** len(c.swept), name
+        assert len(reach.trials[name]) == math.prod(len(c.config[k].split("|")) for k in c.swept), name
     assert "Traceback" not in reach.result.stdout.str()
 
 
@@ -825,6 +1026,9 @@ def test_every_declared_symbol_is_swept_here_or_allowed(sweep_pytester: SweepPyt
     assert result.ret == 0
     declared = set(re.findall(r"^  (CONFIG_[A-Z0-9_]+) \(", result.stdout.str(), flags=re.M))
     assert len(declared) > 40, result.stdout.str()  # the listing's format still parses
+    # the reference's defconfig symbols never reach a trainer: sweep.reference rewrites them into the
+    # symbols above before expansion, or refuses to sweep them (tests/test_reference.py)
+    declared -= {s.name for s in reference_symbols()}
     swept = set().union(*(c.swept for c in CASES.values()))
     assert not swept & set(ALLOWED_UNSWEPT), "swept here: drop it from ALLOWED_UNSWEPT"
     missing = declared - swept - set(ALLOWED_UNSWEPT)

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from pytest_sweep.trainers.names import BASES, VARIANTS
+from pytest_sweep.trainers.names import BASES, RAMPS, VARIANTS
 from pytest_sweep.trainers.spam import PreparedStep, SpikeGuard
 
-RAMPS = ("cubic", "linear")
 MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
 
@@ -120,7 +119,8 @@ def mask_moments(state: dict[str, Any], mask: torch.Tensor) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class AdamWPruneSettings:
-    """How AdamWPrune prunes. ``steps_per_epoch`` turns ``ramp_end_epoch`` into a step."""
+    """How AdamWPrune prunes. ``steps_per_epoch`` turns ``ramp_end_epoch`` into a step, unless
+    ``ramp_end_at_step`` gives the step itself."""
 
     steps_per_epoch: int
     target_sparsity: float = 0.7
@@ -131,6 +131,7 @@ class AdamWPruneSettings:
     base: str = "adamw"
     enabled: bool = True
     ramp: str = "cubic"
+    ramp_end_at_step: int | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -146,6 +147,8 @@ class AdamWPruneSettings:
 
     @property
     def ramp_end_step(self) -> int:
+        if self.ramp_end_at_step is not None:
+            return self.ramp_end_at_step
         return self.steps_per_epoch * self.ramp_end_epoch
 
     def due(self, step: int) -> bool:

@@ -93,9 +93,10 @@ class TensorBatches:
         self.train = split == "train"
         self.augment = bundle.augment and self.train
         self.padding = bundle.crop_padding
-        shape = (1, len(bundle.mean), 1, 1)
-        self.mean = torch.tensor(bundle.mean, dtype=torch.float32, device=self.device).view(shape)
-        self.std = torch.tensor(bundle.std, dtype=torch.float32, device=self.device).view(shape)
+        mean, std = bundle.stats(split)
+        shape = (1, len(mean), 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
 
     def __len__(self) -> int:
         n = self.x.shape[0]
@@ -206,7 +207,7 @@ def dataloader_batches(
             transforms.RandomCrop(bundle.image_size, padding=bundle.crop_padding),
             transforms.RandomHorizontalFlip(),
         ]
-    steps += [transforms.ConvertImageDtype(torch.float32), transforms.Normalize(bundle.mean, bundle.std)]
+    steps += [transforms.ConvertImageDtype(torch.float32), transforms.Normalize(*bundle.stats(split))]
     dev = torch.device(device)
     loader = torch.utils.data.DataLoader(
         _UInt8Dataset(x, y, transforms.Compose(steps)),

@@ -20,6 +20,9 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
+#: The reference's LeNet-5 script normalises MNIST's test set with the test set's own statistics.
+MNIST_TEST_MEAN = (0.1325,)
+MNIST_TEST_STD = (0.3105,)
 
 
 @dataclass
@@ -35,6 +38,15 @@ class DataBundle:
     mean: tuple[float, ...]  # per channel, on the 0..1 scale
     std: tuple[float, ...]
     augment: bool  # random crop with padding + horizontal flip on training batches
+    #: the test split's normalisation when it differs from the training split's (MNIST, as the reference)
+    test_mean: tuple[float, ...] | None = None
+    test_std: tuple[float, ...] | None = None
+
+    def stats(self, split: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` that normalise ``split`` (``"train"`` or ``"test"``)."""
+        if split == "test" and self.test_mean is not None and self.test_std is not None:
+            return self.test_mean, self.test_std
+        return self.mean, self.std
 
     @property
     def in_channels(self) -> int:
@@ -150,6 +162,8 @@ def _load_torchvision(kind: str, root: Path, download: bool) -> DataBundle:
         mean=CIFAR10_MEAN if cifar else MNIST_MEAN,
         std=CIFAR10_STD if cifar else MNIST_STD,
         augment=cifar,
+        test_mean=None if cifar else MNIST_TEST_MEAN,
+        test_std=None if cifar else MNIST_TEST_STD,
     )
 
 

@@ -1,4 +1,4 @@
-"""The training loop: one model, one optimizer, one pruner, one dataset, cosine LR per epoch."""
+"""The training loop: one model, one optimizer, one pruner, one dataset; cosine LR per epoch or a constant LR."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import nn
 from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches
 from pytest_sweep.trainers.data import DataBundle
 from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
-from pytest_sweep.trainers.names import LOADERS
+from pytest_sweep.trainers.names import LOADERS, LR_SCHEDULES
 from pytest_sweep.trainers.pruning import Pruner
 
 
@@ -24,7 +24,8 @@ from pytest_sweep.trainers.pruning import Pruner
 class TrainSettings:
     """How :func:`train` runs. ``amp`` (bf16 autocast) and ``channels_last`` act on CUDA only
     and are ignored on the CPU. ``lr``, when set, overrides the optimizer's learning rate before
-    the cosine schedule takes it as its start. ``nan_check_every`` is how often (in steps) a CUDA
+    the schedule takes it as its start (``schedule``: ``"cosine"``, annealed per epoch to
+    ``eta_min``, or ``"constant"``). ``nan_check_every`` is how often (in steps) a CUDA
     run copies its loss flag to the host, without blocking (it is read once the copy has landed,
     so a NaN stops the run a few checks late at most); CPU runs check every step.
     ``num_workers`` is the DataLoader's worker count (``loader="dataloader"`` only)."""
@@ -39,6 +40,7 @@ class TrainSettings:
     compile: bool = False
     loader: str = "tensor"
     eta_min: float = 0.0
+    schedule: str = "cosine"
     grad_clip: float | None = None
     num_workers: int = 0
     nan_check_every: int = 20
@@ -48,6 +50,8 @@ class TrainSettings:
             raise ValueError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")
         if self.loader not in LOADERS:
             raise ValueError(f"unknown loader {self.loader!r}; valid: {', '.join(LOADERS)}")
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
 
 
 def seed_everything(seed: int) -> None:
@@ -243,7 +247,11 @@ def _train(
     if s.lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = s.lr
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs, eta_min=s.eta_min)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs, eta_min=s.eta_min)
+        if s.schedule == "cosine"
+        else None
+    )
     amp_on = s.amp and cuda
 
     def autocast() -> contextlib.AbstractContextManager[Any]:
@@ -308,7 +316,8 @@ def _train(
             log(f"{out_of_memory}: {detail.splitlines()[0] if detail else type(exc).__name__}")
         if out_of_memory is not None:
             raise DeviceOutOfMemoryError(out_of_memory)
-        scheduler.step()
+        if scheduler is not None:
+            scheduler.step()
         metrics: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,

@@ -58,7 +58,9 @@ class ScheduledPruner:
     Masks are recomputed after step ``s`` when ``s > warmup`` and ``s % frequency == 0`` or
     ``s`` is the ramp end, from one exact global ranking (:func:`global_keep_masks`); masks are
     re-applied after every step and the optimizer moments of pruned weights are zeroed.
-    ``w0`` (movement) is a copy of the weights when pruning starts: after step ``warmup``.
+    ``w0`` (movement) is a copy of the weights when the pruner is built, before training: the
+    weights at initialisation, as in the reference. The ramp ends at ``steps_per_epoch *
+    ramp_end_epoch``, or at ``ramp_end_step`` when given.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class ScheduledPruner:
         ramp_end_epoch: int,
         steps_per_epoch: int,
         ramp: str | None = None,
+        ramp_end_step: int | None = None,
     ) -> None:
         if method not in ("magnitude", "movement"):
             raise ValueError(f"ScheduledPruner handles magnitude and movement, not {method!r}")
@@ -87,17 +90,12 @@ class ScheduledPruner:
         self.warmup = warmup
         self.frequency = frequency
         self.steps_per_epoch = steps_per_epoch
-        self.ramp_end_step = steps_per_epoch * ramp_end_epoch
+        self.ramp_end_step = steps_per_epoch * ramp_end_epoch if ramp_end_step is None else ramp_end_step
         self.ramp = ramp or ("cubic" if method == "magnitude" else "linear")
         self.masks: list[torch.Tensor] | None = None
         self._factors = MaskFactors()
-        self.w0: list[torch.Tensor] | None = None
+        self.w0 = [w.detach().clone() for w in self.weights] if method == "movement" else None
         self.current_sparsity = 0.0
-        if method == "movement" and warmup == 0:
-            self._snapshot()
-
-    def _snapshot(self) -> None:
-        self.w0 = [w.detach().clone() for w in self.weights]
 
     def due(self, step: int) -> bool:
         return step > self.warmup and (step % self.frequency == 0 or step == self.ramp_end_step)
@@ -108,8 +106,6 @@ class ScheduledPruner:
 
     @torch.no_grad()
     def after_step(self, global_step: int) -> None:
-        if self.method == "movement" and self.w0 is None and global_step >= self.warmup:
-            self._snapshot()
         self._factors.apply_to_weights()
         if self.due(global_step):
             self.update_masks(global_step)
@@ -165,10 +161,14 @@ def build_pruner(
     frequency: int,
     ramp_end_epoch: int,
     steps_per_epoch: int,
+    ramp: str | None = None,
+    ramp_end_step: int | None = None,
 ) -> Pruner:
     """Build pruning ``method`` (one of :data:`PRUNING_METHODS`) for ``model``/``optimizer``.
 
-    For "state" the schedule arguments are ignored: AdamWPrune carries its own settings.
+    ``ramp`` ``None`` is the method's own shape (magnitude cubic, movement linear); ``ramp_end_step``
+    ``None`` ends the ramp at ``ramp_end_epoch``. For "state" the schedule arguments are ignored:
+    AdamWPrune carries its own settings.
     """
     if method not in PRUNING_METHODS:
         raise ValueError(f"unknown pruning method {method!r}; valid: {', '.join(PRUNING_METHODS)}")
@@ -195,4 +195,6 @@ def build_pruner(
         frequency=frequency,
         ramp_end_epoch=ramp_end_epoch,
         steps_per_epoch=steps_per_epoch,
+        ramp=ramp,
+        ramp_end_step=ramp_end_step,
     )

@@ -189,3 +189,27 @@ def test_dataloader_path_matches_shapes_and_test_values() -> None:
 def test_bad_split() -> None:
     with pytest.raises(ValueError, match="split"):
         TensorBatches(load_dataset("digits"), "val", 8, "cpu", torch.Generator())  # type: ignore[arg-type]
+
+
+def test_mnist_test_split_is_normalised_with_its_own_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the reference's LeNet-5 script: train (0.1307, 0.3081), test (0.1325, 0.3105)."""
+
+    def fake_split(kind: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        n = 6 if train else 4
+        return torch.arange(n * 32 * 32, dtype=torch.int64).remainder(256).to(torch.uint8).view(n, 1, 32, 32), (
+            torch.arange(n) % 10
+        )
+
+    monkeypatch.setattr(data_module, "_torchvision_split", fake_split)
+    mnist = data_module._load_torchvision("mnist", Path("nowhere"), False)
+    assert mnist.stats("train") == ((0.1307,), (0.3081,))
+    assert mnist.stats("test") == ((0.1325,), (0.3105,))
+    cifar = data_module._load_torchvision("cifar10", Path("nowhere"), False)
+    assert cifar.stats("test") == cifar.stats("train") == (data_module.CIFAR10_MEAN, data_module.CIFAR10_STD)
+    for split, x in (("train", mnist.train_x), ("test", mnist.test_x)):
+        (tensor_batch, _), *_ = TensorBatches(mnist, split, 64, "cpu", torch.Generator().manual_seed(0))
+        (loader_batch, _), *_ = dataloader_batches(mnist, split, 64, "cpu", seed=0)
+        expected = _normalise(x, *mnist.stats(split))
+        if split == "test":
+            assert torch.allclose(tensor_batch, expected, atol=1e-5)
+        assert torch.allclose(loader_batch.flatten().sort().values, expected.flatten().sort().values, atol=1e-5)

@@ -227,4 +227,6 @@ def test_settings_are_validated() -> None:
         TrainSettings(epochs=1, batch_size=8, loader="dali")
     with pytest.raises(ValueError, match="positive"):
         TrainSettings(epochs=0, batch_size=8)
+    with pytest.raises(ValueError, match="unknown schedule 'step'; valid: cosine, constant"):
+        TrainSettings(epochs=1, batch_size=8, schedule="step")
     assert steps_per_epoch(1437, 64) == 23 and steps_per_epoch(1437, 64, drop_last=True) == 22

@@ -115,16 +115,18 @@ def test_magnitude_prunes_exactly_the_smallest_weights() -> None:
     assert pruner.sparsity() == pytest.approx(k / flat.numel())
 
 
-def test_movement_scores_weight_times_its_movement() -> None:
+def test_movement_scores_weight_times_its_movement_since_initialisation() -> None:
     model = _lenet()
+    initial = [w.detach().clone() for w in prunable_weights(model)]
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     pruner = _scheduled("movement", model, opt, warmup=2, frequency=100)
-    _steps(model, opt, pruner, 2)  # w0 is taken after step 2 (the warmup)
-    assert pruner.w0 is not None
-    w0 = [w.clone() for w in pruner.w0]
-    _steps(model, opt, pruner, 3, start=2)
+    assert pruner.w0 is not None  # taken when the pruner is built, as the reference does
+    assert all(torch.equal(w0, w) for w0, w in zip(pruner.w0, initial, strict=True))
+    _steps(model, opt, pruner, 5)
+    assert all(torch.equal(w0, w) for w0, w in zip(pruner.w0, initial, strict=True))  # not re-taken at warmup
     weights = prunable_weights(model)
-    for score, w, start in zip(pruner.scores(), weights, w0, strict=False):
+    assert not torch.equal(weights[0], initial[0])  # the weights moved
+    for score, w, start in zip(pruner.scores(), weights, initial, strict=False):
         assert torch.allclose(score, w.detach() * (w.detach() - start))
     flat = torch.cat([s.flatten() for s in pruner.scores()])
     pruner.update_masks(1_000)
@@ -279,3 +281,29 @@ def test_training_reaches_the_target_sparsity(method: str) -> None:
     assert result["history"][0]["sparsity"] < result["history"][2]["sparsity"]
     assert zero_fraction(prunable_weights(model)) == result["final_sparsity"]
     assert result["final_acc"] > 50.0
+
+
+def test_a_ramp_shape_and_a_ramp_end_step_override_the_method_and_epoch_defaults() -> None:
+    model = _lenet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    default = _scheduled("magnitude", model, opt, ramp_end_epoch=8, steps_per_epoch=391)
+    assert (default.ramp, default.ramp_end_step) == ("cubic", 8 * 391)
+    assert _scheduled("movement", model, opt).ramp == "linear"
+    # the reference's ResNet-18 magnitude/movement pruners: a linear ramp that ends at step 3000
+    pruner = build_pruner(
+        "magnitude",
+        model,
+        opt,
+        target_sparsity=0.7,
+        warmup=100,
+        frequency=100,
+        ramp_end_epoch=75,
+        steps_per_epoch=391,
+        ramp="linear",
+        ramp_end_step=3000,
+    )
+    assert isinstance(pruner, ScheduledPruner)
+    assert (pruner.ramp, pruner.ramp_end_step) == ("linear", 3000)
+    settings = AdamWPruneSettings(steps_per_epoch=391, ramp_end_epoch=75, ramp_end_at_step=3000)
+    assert settings.ramp_end_step == 3000
+    assert AdamWPruneSettings(steps_per_epoch=391, ramp_end_epoch=75).ramp_end_step == 75 * 391
