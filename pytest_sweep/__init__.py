@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = {
     "sweep.pruning": "pytest_sweep.plugins.pruning",
     "sweep.gpu": "pytest_sweep.plugins.gpu",
     "sweep.trainer": "pytest_sweep.plugins.trainer",
+    "sweep.importance": "pytest_sweep.plugins.importance",
 }
 
 

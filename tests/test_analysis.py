@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix.records import load_summary
+from pytest_sweep.plugins import importance
 from pytest_sweep.plugins.analysis import TOP_N, render_analysis, render_table
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -157,6 +158,10 @@ def test_the_same_name_from_two_range_files_is_told_apart(records: list[dict[str
 REPLICATES = GOLDEN / "sample_replicates_summary.json"
 
 
+def test_importance_section_matches_golden(records: list[dict[str, Any]]) -> None:
+    check_golden("sample_sweep_importance.txt", importance.render_section(importance.compute(records)))
+
+
 def test_sections_follow_the_guides_layout(records: list[dict[str, Any]]) -> None:
     plain = render_analysis(records)
     with_sections = render_analysis(records, sections=["FIRST:\nline\n", "SECOND:\n"])
@@ -167,6 +172,7 @@ def test_replicates_analysis_matches_golden() -> None:
     replicates = load_summary(REPLICATES)
     check_golden("sample_replicates_analysis.txt", render_analysis(replicates))
     check_golden("sample_replicates_table.txt", render_table(replicates) + "\n")
+    check_golden("sample_replicates_importance.txt", importance.render_section(importance.compute(replicates)))
 
 
 def test_golden_replicates_analysis_uses_means_over_seeds() -> None:
