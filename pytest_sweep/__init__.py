@@ -25,6 +25,7 @@ BUILTIN_PLUGINS = {
     "sweep.gpu": "pytest_sweep.plugins.gpu",
     "sweep.trainer": "pytest_sweep.plugins.trainer",
     "sweep.importance": "pytest_sweep.plugins.importance",
+    "sweep.refine": "pytest_sweep.plugins.refine",
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix.records import load_summary
-from pytest_sweep.plugins import importance
+from pytest_sweep.plugins import importance, refine
 from pytest_sweep.plugins.analysis import TOP_N, render_analysis, render_table
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -160,6 +160,20 @@ REPLICATES = GOLDEN / "sample_replicates_summary.json"
 
 def test_importance_section_matches_golden(records: list[dict[str, Any]]) -> None:
     check_golden("sample_sweep_importance.txt", importance.render_section(importance.compute(records)))
+
+
+def test_refine_range_matches_golden(records: list[dict[str, Any]]) -> None:
+    symbols = refine.builtin_symbols()
+    ref = refine.refine(records, importance.compute(records), symbols)
+    assert ref is not None
+    check_golden("sample_refine_range", refine.render(ref, "sweep_20250101_120000", symbols))
+    section = refine.render_section(ref, "sweep_20250101_120000/refine_range")
+    assert section.splitlines()[2:] == [
+        "3 combinations (this sweep: 9)",
+        "  CONFIG_ADAMWPRUNE_BETA1=0.86|0.87|0.88  (finer; was 0.85|0.87|0.89)",
+        "  CONFIG_PRUNING_WARMUP=11700  (fixed; was 7800|11700|39000)",
+        "Run it with: pytest --range-config=sweep_20250101_120000/refine_range",
+    ]
 
 
 def test_sections_follow_the_guides_layout(records: list[dict[str, Any]]) -> None:

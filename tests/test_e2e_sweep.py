@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.plugins import importance
+from pytest_sweep.plugins import importance, refine
 from pytest_sweep.plugins.analysis import render_analysis
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def test_sweep_folder_has_one_folder_per_trial(digits_sweep: Sweep) -> None:
     files = {p.name for p in digits_sweep.dir.rglob("*") if p.is_file()}
     assert {"sweep_summary.json", "sweep_analysis.txt"} <= files
     # the other reporters' files (tests/test_e2e_report.py checks what they hold)
-    assert {"sweep_importance.json"} <= files
+    assert {"sweep_importance.json", "refine_range"} <= files
     assert not [f for f in files if f.startswith(".") or f.endswith(".tmp")]  # no temp files left behind
 
 
@@ -223,11 +223,14 @@ def test_analysis_names_the_most_accurate_config_and_the_failures(digits_sweep: 
     assert [line.split(":")[0] for line in failed_block] == ["config_001", "config_002"]
     assert all("loss became nan/inf" in line for line in failed_block)
     # the file is exactly what the renderers make of the JSON beside it: the guide's layout, then the
-    # section of the importance reporter
+    # sections of the importance and refine reporters
     summary = digits_sweep.tools.summary(digits_sweep.dir)
     imp = importance.compute(summary)
     sections = [
         importance.render_section(imp),
+        refine.render_section(
+            refine.refine(summary, imp, refine.builtin_symbols()), str(digits_sweep.dir / "refine_range")
+        ),
     ]
     assert text == render_analysis(summary, sections=sections)
 
