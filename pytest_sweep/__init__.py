@@ -26,6 +26,7 @@ BUILTIN_PLUGINS = {
     "sweep.trainer": "pytest_sweep.plugins.trainer",
     "sweep.importance": "pytest_sweep.plugins.importance",
     "sweep.refine": "pytest_sweep.plugins.refine",
+    "sweep.plots": "pytest_sweep.plugins.plots",
 }
 
 

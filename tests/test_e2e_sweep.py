@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.plugins import importance, refine
+from pytest_sweep.plugins import importance, plots, refine
 from pytest_sweep.plugins.analysis import render_analysis
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def test_each_combination_is_one_item_and_a_nan_fails_only_its_own(digits_sweep:
 def test_sweep_folder_has_one_folder_per_trial(digits_sweep: Sweep) -> None:
     assert re.fullmatch(r"sweep_\d{8}_\d{6}", digits_sweep.dir.name)
     trial_dirs = {p.name for p in digits_sweep.dir.iterdir() if p.is_dir()}
-    assert trial_dirs == set(FOLDERS.values())
+    assert trial_dirs == {*FOLDERS.values(), "plots"}  # plots/: the plots reporter's
     for folder in FOLDERS.values():
         names = {p.name for p in (digits_sweep.dir / folder).iterdir()}
         assert names == {"config.txt", "training_metrics.json", "output.log"}, folder
@@ -223,7 +223,7 @@ def test_analysis_names_the_most_accurate_config_and_the_failures(digits_sweep: 
     assert [line.split(":")[0] for line in failed_block] == ["config_001", "config_002"]
     assert all("loss became nan/inf" in line for line in failed_block)
     # the file is exactly what the renderers make of the JSON beside it: the guide's layout, then the
-    # sections of the importance and refine reporters
+    # sections of the importance, refine and plots reporters
     summary = digits_sweep.tools.summary(digits_sweep.dir)
     imp = importance.compute(summary)
     sections = [
@@ -231,6 +231,7 @@ def test_analysis_names_the_most_accurate_config_and_the_failures(digits_sweep: 
         refine.render_section(
             refine.refine(summary, imp, refine.builtin_symbols()), str(digits_sweep.dir / "refine_range")
         ),
+        plots.render_section(plots.plan(summary, digits_sweep.dir)),
     ]
     assert text == render_analysis(summary, sections=sections)
 
