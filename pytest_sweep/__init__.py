@@ -27,6 +27,7 @@ BUILTIN_PLUGINS = {
     "sweep.importance": "pytest_sweep.plugins.importance",
     "sweep.refine": "pytest_sweep.plugins.refine",
     "sweep.plots": "pytest_sweep.plugins.plots",
+    "sweep.html": "pytest_sweep.plugins.html_report",
     "sweep.csv": "pytest_sweep.plugins.csv_report",
     "sweep.compare": "pytest_sweep.plugins.compare",
 }

@@ -3,7 +3,7 @@
 ``pytest-sweep report DIR``
     re-render a finished sweep folder from its ``sweep_summary.json``: ``sweep_analysis.txt``
     (with the importance, next-sweep and plots sections), ``sweep_importance.json``,
-    ``refine_range``, ``plots/`` and ``sweep_summary.csv``.
+    ``refine_range``, ``plots/``, ``sweep_summary.csv`` and ``sweep_report.html``.
 ``pytest-sweep compare A B [--fail test_acc:1.0]``
     compare sweep B with baseline A; exit 1 when a threshold is broken.
 
@@ -36,7 +36,7 @@ def report(folder: Path, threshold: str | None) -> int:
     import pytest
 
     from pytest_sweep.matrix import storage
-    from pytest_sweep.plugins import csv_report, importance, plots, refine
+    from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
     from pytest_sweep.plugins.analysis import render_analysis
     from pytest_sweep.plugins.compare import load_baseline
     from pytest_sweep.plugins.reporters import ANALYSIS_TXT
@@ -59,11 +59,13 @@ def report(folder: Path, threshold: str | None) -> int:
     ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
     storage.write_text_atomic(folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections))
+    sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
+    html_report.write(folder, records, imp, specs, sources)
     drawn = sum(1 for s in specs if s.reason is None)
     print(
         f"{folder}: {ANALYSIS_TXT}, {importance.IMPORTANCE_JSON}, "
         + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
-        + f"{csv_report.SUMMARY_CSV}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+        + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
     )
     return 0
 

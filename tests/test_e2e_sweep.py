@@ -113,7 +113,7 @@ def test_sweep_folder_has_one_folder_per_trial(digits_sweep: Sweep) -> None:
     files = {p.name for p in digits_sweep.dir.rglob("*") if p.is_file()}
     assert {"sweep_summary.json", "sweep_analysis.txt"} <= files
     # the other reporters' files (tests/test_e2e_report.py checks what they hold)
-    assert {"sweep_summary.csv", "sweep_importance.json", "refine_range"} <= files
+    assert {"sweep_summary.csv", "sweep_importance.json", "refine_range", "sweep_report.html"} <= files
     assert not [f for f in files if f.startswith(".") or f.endswith(".tmp")]  # no temp files left behind
 
 
