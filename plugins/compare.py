@@ -127,7 +127,7 @@ def _metrics(record: dict[str, Any]) -> dict[str, float | None]:
 def compare(
     baseline: list[dict[str, Any]], current: list[dict[str, Any]], thresholds: list[Threshold], name: str = ""
 ) -> Comparison:
-    then = {}
+    then: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in baseline:
         then.setdefault(_key(rec), rec)
     label = labeller(current)
@@ -153,11 +153,11 @@ def render(comp: Comparison) -> list[str]:
     for row in comp.rows:
         cells: list[str] = [row.label]
         for m in metrics:
-            a, b, drop = row.then[m], row.now[m], row.drop(m)
+            a, b = row.then[m], row.now[m]
             cells += [
                 row.status_then if a is None else f"{a:.2f}",
                 row.status_now if b is None else f"{b:.2f}",
-                "" if drop is None else f"{-drop:+.2f}",
+                "" if a is None or b is None else f"{b - a:+.2f}",
             ]
         rows.append(cells)
     headers = ["config"] + [h for m in metrics for h in (f"{m} then %", f"{m} now %", "change pp")]

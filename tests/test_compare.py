@@ -55,6 +55,7 @@ def test_a_drop_beyond_the_threshold_is_a_regression() -> None:
     )
     assert lines[1].split() == ["config", "test_acc", "then", "%", "test_acc", "now", "%", "change", "pp"]
     assert lines[3].split() == ["config_001", "90.00", "90.50", "+0.50"]
+    assert lines[5].split() == ["config_003", "92.00", "92.00", "+0.00"]  # no change: not "-0.00"
     assert lines[-3:] == [
         "regressions (test_acc:1): 2",
         "REGRESSION config_002: test_acc 91.00% -> 89.50% (-1.50 pp, more than 1)",
