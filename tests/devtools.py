@@ -21,7 +21,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; the project runs on 3.10 too
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

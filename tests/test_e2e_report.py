@@ -263,7 +263,7 @@ def test_html_report_sorts_on_a_real_click_in_a_browser(sweep: Sweep, tmp_path: 
 
 
 def test_the_reporters_are_registered_like_any_plugin() -> None:
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
 
     from pytest_sweep import BUILTIN_PLUGINS
 
