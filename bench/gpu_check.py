@@ -2,7 +2,7 @@
 
 For one NVIDIA GPU (an H200), offline, in under 8 minutes.  From the repository root:
 
-    PYTHONPATH=. python bench/gpu_check.py --out "$OUT"          # the GPU check
+    pip install --no-deps --no-build-isolation -e . && python bench/gpu_check.py --out "$OUT"  # the GPU check
     .venv/bin/python bench/gpu_check.py --device cpu --out /tmp/gpu-dry   # dry mode: CPU, tiny sizes
 
 What it does, in this order (each part records its own result; one that fails does not stop
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     res["facts"] = facts()
     res["total_s"] = time.perf_counter() - started
     res["passed"] = all(res.get(name, {}).get("passed") for name, _ in parts)
-    text = render(res, a, "PYTHONPATH=. python " + c.script_command().removeprefix(".venv/bin/python "))
+    text = render(res, a, "python " + c.script_command().removeprefix(".venv/bin/python "))
     (out / "gpu_check.json").write_text(json.dumps(res, indent=2, default=str) + "\n", encoding="utf-8")
     (out / "gpu_check.md").write_text(text, encoding="utf-8")
     print(text)

@@ -18,7 +18,7 @@ ratio of the best images/s is shown too.  On the CPU the default is one torch th
 2-core box, shared with other work, two threads made both loops swing by up to 5x between runs.
 
     .venv/bin/python bench/trainer_throughput.py --device cpu --width 16 --steps 10   # CPU, < 2 min
-    PYTHONPATH=. python bench/trainer_throughput.py --device cuda                     # GPU: width 64
+    python bench/trainer_throughput.py --device cuda                     # GPU: width 64
 """
 
 from __future__ import annotations

@@ -227,6 +227,24 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
 
 
 @hookspec
+def pytest_sweep_analysis_sections(config: pytest.Config, sweep: SweepResult) -> str | None:
+    r"""A section to append to ``sweep_analysis.txt``: its text, or ``None`` for none.
+
+    Called on the controller whenever the analysis is written (at the end, and in interim
+    summaries, where ``sweep.running`` is true).  Every implementation is called; the sections
+    follow the guide's layout in call order, each after a rule: use ``tryfirst``/``trylast`` to
+    move yours.  The built-in importance section is ``tryfirst``, the plots section ``trylast``.
+
+    :param sweep: the sweep as the reporters get it.
+
+    Example::
+
+        def pytest_sweep_analysis_sections(config, sweep):
+            return f"MY SECTION:\n{len(sweep.records)} trials"
+    """
+
+
+@hookspec
 def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
     """The sweep so far, while it runs; reporters may write interim outputs.
 

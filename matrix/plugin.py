@@ -366,5 +366,11 @@ class ControllerPlugin:
 @pytest.hookimpl
 def pytest_sweep_declare_symbols() -> list[Symbol]:
     return [
-        Symbol("CONFIG_SEED", "int", 42, "Sweep seed: each trial's seed derives from it and the config name", low=0),
+        Symbol(
+            "CONFIG_SEED",
+            "int",
+            42,
+            "The seed every trial trains with (sweep it, e.g. 1|2|3, to measure seed noise)",
+            low=0,
+        ),
     ]

@@ -20,7 +20,7 @@ config             every ``KEY: value`` of the trial's config, as written
 swept              the swept keys
 nodeid, worker     pytest node id; ``main`` or the xdist worker id (``gw0``)
 trial_dir          the trial's folder, relative to the sweep folder
-seed, device       the trial's seed; ``cpu`` / ``cuda:0``
+seed, device       the seed it trained with (``CONFIG_SEED``); ``cpu`` / ``cuda:0``
 epochs_run         epochs actually trained
 images_per_s       mean training throughput
 peak_memory_mb     peak GPU memory (CUDA only)

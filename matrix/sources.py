@@ -20,7 +20,7 @@ from pytest_sweep.matrix.grid import Combination, expand
 from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, resolve_not_set
 from pytest_sweep.matrix.records import new_record
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
-from pytest_sweep.matrix.trial import Trial, derive_seed, trial_id
+from pytest_sweep.matrix.trial import Trial, trial_id
 
 #: ``pytest_sweep_describe_trial``'s answer, asked once per trial.
 _DESCRIPTION = pytest.StashKey[str | None]()
@@ -219,7 +219,6 @@ class Sources:
             raw_cfg = dict(combo.values)
             raw_cfg.update(self.overrides)
             raw_cfg = dict(sorted(raw_cfg.items()))
-        sweep_seed = int(values.get("CONFIG_SEED") or 0)
         return Trial(
             name=combo.name,
             index=combo.index,
@@ -227,7 +226,7 @@ class Sources:
             values=values,
             raw=raw_cfg,
             swept=dict(combo.swept),
-            seed=derive_seed(sweep_seed, combo.name),
+            seed=int(values.get("CONFIG_SEED") or 0),  # every trial: CONFIG_SEED itself
             worker=self.worker,
             group=source.group,
             overrides=dict(self.typed_overrides),

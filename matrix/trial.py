@@ -33,12 +33,6 @@ def _safe(value: str) -> str:
     return _SAFE.sub("_", value)
 
 
-def derive_seed(sweep_seed: int, name: str) -> int:
-    """A trial's seed: the same on any worker, in any order, on a resume."""
-    digest = hashlib.sha256(f"{sweep_seed}:{name}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
 def trial_id(name: str, swept: dict[str, str], label: str = "") -> str:
     """``config_017[ADAMWPRUNE_BETA1=0.87-ADAMWPRUNE_WEIGHT_DECAY=0.05]``; with a run's label
     (a rewritten config's run list) ``config_003[resnet18_sgd_movement_70]``."""
@@ -92,7 +86,8 @@ class Trial:
     :ivar values: every declared symbol, typed; defaults filled in where the config is silent.
     :ivar raw: the config's own ``KEY -> value`` strings (what ``config.txt`` holds).
     :ivar swept: the swept keys of this combination with their raw values.
-    :ivar seed: derived from the sweep seed and the name (:func:`derive_seed`).
+    :ivar seed: the seed it trains with: ``CONFIG_SEED`` itself, the same for every trial unless the
+        seed is swept (common random numbers: trials differ only in their swept values).
     :ivar worker: ``main`` or the worker that runs it (``gw0``).
     :ivar overrides: values forced from the command line (e.g. ``--sweep-epochs``).
     :ivar group: the source's name when one run sweeps several range files (keeps folders apart).

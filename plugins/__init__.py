@@ -2,7 +2,9 @@
 
 Each module is a pytest plugin registered through its own ``pytest11`` entry point
 (``sweep.reporters``, ``sweep.optimizers``, ``sweep.pruning``, ``sweep.gpu``, ``sweep.trainer``,
-``sweep.reference``)
-and uses only the hooks of :mod:`pytest_sweep.matrix.hookspecs`, exactly as a third-party plugin
-would; ``-p no:sweep.reporters`` (for example) turns one off.
+``sweep.reference``,
+and the reporters ``sweep.importance``, ``sweep.refine``, ``sweep.plots``, ``sweep.html``,
+``sweep.csv``, ``sweep.compare``) and uses only the hooks of :mod:`pytest_sweep.matrix.hookspecs`,
+exactly as a third-party plugin would; ``-p no:sweep.reporters`` (for example) turns one off.
+``analysis.py`` and ``replicates.py`` are the renderers' helpers, not plugins.
 """

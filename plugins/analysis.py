@@ -1,4 +1,11 @@
-"""Rendering of a sweep: the analysis text (the guide's layout) and the ranked table."""
+"""Rendering of a sweep: the analysis text (the guide's layout) and the ranked table.
+
+When ``CONFIG_SEED`` is swept, trials that differ only in their seed are one configuration
+(:mod:`~pytest_sweep.plugins.replicates`): the best configuration, the top 10 and the table show
+the mean +- standard deviation over its seeds, and the analysis says whether the best one's lead
+over the second exceeds the seed noise.  Other plugins add sections at the end
+(``pytest_sweep_analysis_sections``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,16 @@ from tabulate import tabulate
 
 from pytest_sweep.matrix.records import ranked
 from pytest_sweep.matrix.trial import short_key
+from pytest_sweep.plugins.replicates import (
+    SEED_KEY,
+    Configuration,
+    configurations,
+    describe_paired,
+    paired,
+    pooled_sd,
+    ranked_configurations,
+    seed_swept,
+)
 
 RULE = "=" * 60
 THIN = "-" * 40
@@ -55,12 +72,103 @@ def _hyperparameters(record: dict[str, Any]) -> list[str]:
     return [f"  {k}={config.get(k, record.get(k))}" for k in swept + fixed]
 
 
-def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, running: bool = False) -> str:
+def _mean_sd(config: Configuration) -> str:
+    sd = config.sd
+    spread = f" ± {sd:.2f}" if sd is not None else ""
+    return f"{config.mean:.2f}{spread}% (n={config.n})"
+
+
+def _replicate_best_and_top(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
+    """Best configuration and top 10 by the mean over seeds, then the best against the second."""
+    configs = configurations(records, label)
+    top = ranked_configurations(configs)
+    if not top:
+        return ["No configuration finished, so there is no best one."]
+    best = top[0]
+    seeds = ", ".join(best.seeds)
+    out = [
+        f"BEST CONFIGURATION (mean over {len(best.trials)} seeds):",
+        THIN,
+        f"Config files: {', '.join(label(r) for r in best.trials)} ({SEED_KEY}={seeds})",
+        f"Test Accuracy: {_mean_sd(best)}",
+        f"Final Sparsity: {_sparsity(best.mean_of('final_sparsity'))}",
+        f"Training Time: {_time(best.mean_of('training_time'))}",
+        "",
+        "Hyperparameters:",
+        *[line for line in _hyperparameters(best.first) if not line.startswith(f"  {SEED_KEY}=")],
+        "",
+        RULE,
+        f"TOP {TOP_N} CONFIGURATIONS (mean ± sd over seeds):",
+        THIN,
+        "",
+    ]
+    for rank, config in enumerate(top[:TOP_N], 1):
+        out.append(f"{rank}. {config.label} (seeds {', '.join(config.seeds)}: {', '.join(config.names)})")
+        out.append(
+            f"   Test Acc: {_mean_sd(config)} | Sparsity: {_sparsity(config.mean_of('final_sparsity'))}"
+            f" | Time: {_time(config.mean_of('training_time'))}"
+        )
+    out += ["", RULE, "BEST VS SECOND (paired over shared seeds):", THIN]
+    if len(top) < 2:
+        out.append("Only one configuration passed: nothing to compare it with.")
+    else:
+        out += describe_paired(best, top[1], paired(best, top[1]))
+    noise = pooled_sd(configs)
+    if noise is None:
+        out.append("Seed noise: no configuration passed with two seeds, so it is not measured.")
+    else:
+        out.append(f"Seed noise: pooled standard deviation over seeds {noise:.2f} pp.")
+    return out
+
+
+def _best_and_top(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
+    top = ranked(records)
+    if not top:
+        return ["No configuration finished, so there is no best one."]
+    best = top[0]
+    out = [
+        "BEST CONFIGURATION:",
+        THIN,
+        f"Config file: {label(best)}",
+        f"Test Accuracy: {_pct(best['test_acc'])}",
+        f"Final Sparsity: {_sparsity(best['final_sparsity'])}",
+        f"Training Time: {_time(best['training_time'])}",
+        "",
+        "Hyperparameters:",
+        *_hyperparameters(best),
+        "",
+        RULE,
+        f"TOP {TOP_N} CONFIGURATIONS:",
+        THIN,
+        "",
+    ]
+    for rank, rec in enumerate(top[:TOP_N], 1):
+        out.append(f"{rank}. {label(rec)}")
+        out.append(
+            f"   Test Acc: {_pct(rec['test_acc'])} | Sparsity: {_sparsity(rec['final_sparsity'])}"
+            f" | Time: {_time(rec['training_time'])}"
+        )
+    return out
+
+
+def render_analysis(
+    records: list[dict[str, Any]],
+    interrupted: bool = False,
+    running: bool = False,
+    sections: list[str] | None = None,
+) -> str:
+    """The guide's analysis layout; ``sections`` (other plugins' text) follow at the end."""
     counts = {s: sum(1 for r in records if r["status"] == s) for s in ("passed", "failed", "skipped", "not_run")}
     reused = sum(1 for r in records if r.get("reused"))
     tested = counts["passed"] + counts["failed"]
     label = labeller(records)
-    out = ["Hyperparameter Sweep Analysis", RULE, "", f"Total configurations tested: {tested}"]
+    replicates = seed_swept(records)
+    if replicates:
+        n_configs = len(configurations([r for r in records if r["status"] in ("passed", "failed")]))
+        total = f"Total configurations tested: {n_configs} ({tested} trials: replicates over {SEED_KEY})"
+    else:
+        total = f"Total configurations tested: {tested}"
+    out = ["Hyperparameter Sweep Analysis", RULE, "", total]
     out.append(
         f"Passed: {counts['passed']} | Failed: {counts['failed']} | Skipped: {counts['skipped']}"
         f" | Not run: {counts['not_run']}" + (f" | Reused: {reused}" if reused else "")
@@ -70,33 +178,7 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, ru
     if running:
         out.append("The sweep was still running when this file was written: trials marked 'not run' had not finished.")
     out.append("")
-    top = ranked(records)
-    if top:
-        best = top[0]
-        out += [
-            "BEST CONFIGURATION:",
-            THIN,
-            f"Config file: {label(best)}",
-            f"Test Accuracy: {_pct(best['test_acc'])}",
-            f"Final Sparsity: {_sparsity(best['final_sparsity'])}",
-            f"Training Time: {_time(best['training_time'])}",
-            "",
-            "Hyperparameters:",
-            *_hyperparameters(best),
-            "",
-            RULE,
-            f"TOP {TOP_N} CONFIGURATIONS:",
-            THIN,
-            "",
-        ]
-        for rank, rec in enumerate(top[:TOP_N], 1):
-            out.append(f"{rank}. {label(rec)}")
-            out.append(
-                f"   Test Acc: {_pct(rec['test_acc'])} | Sparsity: {_sparsity(rec['final_sparsity'])}"
-                f" | Time: {_time(rec['training_time'])}"
-            )
-    else:
-        out.append("No configuration finished, so there is no best one.")
+    out += _replicate_best_and_top(records, label) if replicates else _best_and_top(records, label)
     failed = [r for r in records if r["status"] == "failed"]
     out += ["", RULE, f"FAILED TESTS: {len(failed)}", THIN]
     for rec in failed:
@@ -106,14 +188,18 @@ def render_analysis(records: list[dict[str, Any]], interrupted: bool = False, ru
         out += ["", RULE, f"SKIPPED OR NOT RUN: {len(skipped)}", THIN]
         for rec in skipped:
             out.append(f"{label(rec)} ({rec['status']}): {rec.get('error') or ''}".rstrip())
+    for section in sections or ():
+        out += ["", RULE, section.rstrip("\n")]
     return "\n".join(out) + "\n"
 
 
 def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
     """The ranked table printed at the end of a run (tabulate)."""
-    top = ranked(records)
     swept = list(dict.fromkeys(k for r in records for k in (r.get("swept") or [])))
     label = labeller(records)
+    if seed_swept(records):
+        return _replicate_table(records, [k for k in swept if k != SEED_KEY], label, limit)
+    top = ranked(records)
     rows = []
     for rank, rec in enumerate(top[:limit], 1):
         rows.append(
@@ -127,4 +213,27 @@ def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
             + [rec.get("config", {}).get(k, "") for k in swept]
         )
     headers = ["rank", "config", "test_acc %", "sparsity", "time"] + [short_key(k) for k in swept]
+    return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+
+
+def _replicate_table(
+    records: list[dict[str, Any]], swept: list[str], label: Callable[[dict[str, Any]], str], limit: int
+) -> str:
+    """One row per configuration: mean and sd of its seeds' accuracies, n the seeds that passed."""
+    rows = []
+    for rank, config in enumerate(ranked_configurations(configurations(records, label))[:limit], 1):
+        sd = config.sd
+        rows.append(
+            [
+                rank,
+                config.label,
+                f"{config.mean:.2f}",
+                "n/a" if sd is None else f"{sd:.2f}",
+                config.n,
+                _sparsity(config.mean_of("final_sparsity")),
+                _time(config.mean_of("training_time")),
+            ]
+            + [config.first.get("config", {}).get(k, "") for k in swept]
+        )
+    headers = ["rank", "config", "test_acc %", "± sd", "n", "sparsity", "time"] + [short_key(k) for k in swept]
     return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))

@@ -2,35 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_sweep.matrix import storage
-from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table
+from pytest_sweep.plugins.replicates import configurations, ranked_configurations, seed_swept
 
 SUMMARY_JSON = "sweep_summary.json"
 ANALYSIS_TXT = "sweep_analysis.txt"
 _RESULT = pytest.StashKey[SweepResult]()
 
 
-def _write_files(sweep: SweepResult) -> None:
+def _best_line(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> str:
+    if seed_swept(records):
+        best = ranked_configurations(configurations(records, label))[0]
+        spread = f" ± {best.sd:.2f}" if best.sd is not None else ""
+        return f"best: {best.label} at {best.mean:.2f}{spread}% test accuracy (mean over {best.n} of {len(best.trials)} seeds)"
+    top = ranked(records)[0]
+    return f"best: {label(top)} at {float(top['test_acc']):.2f}% test accuracy"
+
+
+def _write_files(config: pytest.Config, sweep: SweepResult) -> None:
     storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
+    sections = [s for s in config.hook.pytest_sweep_analysis_sections(config=config, sweep=sweep) if s]
     storage.write_text_atomic(
-        sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, sweep.interrupted, sweep.running)
+        sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, sweep.interrupted, sweep.running, sections)
     )
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    _write_files(sweep)
+    _write_files(config, sweep)
     config.stash[_RESULT] = sweep
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
-    _write_files(sweep)
+    _write_files(config, sweep)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -43,9 +55,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if sweep.ranked:
         for line in render_table(sweep.records).splitlines():
             tr.write_line(line)
-        best = sweep.best
-        assert best is not None
-        tr.write_line(f"best: {label(best)} at {float(best['test_acc']):.2f}% test accuracy")
+        tr.write_line(_best_line(sweep.records, label))
     else:
         tr.write_line("no trial finished")
     reused = sweep.count_reused()

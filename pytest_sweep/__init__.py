@@ -25,6 +25,12 @@ BUILTIN_PLUGINS = {
     "sweep.gpu": "pytest_sweep.plugins.gpu",
     "sweep.trainer": "pytest_sweep.plugins.trainer",
     "sweep.reference": "pytest_sweep.plugins.reference",
+    "sweep.importance": "pytest_sweep.plugins.importance",
+    "sweep.refine": "pytest_sweep.plugins.refine",
+    "sweep.plots": "pytest_sweep.plugins.plots",
+    "sweep.html": "pytest_sweep.plugins.html_report",
+    "sweep.csv": "pytest_sweep.plugins.csv_report",
+    "sweep.compare": "pytest_sweep.plugins.compare",
 }
 
 

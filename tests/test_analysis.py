@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix.records import load_summary
+from pytest_sweep.plugins import importance, refine
 from pytest_sweep.plugins.analysis import TOP_N, render_analysis, render_table
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -150,3 +151,71 @@ def test_the_same_name_from_two_range_files_is_told_apart(records: list[dict[str
     assert "Config file: run_a:config_001\n" in render_analysis(from_dirs)
     # one file, or names that do not clash: the plain names, as before (the golden files)
     assert "Config file: config_001\n" in render_analysis([first, third])
+
+
+# -- the sections other reporters add, and replicates (CONFIG_SEED swept) ---------------------------
+
+REPLICATES = GOLDEN / "sample_replicates_summary.json"
+
+
+def test_importance_section_matches_golden(records: list[dict[str, Any]]) -> None:
+    check_golden("sample_sweep_importance.txt", importance.render_section(importance.compute(records)))
+
+
+def test_refine_range_matches_golden(records: list[dict[str, Any]]) -> None:
+    symbols = refine.builtin_symbols()
+    ref = refine.refine(records, importance.compute(records), symbols)
+    assert ref is not None
+    check_golden("sample_refine_range", refine.render(ref, "sweep_20250101_120000", symbols))
+    section = refine.render_section(ref, "sweep_20250101_120000/refine_range")
+    assert section.splitlines()[2:] == [
+        "3 combinations (this sweep: 9)",
+        "  CONFIG_ADAMWPRUNE_BETA1=0.86|0.87|0.88  (finer; was 0.85|0.87|0.89)",
+        "  CONFIG_PRUNING_WARMUP=11700  (fixed; was 7800|11700|39000)",
+        "Run it with: pytest --range-config=sweep_20250101_120000/refine_range",
+    ]
+
+
+def test_sections_follow_the_guides_layout(records: list[dict[str, Any]]) -> None:
+    plain = render_analysis(records)
+    with_sections = render_analysis(records, sections=["FIRST:\nline\n", "SECOND:\n"])
+    assert with_sections == plain + "\n" + "=" * 60 + "\nFIRST:\nline\n\n" + "=" * 60 + "\nSECOND:\n"
+
+
+def test_replicates_analysis_matches_golden() -> None:
+    replicates = load_summary(REPLICATES)
+    check_golden("sample_replicates_analysis.txt", render_analysis(replicates))
+    check_golden("sample_replicates_table.txt", render_table(replicates) + "\n")
+    check_golden("sample_replicates_importance.txt", importance.render_section(importance.compute(replicates)))
+
+
+def test_golden_replicates_analysis_uses_means_over_seeds() -> None:
+    """What the replicates golden says, spelled out."""
+    text = (GOLDEN / "sample_replicates_analysis.txt").read_text(encoding="utf-8")
+    assert "Total configurations tested: 3 (9 trials: replicates over CONFIG_SEED)\n" in text
+    assert (
+        "Config files: config_004, config_005, config_006 (CONFIG_SEED=1, 2, 3)\nTest Accuracy: 88.50 ± 0.10% (n=3)\n"
+        in text
+    )
+    assert "CONFIG_SEED=" not in text.split("Hyperparameters:")[1].split("TOP 10")[0]
+    assert "3. config_007 (seeds 1, 2, 3: config_007, config_008, config_009)\n   Test Acc: 87.70 ± 0.14% (n=2)" in text
+    # differences 0.4, 0.3, 0.2: mean 0.3, sd 0.1, t = 0.3 / (0.1 / sqrt 3) = 5.20 > 4.30 (2 df)
+    assert "t = 5.20 with 2 degrees of freedom; 95% needs more than 4.30: the lead exceeds the seed noise.\n" in text
+    table = (GOLDEN / "sample_replicates_table.txt").read_text(encoding="utf-8").splitlines()
+    assert table[0].split() == [
+        "rank",
+        "config",
+        "test_acc",
+        "%",
+        "±",
+        "sd",
+        "n",
+        "sparsity",
+        "time",
+        "ADAMWPRUNE_BETA1",
+    ]
+    assert [row.split()[1:5] for row in table[2:]] == [
+        ["config_004", "88.50", "0.10", "3"],
+        ["config_001", "88.20", "0.10", "3"],
+        ["config_007", "87.70", "0.14", "2"],
+    ]

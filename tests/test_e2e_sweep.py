@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.plugins import importance, plots, refine
 from pytest_sweep.plugins.analysis import render_analysis
 
 from sweep_helpers import SweepPytester, SweepTools
@@ -104,12 +105,14 @@ def test_each_combination_is_one_item_and_a_nan_fails_only_its_own(digits_sweep:
 def test_sweep_folder_has_one_folder_per_trial(digits_sweep: Sweep) -> None:
     assert re.fullmatch(r"sweep_\d{8}_\d{6}", digits_sweep.dir.name)
     trial_dirs = {p.name for p in digits_sweep.dir.iterdir() if p.is_dir()}
-    assert trial_dirs == set(FOLDERS.values())
+    assert trial_dirs == {*FOLDERS.values(), "plots"}  # plots/: the plots reporter's
     for folder in FOLDERS.values():
         names = {p.name for p in (digits_sweep.dir / folder).iterdir()}
         assert names == {"config.txt", "training_metrics.json", "output.log"}, folder
     files = {p.name for p in digits_sweep.dir.rglob("*") if p.is_file()}
     assert {"sweep_summary.json", "sweep_analysis.txt"} <= files
+    # the other reporters' files (tests/test_e2e_report.py checks what they hold)
+    assert {"sweep_summary.csv", "sweep_importance.json", "refine_range", "sweep_report.html"} <= files
     assert not [f for f in files if f.startswith(".") or f.endswith(".tmp")]  # no temp files left behind
 
 
@@ -215,11 +218,21 @@ def test_analysis_names_the_most_accurate_config_and_the_failures(digits_sweep: 
     assert best["test_acc"] == max(r["test_acc"] for r in records.values() if r["test_acc"] is not None)
     assert f"Config file: {best['config_file']}\nTest Accuracy: {best['test_acc']:.2f}%\n" in text
     assert "Total configurations tested: 6\nPassed: 4 | Failed: 2 | Skipped: 0 | Not run: 0\n" in text
-    failed_block = text.split("FAILED TESTS: 2\n" + "-" * 40 + "\n", 1)[1].splitlines()
+    failed_block = text.split("FAILED TESTS: 2\n" + "-" * 40 + "\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert [line.split(":")[0] for line in failed_block] == ["config_001", "config_002"]
     assert all("loss became nan/inf" in line for line in failed_block)
-    # the file is exactly what the renderer makes of the JSON beside it
-    assert text == render_analysis(digits_sweep.tools.summary(digits_sweep.dir))
+    # the file is exactly what the renderers make of the JSON beside it: the guide's layout, then the
+    # sections of the importance, refine and plots reporters
+    summary = digits_sweep.tools.summary(digits_sweep.dir)
+    imp = importance.compute(summary)
+    sections = [
+        importance.render_section(imp),
+        refine.render_section(
+            refine.refine(summary, imp, refine.builtin_symbols()), str(digits_sweep.dir / "refine_range")
+        ),
+        plots.render_section(plots.plan(summary, digits_sweep.dir)),
+    ]
+    assert text == render_analysis(summary, sections=sections)
 
 
 def test_terminal_shows_the_ranked_table(digits_sweep: Sweep) -> None:

@@ -146,6 +146,7 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
     for a, b in zip(serial_records, parallel_records, strict=False):
         assert {k: a[k] for k in STABLE} == {k: b[k] for k in STABLE}
     assert {r["worker"] for r in serial_records} == {"main"}
+    assert {r["seed"] for r in serial_records + parallel_records} == {42}  # CONFIG_SEED, in every trial
     assert {r["worker"] for r in parallel_records} <= {"gw0", "gw1"}
     # each worker froze torch's objects at sessionfinish, so its exit skips collecting them
     frozen = [int(p.read_text()) for p in sorted(pytester.path.glob("frozen-gw*.txt"))]
@@ -205,6 +206,7 @@ def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester)
         ("config_003", True),
     ]
     assert len(list((pytester.path / "out").glob("sweep_*"))) == 1  # continued in the same folder
+    assert {r["seed"] for r in records} == {42}
     # a changed config under the same names runs again instead of being reused
     changed, records = sweep(body.replace("CONFIG_NUM_EPOCHS=2", "CONFIG_NUM_EPOCHS=1"), "--sweep-resume")
     changed.assert_outcomes(passed=3)

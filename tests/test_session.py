@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.resume import reusable
 from pytest_sweep.matrix.sources import SOURCES_KEY
 
 from sweep_helpers import SweepPytester
@@ -42,6 +43,35 @@ def test_range_fast_path_matches_the_generic_path(sweep_pytester: SweepPytester,
     else:
         assert trial["CONFIG_LEARNING_RATE"] == 0.002 and trial["CONFIG_NUM_EPOCHS"] == 2
     assert trial["CONFIG_WEIGHT_DECAY"] == 0.1
+    # one seed for every trial: CONFIG_SEED itself (the default 42, or the override)
+    seeds = {session.make_trial(source, combo).seed for combo in source.combinations}
+    assert seeds == ({7} if overrides else {42})
+
+
+def test_a_swept_seed_is_each_trials_own_seed_and_a_resume_reuses_only_the_same_seed(
+    sweep_pytester: SweepPytester,
+) -> None:
+    path = sweep_pytester.range_config(
+        sweep_pytester.digits_config("CONFIG_SEED=1|2|3", "CONFIG_WEIGHT_DECAY=0.0|0.05")
+    )
+    config = sweep_pytester.pytester.parseconfigure(*sweep_pytester.plugin_args, f"--range-config={path}")
+    session = config.stash[SOURCES_KEY]
+    (source,) = session.sources
+    trials = [session.make_trial(source, combo) for combo in source.combinations]
+    assert [(t.name, t.seed) for t in trials] == [
+        ("config_001", 1),
+        ("config_002", 1),
+        ("config_003", 2),
+        ("config_004", 2),
+        ("config_005", 3),
+        ("config_006", 3),
+    ]
+    trial = trials[0]
+    finished = {"config_file": trial.name, "config": dict(trial.raw), "seed": 1, "test_acc": 97.5}
+    done = {trial.folder: {**finished, "_folder": trial.folder}}
+    assert reusable(trial, done) == (done[trial.folder], None)
+    done[trial.folder]["seed"] = 7  # trained with another seed: it runs again
+    assert reusable(trial, done) == (None, None)
 
 
 def test_the_summary_interval_defaults_to_ten_seconds(sweep_pytester: SweepPytester) -> None:

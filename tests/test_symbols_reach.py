@@ -30,7 +30,6 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.trial import derive_seed
 from pytest_sweep.plugins.reference_symbols import reference_symbols
 
 from sweep_helpers import SweepPytester, SweepTools
@@ -582,6 +581,10 @@ def _(trials: dict[str, Obs]) -> None:
         assert o.groups("lr") == {json.dumps(float(value))}
         assert o["train"]["lr"] == float(value)
         assert o["epochs"][0]["lr"] == float(value)  # what epoch 1 trained with
+    # one seed for every trial (CONFIG_SEED): the two start from the same weights
+    first, second = trials.values()
+    assert first["seed"] == second["seed"] == 42
+    assert first["model"]["digest"] == second["model"]["digest"]
 
 
 @case(
@@ -704,8 +707,8 @@ def _(trials: dict[str, Obs]) -> None:
 def _(trials: dict[str, Obs]) -> None:
     t = one_swept(trials, "CONFIG_SEED")
     for value, o in t.items():
-        # the sweep seed reaches the trial's seed (the default 42 would give another one)
-        assert o["seed"] == derive_seed(int(value), o.name) != derive_seed(42, o.name)
+        # every trial trains with CONFIG_SEED itself (not the default 42, not a seed derived from its name)
+        assert o["seed"] == int(value) != 42
         assert o["train"]["seed"] == o["seed"] == o.record["seed"]
     assert t["1"]["model"]["digest"] != t["2"]["model"]["digest"]  # other initial weights
 

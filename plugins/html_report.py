@@ -1,0 +1,303 @@
+"""``sweep_report.html``: one self-contained page per sweep.
+
+What was swept, the best configuration, a table of every trial that sorts by any column when its
+header is clicked, the parameter importance, the plots (inline PNG, ``data:`` URLs), the next
+sweep (``refine_range``), and the failed and skipped trials with their errors and a relative link
+to each trial's ``output.log``.  No network access is needed: no CDN, no external file but the
+trial logs it links to.  Written at the end of the sweep, after the plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.records import SweepResult, ranked
+from pytest_sweep.matrix.trial import short_key
+from pytest_sweep.plugins import importance as imp_mod
+from pytest_sweep.plugins import plots, refine
+from pytest_sweep.plugins.analysis import labeller
+from pytest_sweep.plugins.importance import Importance
+from pytest_sweep.plugins.replicates import (
+    SEED_KEY,
+    configurations,
+    describe_paired,
+    paired,
+    pooled_sd,
+    ranked_configurations,
+    seed_swept,
+)
+
+REPORT_HTML = "sweep_report.html"
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 80em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.sortable th { cursor: pointer; background: #f3f3f3; user-select: none; }
+table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; }
+table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; }
+tr.failed td { background: #fde8e8; } tr.skipped td, tr.not_run td { background: #f0f0f0; color: #777; }
+.bar { display: inline-block; height: 0.8em; background: #4a7bd0; vertical-align: middle; }
+figure { display: inline-block; margin: 0.5em; } figure img { max-width: 100%; border: 1px solid #ddd; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
+.fix { color: #8a5a00; }
+"""
+
+#: Sorting: a click on a header sorts by its column, ascending first, then descending; empty cells last.
+SCRIPT = """
+function sortTable(th) {
+  const table = th.closest("table");
+  const col = Array.from(th.parentNode.children).indexOf(th);
+  const ascending = th.getAttribute("aria-sort") !== "ascending";
+  table.querySelectorAll("th").forEach((h) => h.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+  const numeric = th.dataset.type === "num";
+  const body = table.tBodies[0];
+  const key = (row) => {
+    const cell = row.cells[col];
+    return cell.dataset.value !== undefined ? cell.dataset.value : cell.textContent.trim();
+  };
+  const rows = Array.from(body.rows);
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === "" || y === "") return (x === "") - (y === "");
+    const order = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y, undefined, {numeric: true});
+    return ascending ? order : -order;
+  });
+  rows.forEach((row) => body.appendChild(row));
+}
+document.querySelectorAll("table.sortable th").forEach((th) => {
+  th.addEventListener("click", () => sortTable(th));
+});
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    """A numeric cell: shown formatted, sorted by its exact value."""
+    if value is None:
+        return '<td class="num" data-value=""></td>'
+    return f'<td class="num" data-value="{float(value)!r}">{_e(fmt.format(float(value)))}</td>'
+
+
+def _link(record: dict[str, Any]) -> str:
+    folder = record.get("trial_dir")
+    if not folder or record["status"] in ("skipped",):
+        return ""
+    href = urllib.parse.quote(f"{folder}/output.log")
+    return f'<a href="{_e(href)}">output.log</a>'
+
+
+def _swept_section(records: list[dict[str, Any]]) -> list[str]:
+    keys = imp_mod.swept_keys(records)
+    out = ["<h2>What was swept</h2>"]
+    if not keys:
+        out.append("<p>Nothing was swept: every trial ran the same config.</p>")
+    else:
+        out.append("<table><thead><tr><th>parameter</th><th>values</th></tr></thead><tbody>")
+        for k in keys:
+            values = imp_mod.value_order([imp_mod.value_of(r, k) for r in records])
+            out.append(f"<tr><td>{_e(k)}</td><td>{_e(' | '.join(values))}</td></tr>")
+        out.append("</tbody></table>")
+    fixed = sorted({(k, str(v)) for r in records for k, v in (r.get("config") or {}).items() if k not in keys})
+    if fixed:
+        items = "".join(f"<li><code>{_e(k)}={_e(v)}</code></li>" for k, v in fixed)
+        out.append(f"<details><summary>fixed keys ({len(fixed)})</summary><ul>{items}</ul></details>")
+    return out
+
+
+def _best_section(records: list[dict[str, Any]]) -> list[str]:
+    label = labeller(records)
+    out = ["<h2>Best configuration</h2>"]
+    if seed_swept(records):
+        configs = configurations(records, label)
+        top = ranked_configurations(configs)
+        if not top:
+            return [*out, "<p>No configuration finished, so there is no best one.</p>"]
+        best = top[0]
+        sd = f" ± {best.sd:.2f}" if best.sd is not None else ""
+        out.append(
+            f"<p id='best'><b>{_e(best.label)}</b>: {best.mean:.2f}{_e(sd)}% test accuracy, mean over "
+            f"{best.n} of {len(best.trials)} seeds ({_e(', '.join(best.names))})</p>"
+        )
+        lines = describe_paired(best, top[1], paired(best, top[1])) if len(top) > 1 else []
+        noise = pooled_sd(configs)
+        if noise is not None:
+            lines.append(f"Seed noise: pooled standard deviation over seeds {noise:.2f} pp.")
+        out += [f"<p>{_e(line)}</p>" for line in lines]
+        rec = best.first
+    else:
+        top_trials = ranked(records)
+        if not top_trials:
+            return [*out, "<p>No configuration finished, so there is no best one.</p>"]
+        rec = top_trials[0]
+        out.append(f"<p id='best'><b>{_e(label(rec))}</b>: {float(rec['test_acc']):.2f}% test accuracy</p>")
+    swept = list(rec.get("swept") or [])
+    config = rec.get("config") or {}
+    items = [f"<li><code>{_e(k)}={_e(config.get(k))}</code></li>" for k in swept if k != SEED_KEY]
+    if items:
+        out.append("<ul>" + "".join(items) + "</ul>")
+    return out
+
+
+def _trials_section(records: list[dict[str, Any]]) -> list[str]:
+    label = labeller(records)
+    keys = imp_mod.swept_keys(records)
+    order = ranked(records)
+    rest = [r for r in records if r not in order]
+    head = [("config", "text"), ("status", "text"), ("test_acc", "num"), ("best_acc", "num")]
+    head += [("sparsity", "num"), ("time", "num")] + [(short_key(k), "text") for k in keys] + [("log", "text")]
+    out = [
+        "<h2>Every trial</h2>",
+        "<p>Click a column header to sort by it (again to reverse).</p>",
+        '<table class="sortable" id="trials"><thead><tr>',
+        "".join(f'<th data-type="{t}" id="col-{_e(name)}">{_e(name)}</th>' for name, t in head),
+        "</tr></thead><tbody>",
+    ]
+    for rec in [*order, *rest]:
+        sparsity = rec.get("final_sparsity")
+        cells = [
+            f"<td>{_e(label(rec))}</td>",
+            f"<td>{_e(rec['status'])}</td>",
+            _num(rec.get("test_acc")),
+            _num(rec.get("best_acc")),
+            _num(None if sparsity is None else float(sparsity) * 100, "{:.1f}%"),
+            _num(rec.get("training_time"), "{:.1f}s"),
+            *[f"<td>{_e(imp_mod.value_of(rec, k))}</td>" for k in keys],
+            f"<td>{_link(rec)}</td>",
+        ]
+        out.append(f'<tr class="{_e(rec["status"])}">' + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return out
+
+
+def _importance_section(imp: Importance) -> list[str]:
+    out = ["<h2>Parameter importance</h2>"]
+    text = imp_mod.render_section(imp).splitlines()[2:]  # the analysis section, without its title
+    intro = [line for line in text if line and not line.startswith((" ", "FIX", "Interactions"))]
+    intro = [line for line in intro if not line[:1].isdigit()]
+    out += [f"<p>{_e(line)}</p>" for line in intro]
+    if not imp.parameters:
+        return out
+    out.append("<table><thead><tr><th>parameter</th><th>share of the variance</th><th>value means span</th>")
+    out.append("<th>per value: passed, mean</th><th>verdict</th></tr></thead><tbody>")
+    for p in imp.parameters:
+        share = "n/a" if p.share is None else f"{p.share * 100:.1f}%"
+        bar = "" if p.share is None else f'<span class="bar" style="width:{p.share * 10:.2f}em"></span> '
+        span = "n/a" if p.effect is None else f"{p.effect:.2f} pp"
+        values = "; ".join(f"{s.value}: {s.passed}, {'n/a' if s.mean is None else f'{s.mean:.2f}%'}" for s in p.values)
+        if p.replicate:
+            verdict = "replicate seed"
+        elif p.important is False:
+            verdict = f'<span class="fix">fix at {_e(p.best_value)}</span>'
+        else:
+            verdict = "important" if p.important else "unknown"
+        out.append(
+            f"<tr><td>{_e(p.name)}</td><td>{bar}{_e(share)}</td><td>{_e(span)}</td>"
+            f"<td>{_e(values)}</td><td>{verdict}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
+def _plots_section(sweep_dir: Path, specs: list[plots.PlotSpec]) -> list[str]:
+    out = ["<h2>Plots</h2>"]
+    for spec in specs:
+        path = sweep_dir / plots.PLOTS_DIR / spec.name
+        if spec.reason is None and path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            out.append(
+                f'<figure><img alt="{_e(spec.name)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{_e(spec.name)}</figcaption></figure>"
+            )
+        else:
+            out.append(f"<p>{_e(spec.name)} left out: {_e(spec.reason or 'not drawn')}</p>")
+    return out
+
+
+def _problems_section(records: list[dict[str, Any]]) -> list[str]:
+    label = labeller(records)
+    failed = [r for r in records if r["status"] == "failed"]
+    out = [f"<h2>Failed trials: {len(failed)}</h2>"]
+    if failed:
+        out.append('<ul id="failed">')
+        for rec in failed:
+            link = _link(rec)
+            out.append(
+                f"<li><b>{_e(label(rec))}</b>: {_e(rec.get('error') or 'unknown error')}"
+                + (f" ({link})" if link else "")
+            )
+        out.append("</ul>")
+    others = [r for r in records if r["status"] in ("skipped", "not_run")]
+    if others:
+        out.append(f"<h2>Skipped or not run: {len(others)}</h2><ul>")
+        out += [f"<li><b>{_e(label(r))}</b> ({_e(r['status'])}): {_e(r.get('error') or '')}</li>" for r in others]
+        out.append("</ul>")
+    return out
+
+
+def render(
+    sweep_dir: Path,
+    records: list[dict[str, Any]],
+    imp: Importance,
+    refine_text: str | None,
+    specs: list[plots.PlotSpec],
+    sources: list[str] | None = None,
+) -> str:
+    """The whole page."""
+    counts = {s: sum(1 for r in records if r["status"] == s) for s in ("passed", "failed", "skipped", "not_run")}
+    summary = " | ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
+    body = [
+        f"<h1>Sweep report: {_e(sweep_dir.name)}</h1>",
+        f"<p>{len(records)} trials ({_e(summary)})"
+        + (f"; from {_e(', '.join(sources))}" if sources else "")
+        + '. Files: <a href="sweep_summary.json">sweep_summary.json</a>, '
+        '<a href="sweep_summary.csv">sweep_summary.csv</a>, <a href="sweep_analysis.txt">sweep_analysis.txt</a>.</p>',
+        *_swept_section(records),
+        *_best_section(records),
+        *_trials_section(records),
+        *_importance_section(imp),
+        *_plots_section(sweep_dir, specs),
+        "<h2>Next sweep: refine_range</h2>",
+        f"<pre>{_e(refine_text)}</pre>" if refine_text else "<p>refine_range not written: no trial passed.</p>",
+        *_problems_section(records),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Sweep report: {_e(sweep_dir.name)}</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+def write(
+    sweep_dir: Path,
+    records: list[dict[str, Any]],
+    imp: Importance,
+    specs: list[plots.PlotSpec],
+    sources: list[str] | None = None,
+) -> Path:
+    ref_path = sweep_dir / refine.REFINE_RANGE
+    refine_text = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
+    return storage.write_text_atomic(
+        sweep_dir / REPORT_HTML, render(sweep_dir, records, imp, refine_text, specs, sources)
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
+    # trylast: after the plots and refine_range (plain hookimpls) are written
+    specs = plots.outcome(config, sweep)
+    write(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), specs, sweep.sources)

@@ -1,0 +1,268 @@
+"""``refine_range``: the next sweep, written for you (the guide's "Refine Around Best Values").
+
+Every finished sweep with a passed trial writes ``refine_range`` into its folder: a range config
+that runs as is with ``--range-config``.  The fixed keys are kept as the trials ran them; an
+unimportant swept parameter (:mod:`~pytest_sweep.plugins.importance`) is fixed at its best mean
+value; an important numeric one gets a finer grid centred on the best configuration's value, the
+midpoints to its neighbours (best 0.87 in ``0.85|0.87|0.89`` gives ``0.86|0.87|0.88``, the
+guide's example), one step of the old grid outward where the best value is at the edge (best 0.89
+gives ``0.88|0.89|0.91``); an important categorical one keeps its best two values by mean; a
+swept ``CONFIG_SEED`` keeps its seeds.  Arithmetic is exact decimal, as in the range language;
+a value outside the symbol's bounds is dropped, and an integer symbol's midpoint is rounded.
+Comments in the file say where each line came from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.symbols import Symbol, SymbolTable
+from pytest_sweep.plugins import importance as imp_mod
+from pytest_sweep.plugins.importance import Importance, Parameter, best_configuration, focus, swept_keys, value_order
+from pytest_sweep.plugins.replicates import origin
+
+REFINE_RANGE = "refine_range"
+THIN = "-" * 40
+_BOOLS = {"y", "n"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One swept parameter of the next sweep: its values and why."""
+
+    key: str
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    why: str
+    kind: str  # "fixed" | "finer" | "best-two" | "seeds" | "kept"
+
+
+@dataclass(frozen=True)
+class Refinement:
+    fixed: dict[str, str]
+    lines: tuple[Line, ...]
+    best_name: str
+    best_acc: float
+    scope: str | None
+    source: str = ""
+
+    @property
+    def combinations(self) -> int:
+        return math.prod(len(line.new) for line in self.lines)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def show(value: Decimal) -> str:
+    """An exact decimal without exponent or trailing zeros: ``0.86``, ``9750``."""
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def _numeric(key: str, values: list[str], symbols: SymbolTable | None) -> bool:
+    if symbols is not None and key in symbols:
+        return symbols[key].type in ("int", "float")
+    return all(_decimal(v) is not None for v in values) and not set(values) <= _BOOLS
+
+
+def _integer(key: str, values: list[str], symbols: SymbolTable | None) -> bool:
+    if symbols is not None and key in symbols:
+        return symbols[key].type == "int"
+    return all(v.lstrip("+-").isdigit() for v in values)
+
+
+def finer_grid(
+    values: list[str], best: str, integer: bool = False, symbol: Symbol | None = None
+) -> tuple[tuple[str, ...], str]:
+    """The finer grid around ``best`` among ``values`` (numbers as text) and what was done, in words."""
+    ordered = sorted(values, key=lambda v: Decimal(v))
+    numbers = [Decimal(v) for v in ordered]
+    i = ordered.index(best)
+    b = numbers[i]
+    notes: list[str] = []
+    if i > 0:
+        low = (numbers[i - 1] + b) / 2
+    else:
+        low = b - (numbers[1] - b)
+        notes.append(f"the lowest value: one step ({show(numbers[1] - b)}) below")
+    if i < len(numbers) - 1:
+        high = (b + numbers[i + 1]) / 2
+    else:
+        high = b + (b - numbers[i - 1])
+        notes.append(f"the highest value: one step ({show(b - numbers[i - 1])}) above")
+    picked: list[Decimal] = []
+    for new, outward in ((low, ROUND_FLOOR), (high, ROUND_CEILING)):
+        if integer and new != new.to_integral_value():
+            whole = new.to_integral_value(rounding=outward)  # away from the best value
+            notes.append(f"{show(new)} rounded to {show(whole)} (a whole-number symbol)")
+            new = whole
+        if new == b:
+            continue
+        if symbol is not None and (
+            (symbol.low is not None and new < Decimal(repr(symbol.low)))
+            or (symbol.high is not None and new > Decimal(repr(symbol.high)))
+        ):
+            notes.append(
+                f"{show(new)} dropped: outside the symbol's range ({symbol.help_hint().removeprefix('expected ')})"
+            )
+            continue
+        picked.append(new)
+    out = sorted({*picked, b})
+    texts = tuple(best if n == b else show(n) for n in out)
+    how = "midpoints to its neighbours"
+    if notes:
+        how += "; " + "; ".join(notes)
+    return texts, how
+
+
+def refine(records: list[dict[str, Any]], imp: Importance, symbols: SymbolTable | None = None) -> Refinement | None:
+    """The next sweep around the best configuration, or None when no trial passed."""
+    best = best_configuration(records)
+    if best is None:
+        return None
+    scoped, scope = focus(records)
+    config: dict[str, str] = {k: str(v) for k, v in (best.get("config") or {}).items()}
+    keys = swept_keys(scoped)
+    params = {p.name: p for p in imp.parameters}
+    fixed = {k: v for k, v in sorted(config.items()) if k not in keys}
+    lines = []
+    for key in keys:
+        old = tuple(value_order([imp_mod.value_of(r, key) for r in scoped]))
+        lines.append(_line(key, old, config.get(key), params.get(key), imp, symbols))
+    source = origin(best) if best.get("source") else ""
+    return Refinement(fixed, tuple(lines), best["config_file"], float(best["test_acc"]), scope, source)
+
+
+def _line(
+    key: str, old: tuple[str, ...], best: str | None, p: Parameter | None, imp: Importance, symbols: SymbolTable | None
+) -> Line:
+    if p is not None and p.replicate:
+        return Line(key, old, old, "the replicate seeds, kept", "seeds")
+    if p is not None and p.important is False and p.best_value is not None:
+        at = "its first value (the value means are equal)" if p.tied else "its best mean value"
+        why = f"unimportant: value means span {p.effect:.2f} pp, below the noise of {imp.noise:.2f} pp; fixed at {at}"
+        return Line(key, old, (p.best_value,), why, "fixed")
+    verdict = "important" if p is not None and p.important else "importance unknown"
+    if p is not None and p.important and p.share is not None:
+        verdict += f": {p.share * 100:.1f}% of the variance, value means span {p.effect:.2f} pp"
+    elif p is not None and p.important is None:
+        verdict += f" ({imp.reason or 'fewer than two of its values passed'})"
+    candidates = [v for v in old if v != imp_mod.NOT_SET]
+    if best is not None and best in candidates and len(candidates) >= 2 and _numeric(key, candidates, symbols):
+        symbol = symbols[key] if symbols is not None and key in symbols else None
+        new, how = finer_grid(candidates, best, _integer(key, candidates, symbols), symbol)
+        return Line(key, old, new, f"{verdict}; finer grid around the best configuration's {best} ({how})", "finer")
+    means = {s.value: s.mean for s in p.values if s.mean is not None} if p is not None else {}
+    if means:
+        top = sorted(means, key=lambda v: -(means[v] or 0.0))[:2]
+        return Line(key, old, tuple(top), f"{verdict}; its best two values by mean", "best-two")
+    return Line(key, old, old, f"{verdict}; kept as it was", "kept")
+
+
+def _quote(key: str, value: str, symbols: SymbolTable | None) -> str:
+    if symbols is not None and key in symbols:
+        quoted = symbols[key].type == "str"
+    else:
+        quoted = _decimal(value) is None and value not in _BOOLS
+    return f'"{value}"' if quoted else value
+
+
+def _assign(key: str, values: tuple[str, ...] | list[str], symbols: SymbolTable | None) -> str:
+    return f"{key}={'|'.join(_quote(key, v, symbols) for v in values)}"
+
+
+def render(ref: Refinement, sweep_name: str, symbols: SymbolTable | None = None) -> str:
+    """The text of ``refine_range``."""
+    out = [
+        f"# refine_range: the next sweep, written by pytest-sweep from {sweep_name}",
+        f"# around its best configuration {ref.best_name} ({ref.best_acc:.2f}% test accuracy); "
+        f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''}.",
+        "# Run it as is: pytest --range-config=<this file>",
+    ]
+    if ref.scope:
+        out.append(f"# From the trials of {ref.scope} only (the source of the best trial; the run had several).")
+    elif ref.source:
+        out.append(f"# The last sweep ran {ref.source}.")
+    out += ["", "# Fixed keys, as every trial ran them (command-line overrides included):"]
+    out += [_assign(k, [v], symbols) for k, v in ref.fixed.items()]
+    if ref.lines:
+        out += ["", "# Swept in the last sweep:"]
+    for line in ref.lines:
+        out.append(f"# {line.key} was {'|'.join(line.old)}: {line.why}")
+        out.append(_assign(line.key, line.new, symbols))
+    return "\n".join(out) + "\n"
+
+
+def render_section(ref: Refinement | None, path: str) -> str:
+    """The ``NEXT SWEEP`` section of ``sweep_analysis.txt``."""
+    out = ["NEXT SWEEP (refine_range):", THIN]
+    if ref is None:
+        out.append("refine_range not written: no trial passed.")
+        return "\n".join(out) + "\n"
+    was = math.prod(len(line.old) for line in ref.lines)
+    out.append(f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''} (this sweep: {was})")
+    for line in ref.lines:
+        out.append(f"  {line.key}={'|'.join(line.new)}  ({line.kind}; was {'|'.join(line.old)})")
+    out.append(f"Run it with: pytest --range-config={path}")
+    return "\n".join(out) + "\n"
+
+
+def builtin_symbols() -> SymbolTable:
+    """The symbols the built-in plugins declare (for ``pytest-sweep report`` outside pytest)."""
+    import importlib
+
+    from pytest_sweep import BUILTIN_PLUGINS
+
+    table = SymbolTable()
+    for module_name in BUILTIN_PLUGINS.values():
+        declare = getattr(importlib.import_module(module_name), "pytest_sweep_declare_symbols", None)
+        if declare is not None:
+            for sym in declare() or ():
+                table.add(sym)
+    return table
+
+
+def _symbols(config: pytest.Config) -> SymbolTable | None:
+    from pytest_sweep.matrix.sources import SOURCES_KEY
+
+    sources = config.stash.get(SOURCES_KEY, None)
+    return sources.symbols if sources is not None else None
+
+
+def write(
+    sweep_dir: Path, records: list[dict[str, Any]], imp: Importance, symbols: SymbolTable | None
+) -> Refinement | None:
+    ref = refine(records, imp, symbols)
+    if ref is not None:
+        storage.write_text_atomic(sweep_dir / REFINE_RANGE, render(ref, sweep_dir.name, symbols))
+    else:  # no trial passed: no next sweep (and none left from an earlier run into this folder)
+        (sweep_dir / REFINE_RANGE).unlink(missing_ok=True)
+    return ref
+
+
+@pytest.hookimpl
+def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
+    write(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config))
+
+
+@pytest.hookimpl
+def pytest_sweep_analysis_sections(config: pytest.Config, sweep: SweepResult) -> str | None:
+    if sweep.running:
+        return None
+    ref = refine(sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config))
+    return render_section(ref, str(sweep.dir / REFINE_RANGE))

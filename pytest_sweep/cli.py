@@ -1,0 +1,116 @@
+"""The ``pytest-sweep`` console script: the reporters, without training.
+
+``pytest-sweep report DIR``
+    re-render a finished sweep folder from its ``sweep_summary.json``: ``sweep_analysis.txt``
+    (with the importance, next-sweep and plots sections), ``sweep_importance.json``,
+    ``refine_range``, ``plots/``, ``sweep_summary.csv`` and ``sweep_report.html``.
+``pytest-sweep compare A B [--fail test_acc:1.0]``
+    compare sweep B with baseline A; exit 1 when a threshold is broken.
+
+A folder without a readable ``sweep_summary.json`` or a threshold that does not parse is a usage
+error: one line, exit code 4 (as pytest's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+USAGE_ERROR = 4
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _usage_error(message: str) -> int:
+    print(f"pytest-sweep: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def report(folder: Path, threshold: str | None) -> int:
+    import pytest
+
+    from pytest_sweep.matrix import storage
+    from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
+    from pytest_sweep.plugins.analysis import render_analysis
+    from pytest_sweep.plugins.compare import load_baseline
+    from pytest_sweep.plugins.reporters import ANALYSIS_TXT
+
+    try:
+        records = load_baseline(folder, "report", str(folder))
+        noise = importance.parse_threshold(threshold, "--importance-threshold") if threshold is not None else None
+    except (ValueError, pytest.UsageError) as exc:
+        return _usage_error(str(exc))
+    symbols = refine.builtin_symbols()
+    imp = importance.compute(records, noise)
+    storage.write_json_atomic(folder / importance.IMPORTANCE_JSON, imp.to_json())
+    ref = refine.write(folder, records, imp, symbols)
+    specs = plots.write(folder, records)
+    storage.write_text_atomic(folder / csv_report.SUMMARY_CSV, csv_report.render_csv(records))
+    sections = [
+        importance.render_section(imp),
+        refine.render_section(ref, str(folder / refine.REFINE_RANGE)),
+        plots.render_section(specs),
+    ]
+    interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
+    storage.write_text_atomic(folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections))
+    sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
+    html_report.write(folder, records, imp, specs, sources)
+    drawn = sum(1 for s in specs if s.reason is None)
+    print(
+        f"{folder}: {ANALYSIS_TXT}, {importance.IMPORTANCE_JSON}, "
+        + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
+        + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+    )
+    return 0
+
+
+def compare(baseline: Path, current: Path, fails: list[str]) -> int:
+    from pytest_sweep.plugins import compare as cmp
+
+    try:
+        thresholds = [cmp.parse_threshold(text, "--fail") for text in fails]
+        then = cmp.load_baseline(baseline, "baseline", str(baseline))
+        now = cmp.load_baseline(current, "sweep", str(current))
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    result = cmp.compare(then, now, thresholds, str(baseline))
+    for line in cmp.render(result):
+        print(line)
+    return 1 if result.regressions() else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="pytest-sweep", description="pytest-sweep's reporters, without training")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="Re-render a sweep folder's reports from its sweep_summary.json")
+    rep.add_argument("folder", type=Path, metavar="DIR")
+    rep.add_argument(
+        "--importance-threshold",
+        default=None,
+        metavar="PP",
+        help="Effects below PP percentage points are unimportant (default: the seed noise, else 0.5)",
+    )
+    comp = sub.add_parser("compare", help="Compare sweep B with baseline sweep A")
+    comp.add_argument("baseline", type=Path, metavar="A")
+    comp.add_argument("current", type=Path, metavar="B")
+    comp.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="METRIC:PP",
+        help="Exit 1 when a trial's METRIC (test_acc, best_acc) dropped by more than PP points (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        return report(args.folder, args.importance_threshold)
+    return compare(args.baseline, args.current, args.fail)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
