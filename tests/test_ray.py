@@ -38,7 +38,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow")
 
 
 @pytest.hookimpl
@@ -62,6 +62,8 @@ class Spinner:
 
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
+    if trial["CONFIG_FAULT"] == "slow":
+        return Spinner(60)
     if trial["CONFIG_FAULT_SPIN"]:
         return Spinner(trial["CONFIG_FAULT_SPIN"])
     return None
@@ -226,11 +228,12 @@ def test_an_entry_point_trainer_plugin_runs_on_the_actors(
 
 
 def test_a_crash_fails_its_trial_a_hang_is_killed_and_resume_finishes_the_sweep(ray_sweep: SweepPytester) -> None:
-    # config_002's process dies; config_003 hangs with SIGALRM blocked, past --sweep-trial-timeout
-    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.3\nCONFIG_FAULT=none|crash_once|hang_once|fail\n", name="range")
+    # config_002's process dies; config_003 hangs with SIGALRM blocked, past --sweep-trial-timeout;
+    # config_005 works too long, and the actor stops it as a serial run would
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.3\nCONFIG_FAULT=none|crash_once|hang_once|fail|slow\n", name="range")
     result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-trial-timeout=2")
-    result.assert_outcomes(passed=1, failed=3)
-    crashed, hung, failed = records["config_002"], records["config_003"], records["config_004"]
+    result.assert_outcomes(passed=1, failed=4)
+    crashed, hung, failed, slow = (records[f"config_00{i}"] for i in (2, 3, 4, 5))
     assert records["config_001"]["status"] == "passed"
     assert crashed["status"] == "failed"
     assert crashed["error"].startswith(f"worker crashed: worker '{crashed['worker']}' crashed while running ")
@@ -239,6 +242,8 @@ def test_a_crash_fails_its_trial_a_hang_is_killed_and_resume_finishes_the_sweep(
     killed_after = int(hung["error"].rsplit("killed after ", 1)[1].split()[0])
     assert killed_after >= 12  # 2 s + the margin of 10.2 s
     assert failed["error"] == "failed on purpose"
+    assert slow["error"] == "timed out after 2 s (--sweep-trial-timeout)"  # SIGALRM on the actor's main thread
+    assert 2 <= slow["training_time"] < 10
     result.stdout.fnmatch_lines(["sweep: worker 'ray?' crashed while running '*config_002*'; starting ray3"])
     result.stdout.fnmatch_lines(["sweep: ray3 ready on *"])
     assert "INTERNALERROR" not in result.stdout.str()
@@ -252,10 +257,17 @@ def test_a_crash_fails_its_trial_a_hang_is_killed_and_resume_finishes_the_sweep(
             path.unlink()
     before = len(trainings(ray_sweep.path))
     resumed, records = run(
-        ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-resume", "-k", "not config_004", "--sweep-ray-ship-files"
+        ray_sweep,
+        *RAY,
+        "-p",
+        "no:cacheprovider",
+        "--sweep-resume",
+        "-k",
+        "not config_004 and not config_005",
+        "--sweep-ray-ship-files",
     )
     resumed.assert_outcomes(passed=3)
-    resumed.stdout.fnmatch_lines(["sweep: ray? ready on *: 4 items collected in * s; trial files shipped back*"])
+    resumed.stdout.fnmatch_lines(["sweep: ray? ready on *: 5 items collected in * s; trial files shipped back*"])
     assert sorted(t[0] for t in trainings(ray_sweep.path)[before:]) == ["config_002", "config_003"]
     assert [(n, r["status"], r["reused"]) for n, r in records.items()] == [
         ("config_001", "passed", True),
