@@ -12,6 +12,8 @@ DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
 DEFAULT_SUMMARY_INTERVAL = 10.0
 #: Options that set one config symbol in every trial, as ``--sweep-set KEY=VALUE`` would.
+#: ``--sweep-backend``: where the trials run.
+BACKENDS = ("serial", "ray")
 SHORTHANDS = {"sweep_epochs": "CONFIG_NUM_EPOCHS", "sweep_data_dir": "CONFIG_DATA_DIR", "sweep_device": "CONFIG_DEVICE"}
 
 
@@ -60,6 +62,16 @@ def _non_negative_float(text: str) -> float:
     value = _float(text)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a number of seconds, 0 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return value
 
 
@@ -193,6 +205,51 @@ def addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Resume even where this run's grid differs from the resumed sweep's (its other records are kept)",
     )
+    group.addoption(
+        "--sweep-backend",
+        dest="sweep_backend",
+        choices=BACKENDS,
+        default=None,
+        help="Where trials run: serial (this process, or xdist workers with -n) or ray "
+        "(one actor per GPU of a Ray cluster; pip install pytest-sweep[ray])",
+    )
+    group.addoption(
+        "--sweep-ray-address",
+        dest="sweep_ray_address",
+        default=None,
+        metavar="ADDRESS",
+        help="Ray cluster to run on: auto (RAY_ADDRESS, else the one `ray start` started on this machine; "
+        "the default), HOST:PORT, or local (a new one on this machine for this run)",
+    )
+    group.addoption(
+        "--sweep-ray-cpus-per-trial",
+        dest="sweep_ray_cpus_per_trial",
+        type=_positive_float,
+        default=None,
+        metavar="N",
+        help="CPUs each Ray actor reserves (and torch threads it uses); sizes the actors on a cluster without GPUs (default: 1)",
+    )
+    group.addoption(
+        "--sweep-ray-node-retries",
+        dest="sweep_ray_node_retries",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="Run a trial whose node died again on another node, up to N times (default: 1)",
+    )
+    group.addoption(
+        "--sweep-ray-ship-files",
+        dest="sweep_ray_ship_files",
+        action="store_true",
+        default=None,
+        help="Ship each trial's files back to this process, which writes them, even where the output "
+        "folder is shared (it is done anyway on a node that cannot see the folder)",
+    )
+    parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
+    parser.addini("sweep_ray_address", "Ray cluster address: auto, HOST:PORT or local", default="auto")
+    parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")
+    parser.addini("sweep_ray_node_retries", "Re-runs of a trial whose Ray node died", default="1")
+    parser.addini("sweep_ray_ship_files", "Ship trial files back to the controller (bool)", type="bool", default=False)
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
@@ -276,3 +333,42 @@ def overrides(config: pytest.Config) -> dict[str, str]:
 def trial_timeout(config: pytest.Config) -> float | None:
     value = config.getoption("sweep_trial_timeout")
     return float(value) if value is not None else None
+
+
+def backend(config: pytest.Config) -> str:
+    """``--sweep-backend`` or the ini value ``sweep_backend``: ``serial`` or ``ray``."""
+    opt = config.getoption("sweep_backend")
+    value = opt if opt is not None else str(config.getini("sweep_backend")).strip() or "serial"
+    if value not in BACKENDS:
+        raise pytest.UsageError(f"ini value sweep_backend = {value!r}: use serial or ray")
+    return str(value)
+
+
+def _ray_setting(config: pytest.Config, name: str, parse: Any) -> Any:
+    opt = config.getoption(name)
+    if opt is not None:
+        return opt
+    raw = str(config.getini(name)).strip()
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini value {name} = {raw!r}: {exc}") from None
+
+
+def ray_address(config: pytest.Config) -> str:
+    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here)."""
+    opt = config.getoption("sweep_ray_address")
+    return str(opt) if opt is not None else str(config.getini("sweep_ray_address")).strip() or "auto"
+
+
+def ray_cpus_per_trial(config: pytest.Config) -> float:
+    return float(_ray_setting(config, "sweep_ray_cpus_per_trial", _positive_float))
+
+
+def ray_node_retries(config: pytest.Config) -> int:
+    return int(_ray_setting(config, "sweep_ray_node_retries", _non_negative_int))
+
+
+def ray_ship_files(config: pytest.Config) -> bool:
+    opt = config.getoption("sweep_ray_ship_files")
+    return bool(opt if opt is not None else config.getini("sweep_ray_ship_files"))

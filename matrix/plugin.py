@@ -28,6 +28,8 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError
 from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
+from pytest_sweep.matrix.ray_backend import RayBackend
+from pytest_sweep.matrix.ray_backend import check_usage as check_ray_usage
 from pytest_sweep.matrix.resume import grid_change, previous_records, resume_dir
 from pytest_sweep.matrix.runner import RUNNER_KEY, Runner
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
@@ -140,8 +142,10 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
 
 
 def _distributing(config: pytest.Config) -> bool:
-    """Whether this process is an xdist controller, which runs no trial itself."""
-    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+    """Whether this process is an xdist or Ray controller, which runs no trial itself."""
+    if hasattr(config, "workerinput"):
+        return False
+    return getattr(config.option, "dist", "no") != "no" or options.backend(config) == "ray"
 
 
 @pytest.hookimpl(trylast=True)
@@ -179,6 +183,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         ticker = TrialTicker(config, controller) if mode != "none" and _distributing(config) else None
         config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
+        if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)
+            check_ray_usage(config)
+            config.pluginmanager.register(RayBackend(config, controller, ticker), "sweep-ray")
         if os.name == "posix":
             _trap_sigterm(config)
     _freeze_at_exit()

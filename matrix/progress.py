@@ -57,6 +57,8 @@ class TrialTicker:
     def _line(self, record: dict[str, Any]) -> str:
         name = str(record["config_file"])
         worker = record.get("worker") or "?"
+        if record.get("node"):  # Ray: the node too
+            worker += f" on {record['node']}"
         if record["status"] == "passed":
             acc = record.get("test_acc")
             what = f"{name} passed" + (f" {float(acc):.2f}%" if acc is not None else "")

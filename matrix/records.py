@@ -18,7 +18,7 @@ error              one line: why the trial failed, was skipped or did not run
 CONFIG_...         one column per swept parameter (numbers as numbers)
 config             every ``KEY: value`` of the trial's config, as written
 swept              the swept keys
-nodeid, worker     pytest node id; ``main`` or the xdist worker id (``gw0``)
+nodeid, worker     pytest node id; ``main``, the xdist worker id (``gw0``) or the Ray actor's (``ray1``)
 trial_dir          the trial's folder, relative to the sweep folder
 seed, device       the seed it trained with (``CONFIG_SEED``); ``cpu`` / ``cuda:0``
 epochs_run         epochs actually trained
@@ -27,6 +27,8 @@ peak_memory_mb     peak GPU memory (CUDA only)
 torch_threads      torch's intra-op CPU threads during the trial (CPU results depend on it)
 trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
 source             the range file (or generated config) the trial came from
+node, node_id      ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
+requeued           Ray only, when its node was lost: why it ran again (one line per time)
 =================  ==========================================================
 """
 

@@ -6,6 +6,13 @@ automatically, and run after the fast unit tests (``-m "not slow"`` runs the uni
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +56,7 @@ SLOW_MODULES = {
     "test_parallel",
     "test_process_exit",
     "test_pruning_sweep",
+    "test_ray",
     "test_reference",
     "test_symbols_reach",
 }
@@ -66,3 +74,108 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if id(item) in slow:
             item.add_marker(pytest.mark.slow)
     items[:] = [i for i in items if id(i) not in slow] + [i for i in items if id(i) in slow]
+
+
+class RayCluster:
+    """A Ray cluster of simulated nodes on this machine (``ray.cluster_utils.Cluster``).
+
+    A head without GPUs and two nodes with ``num_gpus=1`` each (Ray hands out GPU ids; nothing
+    touches a device), with short health checks so that a removed node is declared dead within
+    seconds.  Inner pytest runs reach it through ``RAY_ADDRESS`` (:attr:`env`).
+    """
+
+    #: a node is dead after 5 missed checks 1 s apart (short, yet tolerant of a busy 2-core machine)
+    HEALTH = {
+        "health_check_initial_delay_ms": 0,
+        "health_check_period_ms": 1000,
+        "health_check_timeout_ms": 1000,
+        "health_check_failure_threshold": 5,
+    }
+
+    def __init__(self, temp_dir: Path) -> None:
+        from ray.cluster_utils import Cluster
+
+        self.temp_dir = temp_dir
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False, "_system_config": self.HEALTH},
+        )
+        self.gpu_nodes: list[Any] = []
+        self.add_gpu_node()
+        self.add_gpu_node()
+
+    @property
+    def address(self) -> str:
+        return str(self.cluster.address)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"RAY_ADDRESS": self.address}
+
+    def add_gpu_node(self) -> Any:
+        node = self.cluster.add_node(num_cpus=1, num_gpus=1)
+        self.gpu_nodes.append(node)
+        return node
+
+    def gpu_node_ids(self) -> set[str]:
+        return {str(node.node_id) for node in self.gpu_nodes}
+
+    def remove_gpu_node(self, node_id: str) -> None:
+        """Kill a node's processes at once (no graceful shutdown): a machine that went away."""
+        (node,) = [n for n in self.gpu_nodes if n.node_id == node_id]
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.gpu_nodes.remove(node)
+
+    def actor_states(self) -> list[str]:
+        """The state of every actor the cluster has seen (``ALIVE``, ``DEAD``...)."""
+        return [str(info["State"]) for info in self.cluster.global_state.actor_table(None).values()]
+
+    def processes(self) -> list[int]:
+        """Every process whose command line names this cluster's temp folder (raylets, workers...)."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and int(proc.name) != os.getpid():
+                try:
+                    cmdline = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if str(self.temp_dir).encode() in cmdline:
+                    found.append(int(proc.name))
+        return found
+
+    def shutdown(self) -> list[int]:
+        """Stop every node; kill what is left after 15 s; return the pids that had to be killed."""
+        self.cluster.shutdown()
+        deadline = time.monotonic() + 15
+        while self.processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stragglers = self.processes()
+        for pid in stragglers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return stragglers
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """One simulated Ray cluster for every Ray test of the session; shut down, leaving no process."""
+    pytest.importorskip("ray", reason="the Ray tests need the extra: pip install -e '.[ray]'")
+    # Ray's sockets live in its temp folder, whose path must stay short (Unix sockets: 107 bytes);
+    # its own folder also keeps Ray's "current cluster" file away from any other Ray on the machine
+    temp_dir = Path(tempfile.mkdtemp(prefix="sw-ray-", dir="/tmp"))
+    previous = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(temp_dir)
+    cluster = None
+    try:
+        cluster = RayCluster(temp_dir)
+        yield cluster
+    finally:
+        stragglers = cluster.shutdown() if cluster is not None else []
+        if previous is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = previous
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert not stragglers, f"the Ray cluster left processes behind (killed): {stragglers}"

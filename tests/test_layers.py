@@ -36,6 +36,9 @@ MODULES = _modules()
 def _imports(path: Path, *, top_level_only: bool = False) -> set[str]:
     """Every module named by an import statement in ``path`` (function-level ones too, unless asked)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):  # imports for type checkers only are not imports at run time
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     found: set[str] = set()
     for node in nodes:

@@ -1,0 +1,38 @@
+"""How many Ray actors a sweep gets, and what each reserves (no Ray import: unit-testable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass(frozen=True)
+class ActorPlan:
+    """How many actors to start, with which Ray resources each."""
+
+    count: int
+    resources: dict[str, float]
+
+    def describe(self) -> str:
+        parts = [f"{v:g} {k}" for k, v in self.resources.items()]
+        return f"{self.count} worker{'s' if self.count != 1 else ''} ({' + '.join(parts)} each)"
+
+
+def plan_actors(cluster: dict[str, float], cpus_per_trial: float, items: int) -> ActorPlan:
+    """One actor per GPU of the cluster; without GPUs, as many as ``cpus_per_trial`` allows.
+
+    Never more actors than items.  Each actor also reserves ``cpus_per_trial`` CPUs, which is the
+    thread count its trials get.
+    """
+    gpus = int(cluster.get("GPU", 0))
+    if gpus >= 1:
+        return ActorPlan(max(1, min(gpus, items)), {"GPU": 1.0, "CPU": cpus_per_trial})
+    cpus = float(cluster.get("CPU", 0))
+    fits = int(cpus // cpus_per_trial)
+    if fits < 1:
+        raise pytest.UsageError(
+            f"the Ray cluster has no GPU and {cpus:g} CPUs: no room for a worker of "
+            f"--sweep-ray-cpus-per-trial={cpus_per_trial:g}; lower it or add nodes"
+        )
+    return ActorPlan(max(1, min(fits, items)), {"CPU": cpus_per_trial})

@@ -1,0 +1,248 @@
+"""The Ray actor: a pytest worker session inside a Ray worker process.  PYTEST_DONT_REWRITE
+
+The controller ships this class to the actors by value (``register_pickle_by_value``), the way
+xdist sends ``remote.py`` to its workers as source: an actor imports nothing of pytest-sweep
+before its own pytest session starts, so that session loads conftest files, ``-p`` and
+entry-point plugins and rewrites their asserts exactly as a fresh xdist worker does (a plugin
+module imported earlier cannot be rewritten: pytest warns, and ``filterwarnings = error`` makes
+that an error).  So this module imports the standard library and pytest only, and has no
+``assert`` of its own (the docstring's marker keeps pytest from rewriting it).
+
+The lifecycle follows xdist's ``WorkerInteractor``, reshaped into method calls:
+
+- ``__init__`` takes the controller's environment, moves to its invocation folder and starts
+  ``pytest.main(args)`` on a helper thread with ``workerinput`` set (worker id ``rayN``, the
+  sweep folder); that session configures, collects once and waits in ``pytest_runtestloop``;
+- ``run(nodeid)`` runs ``pytest_runtest_protocol`` for that item on the actor's main thread (Ray
+  runs a synchronous actor's methods there, so ``--sweep-trial-timeout``'s ``SIGALRM`` works) and
+  returns the item's reports as ``pytest_report_to_serializable`` dicts: never pytest objects;
+- ``stop()`` lets the session finish (``pytest_sessionfinish`` runs as on an xdist worker).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+
+#: What the worker session runs without: selecting, stopping and debugging belong to the
+#: controller, which sends only the node ids it selected (so ``--lf`` on a node whose cache
+#: differs cannot hide an item), and a worker never starts Ray or xdist itself.
+WORKER_OPTIONS: dict[str, Any] = {
+    "keyword": "",
+    "markexpr": "",
+    "deselect": [],
+    "lf": False,
+    "failedfirst": False,
+    "newfirst": False,
+    "stepwise": False,
+    "stepwise_skip": False,
+    "maxfail": 0,
+    "usepdb": False,
+    "trace": False,
+    "collectonly": False,
+    "looponfail": False,
+    "dist": "no",
+    "numprocesses": None,
+    "maxprocesses": None,
+    "sweep_backend": "serial",
+}
+
+#: The file in the sweep folder whose token tells an actor that it sees the controller's folder.
+TOKEN_FILE = ".sweep-ray-token"
+#: Largest trial file shipped back from a node that cannot see the sweep folder.
+SHIP_FILE_LIMIT = 16 * 1024 * 1024
+
+
+class _Tail:
+    """A stream that keeps the last characters written to it (the session's error message)."""
+
+    def __init__(self, stream: TextIO, keep: int = 4000) -> None:
+        self.stream = stream
+        self.keep = keep
+        self.text = ""
+
+    def write(self, data: str) -> int:
+        self.text = (self.text + data)[-self.keep :]
+        return self.stream.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+class WorkerPlugin:
+    """The worker session's own plugin (xdist's ``WorkerInteractor``): collect, wait, report."""
+
+    def __init__(self, workerinput: dict[str, Any], options: dict[str, Any] | None = None) -> None:
+        self.workerinput = workerinput
+        self.options = options or {}
+        self.config: pytest.Config | None = None
+        self.items: dict[str, pytest.Item] = {}
+        self.collect_errors: list[str] = []
+        self.reports: list[dict[str, Any]] = []
+        self.collected = threading.Event()
+        self.stopping = threading.Event()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_cmdline_main(self, config: pytest.Config) -> None:
+        # before pytest_configure, as xdist sets these before its worker's cmdline_main
+        config.workerinput = self.workerinput  # type: ignore[attr-defined]
+        config.workeroutput = {}  # type: ignore[attr-defined]
+        for name, value in {**WORKER_OPTIONS, **self.options}.items():
+            if hasattr(config.option, name):
+                setattr(config.option, name, value)
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid or '.'}: {str(report.longrepr)[-1500:]}")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.items = {item.nodeid: item for item in session.items}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        self.collected.set()
+        self.stopping.wait()
+        return True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        config = self.config
+        if config is not None:
+            self.reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
+
+
+class SweepWorker:
+    """A Ray actor hosting one pytest worker session (see the module docstring).
+
+    :param spec: built by the controller: ``args`` (its command line), ``options`` (option values
+        to set on top, as xdist's ``option_dict``: the worker's ``basetemp``), ``invocation_dir``,
+        ``sys_path`` (entries to put first), ``env`` (name -> value, None to unset),
+        ``workerinput``, ``token`` and ``ship`` (ship trial files back even if the folder is shared).
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        started = time.monotonic()
+        self.spec = spec
+        self.exit_code: int | None = None
+        self.error: str | None = None
+        self.local_dir: Path | None = None
+        for name, value in spec["env"].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for entry in reversed(spec["sys_path"]):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        workerinput = dict(spec["workerinput"])
+        try:
+            os.chdir(spec["invocation_dir"])
+        except OSError as exc:
+            self.error = f"cannot enter {spec['invocation_dir']} on this node ({exc.strerror}); the project must be at the same path on every node"
+            self.plugin = WorkerPlugin(workerinput)
+            self.seconds = time.monotonic() - started
+            return
+        sweep_dir = Path(workerinput["sweep_dir"])
+        if spec["ship"] or not _sees(sweep_dir, spec["token"]):
+            self.local_dir = Path(tempfile.mkdtemp(prefix="pytest-sweep-")) / sweep_dir.name
+            workerinput["sweep_dir"] = str(self.local_dir)
+        self.plugin = WorkerPlugin(workerinput, spec["options"])
+        self.tail = _Tail(sys.stderr)
+        sys.stderr = self.tail  # pytest.main prints a usage error there
+        self.thread = threading.Thread(target=self._session, name="pytest-sweep-worker", daemon=True)
+        self.thread.start()
+        while not self.plugin.collected.wait(0.05):
+            if not self.thread.is_alive():
+                self.error = f"its pytest session ended before running anything (exit {self.exit_code}): " + (
+                    self.tail.text.strip()[-1500:] or "no message"
+                )
+                break
+        self.seconds = time.monotonic() - started
+
+    def _session(self) -> None:
+        try:
+            self.exit_code = int(pytest.main(list(self.spec["args"]), plugins=[self.plugin]))
+        except BaseException as exc:  # the thread must end with a message, never silently
+            self.exit_code = -1
+            self.tail.write(f"{type(exc).__name__}: {exc}\n")
+
+    def ready(self) -> dict[str, Any]:
+        """Where the actor runs and what it collected (the controller prints and checks it)."""
+        import ray  # the actor runs inside a Ray worker process: ray is already imported
+
+        ctx = ray.get_runtime_context()
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "ip": ray.util.get_node_ip_address(),
+            "node_id": ctx.get_node_id(),
+            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "items": len(self.plugin.items),
+            "collect_errors": self.plugin.collect_errors,
+            "ship": self.local_dir is not None,
+            "error": self.error,
+            "seconds": self.seconds,
+        }
+
+    def seed(self, files: dict[str, bytes]) -> int:
+        """Put the controller's finished trial files into a node-local sweep folder (``--sweep-resume``)."""
+        if self.local_dir is None:
+            return 0
+        for rel, data in files.items():
+            target = self.local_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return len(files)
+
+    def run(self, nodeid: str) -> dict[str, Any]:
+        """Run one collected item; its reports (and, from a node-local folder, its files)."""
+        item = self.plugin.items.get(nodeid)
+        if item is None:
+            return {"error": f"{nodeid} was not collected on this node (different files or plugins there?)"}
+        self.plugin.reports = []
+        started = time.monotonic()
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        return {
+            "reports": self.plugin.reports,
+            "files": self._files(item),
+            "seconds": time.monotonic() - started,
+        }
+
+    def _files(self, item: pytest.Item) -> dict[str, bytes] | None:
+        trial = getattr(item, "trial", None)
+        if self.local_dir is None or trial is None:
+            return None
+        folder = self.local_dir / trial.folder
+        files: dict[str, bytes] = {}
+        if folder.is_dir():
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                if path.stat().st_size <= SHIP_FILE_LIMIT:
+                    files[path.relative_to(self.local_dir).as_posix()] = path.read_bytes()
+        return files
+
+    def stop(self, timeout: float) -> int | None:
+        """End the session (its ``pytest_sessionfinish`` and ``pytest_unconfigure`` run); its exit code."""
+        self.plugin.stopping.set()
+        thread = getattr(self, "thread", None)
+        if thread is not None:
+            thread.join(timeout)
+        if self.local_dir is not None:  # every file went back to the controller
+            shutil.rmtree(self.local_dir.parent, ignore_errors=True)
+        return self.exit_code
+
+
+def _sees(sweep_dir: Path, token: str) -> bool:
+    """Whether this node sees the controller's sweep folder (not merely a folder of that name)."""
+    try:
+        return (sweep_dir / TOKEN_FILE).read_text(encoding="utf-8") == token
+    except OSError:
+        return False

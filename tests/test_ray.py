@@ -1,0 +1,355 @@
+"""``--sweep-backend=ray`` on a real Ray cluster of simulated nodes (no mock of Ray).
+
+The session's cluster (``ray_cluster`` in ``conftest.py``) has a head without GPUs and two nodes
+with one (simulated) GPU each.  Every test runs pytest in a subprocess against it; the trials are
+LeNet-5 on the offline digits data or a few seconds of pure-Python work, on one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from test_e2e_plugin_package import install_on_path, load_example
+
+if TYPE_CHECKING:
+    from conftest import RayCluster, SweepPytester
+
+pytestmark = pytest.mark.ray
+
+# The inner runs' own plugin: what goes wrong in a trial, and a line per training (trial, worker,
+# Ray node, the GPU ids it sees).  "*_once" faults strike the first run of a trial only.
+FAULTS = """\
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pytest_sweep.matrix import Symbol, TrialFailed
+
+HERE = Path(__file__).parent
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow")
+
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols():
+    return [
+        Symbol("CONFIG_FAULT", "str", "none", "What goes wrong in the trial", choices=FAULTS),
+        Symbol("CONFIG_FAULT_SPIN", "float", 0.0, "Seconds of pure-Python work instead of training"),
+    ]
+
+
+class Spinner:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def run(self, trial, ctx):
+        start = time.monotonic()
+        while time.monotonic() - start < self.seconds:
+            sum(range(10_000))
+        return {"test_acc": 50.0 + trial.index, "training_time": time.monotonic() - start}
+
+
+@pytest.hookimpl
+def pytest_sweep_make_trainer(trial, config):
+    if trial["CONFIG_FAULT"] == "slow":
+        return Spinner(60)
+    if trial["CONFIG_FAULT_SPIN"]:
+        return Spinner(trial["CONFIG_FAULT_SPIN"])
+    return None
+
+
+def node_id():
+    if "ray" not in sys.modules:  # a serial run
+        return "-"
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def first_time(trial):
+    marker = HERE / f"{trial['CONFIG_FAULT']}-{trial.name}"
+    if marker.exists():
+        return False
+    marker.write_text(node_id())
+    return True
+
+
+@pytest.hookimpl
+def pytest_sweep_trial_started(trial):
+    with open(HERE / "trainings.txt", "a") as fh:
+        fh.write(f"{trial.name} {trial.worker} {node_id()} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')}\\n")
+    fault = trial["CONFIG_FAULT"]
+    if fault == "fail":
+        raise TrialFailed("failed on purpose")
+    if fault == "crash_once" and first_time(trial):
+        os._exit(1)
+    if fault == "hang_once" and first_time(trial):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # out of --sweep-trial-timeout's reach
+        while True:
+            time.sleep(0.1)
+    if fault == "hold_once" and first_time(trial):
+        time.sleep(300)  # until the test takes its node away or stops the sweep
+"""
+
+#: Record fields that do not depend on where or how fast a trial ran.
+STABLE = ("config_file", "status", "test_acc", "best_acc", "epochs_run", "seed", "config", "error", "trial_dir")
+RAY = ("--sweep-backend=ray",)
+#: Four trials, config_002 and config_004 with the fault (CONFIG_FAULT is the fastest-moving key).
+ONE_IN_TWO = "CONFIG_FAULT_SPIN={spin}\nCONFIG_BATCH_SIZE=32|64\nCONFIG_FAULT=none|{fault}\n"
+
+
+@pytest.fixture
+def ray_sweep(sweep_pytester: SweepPytester, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch) -> SweepPytester:
+    for key, value in ray_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    sweep_pytester.pytester.makeconftest(FAULTS)
+    return sweep_pytester
+
+
+def run(sweep: SweepPytester, *args: str, out: str = "out") -> tuple[pytest.RunResult, dict[str, dict[str, Any]]]:
+    result = sweep.run_subprocess("--range-config=range", f"--sweep-output={out}", *args)
+    found = sweep.sweep_dirs(sweep.path / out)
+    return result, (sweep.records(found[-1]) if found else {})
+
+
+def trainings(path: Path) -> list[list[str]]:
+    """``[trial, worker, Ray node id, CUDA_VISIBLE_DEVICES]`` per training, in order."""
+    log = path / "trainings.txt"
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def ticks(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if line.startswith("sweep: config_")]
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], seconds: float = 120) -> str:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, f"the sweep ended before {path.name} appeared"
+        assert time.monotonic() < deadline, f"{path.name} did not appear in {seconds} s"
+        time.sleep(0.2)
+    time.sleep(0.2)  # the marker is written: let its writer finish
+    return path.read_text()
+
+
+def popen(sweep: SweepPytester, *args: str) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "pytest", *sweep.plugin_args, "--range-config=range", "--sweep-output=out", *args]
+    with open(sweep.path / "stdout.txt", "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, cwd=sweep.path, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+
+
+def no_actor_alive(cluster: RayCluster, seconds: float = 20) -> list[str]:
+    """The states of the cluster's actors once none is alive (or whatever is left after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        states = cluster.actor_states()
+        if not any(s in ("ALIVE", "PENDING_CREATION", "RESTARTING") for s in states) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.2)
+
+
+def test_a_digits_sweep_runs_on_both_nodes_and_matches_a_serial_run(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    ray_sweep.range_config(
+        ray_sweep.digits_config("CONFIG_LEARNING_RATE=0.001|0.003", "CONFIG_WEIGHT_DECAY=0.0|0.05"),
+        name="range",
+    )
+    serial, serial_records = run(ray_sweep, "-p", "no:cacheprovider", out="serial")
+    serial.assert_outcomes(passed=4)
+    trained_serially = len(trainings(ray_sweep.path))
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--junitxml=report.xml")
+    result.assert_outcomes(passed=4)
+
+    # the same results as the serial run, one thread each side
+    assert list(records) == list(serial_records)
+    for name, record in records.items():
+        assert {k: record[k] for k in STABLE} == {k: serial_records[name][k] for k in STABLE}
+        assert record["torch_threads"] == serial_records[name]["torch_threads"] == 1
+    # both GPU nodes trained, each through its own actor, which saw exactly one GPU id
+    assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
+    assert {r["node_id"] for r in records.values()} == ray_cluster.gpu_node_ids()
+    ray_trainings = trainings(ray_sweep.path)[trained_serially:]
+    assert sorted(t[0] for t in ray_trainings) == sorted(records)
+    for name, worker, node, gpus in ray_trainings:
+        assert (worker, node) == (records[name]["worker"], records[name]["node_id"])
+        assert len(gpus.split(",")) == 1 and gpus.isdigit(), gpus
+    # the controller's line per trial names the worker and its node
+    result.stdout.fnmatch_lines(
+        ["sweep: Ray cluster at *: 3 nodes, 2 GPUs, 3 CPUs; starting 2 workers (1 GPU + 1 CPU each)"]
+    )
+    assert len(ticks(result)) == 4
+    assert "shipped back" not in result.stdout.str()  # the actors saw the sweep folder and wrote there
+    assert all(" (ray1 on " in t or " (ray2 on " in t for t in ticks(result)), ticks(result)
+    # junitxml, written by the controller, has every trial with its record
+    suite = ET.parse(ray_sweep.path / "report.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "0"
+    shipped = [p.get("value") for p in suite.iter("property") if p.get("name") == "sweep_record"]
+    assert sorted(json.loads(v or "")["config_file"] for v in shipped) == sorted(records)
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    assert not list(sweep_dir.glob(".*"))  # neither the visibility token nor a temp file is left
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+
+def test_an_entry_point_trainer_plugin_runs_on_the_actors(
+    ray_sweep: SweepPytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = ray_sweep.path / "site"
+    site.mkdir()
+    assert install_on_path(site) == "mytrainer"
+    monkeypatch.setenv("PYTHONPATH", str(site))  # the actors get it from the controller
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")  # entry points load, here and on the actors
+    ray_sweep.range_config("CONFIG_MYTRAINER_DEPTH=1|2|5\n", name="range")
+    result = ray_sweep.pytester.runpytest_subprocess(
+        "--range-config=range", "--sweep-output=out", *RAY, "-p", "no:cacheprovider", timeout=300
+    )
+    result.assert_outcomes(passed=3)
+    example = load_example()
+    records = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))
+    assert {n: r["test_acc"] for n, r in records.items()} == {
+        f"config_00{i}": list(example.fit(depth))[-1][1] for i, depth in ((1, 1), (2, 2), (3, 5))
+    }
+    assert {r["trainer"] for r in records.values()} == {f"mytrainer/perceptron d{d}" for d in (1, 2, 5)}
+    assert {r["worker"] for r in records.values()} <= {"ray1", "ray2"}
+    # its reporter ran on the controller, at the end of the sweep
+    report = json.loads((ray_sweep.only_sweep_dir(ray_sweep.path / "out") / "mytrainer_report.json").read_text())
+    assert [r["config_file"] for r in report["records"]] == ["config_001", "config_002", "config_003"]
+
+
+def test_a_crash_fails_its_trial_a_hang_is_killed_and_resume_finishes_the_sweep(ray_sweep: SweepPytester) -> None:
+    # config_002's process dies; config_003 hangs with SIGALRM blocked, past --sweep-trial-timeout;
+    # config_005 works too long, and the actor stops it as a serial run would
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.3\nCONFIG_FAULT=none|crash_once|hang_once|fail|slow\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-trial-timeout=2")
+    result.assert_outcomes(passed=1, failed=4)
+    crashed, hung, failed, slow = (records[f"config_00{i}"] for i in (2, 3, 4, 5))
+    assert records["config_001"]["status"] == "passed"
+    assert crashed["status"] == "failed"
+    assert crashed["error"].startswith(f"worker crashed: worker '{crashed['worker']}' crashed while running ")
+    assert crashed["error"].endswith("config_002[FAULT=crash_once]'")
+    assert hung["error"].startswith("timed out after 2 s (--sweep-trial-timeout); worker 'ray")
+    killed_after = int(hung["error"].rsplit("killed after ", 1)[1].split()[0])
+    assert killed_after >= 12  # 2 s + the margin of 10.2 s
+    assert failed["error"] == "failed on purpose"
+    assert slow["error"] == "timed out after 2 s (--sweep-trial-timeout)"  # SIGALRM on the actor's main thread
+    assert 2 <= slow["training_time"] < 10
+    result.stdout.fnmatch_lines(["sweep: worker 'ray?' crashed while running '*config_002*'; starting ray3"])
+    result.stdout.fnmatch_lines(["sweep: ray3 ready on *"])
+    assert "INTERNALERROR" not in result.stdout.str()
+
+    # the crashed and the hung trial run again (no fault the second time); the rest is reused.  The
+    # actors write into folders of their own and ship the trial files back, as from nodes that cannot
+    # see the output folder; the controller seeds them with the finished trials and writes what returns
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    for name in ("config_002", "config_003"):
+        for path in (sweep_dir / records[name]["trial_dir"]).iterdir():
+            path.unlink()
+    before = len(trainings(ray_sweep.path))
+    resumed, records = run(
+        ray_sweep,
+        *RAY,
+        "-p",
+        "no:cacheprovider",
+        "--sweep-resume",
+        "-k",
+        "not config_004 and not config_005",
+        "--sweep-ray-ship-files",
+    )
+    resumed.assert_outcomes(passed=3)
+    resumed.stdout.fnmatch_lines(["sweep: ray? ready on *: 5 items collected in * s; trial files shipped back*"])
+    assert sorted(t[0] for t in trainings(ray_sweep.path)[before:]) == ["config_002", "config_003"]
+    assert [(n, r["status"], r["reused"]) for n, r in records.items()] == [
+        ("config_001", "passed", True),
+        ("config_002", "passed", False),
+        ("config_003", "passed", False),
+        ("config_004", "failed", False),  # deselected: the resumed sweep's records stay
+        ("config_005", "failed", False),
+    ]
+    for name in ("config_002", "config_003"):
+        folder = sweep_dir / records[name]["trial_dir"]
+        assert sorted(p.name for p in folder.iterdir()) == ["config.txt", "output.log", "training_metrics.json"]
+        assert json.loads((folder / "training_metrics.json").read_text())["status"] == "passed"
+        assert f"started on {records[name]['worker']} " in (folder / "output.log").read_text()
+
+
+@pytest.mark.parametrize("backend", [(), RAY], ids=["serial", "ray"])
+def test_x_k_and_lf_select_as_in_a_serial_run(ray_sweep: SweepPytester, backend: tuple[str, ...]) -> None:
+    # config_002 fails at once while config_001 (on the other actor) works for a second
+    ray_sweep.range_config(ONE_IN_TWO.format(fault="fail", spin=1), name="range")
+    first, records = run(ray_sweep, *backend, "-x", "-k", "not config_004")
+    first.assert_outcomes(passed=1, failed=1, deselected=1)
+    first.stdout.fnmatch_lines(["*stopping after 1 failures*"])
+    assert [(n, r["status"]) for n, r in records.items()] == [
+        ("config_001", "passed"),
+        ("config_002", "failed"),
+        ("config_003", "not_run"),
+    ]
+    again, records = run(ray_sweep, *backend, "--lf")
+    again.assert_outcomes(failed=1, deselected=3)
+    assert [(n, r["status"]) for n, r in records.items()] == [("config_002", "failed")]
+
+
+def test_sigterm_writes_the_summary_and_leaves_no_actor(ray_sweep: SweepPytester, ray_cluster: RayCluster) -> None:
+    ray_sweep.range_config(ONE_IN_TWO.format(fault="hold_once", spin=0.2), name="range")
+    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    try:
+        wait_for(ray_sweep.path / "hold_once-config_002", proc)
+        wait_for(ray_sweep.path / "hold_once-config_004", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    assert [(n, r["status"]) for n, r in ray_sweep.records(sweep_dir).items()] == [
+        ("config_001", "passed"),
+        ("config_002", "not_run"),
+        ("config_003", "passed"),
+        ("config_004", "not_run"),
+    ]
+    assert "The sweep was interrupted" in (sweep_dir / "sweep_analysis.txt").read_text()
+    assert not list(sweep_dir.glob(".*"))
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+
+def test_a_node_lost_mid_trial_runs_its_trial_again_on_the_other_node(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|hold_once\n", name="range")
+    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    try:
+        lost = wait_for(ray_sweep.path / "hold_once-config_002", proc)
+        ray_cluster.remove_gpu_node(lost)
+        assert proc.wait(timeout=120) == pytest.ExitCode.OK
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ray_cluster.add_gpu_node()  # two GPU nodes again for whatever runs next
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    records = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))
+    again = records["config_002"]
+    assert again["status"] == "passed" and again["node_id"] != lost, out
+    assert [t[0] for t in trainings(ray_sweep.path)].count("config_002") == 2
+    (first_worker,) = [t[1] for t in trainings(ray_sweep.path) if t[0] == "config_002" and t[2] == lost]
+    # Ray reports the lost actor as dead (its node declared dead) or, before that, as unreachable
+    assert again["requeued"] in (
+        [f"node {again['node']} of worker '{first_worker}' died"],
+        [f"worker '{first_worker}' on {again['node']} stopped answering"],
+    )
+    assert "config_002 runs again (1 of 1)" in out, out
+    assert "ALIVE" not in no_actor_alive(ray_cluster)

@@ -1,0 +1,106 @@
+"""``--sweep-backend=ray`` without a cluster: usage errors, actor sizing, the worker's environment."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_sweep.matrix.ray_backend import annotate, worker_env, worker_sys_path
+from pytest_sweep.matrix.ray_plan import plan_actors
+
+if TYPE_CHECKING:
+    from conftest import SweepPytester
+
+
+def test_one_actor_per_gpu_never_more_than_items() -> None:
+    plan = plan_actors({"GPU": 8.0, "CPU": 64.0}, 2.0, items=36)
+    assert (plan.count, plan.resources) == (8, {"GPU": 1.0, "CPU": 2.0})
+    assert plan.describe() == "8 workers (1 GPU + 2 CPU each)"
+    assert plan_actors({"GPU": 8.0, "CPU": 64.0}, 1.0, items=3).count == 3
+
+
+def test_without_gpus_the_cpus_per_trial_size_the_actors() -> None:
+    plan = plan_actors({"CPU": 16.0}, 4.0, items=100)
+    assert (plan.count, plan.resources) == (4, {"CPU": 4.0})
+    assert plan.describe() == "4 workers (4 CPU each)"
+    with pytest.raises(
+        pytest.UsageError, match=r"no GPU and 2 CPUs: no room for a worker of --sweep-ray-cpus-per-trial=4"
+    ):
+        plan_actors({"CPU": 2.0}, 4.0, items=1)
+
+
+def test_the_worker_environment_follows_the_controller() -> None:
+    env = worker_env({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PATH": "/bin"}, 2.0)
+    assert env == {
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "PYTEST_PLUGINS": None,  # unset on the actor, as here
+        "PYTEST_ADDOPTS": None,
+        "PYTHONPATH": None,
+        "OMP_NUM_THREADS": "2",  # the actor's CPU share, not Ray's choice
+        "MKL_NUM_THREADS": "2",
+    }
+    assert worker_env({"OMP_NUM_THREADS": "3"}, 0.5)["MKL_NUM_THREADS"] == "3"  # a user's setting wins
+    assert worker_env({}, 0.5)["OMP_NUM_THREADS"] == "1"
+    assert worker_sys_path(Path("/proj"), {"PYTHONPATH": "site:/abs"}) == ["/proj", "/proj/site", "/abs"]
+
+
+def test_annotate_adds_fields_to_the_shipped_record_only() -> None:
+    data = {"user_properties": [("other", "x"), ("sweep_record", json.dumps({"worker": "ray1"}))]}
+    annotate(data, {"node": "10.0.0.3", "requeued": ["node 10.0.0.2 of worker 'ray2' died"]})
+    assert data["user_properties"][0] == ("other", "x")
+    assert json.loads(data["user_properties"][1][1]) == {
+        "worker": "ray1",
+        "node": "10.0.0.3",
+        "requeued": ["node 10.0.0.2 of worker 'ray2' died"],
+    }
+
+
+def test_n_with_the_ray_backend_is_a_usage_error(sweep_pytester: SweepPytester) -> None:
+    sweep_pytester.range_config("CONFIG_SEED=1|2\n")
+    result = sweep_pytester.run("-p", "xdist.plugin", "--range-config=sweep.rc", "--sweep-backend=ray", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: -n and --sweep-backend=ray do not go together: Ray starts one worker per GPU itself; drop -n"]
+    )
+
+
+def test_without_ray_the_backend_is_a_one_line_usage_error(
+    sweep_pytester: SweepPytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    sweep_pytester.range_config("CONFIG_SEED=1|2\n")
+    result = sweep_pytester.run("--range-config=sweep.rc", "--sweep-backend=ray")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines == [
+        "ERROR: --sweep-backend=ray needs Ray, which is not installed: pip install pytest-sweep[ray]",
+        "",
+    ]
+
+
+def test_the_backend_and_its_settings_come_from_the_ini_file_too(sweep_pytester: SweepPytester) -> None:
+    sweep_pytester.range_config("CONFIG_SEED=1|2\n")
+    sweep_pytester.pytester.makeini("[pytest]\nsweep_backend = ray\n")
+    result = sweep_pytester.run("-p", "xdist.plugin", "--range-config=sweep.rc", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: -n and --sweep-backend=ray do not go together*"])
+    result = sweep_pytester.run("--range-config=sweep.rc", "--collect-only")  # collecting needs no cluster
+    result.assert_outcomes()
+    assert result.ret == pytest.ExitCode.OK
+    sweep_pytester.pytester.makeini("[pytest]\nsweep_backend = ray\nsweep_ray_node_retries = many\n")
+    result = sweep_pytester.run("--range-config=sweep.rc", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini value sweep_ray_node_retries = 'many': 'many' is not a whole number"])
+
+
+def test_an_address_where_nothing_answers_is_a_usage_error_at_once(sweep_pytester: SweepPytester) -> None:
+    pytest.importorskip("ray", reason="needs the ray extra")
+    sweep_pytester.range_config("CONFIG_SEED=1|2\n")
+    result = sweep_pytester.run("--range-config=sweep.rc", "--sweep-backend=ray", "--sweep-ray-address=127.0.0.1:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --sweep-ray-address=127.0.0.1:1: nothing answers there (Connection refused); is the Ray cluster up?"]
+    )
