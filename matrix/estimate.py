@@ -72,6 +72,29 @@ def measured_minutes(root: Path, trainers: set[str], skipped: list[str] | None =
     return sum(times) / len(times) / 60.0, len(times), where
 
 
+def timed_minutes(config: pytest.Config, sources: Sources, runnable: list[SweepItem]) -> float | None:
+    """Mean minutes per trial from ``pytest_sweep_estimate_trial``, asked once per trainer description.
+
+    None unless every trainer of the sweep answered (a partial answer would mislead).
+    """
+    seconds: dict[str | None, float | None] = {}
+    total = 0.0
+    for item in runnable:
+        key = sources.describe(item.trial)
+        if key not in seconds:
+            try:
+                answer = config.hook.pytest_sweep_estimate_trial(trial=item.trial, config=config)
+            except Exception:  # an estimate never breaks collection
+                answer = None
+            ok = isinstance(answer, (int, float)) and not isinstance(answer, bool) and math.isfinite(answer)
+            seconds[key] = float(answer) if ok and answer >= 0 else None
+        value = seconds[key]
+        if value is None:
+            return None
+        total += value
+    return total / len(runnable) / 60.0 if runnable else None
+
+
 def format_minutes(minutes: float) -> str:
     if minutes < 1:
         return f"{minutes * 60:.0f} s"
@@ -93,8 +116,13 @@ def describe(config: pytest.Config, sources: Sources, sweep_dir: Path, items: li
             per_trial, n, where = measured
             basis = f"measured: mean of {n} earlier trials, newest in {where}"
         else:
-            per_trial = options.DEFAULT_MINUTES_PER_TRIAL
-            basis = "the guide's figure; set --sweep-minutes-per-trial or run a sweep to measure it"
+            timed = timed_minutes(config, sources, runnable)
+            if timed is not None:
+                per_trial = timed
+                basis = "timed: a few optimizer steps of each trainer on its device, scaled to the whole run"
+            else:
+                per_trial = options.DEFAULT_MINUTES_PER_TRIAL
+                basis = "the guide's figure; set --sweep-minutes-per-trial or run a sweep to measure it"
     total = len(runnable) * per_trial
     history_lines = [f"sweep: history left out of the estimate, unreadable: {p}" for p in skipped_history]
     kinds = Counter(t for t in trainers if t)

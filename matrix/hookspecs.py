@@ -270,3 +270,26 @@ def pytest_sweep_describe_trial(trial: Trial) -> str | None:
     ``firstresult``.  Stored as the record's ``trainer``; the runtime estimate of ``--collect-only``
     uses the mean time of earlier trials with the same description.  Cheap: no torch.
     """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | None:
+    """Estimate how many seconds one trial will take, before the sweep starts.
+
+    :param trial: a collected trial, standing for every trial with the same description
+        (``pytest_sweep_describe_trial``): it is asked once per distinct description.
+    :param config: the controller's pytest config.
+
+    ``firstresult``.  Asked only when neither ``--sweep-minutes-per-trial`` nor earlier sweeps of the
+    same trainer give a figure.  The built-in trainer (``trylast``) times a few real optimizer
+    steps of the trial's model and batch on the trial's device (a second or two; torch is
+    imported then, never during collection itself) and scales them to the whole run.  Return
+    ``None`` when you cannot tell; raising is treated the same way.
+
+    Example::
+
+        @pytest.hookimpl
+        def pytest_sweep_estimate_trial(trial, config):
+            if trial["CONFIG_MODEL"] == "mymodel":
+                return 12.0 * trial["CONFIG_NUM_EPOCHS"]
+    """

@@ -117,20 +117,27 @@ def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) 
     from pytest_sweep.trainers.adamwprune import AdamWPruneSettings
     from pytest_sweep.trainers.optimizers import build_optimizer
 
+    name, prune, kwargs = optimizer_spec(trial, steps_per_epoch)
+    return build_optimizer(name, model, prune=None if prune is None else AdamWPruneSettings(**prune), **kwargs)
+
+
+def optimizer_spec(trial: Trial, steps_per_epoch: int) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    """The optimizer's name, AdamWPrune's settings (None for the others) and the keyword
+    arguments of ``trainers.optimizers.build_optimizer``: plain data, so another process (the
+    runtime estimate) can build the same optimizer."""
     c = choices(trial)
-    name = c.optimizer
     prune = None
-    if name == "adamwprune":
-        prune = AdamWPruneSettings(
-            steps_per_epoch=steps_per_epoch,
-            target_sparsity=trial["CONFIG_TARGET_SPARSITY"],
-            warmup=trial["CONFIG_PRUNING_WARMUP"],
-            frequency=trial["CONFIG_PRUNING_FREQUENCY"],
-            ramp_end_epoch=c.ramp_end_epoch,
-            variant=trial["CONFIG_ADAMWPRUNE_VARIANT"],
-            base=trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"],
-            enabled=c.pruning == "state",
-            ramp=trial.get("CONFIG_PRUNING_RAMP", "cubic"),
-            ramp_end_at_step=trial.get("CONFIG_PRUNING_RAMP_END_STEP"),
-        )
-    return build_optimizer(name, model, prune=prune, **settings(trial, steps_per_epoch))
+    if c.optimizer == "adamwprune":
+        prune = {
+            "steps_per_epoch": steps_per_epoch,
+            "target_sparsity": trial["CONFIG_TARGET_SPARSITY"],
+            "warmup": trial["CONFIG_PRUNING_WARMUP"],
+            "frequency": trial["CONFIG_PRUNING_FREQUENCY"],
+            "ramp_end_epoch": c.ramp_end_epoch,
+            "variant": trial["CONFIG_ADAMWPRUNE_VARIANT"],
+            "base": trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"],
+            "enabled": c.pruning == "state",
+            "ramp": trial.get("CONFIG_PRUNING_RAMP", "cubic"),
+            "ramp_end_at_step": trial.get("CONFIG_PRUNING_RAMP_END_STEP"),
+        }
+    return c.optimizer, prune, settings(trial, steps_per_epoch)

@@ -9,8 +9,11 @@ only when a trial runs, never during collection.
 from __future__ import annotations
 
 import gc
+import json
+import math
 import os
 import re
+import subprocess
 import sys
 from typing import Any
 
@@ -19,7 +22,15 @@ import pytest
 from pytest_sweep.matrix import Symbol, Trial, TrialFailed
 from pytest_sweep.matrix.trial import TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.trainers.names import DATASETS, LOADERS, LR_SCHEDULES, MODELS, REFERENCE_ONLY_MODELS
+from pytest_sweep.trainers.names import (
+    DATASETS,
+    IMAGE_SHAPES,
+    LOADERS,
+    LR_SCHEDULES,
+    MODELS,
+    REFERENCE_ONLY_MODELS,
+    TEST_SIZES,
+)
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
@@ -144,9 +155,62 @@ def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
     )
 
 
+#: The largest batch the runtime estimate times on a CPU (then scaled to the trial's batch).
+CPU_TIMING_BATCH = 32
+#: Seconds the runtime estimate's child process may take (torch's import included).
+ESTIMATE_TIMEOUT = 120
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | None:
+    """Seconds for a trial: a few timed optimizer steps of its model and batch on its device,
+    times the steps of the whole run, plus evaluation after every epoch.
+
+    The steps run in a child process (``python -m pytest_sweep.trainers.timing``), so the
+    controller never imports torch: collection stays torch-free, and an xdist controller does
+    not hold torch's memory for a number.
+    """
+    from pytest_sweep.plugins.optimizers import optimizer_spec
+
+    c = choices(trial)
+    shape = IMAGE_SHAPES.get(c.dataset)
+    if shape is None or c.steps_per_epoch is None:
+        return None
+    if not isinstance(config.hook.pytest_sweep_make_trainer(trial=trial, config=config), BuiltinTrainer):
+        return None  # another plugin trains this trial: its time is not ours to guess
+    name, prune, kwargs = optimizer_spec(trial, c.steps_per_epoch)
+    spec = {
+        "model": c.model,
+        "width": int(trial["CONFIG_MODEL_WIDTH"]),
+        "shape": list(shape),
+        "optimizer": name,
+        "prune": prune,
+        "optimizer_kwargs": kwargs,
+        "batch": c.batch_size,
+        "device": str(trial["CONFIG_DEVICE"]),
+        "cpu_batch": CPU_TIMING_BATCH,
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest_sweep.trainers.timing"],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            timeout=ESTIMATE_TIMEOUT,
+            check=False,
+        )
+        times = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except (OSError, TypeError, ValueError, subprocess.TimeoutExpired):
+        times = None
+    if not isinstance(times, dict):
+        return None
+    eval_batches = math.ceil(TEST_SIZES[c.dataset] / c.batch_size)
+    return c.epochs * (c.steps_per_epoch * float(times["train_step"]) + eval_batches * float(times["eval_batch"]))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Any:
-    return Trainer(config)
+    return BuiltinTrainer(config)
 
 
 @pytest.hookimpl
@@ -223,7 +287,7 @@ def resolve_device(trial: Trial) -> str:
     return want
 
 
-class Trainer:
+class BuiltinTrainer:
     """Trains one trial: dataset, model, optimizer and pruner come from the factory hooks."""
 
     def __init__(self, config: pytest.Config) -> None:

@@ -241,7 +241,9 @@ def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPyte
     lines = [
         line
         for line in result.outlines
-        if "CIFAR-10 not found" in line and not line.startswith("FAILED resnet18-quick-test::")
+        if "CIFAR-10 not found" in line
+        and not line.startswith("FAILED resnet18-quick-test::")
+        and not line.startswith("sweep: config_001 FAILED: ")  # the progress line, cut to 80 characters
     ]
     # the failure section's one line (with the log's path) and the sweep's list of failures
     assert len(lines) == 2, lines

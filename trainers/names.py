@@ -49,3 +49,8 @@ RAMPS = ("cubic", "linear")
 #: Learning-rate schedules: cosine annealing per epoch, or a constant rate.
 LR_SCHEDULES = ("cosine", "constant")
 LOADERS = ("tensor", "dataloader")
+
+#: Image shape and classes of each dataset as the models see it: (channels, size, classes).
+IMAGE_SHAPES = {"cifar10": (3, 32, 10), "mnist": (1, 32, 10), "digits": (1, 8, 10)}
+#: Test-set sizes (the digits split keeps 360 of its 1,797 images for testing).
+TEST_SIZES = {"cifar10": 10_000, "mnist": 10_000, "digits": 360}
