@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -51,15 +52,18 @@ def time_steps(
         optimizer.step()
 
     model.train()
-    step()  # warm-up: first-call allocations, kernel selection
+    for _ in range(2):  # warm-up: first-call allocations, kernel selection, the optimizer's state
+        step()
     _sync(dev)
-    steps = 0
+    took: list[float] = []
     started = time.perf_counter()
-    while steps < max_steps and (steps == 0 or time.perf_counter() - started < budget):
+    while len(took) < max_steps and (not took or time.perf_counter() - started < budget):
+        t0 = time.perf_counter()
         step()
         _sync(dev)
-        steps += 1
-    train_step = (time.perf_counter() - started) / steps
+        took.append(time.perf_counter() - t0)
+    steps = len(took)
+    train_step = statistics.median(took)  # one step slowed by another process does not count
     model.eval()
     with torch.inference_mode():
         model(x)
@@ -99,7 +103,7 @@ def time_spec(spec: dict[str, Any]) -> dict[str, float | str] | None:
     prune = AdamWPruneSettings(**spec["prune"]) if spec.get("prune") else None
     optimizer = build_optimizer(str(spec["optimizer"]), model, prune=prune, **kwargs)
     times = time_steps(
-        model, optimizer, batch=timed_batch, shape=(channels, size, classes), device=device, budget=0.5, max_steps=3
+        model, optimizer, batch=timed_batch, shape=(channels, size, classes), device=device, budget=1.0, max_steps=5
     )
     scale = batch / timed_batch
     return {"train_step": times.train_step * scale, "eval_batch": times.eval_batch * scale, "device": device}
