@@ -92,6 +92,10 @@ def time_spec(spec: dict[str, Any]) -> dict[str, float | str] | None:
         device = want
     batch = int(spec["batch"])
     timed_batch = batch if device.startswith("cuda") else min(batch, int(spec["cpu_batch"]))
+    if not device.startswith("cuda"):
+        # one thread: a short-lived process timing several threads on a busy CPU measured 20-40x slow
+        # (OpenMP threads waiting on each other); a trial with more threads is at most a little faster
+        torch.set_num_threads(1)
     channels, size, classes = (int(v) for v in spec["shape"])
     torch.manual_seed(0)
     model = build_model(
