@@ -121,7 +121,7 @@ class Controller:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             self.records[report.nodeid] = {**base, "status": "skipped", "error": reason.removeprefix("Skipped: ")}
         elif report.failed and (known is None or known["status"] != "failed"):
-            if known is not None and known["status"] == "passed":
+            if known is not None and known["status"] in ("passed", "stopped"):
                 return  # a teardown error does not undo a trained result
             crash = self.crashed.get(report.nodeid)
             if crash is not None:
@@ -219,7 +219,7 @@ class Controller:
                 rec = self.expected_record(nodeid)
                 assert rec is not None
                 kept = earlier.get(trial.folder)
-                if kept is not None and kept.get("status") == "passed" and kept.get("config") == trial.raw:
+                if kept is not None and kept.get("status") in ("passed", "stopped") and kept.get("config") == trial.raw:
                     rec = kept  # finished in the resumed sweep; this run did not get to it
                 elif rec["status"] != "skipped":
                     rec.update(status="not_run", error=not_run_error)
