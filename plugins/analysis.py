@@ -204,7 +204,9 @@ def stopped_lines(records: list[dict[str, Any]], label: Callable[[dict[str, Any]
     for rec in stopped(records):
         acc = rec.get("test_acc")
         last = f"{float(acc):.2f}%" if acc is not None else "n/a"
-        out.append(f"{label(rec)}: {last} after {rec.get('epochs_run')} epochs; {rec.get('stop_reason') or 'stopped'}")
+        n = rec.get("epochs_run")
+        epochs = f"{n} epoch{'' if n == 1 else 's'}"
+        out.append(f"{label(rec)}: {last} after {epochs}; {rec.get('stop_reason') or 'stopped'}")
     return out
 
 

@@ -139,7 +139,8 @@ def settings(config: pytest.Config) -> Settings:
             try:
                 value = parse(raw)
             except argparse.ArgumentTypeError as exc:
-                raise pytest.UsageError(f"ini value {ini} = {raw!r}: {exc}") from None
+                why = str(exc).removeprefix(f"{raw!r}: ")
+                raise pytest.UsageError(f"ini value {ini} = {raw!r}: {why}") from None
         values.append(value)
     return Settings(*values)
 

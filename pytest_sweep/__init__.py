@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = {
     "sweep.csv": "pytest_sweep.plugins.csv_report",
     "sweep.compare": "pytest_sweep.plugins.compare",
     "sweep.schedulers": "pytest_sweep.plugins.schedulers",
+    "sweep.ordering": "pytest_sweep.plugins.ordering",
 }
 
 

@@ -1,0 +1,144 @@
+"""Early stopping end to end: real digits sweeps (LeNet-5, a few epochs) with ``--sweep-scheduler``.
+
+The grid puts two good learning rates first and hopeless ones (1e-5: about 10% after an epoch)
+after them, so a hopeless trial always reaches the first rung after a good one recorded its
+result there, serially and with ``-n 2`` (each worker runs a good trial before a hopeless one).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester, assert_usage_error
+
+GRID = "CONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002"
+ASHA = ("--sweep-scheduler=asha", "--sweep-progress=none")
+
+
+def rung_values(sweep_dir: Path) -> dict[str, float]:
+    db = sqlite3.connect(sweep_dir / "rungs.sqlite")
+    try:
+        return {t: v for t, v in db.execute("SELECT trial, value FROM results WHERE kind = 'rung' AND step = 1")}
+    finally:
+        db.close()
+
+
+def check_stopped(sp: SweepPytester, sweep_dir: Path) -> dict[str, dict[str, object]]:
+    records = sp.records(sweep_dir)
+    assert [records[n]["status"] for n in sorted(records)] == ["passed", "passed", "stopped", "stopped"]
+    for name in ("config_003", "config_004"):
+        rec = records[name]
+        assert rec["schema_version"] == 2
+        assert rec["epochs_run"] == 1 and rec["rung"] == 1
+        assert str(rec["stop_reason"]).startswith("stopped at epoch 1: test_acc ")
+        assert "below the rung's top-1/3 cutoff" in str(rec["stop_reason"])
+    assert records["config_001"]["epochs_run"] == 3 and records["config_001"]["rung"] is None
+    analysis = (sweep_dir / "sweep_analysis.txt").read_text(encoding="utf-8")
+    assert "Passed: 2 | Stopped early: 2 | Failed: 0" in analysis
+    assert "STOPPED EARLY (not ranked; last test accuracy): 2" in analysis
+    metrics = json.loads((sweep_dir / "config_003_learning_rate-0.00001" / "training_metrics.json").read_text())
+    assert metrics["status"] == "stopped" and len(metrics["epochs"]) == 1
+    return records
+
+
+def test_serial_asha_stops_the_hopeless_trials_and_they_pass(sweep_pytester: SweepPytester) -> None:
+    sp = sweep_pytester
+    rc = sp.range_config(sp.digits_config("CONFIG_NUM_EPOCHS=3", GRID).replace("CONFIG_NUM_EPOCHS=2\n", ""))
+    result = sp.run_subprocess(f"--range-config={rc}", *ASHA)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["stopped early by --sweep-scheduler: 2", "  config_00[34]: *% after 1 epoch; stopped at epoch 1: *"]
+    )
+    sweep_dir = sp.only_sweep_dir(sp.path / "test_matrix_results")
+    check_stopped(sp, sweep_dir)
+    assert len(rung_values(sweep_dir)) == 4
+
+
+def test_xdist_workers_share_the_rungs(sweep_pytester: SweepPytester) -> None:
+    sp = sweep_pytester
+    rc = sp.range_config(sp.digits_config("CONFIG_NUM_EPOCHS=3", GRID).replace("CONFIG_NUM_EPOCHS=2\n", ""))
+    result = sp.pytester.runpytest_subprocess(*XDIST_PLUGIN_ARGS, "-n", "2", f"--range-config={rc}", *ASHA)
+    result.assert_outcomes(passed=4)
+    sweep_dir = sp.only_sweep_dir(sp.path / "test_matrix_results")
+    records = check_stopped(sp, sweep_dir)
+    assert {records[n]["worker"] for n in records} == {"gw0", "gw1"}
+    assert len(rung_values(sweep_dir)) == 4  # both workers' results in the one store
+
+
+KILLER = """
+import os, signal, pytest
+
+@pytest.hookimpl
+def pytest_sweep_trial_finished(trial, record):
+    if os.environ.get("KILL_AFTER") == trial.name:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_resume_after_kill_keeps_the_decisions(sweep_pytester: SweepPytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    sp = sweep_pytester
+    sp.pytester.makeconftest(KILLER)
+    rc = sp.range_config(sp.digits_config("CONFIG_NUM_EPOCHS=3", GRID).replace("CONFIG_NUM_EPOCHS=2\n", ""))
+    monkeypatch.setenv("KILL_AFTER", "config_003")
+    killed = sp.run_subprocess(f"--range-config={rc}", *ASHA)
+    assert killed.ret != 0
+    sweep_dir = sp.only_sweep_dir(sp.path / "test_matrix_results")
+    before = rung_values(sweep_dir)
+    assert set(before) == {"config_001_learning_rate-0.01", "config_002_learning_rate-0.003"} | {
+        "config_003_learning_rate-0.00001"
+    }
+    monkeypatch.delenv("KILL_AFTER")
+    resumed = sp.run_subprocess(f"--range-config={rc}", f"--sweep-resume={sweep_dir}", *ASHA)
+    resumed.assert_outcomes(passed=4)
+    records = check_stopped(sp, sweep_dir)
+    assert records["config_003"]["reused"] is True  # stopped before the kill: stays stopped, not retrained
+    assert records["config_004"]["reused"] is False
+    after = rung_values(sweep_dir)
+    assert {k: after[k] for k in before} == before and len(after) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--sweep-scheduler=hyperband",),
+            "*--sweep-scheduler=hyperband: no installed plugin provides this scheduler*",
+        ),
+        (("--sweep-reduction=1",), "*--sweep-reduction: 1 must be above 1*"),
+        (("--sweep-grace-epochs=0",), "*--sweep-grace-epochs: 0 must be at least 1*"),
+        (
+            ("--sweep-metric=test_acc:up",),
+            "*--sweep-metric: 'test_acc:up': the direction after ':' must be max or min*",
+        ),
+        (("--sweep-startup-trials=-1",), "*--sweep-startup-trials: -1 must be 0 or more*"),
+        (("--sweep-order=zigzag",), "*--sweep-order: 'zigzag': use grid, interleaved or random*"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(sweep_pytester: SweepPytester, args: tuple[str, ...], message: str) -> None:
+    rc = sweep_pytester.range_config(sweep_pytester.digits_config("CONFIG_LEARNING_RATE=0.01|0.001"))
+    assert_usage_error(sweep_pytester.run(f"--range-config={rc}", *args), message)
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("sweep_reduction = 0.5", "*ini value sweep_reduction = '0.5': 0.5 must be above 1*"),
+        ("sweep_metric = 3x", "*ini value sweep_metric = '3x': give an epoch metric*"),
+        ("sweep_order = up", "*ini value sweep_order = 'up': use grid, interleaved or random*"),
+    ],
+)
+def test_bad_ini_values_are_usage_errors(sweep_pytester: SweepPytester, ini: str, message: str) -> None:
+    sweep_pytester.pytester.makeini(f"[pytest]\n{ini}\n")
+    rc = sweep_pytester.range_config(sweep_pytester.digits_config("CONFIG_LEARNING_RATE=0.01|0.001"))
+    assert_usage_error(sweep_pytester.run(f"--range-config={rc}"), message)
+
+
+def test_interleaved_order_spreads_the_grid(sweep_pytester: SweepPytester) -> None:
+    rc = sweep_pytester.range_config(sweep_pytester.digits_config("CONFIG_LEARNING_RATE=1|2|3|4|5|6|7|8"))
+    result = sweep_pytester.run(f"--range-config={rc}", "--collect-only", "-q", "--sweep-order=interleaved")
+    ids = [line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::config_" in line]
+    assert ids == [f"config_00{i}" for i in (1, 5, 3, 7, 2, 6, 4, 8)]
