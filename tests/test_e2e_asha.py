@@ -2,7 +2,8 @@
 
 The grid puts two good learning rates first and hopeless ones (1e-5: about 10% after an epoch)
 after them, so a hopeless trial always reaches the first rung after a good one recorded its
-result there, serially and with ``-n 2`` (each worker runs a good trial before a hopeless one).
+result there, serially, with ``-n 2`` and on Ray (each worker runs a good trial before a hopeless
+one).
 """
 
 from __future__ import annotations
@@ -27,19 +28,29 @@ def rung_values(sweep_dir: Path) -> dict[str, float]:
         db.close()
 
 
-def check_stopped(sp: SweepPytester, sweep_dir: Path) -> dict[str, dict[str, object]]:
+def check_stopped(sp: SweepPytester, sweep_dir: Path, parallel: bool = False) -> dict[str, dict[str, object]]:
+    """config_003 and config_004 (hopeless) stopped at the first rung; in a serial run the good
+    ones pass.  In parallel runs config_001 and config_002 may reach the rung together, and the
+    later of the two stops when the earlier one is better (a correct asynchronous decision)."""
     records = sp.records(sweep_dir)
-    assert [records[n]["status"] for n in sorted(records)] == ["passed", "passed", "stopped", "stopped"]
+    statuses = [records[n]["status"] for n in sorted(records)]
+    if parallel:
+        assert statuses[2:] == ["stopped", "stopped"] and "passed" in statuses[:2], statuses
+    else:
+        assert statuses == ["passed", "passed", "stopped", "stopped"]
     for name in ("config_003", "config_004"):
         rec = records[name]
         assert rec["schema_version"] == 2
         assert rec["epochs_run"] == 1 and rec["rung"] == 1
         assert str(rec["stop_reason"]).startswith("stopped at epoch 1: test_acc ")
         assert "below the rung's top-1/3 cutoff" in str(rec["stop_reason"])
-    assert records["config_001"]["epochs_run"] == 3 and records["config_001"]["rung"] is None
+    for rec in records.values():
+        if rec["status"] == "passed":
+            assert rec["epochs_run"] == 3 and rec["rung"] is None and rec["stop_reason"] is None
     analysis = (sweep_dir / "sweep_analysis.txt").read_text(encoding="utf-8")
-    assert "Passed: 2 | Stopped early: 2 | Failed: 0" in analysis
-    assert "STOPPED EARLY (not ranked; last test accuracy): 2" in analysis
+    n_stopped = statuses.count("stopped")
+    assert f"Passed: {4 - n_stopped} | Stopped early: {n_stopped} | Failed: 0" in analysis
+    assert f"STOPPED EARLY (not ranked; last test accuracy): {n_stopped}" in analysis
     metrics = json.loads((sweep_dir / "config_003_learning_rate-0.00001" / "training_metrics.json").read_text())
     assert metrics["status"] == "stopped" and len(metrics["epochs"]) == 1
     return records
@@ -64,7 +75,7 @@ def test_xdist_workers_share_the_rungs(sweep_pytester: SweepPytester) -> None:
     result = sp.pytester.runpytest_subprocess(*XDIST_PLUGIN_ARGS, "-n", "2", f"--range-config={rc}", *ASHA)
     result.assert_outcomes(passed=4)
     sweep_dir = sp.only_sweep_dir(sp.path / "test_matrix_results")
-    records = check_stopped(sp, sweep_dir)
+    records = check_stopped(sp, sweep_dir, parallel=True)
     assert {records[n]["worker"] for n in records} == {"gw0", "gw1"}
     assert len(rung_values(sweep_dir)) == 4  # both workers' results in the one store
 
