@@ -235,10 +235,19 @@ def pytest_sweep_epoch_ended(trial: Trial, metrics: dict[str, Any]) -> bool | No
     :param metrics: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
         ``test_acc`` (%), ``sparsity`` (0..1), ``lr``, ``epoch_time``, ``images_per_s``.
 
+    Every implementation is called; any ``True`` stops the trial after this epoch.  Its record
+    says ``passed`` unless the plugin also leaves a :class:`~pytest_sweep.matrix.trial.Stop` in
+    ``trial.stash[STOP_KEY]``: then it says ``stopped``, with the rung and the reason (the
+    schedulers of ``--sweep-scheduler`` answer this hook that way; see
+    ``pytest_sweep_make_scheduler``).
+
     Example (stop a hopeless trial)::
 
         def pytest_sweep_epoch_ended(trial, metrics):
-            return metrics["epoch"] >= 5 and metrics["test_acc"] < 20
+            if metrics["epoch"] >= 5 and metrics["test_acc"] < 20:
+                trial.stash[STOP_KEY] = Stop(metrics["epoch"], "stopped at epoch 5: below 20%")
+                return True
+            return None
     """
 
 
