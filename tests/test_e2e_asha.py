@@ -153,3 +153,84 @@ def test_interleaved_order_spreads_the_grid(sweep_pytester: SweepPytester) -> No
     result = sweep_pytester.run(f"--range-config={rc}", "--collect-only", "-q", "--sweep-order=interleaved")
     ids = [line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::config_" in line]
     assert ids == [f"config_00{i}" for i in (1, 5, 3, 7, 2, 6, 4, 8)]
+
+
+# -- a plugin trainer whose accuracy is a known function of a swept value --------------------------
+KNOWN = """
+import pytest
+from pytest_sweep.matrix import Stop, Symbol
+
+
+@pytest.hookimpl
+def pytest_sweep_declare_symbols():
+    return [Symbol("CONFIG_QUALITY", "int", 1, "How good the trial is")]
+
+
+class Known:
+    def run(self, trial, ctx):
+        acc = 0.0
+        for epoch in range(1, trial["CONFIG_NUM_EPOCHS"] + 1):
+            acc = 10.0 * trial["CONFIG_QUALITY"] + epoch
+            if ctx.epoch_ended({"epoch": epoch, "test_acc": acc}):
+                break
+        return {"test_acc": acc, "epochs_run": epoch}
+
+
+@pytest.hookimpl
+def pytest_sweep_make_trainer(trial, config):
+    return Known()
+
+
+class EveryTwo:
+    def epoch_ended(self, trial, metrics):
+        return Stop(2, "stopped at epoch 2: every trial stops there") if metrics["epoch"] == 2 else None
+
+    def trial_finished(self, trial, record):
+        pass
+
+
+@pytest.hookimpl
+def pytest_sweep_make_scheduler(config, sweep_dir):
+    if config.getoption("sweep_scheduler") == "every2":
+        return EveryTwo()
+"""
+KNOWN_RANGE = "CONFIG_NUM_EPOCHS=4\nCONFIG_QUALITY=5|1|9|2|8|3\n"
+
+
+def test_asha_on_a_known_function_stops_the_hopeless_half_at_the_first_rung(sweep_pytester: SweepPytester) -> None:
+    """η = 2, rungs at epochs 1 and 2; accuracy = 10 × quality + epoch, trials in the order 5 1 9 2 8 3.
+
+    Rung 1: 5 (first) goes on; 1 (top 1 of 2 is 51) stops; 9 best; 2 (top 2 of 4 from 51) stops;
+    8 (top 2 of 5: 91, 81) goes on; 3 (top 3 of 6 from 51) stops.  Rung 2: 5 first, 9 best, 8 (top 1
+    of 3 is 92) stops.
+    """
+    sp = sweep_pytester
+    sp.pytester.makeconftest(KNOWN)
+    rc = sp.range_config(KNOWN_RANGE)
+    result = sp.run(f"--range-config={rc}", "--sweep-scheduler=asha", "--sweep-reduction=2", "--sweep-progress=none")
+    result.assert_outcomes(passed=6)
+    records = sp.records(sp.only_sweep_dir(sp.path / "test_matrix_results"))
+    got = {r["CONFIG_QUALITY"]: (r["status"], r["epochs_run"], r["rung"]) for r in records.values()}
+    assert got == {
+        5: ("passed", 4, None),
+        1: ("stopped", 1, 1),
+        9: ("passed", 4, None),
+        2: ("stopped", 1, 1),
+        8: ("stopped", 2, 2),
+        3: ("stopped", 1, 1),
+    }
+    stop_reason = {r["CONFIG_QUALITY"]: r["stop_reason"] for r in records.values()}
+    assert stop_reason[2] == "stopped at epoch 1: test_acc 21.0% below the rung's top-1/2 cutoff 51.0% (4 results)"
+    assert stop_reason[8] == "stopped at epoch 2: test_acc 82.0% below the rung's top-1/2 cutoff 92.0% (3 results)"
+
+
+def test_a_plugin_scheduler_wins_over_the_built_in(sweep_pytester: SweepPytester) -> None:
+    sp = sweep_pytester
+    sp.pytester.makeconftest(KNOWN)
+    rc = sp.range_config(KNOWN_RANGE)
+    result = sp.run(f"--range-config={rc}", "--sweep-scheduler=every2", "--sweep-progress=none")
+    result.assert_outcomes(passed=6)
+    records = sp.records(sp.only_sweep_dir(sp.path / "test_matrix_results"))
+    assert {(r["status"], r["epochs_run"], r["rung"], r["stop_reason"]) for r in records.values()} == {
+        ("stopped", 2, 2, "stopped at epoch 2: every trial stops there")
+    }
