@@ -234,3 +234,26 @@ def test_a_plugin_scheduler_wins_over_the_built_in(sweep_pytester: SweepPytester
     assert {(r["status"], r["epochs_run"], r["rung"], r["stop_reason"]) for r in records.values()} == {
         ("stopped", 2, 2, "stopped at epoch 2: every trial stops there")
     }
+
+
+def test_median_on_a_known_function(sweep_pytester: SweepPytester) -> None:
+    """One completed trial warms the rule up; then each trial below the others' median stops."""
+    sp = sweep_pytester
+    sp.pytester.makeconftest(KNOWN)
+    rc = sp.range_config(KNOWN_RANGE)
+    result = sp.run(
+        f"--range-config={rc}", "--sweep-scheduler=median", "--sweep-startup-trials=1", "--sweep-progress=none"
+    )
+    result.assert_outcomes(passed=6)
+    records = sp.records(sp.only_sweep_dir(sp.path / "test_matrix_results"))
+    got = {r["CONFIG_QUALITY"]: (r["status"], r["epochs_run"]) for r in records.values()}
+    assert got == {
+        5: ("passed", 4),
+        1: ("stopped", 1),
+        9: ("passed", 4),
+        2: ("stopped", 1),
+        8: ("passed", 4),
+        3: ("stopped", 1),
+    }
+    reasons = {r["CONFIG_QUALITY"]: r["stop_reason"] for r in records.values()}
+    assert reasons[2] == "stopped at epoch 1: test_acc 21.0% below the median 51.0% of 3 other trials at this epoch"
