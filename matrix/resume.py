@@ -1,8 +1,9 @@
 """``--sweep-resume``: reuse the trials an earlier sweep already finished.
 
 A trial is reused when its folder in the resumed sweep has a ``training_metrics.json``
-with status ``passed`` or ``stopped`` (a scheduler's decision stands), the same config name, the same config (every key, overrides
-included), the same seed, and metrics that are valid numbers.  A changed config under the same
+with status ``passed`` or ``stopped`` (a scheduler's decision stands), the same config name,
+the same config (every key, overrides included), the same seed, and metrics that are valid
+numbers.  A changed config under the same
 name runs again, and so does a trial whose file holds NaN, text or a number no float holds.
 The resumed sweep continues in its own folder, so its summary covers every trial.
 """
