@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.records import SweepResult, assign_ranks
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.trial import Trial
@@ -232,6 +232,7 @@ class Controller:
         if not rows:
             return None
         self.dir.mkdir(parents=True, exist_ok=True)
+        assign_ranks(rows)
         return SweepResult(
             dir=self.dir,
             records=rows,

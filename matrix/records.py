@@ -11,6 +11,8 @@ Schema version 2 (units in brackets); version 1 had no ``stopped`` status, ``run
 config_file        ``config_017``
 status             ``passed`` | ``stopped`` | ``failed`` | ``skipped`` | ``not_run``;
                    ``stopped``: a scheduler (``--sweep-scheduler``) stopped it early
+rank               1 for the best completed (``passed``) trial by ``test_acc``, then the rest of
+                   them; the ``stopped`` trials follow (best last accuracy first); None otherwise
 rung               ``stopped`` only: the epoch (rung) at which it was stopped
 stop_reason        ``stopped`` only: one line, why
 reused             true when ``--sweep-resume`` took the result from an earlier sweep
@@ -84,6 +86,7 @@ _DEFAULTS: dict[str, Any] = {
     "torch_threads": None,
     "trainer": None,
     "source": None,
+    "rank": None,
     "rung": None,
     "stop_reason": None,
 }
@@ -145,6 +148,14 @@ def stopped(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Trials a scheduler stopped early, best last metric first (ties: lower config name first)."""
     found = [r for r in records if r["status"] == "stopped"]
     return sorted(found, key=lambda r: (r.get("test_acc") is None, -float(r.get("test_acc") or 0), r["config_file"]))
+
+
+def assign_ranks(records: list[dict[str, Any]]) -> None:
+    """Set each record's ``rank``: completed trials first (best first), then the stopped ones."""
+    for rec in records:
+        rec["rank"] = None
+    for rank, rec in enumerate([*ranked(records), *stopped(records)], 1):
+        rec["rank"] = rank
 
 
 def load_summary(path: str | Path) -> list[dict[str, Any]]:

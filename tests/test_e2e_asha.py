@@ -1,9 +1,8 @@
 """Early stopping end to end: real digits sweeps (LeNet-5, a few epochs) with ``--sweep-scheduler``.
 
 The grid puts two good learning rates first and hopeless ones (1e-5: about 10% after an epoch)
-after them, so a hopeless trial always reaches the first rung after a good one recorded its
-result there, serially, with ``-n 2`` and on Ray (each worker runs a good trial before a hopeless
-one).
+after them, so a hopeless trial reaches the first rung after a good one recorded its result there
+(serially by the order; with ``-n 2`` a hopeless trial waits for it, see ``WAIT_FOR_A_RESULT``).
 """
 
 from __future__ import annotations
@@ -51,6 +50,10 @@ def check_stopped(sp: SweepPytester, sweep_dir: Path, parallel: bool = False) ->
     n_stopped = statuses.count("stopped")
     assert f"Passed: {4 - n_stopped} | Stopped early: {n_stopped} | Failed: 0" in analysis
     assert f"STOPPED EARLY (not ranked; last test accuracy): {n_stopped}" in analysis
+    # the JSON ranks the completed trials first, then the stopped ones
+    ranks = sorted((int(str(r["rank"])), r["status"]) for r in records.values())
+    assert [status for _, status in ranks] == sorted(statuses, key=["passed", "stopped"].index)
+    assert [rank for rank, _ in ranks] == [1, 2, 3, 4]
     metrics = json.loads((sweep_dir / "config_003_learning_rate-0.00001" / "training_metrics.json").read_text())
     assert metrics["status"] == "stopped" and len(metrics["epochs"]) == 1
     return records
@@ -69,8 +72,38 @@ def test_serial_asha_stops_the_hopeless_trials_and_they_pass(sweep_pytester: Swe
     assert len(rung_values(sweep_dir)) == 4
 
 
+#: xdist may hand a worker a hopeless trial first, while the other starts a good one: the hopeless
+#: trial then waits to start until a result is at the first rung (only good trials put one there).
+WAIT_FOR_A_RESULT = """
+import sqlite3
+import time
+
+import pytest
+
+
+@pytest.hookimpl
+def pytest_sweep_trial_started(trial):
+    if trial["CONFIG_LEARNING_RATE"] >= 1e-4:
+        return
+    path = trial.context.dir.parent / "rungs.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            db = sqlite3.connect(path)
+            try:
+                if db.execute("SELECT COUNT(*) FROM results WHERE step = 1").fetchone()[0]:
+                    return
+            finally:
+                db.close()
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
+"""
+
+
 def test_xdist_workers_share_the_rungs(sweep_pytester: SweepPytester) -> None:
     sp = sweep_pytester
+    sp.pytester.makeconftest(WAIT_FOR_A_RESULT)
     rc = sp.range_config(sp.digits_config("CONFIG_NUM_EPOCHS=3", GRID).replace("CONFIG_NUM_EPOCHS=2\n", ""))
     result = sp.pytester.runpytest_subprocess(*XDIST_PLUGIN_ARGS, "-n", "2", f"--range-config={rc}", *ASHA)
     result.assert_outcomes(passed=4)

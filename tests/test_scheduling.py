@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.records import SCHEMA_VERSION, normalize, stopped
+from pytest_sweep.matrix.records import SCHEMA_VERSION, assign_ranks, normalize, stopped
 from pytest_sweep.matrix.rungs import SqliteRungStore, Verdict
 from pytest_sweep.matrix.scheduling import (
     AshaScheduler,
@@ -153,3 +153,43 @@ def test_schema_2_upgrades_a_version_1_record_and_ranks_stopped_apart() -> None:
     ]
     assert [r["config_file"] for r in stopped(recs)] == ["a", "b"]
     assert normalize({"status": "stopped"})["status"] == "stopped"
+
+
+def test_ranks_put_completed_trials_first_then_stopped_ones() -> None:
+    recs = [
+        normalize({"config_file": "config_001", "status": "stopped", "test_acc": 95.0, "rung": 3}),
+        normalize({"config_file": "config_002", "status": "passed", "test_acc": 80.0}),
+        normalize({"config_file": "config_003", "status": "failed", "rank": 7}),
+        normalize({"config_file": "config_004", "status": "passed", "test_acc": 90.0}),
+        normalize({"config_file": "config_005", "status": "stopped", "test_acc": 10.0, "rung": 1}),
+    ]
+    assign_ranks(recs)
+    assert [r["rank"] for r in recs] == [3, 2, None, 1, 4]
+
+
+def test_the_analysis_and_table_list_stopped_trials_apart() -> None:
+    from pytest_sweep.plugins.analysis import render_analysis, render_table
+
+    reason = "stopped at epoch 1: test_acc 10.0% below the rung's top-1/3 cutoff 83.6% (3 results)"
+    recs = [
+        normalize({"config_file": "config_001", "status": "passed", "test_acc": 96.0, "epochs_run": 3}),
+        normalize(
+            {
+                "config_file": "config_002",
+                "status": "stopped",
+                "test_acc": 10.0,
+                "epochs_run": 1,
+                "rung": 1,
+                "stop_reason": reason,
+            }
+        ),
+    ]
+    text = render_analysis(recs)
+    assert "Passed: 1 | Stopped early: 1 | Failed: 0 | Skipped: 0 | Not run: 0" in text
+    assert "Total configurations tested: 2" in text
+    assert (
+        f"STOPPED EARLY (not ranked; last test accuracy): 1\n{'-' * 40}\nconfig_002: 10.00% after 1 epoch; {reason}"
+        in text
+    )
+    assert "config_002" not in text.split("STOPPED EARLY")[0]  # not among the best or the top 10
+    assert "config_002" not in render_table(recs)
