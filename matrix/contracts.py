@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from pytest_sweep.matrix.trial import Trial, TrialContext
+    from pytest_sweep.matrix.trial import Stop, Trial, TrialContext
 
 
 @runtime_checkable
@@ -60,4 +60,22 @@ class Pruner(Protocol):
 
     def sparsity(self) -> float:
         """Fraction of exact zeros over the prunable weights."""
+        ...
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """What ``pytest_sweep_make_scheduler`` returns: decides after each epoch whether a trial goes on.
+
+    It runs on every process that trains; decisions that depend on other trials go through a
+    store every process reaches (the built-in ones use :class:`~pytest_sweep.matrix.rungs.RungStore`).
+    """
+
+    def epoch_ended(self, trial: Trial, metrics: Mapping[str, Any]) -> Stop | None:
+        """An epoch of ``trial`` ended with ``metrics``; a :class:`~pytest_sweep.matrix.trial.Stop`
+        stops it there (its record gets status ``stopped``), None lets it go on."""
+        ...
+
+    def trial_finished(self, trial: Trial, record: Mapping[str, Any]) -> None:
+        """``trial`` ended (its record's ``status`` says how), on the process that ran it."""
         ...

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.records import SweepResult, assign_ranks
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.trial import Trial
@@ -121,7 +121,7 @@ class Controller:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             self.records[report.nodeid] = {**base, "status": "skipped", "error": reason.removeprefix("Skipped: ")}
         elif report.failed and (known is None or known["status"] != "failed"):
-            if known is not None and known["status"] == "passed":
+            if known is not None and known["status"] in ("passed", "stopped"):
                 return  # a teardown error does not undo a trained result
             crash = self.crashed.get(report.nodeid)
             if crash is not None:
@@ -219,7 +219,7 @@ class Controller:
                 rec = self.expected_record(nodeid)
                 assert rec is not None
                 kept = earlier.get(trial.folder)
-                if kept is not None and kept.get("status") == "passed" and kept.get("config") == trial.raw:
+                if kept is not None and kept.get("status") in ("passed", "stopped") and kept.get("config") == trial.raw:
                     rec = kept  # finished in the resumed sweep; this run did not get to it
                 elif rec["status"] != "skipped":
                     rec.update(status="not_run", error=not_run_error)
@@ -232,6 +232,7 @@ class Controller:
         if not rows:
             return None
         self.dir.mkdir(parents=True, exist_ok=True)
+        assign_ranks(rows)
         return SweepResult(
             dir=self.dir,
             records=rows,

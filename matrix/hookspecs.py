@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pytest
 
-    from pytest_sweep.matrix.contracts import DataBundle, Pruner, Trainer
+    from pytest_sweep.matrix.contracts import DataBundle, Pruner, Scheduler, Trainer
     from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten
     from pytest_sweep.matrix.records import SweepResult
     from pytest_sweep.matrix.symbols import Symbol, SymbolTable
@@ -180,6 +182,41 @@ def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per
     """
 
 
+@hookspec(firstresult=True)
+def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Scheduler | None:
+    """Return the early-stopping scheduler of the sweep (:class:`~pytest_sweep.matrix.contracts.Scheduler`).
+
+    Called once per process of an active sweep, at session start (on the xdist controller too,
+    where the answer only checks the options).  The scheduler is asked after every epoch of every
+    trial through ``pytest_sweep_epoch_ended``, so every trainer that reports its epochs gets
+    early stopping.
+
+    :param config: the process's pytest config (``config.getoption("sweep_scheduler")`` is the
+        name asked for: ``none``, ``asha``, ``median`` or a name of yours).
+    :param sweep_dir: the sweep folder, the same on every process (the built-in schedulers keep
+        their rung store there).
+
+    ``firstresult``: the first non-``None`` answer wins; the built-in implementation (``asha``,
+    ``median``, ``none``) is ``trylast`` and raises a usage error for a name nobody provides.
+
+    Example::
+
+        class StopBelow:
+            def epoch_ended(self, trial, metrics):
+                if metrics["epoch"] >= 2 and metrics["test_acc"] < 20:
+                    return Stop(metrics["epoch"], f"stopped at epoch {metrics['epoch']}: below 20%")
+                return None
+
+            def trial_finished(self, trial, record):
+                pass
+
+
+        def pytest_sweep_make_scheduler(config, sweep_dir):
+            if config.getoption("sweep_scheduler") == "below20":
+                return StopBelow()
+    """
+
+
 @hookspec
 def pytest_sweep_trial_started(trial: Trial) -> None:
     """A trial is about to train (on the process that runs it).
@@ -198,10 +235,19 @@ def pytest_sweep_epoch_ended(trial: Trial, metrics: dict[str, Any]) -> bool | No
     :param metrics: ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``,
         ``test_acc`` (%), ``sparsity`` (0..1), ``lr``, ``epoch_time``, ``images_per_s``.
 
+    Every implementation is called; any ``True`` stops the trial after this epoch.  Its record
+    says ``passed`` unless the plugin also leaves a :class:`~pytest_sweep.matrix.trial.Stop` in
+    ``trial.stash[STOP_KEY]``: then it says ``stopped``, with the rung and the reason (the
+    schedulers of ``--sweep-scheduler`` answer this hook that way; see
+    ``pytest_sweep_make_scheduler``).
+
     Example (stop a hopeless trial)::
 
         def pytest_sweep_epoch_ended(trial, metrics):
-            return metrics["epoch"] >= 5 and metrics["test_acc"] < 20
+            if metrics["epoch"] >= 5 and metrics["test_acc"] < 20:
+                trial.stash[STOP_KEY] = Stop(metrics["epoch"], "stopped at epoch 5: below 20%")
+                return True
+            return None
     """
 
 

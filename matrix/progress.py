@@ -46,7 +46,7 @@ class TrialTicker:
         record = self.sweep.records.get(nodeid)
         if record is None:
             return  # a passed setup: the result comes with the call
-        if record["status"] not in ("passed", "failed"):
+        if record["status"] not in ("passed", "stopped", "failed"):
             self.skipped.add(nodeid)  # skipped by a plugin: not counted as a trial to run
             self.running.pop(nodeid, None)
             return
@@ -64,6 +64,9 @@ class TrialTicker:
             what = f"{name} passed" + (f" {float(acc):.2f}%" if acc is not None else "")
             if acc is not None and (self.best is None or float(acc) > self.best[0]):
                 self.best = (float(acc), name)
+        elif record["status"] == "stopped":
+            acc = record.get("test_acc")
+            what = f"{name} stopped at epoch {record.get('rung')}" + (f" {float(acc):.2f}%" if acc is not None else "")
         else:
             self.failed += 1
             error = str(record.get("error") or "failed")

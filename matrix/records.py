@@ -4,11 +4,17 @@
 reads it as is.  Each record carries ``schema_version``; :func:`normalize` fills in the
 fields an older file lacks, so readers can rely on every key below.
 
-Schema version 1 (units in brackets):
+Schema version 2 (units in brackets); version 1 had no ``stopped`` status, ``rung`` or
+``stop_reason`` (:func:`normalize` fills them in):
 
 =================  ==========================================================
 config_file        ``config_017``
-status             ``passed`` | ``failed`` | ``skipped`` | ``not_run``
+status             ``passed`` | ``stopped`` | ``failed`` | ``skipped`` | ``not_run``;
+                   ``stopped``: a scheduler (``--sweep-scheduler``) stopped it early
+rank               1 for the best completed (``passed``) trial by ``test_acc``, then the rest of
+                   them; the ``stopped`` trials follow (best last accuracy first); None otherwise
+rung               ``stopped`` only: the epoch (rung) at which it was stopped
+stop_reason        ``stopped`` only: one line, why
 reused             true when ``--sweep-resume`` took the result from an earlier sweep
 test_acc           final test accuracy [%]
 best_acc           best test accuracy over the epochs [%]
@@ -40,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-STATUSES = ("passed", "failed", "skipped", "not_run")
+SCHEMA_VERSION = 2
+STATUSES = ("passed", "stopped", "failed", "skipped", "not_run")
 
 #: Keys a trainer's ``run()`` may return and that the record copies.
 METRIC_KEYS = (
@@ -80,6 +86,9 @@ _DEFAULTS: dict[str, Any] = {
     "torch_threads": None,
     "trainer": None,
     "source": None,
+    "rank": None,
+    "rung": None,
+    "stop_reason": None,
 }
 
 
@@ -114,6 +123,7 @@ def normalize(record: dict[str, Any]) -> dict[str, Any]:
     """Fill in fields an older record lacks (pytest-benchmark's ``normalize_stats`` habit)."""
     out = dict(_DEFAULTS, config={}, swept=[])  # fresh containers: never share the defaults
     out.update(record)
+    out["schema_version"] = SCHEMA_VERSION  # every older version upgrades by filling in defaults
     if out["status"] not in STATUSES:
         out["status"] = "failed"
     for key in out.get("swept") or []:
@@ -132,6 +142,20 @@ def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Passed records with an accuracy, best first (ties: lower config name first)."""
     done = [r for r in records if r["status"] == "passed" and r.get("test_acc") is not None]
     return sorted(done, key=lambda r: (-float(r["test_acc"]), r["config_file"]))
+
+
+def stopped(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trials a scheduler stopped early, best last metric first (ties: lower config name first)."""
+    found = [r for r in records if r["status"] == "stopped"]
+    return sorted(found, key=lambda r: (r.get("test_acc") is None, -float(r.get("test_acc") or 0), r["config_file"]))
+
+
+def assign_ranks(records: list[dict[str, Any]]) -> None:
+    """Set each record's ``rank``: completed trials first (best first), then the stopped ones."""
+    for rec in records:
+        rec["rank"] = None
+    for rank, rec in enumerate([*ranked(records), *stopped(records)], 1):
+        rec["rank"] = rank
 
 
 def load_summary(path: str | Path) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """``--sweep-resume``: reuse the trials an earlier sweep already finished.
 
 A trial is reused when its folder in the resumed sweep has a ``training_metrics.json``
-with status ``passed``, the same config name, the same config (every key, overrides
-included), the same seed, and metrics that are valid numbers.  A changed config under the same
+with status ``passed`` or ``stopped`` (a scheduler's decision stands), the same config name,
+the same config (every key, overrides included), the same seed, and metrics that are valid
+numbers.  A changed config under the same
 name runs again, and so does a trial whose file holds NaN, text or a number no float holds.
 The resumed sweep continues in its own folder, so its summary covers every trial.
 """
@@ -64,14 +65,14 @@ def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
 
 
 def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
-    """``trial folder name -> training_metrics.json`` of every passed trial in ``folder``."""
+    """``trial folder name -> training_metrics.json`` of every passed or stopped trial in ``folder``."""
     found: dict[str, dict[str, Any]] = {}
     for metrics in sorted(folder.glob("*/training_metrics.json")):
         try:
             doc = json.loads(metrics.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # a trial killed while writing leaves no usable file: it runs again
-        if isinstance(doc, dict) and doc.get("status") == "passed" and doc.get("config_file"):
+        if isinstance(doc, dict) and doc.get("status") in ("passed", "stopped") and doc.get("config_file"):
             doc["_folder"] = metrics.parent.name
             found[metrics.parent.name] = doc
     return found
@@ -135,7 +136,7 @@ def previous_records(folder: Path) -> list[dict[str, Any]] | None:
         for r in data
         if isinstance(r, dict)
         and isinstance(r.get("trial_dir"), str)
-        and not (r.get("status") == "passed" and invalid_metrics(r) is not None)
+        and not (r.get("status") in ("passed", "stopped") and invalid_metrics(r) is not None)
     ]
     return found or None
 

@@ -23,7 +23,7 @@ from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, reusable
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.timeout import TrialTimeout, timeout_in_chain, trial_timeout
-from pytest_sweep.matrix.trial import CONTEXT_KEY, Trial, TrialContext, TrialFailed
+from pytest_sweep.matrix.trial import CONTEXT_KEY, STOP_KEY, Trial, TrialContext, TrialFailed
 
 #: The ``user_properties`` key under which a trial's record (JSON) travels.
 RECORD_PROPERTY = "sweep_record"
@@ -146,7 +146,10 @@ class Runner:
             return None
         record = self.sources.base_record(trial, nodeid)
         record.update({k: doc.get(k) for k in METRIC_KEYS if doc.get(k) is not None})
-        record.update(status="passed", reused=True, worker=self.worker, trial_dir=doc["_folder"])
+        status = "stopped" if doc.get("status") == "stopped" else "passed"
+        record.update(status=status, reused=True, worker=self.worker, trial_dir=doc["_folder"])
+        if status == "stopped":  # a stopped trial stays stopped: the decision does not change
+            record.update(rung=doc.get("rung"), stop_reason=doc.get("stop_reason"))
         return record
 
     def run(self, trial: Trial, nodeid: str) -> Outcome:
@@ -175,6 +178,10 @@ class Runner:
                     metrics = self._train(trial, ctx)
                     check_metrics(metrics)
                 record["status"] = "passed"
+                stop = trial.stash.get(STOP_KEY, None)
+                if stop is not None:
+                    record.update(status="stopped", rung=stop.rung, stop_reason=stop.reason)
+                    ctx.log(stop.reason)
             except KeyboardInterrupt:
                 record.update(status="not_run", error="interrupted")
                 self._finish(trial, folder, record, history, metrics, started, log)
@@ -189,6 +196,8 @@ class Runner:
                 drop_frames(exc)
             finally:
                 del trial.stash[CONTEXT_KEY]
+                if STOP_KEY in trial.stash:
+                    del trial.stash[STOP_KEY]
             self._finish(trial, folder, record, history, metrics, started, log)
         self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
         return Outcome(record, error)
@@ -238,6 +247,8 @@ class Runner:
             "config_file": trial.name,
             "status": record["status"],
             "error": record["error"],
+            "rung": record.get("rung"),
+            "stop_reason": record.get("stop_reason"),
             "seed": trial.seed,
             "config": trial.raw,
             **{k: record.get(k) for k in METRIC_KEYS},

@@ -78,6 +78,25 @@ class TrialContext:
 CONTEXT_KEY = pytest.StashKey[TrialContext]()
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Why a plugin stopped a trial early: its record gets status ``stopped`` with these.
+
+    A plugin whose ``pytest_sweep_epoch_ended`` returns True puts one in ``trial.stash[STOP_KEY]``
+    first; without it, a trial stopped early still passes as before.
+
+    :ivar rung: the epoch at which it stopped.
+    :ivar reason: one line, e.g. "stopped at epoch 3: 41.2% below the rung's top-1/3 cutoff 86.0%".
+    """
+
+    rung: int
+    reason: str
+
+
+#: Where a scheduler leaves its :class:`Stop` for the runner.
+STOP_KEY = pytest.StashKey[Stop]()
+
+
 @dataclass
 class Trial:
     """What a trainer gets: typed values for every declared symbol, plus context.

@@ -15,7 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_sweep.matrix.records import ranked
+from pytest_sweep.matrix.records import ranked, stopped
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
@@ -158,9 +158,11 @@ def render_analysis(
     sections: list[str] | None = None,
 ) -> str:
     """The guide's analysis layout; ``sections`` (other plugins' text) follow at the end."""
-    counts = {s: sum(1 for r in records if r["status"] == s) for s in ("passed", "failed", "skipped", "not_run")}
+    counts = {
+        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
+    }
     reused = sum(1 for r in records if r.get("reused"))
-    tested = counts["passed"] + counts["failed"]
+    tested = counts["passed"] + counts["stopped"] + counts["failed"]
     label = labeller(records)
     replicates = seed_swept(records)
     if replicates:
@@ -170,7 +172,9 @@ def render_analysis(
         total = f"Total configurations tested: {tested}"
     out = ["Hyperparameter Sweep Analysis", RULE, "", total]
     out.append(
-        f"Passed: {counts['passed']} | Failed: {counts['failed']} | Skipped: {counts['skipped']}"
+        f"Passed: {counts['passed']}"
+        + (f" | Stopped early: {counts['stopped']}" if counts["stopped"] else "")
+        + f" | Failed: {counts['failed']} | Skipped: {counts['skipped']}"
         f" | Not run: {counts['not_run']}" + (f" | Reused: {reused}" if reused else "")
     )
     if interrupted:
@@ -179,6 +183,7 @@ def render_analysis(
         out.append("The sweep was still running when this file was written: trials marked 'not run' had not finished.")
     out.append("")
     out += _replicate_best_and_top(records, label) if replicates else _best_and_top(records, label)
+    out += stopped_section(records, label)
     failed = [r for r in records if r["status"] == "failed"]
     out += ["", RULE, f"FAILED TESTS: {len(failed)}", THIN]
     for rec in failed:
@@ -191,6 +196,26 @@ def render_analysis(
     for section in sections or ():
         out += ["", RULE, section.rstrip("\n")]
     return "\n".join(out) + "\n"
+
+
+def stopped_lines(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
+    """One line per trial a scheduler stopped early, best last metric first."""
+    out = []
+    for rec in stopped(records):
+        acc = rec.get("test_acc")
+        last = f"{float(acc):.2f}%" if acc is not None else "n/a"
+        n = rec.get("epochs_run")
+        epochs = f"{n} epoch{'' if n == 1 else 's'}"
+        out.append(f"{label(rec)}: {last} after {epochs}; {rec.get('stop_reason') or 'stopped'}")
+    return out
+
+
+def stopped_section(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
+    """The analysis section of the stopped trials (none when no trial stopped)."""
+    lines = stopped_lines(records, label)
+    if not lines:
+        return []
+    return ["", RULE, f"STOPPED EARLY (not ranked; last test accuracy): {len(lines)}", THIN, *lines]
 
 
 def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import SweepResult, ranked
-from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table
+from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table, stopped_lines
 from pytest_sweep.plugins.replicates import configurations, ranked_configurations, seed_swept
 
 SUMMARY_JSON = "sweep_summary.json"
@@ -58,6 +58,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(_best_line(sweep.records, label))
     else:
         tr.write_line("no trial finished")
+    stopped = stopped_lines(sweep.records, label)
+    if stopped:
+        tr.write_line(f"stopped early by --sweep-scheduler: {len(stopped)}")
+        for line in stopped:
+            tr.write_line(f"  {line}")
     reused = sweep.count_reused()
     if reused:
         tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--sweep-resume)")

@@ -31,6 +31,8 @@ BUILTIN_PLUGINS = {
     "sweep.html": "pytest_sweep.plugins.html_report",
     "sweep.csv": "pytest_sweep.plugins.csv_report",
     "sweep.compare": "pytest_sweep.plugins.compare",
+    "sweep.schedulers": "pytest_sweep.plugins.schedulers",
+    "sweep.ordering": "pytest_sweep.plugins.ordering",
 }
 
 

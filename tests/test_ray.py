@@ -353,3 +353,17 @@ def test_a_node_lost_mid_trial_runs_its_trial_again_on_the_other_node(
     )
     assert "config_002 runs again (1 of 1)" in out, out
     assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+
+def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) -> None:
+    """The actors share the sweep folder (one machine), so they share its rung store."""
+    grid = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002\n"
+    ray_sweep.range_config(ray_sweep.digits_config().replace("CONFIG_NUM_EPOCHS=2\n", "") + grid, name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha")
+    result.assert_outcomes(passed=4)
+    statuses = [records[n]["status"] for n in sorted(records)]
+    # config_001 and config_002 reach the first rung together: the later one may stop (if worse)
+    assert statuses[2:] == ["stopped", "stopped"] and "passed" in statuses[:2], statuses
+    assert {records[n]["epochs_run"] for n in ("config_003", "config_004")} == {1}
+    assert {records[n]["rung"] for n in ("config_003", "config_004")} == {1}
+    assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}

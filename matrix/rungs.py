@@ -1,0 +1,126 @@
+"""The rung store: the per-rung (or per-epoch) results every process of a sweep shares.
+
+A scheduler's decision depends on the results other trials recorded before it, and those trials
+run on other processes (xdist workers, Ray actors).  :class:`RungStore` is the small interface a
+scheduler needs; :class:`SqliteRungStore` keeps it in ``rungs.sqlite`` in the sweep folder (WAL
+mode, one ``BEGIN IMMEDIATE`` transaction per decision), so several processes on one machine
+decide at once without losing an update, and a crashed sweep resumed with ``--sweep-resume``
+finds every decision it made.  A backend whose trials run on several machines needs a store that
+all of them reach (held by the controller or a Ray actor) behind the same interface.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+#: The store's file in the sweep folder.
+STORE_FILE = "rungs.sqlite"
+#: Seconds a writer waits for another process's transaction before it gives up.
+BUSY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision at one rung: stop or go on, and why (one line; empty when it goes on)."""
+
+    stop: bool
+    reason: str = ""
+
+
+#: A rule: (this trial's value, the other trials' values at the same step) -> verdict.
+Rule = Callable[[float, list[float]], Verdict]
+
+
+class RungStore(Protocol):
+    """What a scheduler keeps across processes.
+
+    ``kind`` separates the tables of different rules (``rung``, ``epoch``); ``step`` is the
+    epoch; ``trial`` the trial's folder name (unique in a sweep).
+    """
+
+    def decide(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        """Record ``value`` and decide with ``rule`` against the others, atomically.
+
+        When ``trial`` already has a decision at this step (a resumed or re-run trial), that
+        decision is returned unchanged and nothing is recorded.
+        """
+        ...
+
+    def finish(self, trial: str) -> None:
+        """``trial`` completed (trained every epoch)."""
+        ...
+
+    def finished(self) -> int:
+        """How many trials completed."""
+        ...
+
+
+class SqliteRungStore:
+    """:class:`RungStore` in an SQLite file (WAL mode), for every process on one machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (kind TEXT NOT NULL, step INTEGER NOT NULL, "
+                "trial TEXT NOT NULL, value REAL NOT NULL, stop INTEGER NOT NULL, reason TEXT NOT NULL, "
+                "PRIMARY KEY (kind, step, trial))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS finished (trial TEXT PRIMARY KEY)")
+            self._db = db
+        return self._db
+
+    def decide(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process decides in between
+        try:
+            known = db.execute(
+                "SELECT stop, reason FROM results WHERE kind = ? AND step = ? AND trial = ?", (kind, step, trial)
+            ).fetchone()
+            if known is not None:
+                db.execute("COMMIT")
+                return Verdict(bool(known[0]), str(known[1]))
+            others = [
+                float(v)
+                for (v,) in db.execute(
+                    "SELECT value FROM results WHERE kind = ? AND step = ? AND trial != ?", (kind, step, trial)
+                )
+            ]
+            verdict = rule(value, others)
+            db.execute(
+                "INSERT INTO results (kind, step, trial, value, stop, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, step, trial, value, int(verdict.stop), verdict.reason),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return verdict
+
+    def finish(self, trial: str) -> None:
+        self._connect().execute("INSERT OR IGNORE INTO finished (trial) VALUES (?)", (trial,))
+
+    def finished(self) -> int:
+        row = self._connect().execute("SELECT COUNT(*) FROM finished").fetchone()
+        return int(row[0])
+
+    def values(self, kind: str, step: int) -> dict[str, float]:
+        """Every trial's value at one step (for tests and reports)."""
+        rows = self._connect().execute("SELECT trial, value FROM results WHERE kind = ? AND step = ?", (kind, step))
+        return {str(t): float(v) for t, v in rows}
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

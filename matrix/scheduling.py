@@ -1,0 +1,158 @@
+"""The built-in early-stopping rules: asynchronous successive halving (ASHA) and the median rule.
+
+Both decide from a :class:`~pytest_sweep.matrix.rungs.RungStore` shared by every process of the
+sweep; neither ever waits for another trial.
+
+- **ASHA** (Ray Tune's ASHA in stopping mode, Optuna's ``SuccessiveHalvingPruner`` cutoff): rungs
+  at ``grace × η^k`` epochs below the trial's ``CONFIG_NUM_EPOCHS``.  At a rung a trial goes on
+  only if its metric is within the top ``max(1, n // η)`` of the ``n`` results recorded at that
+  rung so far, its own included (ties go on); otherwise it stops there.  The first trial at a
+  rung always goes on.
+- **median** (Optuna's ``MedianPruner``): after ``grace`` epochs, and once ``startup`` trials
+  have completed, a trial whose metric at an epoch is worse than the median of the other trials'
+  metrics at the same epoch stops.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_sweep.matrix.rungs import RungStore, Verdict
+from pytest_sweep.matrix.trial import Stop, Trial, TrialFailed
+
+MODES = ("max", "min")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric a scheduler compares (a key of the per-epoch metrics) and its direction."""
+
+    metric: str = "test_acc"
+    mode: str = "max"
+
+    def better(self, a: float, b: float) -> bool:
+        """``a`` at least as good as ``b``."""
+        return a >= b if self.mode == "max" else a <= b
+
+    def show(self, value: float) -> str:
+        return f"{value:.1f}%" if self.metric.endswith("_acc") else f"{value:.4g}"
+
+    @property
+    def worse(self) -> str:
+        return "below" if self.mode == "max" else "above"
+
+    def value(self, metrics: Mapping[str, Any]) -> float:
+        raw = metrics.get(self.metric)
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            have = ", ".join(sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))) or "none"
+            raise TrialFailed(
+                f"--sweep-metric={self.metric}: the trainer's epoch metrics have no number {self.metric} "
+                f"(they have {have})"
+            )
+        return float(raw)
+
+
+def rungs(grace: int, eta: float, epochs: int | None, limit: int = 64) -> list[int]:
+    """The rung epochs ``grace × η^k`` below ``epochs`` (rounded; ``limit`` of them when unknown)."""
+    found: list[int] = []
+    rung = float(grace)
+    while len(found) < limit and (epochs is None or round(rung) < epochs):
+        if not found or round(rung) > found[-1]:
+            found.append(round(rung))
+        rung *= eta
+    return found
+
+
+def asha_verdict(value: float, others: list[float], eta: float, objective: Objective, epoch: int) -> Verdict:
+    """ASHA's cutoff at a rung: go on within the top ``max(1, n // η)`` of the ``n`` results."""
+    ordered = sorted([*others, value], reverse=objective.mode == "max")
+    keep = max(1, int(len(ordered) // eta))
+    cutoff = ordered[keep - 1]
+    if objective.better(value, cutoff):
+        return Verdict(False)
+    return Verdict(
+        True,
+        f"stopped at epoch {epoch}: {objective.metric} {objective.show(value)} {objective.worse} the rung's "
+        f"top-1/{eta:g} cutoff {objective.show(cutoff)} ({len(ordered)} results)",
+    )
+
+
+def median_verdict(value: float, others: list[float], objective: Objective, epoch: int) -> Verdict:
+    """The median rule: worse than the median of the other trials at this epoch stops."""
+    if not others:
+        return Verdict(False)
+    median = statistics.median(others)
+    if objective.better(value, median):
+        return Verdict(False)
+    return Verdict(
+        True,
+        f"stopped at epoch {epoch}: {objective.metric} {objective.show(value)} {objective.worse} the median "
+        f"{objective.show(median)} of {len(others)} other trials at this epoch",
+    )
+
+
+def _epoch(trial: Trial, metrics: Mapping[str, Any]) -> int:
+    epoch = metrics.get("epoch")
+    if isinstance(epoch, int) and not isinstance(epoch, bool):
+        return epoch
+    raise TrialFailed("the trainer's epoch metrics have no whole-number 'epoch'; the scheduler needs it")
+
+
+class AshaScheduler:
+    """Asynchronous successive halving in stopping mode (see the module's docstring)."""
+
+    name = "asha"
+
+    def __init__(self, store: RungStore, grace: int = 1, eta: float = 3.0, objective: Objective | None = None):
+        self.store = store
+        self.grace = grace
+        self.eta = eta
+        self.objective = objective or Objective()
+
+    def epoch_ended(self, trial: Trial, metrics: Mapping[str, Any]) -> Stop | None:
+        epoch = _epoch(trial, metrics)
+        if epoch not in rungs(self.grace, self.eta, trial.get("CONFIG_NUM_EPOCHS"), limit=epoch + 1):
+            return None
+        value = self.objective.value(metrics)
+        eta, objective = self.eta, self.objective
+        verdict = self.store.decide(
+            "rung", epoch, trial.folder, value, lambda v, others: asha_verdict(v, others, eta, objective, epoch)
+        )
+        return Stop(epoch, verdict.reason) if verdict.stop else None
+
+    def trial_finished(self, trial: Trial, record: Mapping[str, Any]) -> None:
+        if record.get("status") == "passed":
+            self.store.finish(trial.folder)
+
+
+class MedianScheduler:
+    """Optuna's median rule (see the module's docstring)."""
+
+    name = "median"
+
+    def __init__(self, store: RungStore, grace: int = 1, startup: int = 3, objective: Objective | None = None):
+        self.store = store
+        self.grace = grace
+        self.startup = startup
+        self.objective = objective or Objective()
+
+    def epoch_ended(self, trial: Trial, metrics: Mapping[str, Any]) -> Stop | None:
+        epoch = _epoch(trial, metrics)
+        value = self.objective.value(metrics)
+        if epoch >= (trial.get("CONFIG_NUM_EPOCHS") or epoch + 1):
+            return None  # the last epoch: nothing left to save
+        warm = epoch >= self.grace and self.store.finished() >= self.startup
+        objective = self.objective
+
+        def rule(v: float, others: list[float]) -> Verdict:
+            return median_verdict(v, others, objective, epoch) if warm else Verdict(False)
+
+        verdict = self.store.decide("epoch", epoch, trial.folder, value, rule)
+        return Stop(epoch, verdict.reason) if verdict.stop else None
+
+    def trial_finished(self, trial: Trial, record: Mapping[str, Any]) -> None:
+        if record.get("status") == "passed":
+            self.store.finish(trial.folder)

@@ -1,0 +1,204 @@
+"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (entry point ``sweep.schedulers``).
+
+The scheduler is built through ``pytest_sweep_make_scheduler`` (the built-in implementation here
+is ``trylast``) on every process of an active sweep; on a process that trains, a
+:class:`SchedulerPlugin` answers ``pytest_sweep_epoch_ended`` with its decision and leaves the
+reason in ``trial.stash[STOP_KEY]``, so the trial's record says ``stopped``.  The rules are in
+:mod:`pytest_sweep.matrix.scheduling`, the shared store in :mod:`pytest_sweep.matrix.rungs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sweep.matrix.contracts import Scheduler
+from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
+from pytest_sweep.matrix.runner import RUNNER_KEY
+from pytest_sweep.matrix.scheduling import MODES, AshaScheduler, MedianScheduler, Objective
+from pytest_sweep.matrix.trial import STOP_KEY, Trial
+
+BUILTIN = ("none", "asha", "median")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _reduction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text} must be above 1 (e.g. 2, 3 or 4)")
+    return value
+
+
+def _scheduler(text: str) -> str:
+    if not text.strip() or not text.replace("-", "_").replace(".", "_").isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a scheduler name; use none, asha or median")
+    return text.strip()
+
+
+def _objective(text: str) -> Objective:
+    metric, sep, mode = text.strip().partition(":")
+    if not metric.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: give an epoch metric, e.g. test_acc or test_loss:min")
+    if sep and mode not in MODES:
+        raise argparse.ArgumentTypeError(f"{text!r}: the direction after ':' must be max or min")
+    return Objective(metric, mode or "max")
+
+
+#: option -> (parser, ini name, ini default, help)
+OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
+    "--sweep-scheduler": (
+        _scheduler,
+        "sweep_scheduler",
+        "none",
+        "Stop hopeless trials early: none, asha (asynchronous successive halving) or median",
+    ),
+    "--sweep-grace-epochs": (
+        _positive_int,
+        "sweep_grace_epochs",
+        "1",
+        "Epochs before the first decision: ASHA's first rung, the median rule's warm-up",
+    ),
+    "--sweep-reduction": (
+        _reduction,
+        "sweep_reduction",
+        "3",
+        "ASHA's reduction factor eta: rungs at grace x eta^k epochs, the top 1/eta go on",
+    ),
+    "--sweep-metric": (
+        _objective,
+        "sweep_metric",
+        "test_acc",
+        "The epoch metric the scheduler compares, with :max (default) or :min, e.g. test_loss:min",
+    ),
+    "--sweep-startup-trials": (
+        _non_negative_int,
+        "sweep_startup_trials",
+        "3",
+        "The median rule stops nothing before this many trials completed",
+    ),
+}
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sweep")
+    for flag, (parse, ini, default, text) in OPTIONS.items():
+        group.addoption(flag, dest=_dest(flag), type=parse, default=None, metavar="VALUE", help=text)
+        parser.addini(ini, f"{text} (default {default})", default=default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The scheduler options, parsed (command line first, then the ini value)."""
+
+    name: str
+    grace: int
+    eta: float
+    objective: Objective
+    startup: int
+
+
+def settings(config: pytest.Config) -> Settings:
+    """The options' values; a bad ini value is a usage error naming it."""
+    values: list[Any] = []
+    for flag, (parse, ini, _, _) in OPTIONS.items():
+        value = config.getoption(_dest(flag), None)
+        if value is None:
+            raw = str(config.getini(ini)).strip()
+            try:
+                value = parse(raw)
+            except argparse.ArgumentTypeError as exc:
+                why = str(exc).removeprefix(f"{raw!r}: ")
+                raise pytest.UsageError(f"ini value {ini} = {raw!r}: {why}") from None
+        values.append(value)
+    return Settings(*values)
+
+
+_SETTINGS = pytest.StashKey[Settings]()
+
+
+def _sweep_dir(config: pytest.Config) -> Path | None:
+    runner = config.stash.get(RUNNER_KEY, None)
+    if runner is not None:
+        return runner.dir
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    return controller.dir if controller is not None else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SETTINGS] = settings(config)  # every process: a bad value fails before collection
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Scheduler | None:
+    s = config.stash[_SETTINGS] if _SETTINGS in config.stash else settings(config)
+    if s.name == "none":
+        return None
+    if s.name not in BUILTIN:
+        raise pytest.UsageError(
+            f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
+        )
+    store = SqliteRungStore(sweep_dir / STORE_FILE)
+    if s.name == "asha":
+        return AshaScheduler(store, s.grace, s.eta, s.objective)
+    return MedianScheduler(store, s.grace, s.startup, s.objective)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    sweep_dir = _sweep_dir(config)
+    if sweep_dir is None or config.option.collectonly:
+        return  # no active sweep
+    scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    if scheduler is not None and config.stash.get(RUNNER_KEY, None) is not None:
+        config.pluginmanager.register(SchedulerPlugin(scheduler), "sweep-scheduler")
+
+
+class SchedulerPlugin:
+    """A process that trains: asks the scheduler after every epoch."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    @pytest.hookimpl
+    def pytest_sweep_epoch_ended(self, trial: Trial, metrics: dict[str, Any]) -> bool | None:
+        stop = self.scheduler.epoch_ended(trial, metrics)
+        if stop is None:
+            return None
+        trial.stash[STOP_KEY] = stop
+        return True
+
+    @pytest.hookimpl
+    def pytest_sweep_trial_finished(self, trial: Trial, record: dict[str, Any]) -> None:
+        self.scheduler.trial_finished(trial, record)
