@@ -17,17 +17,28 @@ BACKENDS = ("serial", "ray")
 SHORTHANDS = {"sweep_epochs": "CONFIG_NUM_EPOCHS", "sweep_data_dir": "CONFIG_DATA_DIR", "sweep_device": "CONFIG_DEVICE"}
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int, bound: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text} must be {bound}")
     return value
 
 
-def _float(text: str) -> float:
+def positive_int(text: str) -> int:
+    """An option's whole number, at least 1 (an ``argparse`` type)."""
+    return _whole_number(text, 1, "at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """An option's whole number, 0 or more (an ``argparse`` type)."""
+    return _whole_number(text, 0, "0 or more")
+
+
+def parse_float(text: str) -> float:
+    """An option's number (an ``argparse`` type)."""
     try:
         return float(text)
     except ValueError:
@@ -35,7 +46,7 @@ def _float(text: str) -> float:
 
 
 def _positive_float(text: str) -> float:
-    value = _float(text)
+    value = parse_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be above 0")
     return value
@@ -59,19 +70,9 @@ def _folder(text: str) -> str:
 
 
 def _non_negative_float(text: str) -> float:
-    value = _float(text)
+    value = parse_float(text)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a number of seconds, 0 or more")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return value
 
 
@@ -115,7 +116,7 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sweep-max-combinations",
         dest="sweep_max_combinations",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"Refuse grids larger than N combinations (default: {DEFAULT_MAX_COMBINATIONS})",
@@ -132,7 +133,7 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sweep-epochs",
         dest="sweep_epochs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="Train every trial for N epochs (shorthand for --sweep-set CONFIG_NUM_EPOCHS=N)",
@@ -232,7 +233,7 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sweep-ray-node-retries",
         dest="sweep_ray_node_retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="Run a trial whose node died again on another node, up to N times (default: 1)",
@@ -366,7 +367,7 @@ def ray_cpus_per_trial(config: pytest.Config) -> float:
 
 
 def ray_node_retries(config: pytest.Config) -> int:
-    return int(_ray_setting(config, "sweep_ray_node_retries", _non_negative_int))
+    return int(_ray_setting(config, "sweep_ray_node_retries", non_negative_int))
 
 
 def ray_ship_files(config: pytest.Config) -> bool:

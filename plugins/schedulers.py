@@ -19,6 +19,7 @@ import pytest
 
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
 from pytest_sweep.matrix.runner import RUNNER_KEY
 from pytest_sweep.matrix.scheduling import MODES, AshaScheduler, MedianScheduler, Objective
@@ -27,31 +28,8 @@ from pytest_sweep.matrix.trial import STOP_KEY, Trial
 BUILTIN = ("none", "asha", "median")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
 def _reduction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = parse_float(text)
     if not 1 < value < 1e6:
         raise argparse.ArgumentTypeError(f"{text} must be above 1 (e.g. 2, 3 or 4)")
     return value
@@ -81,7 +59,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
         "Stop hopeless trials early: none, asha (asynchronous successive halving) or median",
     ),
     "--sweep-grace-epochs": (
-        _positive_int,
+        positive_int,
         "sweep_grace_epochs",
         "1",
         "Epochs before the first decision: ASHA's first rung, the median rule's warm-up",
@@ -99,7 +77,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
         "The epoch metric the scheduler compares, with :max (default) or :min, e.g. test_loss:min",
     ),
     "--sweep-startup-trials": (
-        _non_negative_int,
+        non_negative_int,
         "sweep_startup_trials",
         "3",
         "The median rule stops nothing before this many trials completed",
