@@ -7,28 +7,52 @@
 ``pytest-sweep compare A B [--fail test_acc:1.0]``
     compare sweep B with baseline A; exit 1 when a threshold is broken.
 
-A folder without a readable ``sweep_summary.json`` or a threshold that does not parse is a usage
-error: one line, exit code 4 (as pytest's own).
+Exit codes (pytest's, where they mean the same; ``docs/reference/console-script.md``):
+
+- 0: done (``compare``: no threshold broken);
+- 1: ``compare --fail``: a regression (nothing else exits 1, so CI can tell a regression apart);
+- 2: interrupted (Ctrl-C);
+- 3: internal error: a bug, one line (``PYTEST_SWEEP_TRACEBACK=1`` shows the traceback);
+- 4: usage error: a bad argument, a folder without a readable ``sweep_summary.json`` (a field
+  of the wrong type included), or reports that could not be written into the folder.
+
+Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
+OK = 0
+REGRESSION = 1
+INTERRUPTED = 2
+INTERNAL_ERROR = 3
 USAGE_ERROR = 4
+#: Set to show the traceback of an internal error (exit code 3).
+TRACEBACK_ENV = "PYTEST_SWEEP_TRACEBACK"
+
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+def _one_line(text: str) -> str:
+    from pytest_sweep.matrix.rangewrite import one_line
+
+    return one_line(text)
 
 
 def _usage_error(message: str) -> int:
-    print(f"pytest-sweep: error: {message}", file=sys.stderr)
+    print(f"pytest-sweep: error: {_one_line(message)}", file=sys.stderr)
     return USAGE_ERROR
 
 
@@ -46,28 +70,61 @@ def report(folder: Path, threshold: str | None) -> int:
         noise = importance.parse_threshold(threshold, "--importance-threshold") if threshold is not None else None
     except (ValueError, pytest.UsageError) as exc:
         return _usage_error(str(exc))
+    failed: list[str] = []
+
+    def attempt(name: str, write: Callable[[], T], otherwise: T) -> T:
+        """One file (or the plots): a failed write is named once at the end, the others still go on."""
+        try:
+            return write()
+        except OSError as exc:
+            failed.append(f"{name} ({exc.strerror or type(exc).__name__})")
+            return otherwise
+
     symbols = refine.builtin_symbols()
     imp = importance.compute(records, noise)
-    storage.write_json_atomic(folder / importance.IMPORTANCE_JSON, imp.to_json())
-    ref = refine.write(folder, records, imp, symbols)
-    specs = plots.write(folder, records)
-    storage.write_text_atomic(folder / csv_report.SUMMARY_CSV, csv_report.render_csv(records))
+    attempt(
+        importance.IMPORTANCE_JSON,
+        lambda: storage.write_json_atomic(storage.sweep_path(folder, importance.IMPORTANCE_JSON), imp.to_json()),
+        None,
+    )
+    ref = attempt(refine.REFINE_RANGE, lambda: refine.write(folder, records, imp, symbols), None)
+    specs = attempt(f"{plots.PLOTS_DIR}/", lambda: plots.write(folder, records), [])
+    attempt(
+        csv_report.SUMMARY_CSV,
+        lambda: storage.write_text_atomic(
+            storage.sweep_path(folder, csv_report.SUMMARY_CSV), csv_report.render_csv(records)
+        ),
+        None,
+    )
     sections = [
         importance.render_section(imp),
-        refine.render_section(ref, str(folder / refine.REFINE_RANGE)),
+        refine.section(folder, records, imp, symbols),
         plots.render_section(specs),
     ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
-    storage.write_text_atomic(folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections))
+    attempt(
+        ANALYSIS_TXT,
+        lambda: storage.write_text_atomic(
+            storage.sweep_path(folder, ANALYSIS_TXT), render_analysis(records, interrupted, sections=sections)
+        ),
+        None,
+    )
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
-    html_report.write(folder, records, imp, specs, sources)
+    attempt(html_report.REPORT_HTML, lambda: html_report.write(folder, records, imp, specs, sources), None)
+    if failed:
+        return _usage_error(
+            f"report={folder}: could not write {', '.join(failed)}; "
+            "pass a folder you can write to (or report a copy of this one)"
+        )
     drawn = sum(1 for s in specs if s.reason is None)
     print(
-        f"{folder}: {ANALYSIS_TXT}, {importance.IMPORTANCE_JSON}, "
-        + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
-        + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+        _one_line(
+            f"{folder}: {ANALYSIS_TXT}, {importance.IMPORTANCE_JSON}, "
+            + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
+            + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+        )
     )
-    return 0
+    return OK
 
 
 def compare(baseline: Path, current: Path, fails: list[str]) -> int:
@@ -81,8 +138,8 @@ def compare(baseline: Path, current: Path, fails: list[str]) -> int:
         return _usage_error(str(exc))
     result = cmp.compare(then, now, thresholds, str(baseline))
     for line in cmp.render(result):
-        print(line)
-    return 1 if result.regressions() else 0
+        print(_one_line(line))
+    return REGRESSION if result.regressions() else OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,9 +164,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Exit 1 when a trial's METRIC (test_acc, best_acc) dropped by more than PP points (repeatable)",
     )
     args = parser.parse_args(argv)
-    if args.command == "report":
-        return report(args.folder, args.importance_threshold)
-    return compare(args.baseline, args.current, args.fail)
+    try:
+        if args.command == "report":
+            return report(args.folder, args.importance_threshold)
+        return compare(args.baseline, args.current, args.fail)
+    except KeyboardInterrupt:
+        print("pytest-sweep: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:  # a bug: one line and its own code, never Python's 1 ("a regression")
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        print(
+            f"pytest-sweep: internal error: {_one_line(f'{type(exc).__name__}: {exc}')[:300]}; this is a bug, "
+            f"please report it ({TRACEBACK_ENV}=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover
