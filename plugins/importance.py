@@ -29,6 +29,7 @@ import pytest
 from tabulate import tabulate
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
@@ -261,7 +262,7 @@ def render_section(imp: Importance) -> str:
     """The ``PARAMETER IMPORTANCE`` section of ``sweep_analysis.txt``."""
     out = ["PARAMETER IMPORTANCE (test accuracy):", THIN]
     if imp.scope:
-        out.append(f"Trials of {imp.scope} only (the source of the best trial; the run had several).")
+        out.append(f"Trials of {printable(imp.scope)} only (the source of the best trial; the run had several).")
     if imp.reason == "nothing was swept":
         out.append("Nothing was swept: no parameter to rank.")
         return "\n".join(out) + "\n"
@@ -281,12 +282,19 @@ def render_section(imp: Importance) -> str:
         out.append("Every passed trial has the same test accuracy: there is no variance to explain.")
     out.append(_noise_line(imp))
     for rank, p in enumerate(imp.parameters, 1):
-        name = f"{p.name} (replicates)" if p.replicate else p.name
+        name = printable(f"{p.name} (replicates)" if p.replicate else p.name)
         share = "n/a" if p.share is None else f"{p.share * 100:.1f}%"
         span = "n/a" if p.effect is None else f"{p.effect:.2f} pp"
         out += ["", f"{rank}. {name}: {share} of the variance; value means span {span}"]
         rows = [
-            [s.value, s.passed, _pct(s.mean), _pct(s.best), _pct(s.worst), "n/a" if s.sd is None else f"{s.sd:.2f}"]
+            [
+                printable(s.value),
+                s.passed,
+                _pct(s.mean),
+                _pct(s.best),
+                _pct(s.worst),
+                "n/a" if s.sd is None else f"{s.sd:.2f}",
+            ]
             for s in p.values
         ]
         table = tabulate(
@@ -302,7 +310,9 @@ def render_section(imp: Importance) -> str:
         out.append(f"FIX THESE (effect below the noise of {imp.noise:.2f} pp):")
         for p in fix:
             best = "equal means: the first value" if p.tied else f"best mean at {p.best_value}"
-            out.append(f"  {p.name}={p.best_value}  (value means span {p.effect:.2f} pp; {best})")
+            out.append(
+                f"  {printable(p.name)}={printable(str(p.best_value))}  (value means span {p.effect:.2f} pp; {best})"
+            )
     elif imp.reason is None:
         out.append(f"FIX THESE: none (every swept parameter's effect reaches the noise of {imp.noise:.2f} pp).")
     return "\n".join(out) + "\n"
@@ -368,7 +378,7 @@ def for_sweep(config: pytest.Config, sweep: SweepResult) -> Importance:
 
 @pytest.hookimpl
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(sweep.dir / IMPORTANCE_JSON, for_sweep(config, sweep).to_json())
+    storage.write_json_atomic(storage.sweep_path(sweep.dir, IMPORTANCE_JSON), for_sweep(config, sweep).to_json())
 
 
 @pytest.hookimpl(tryfirst=True)

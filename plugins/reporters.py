@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table, stopped_lines
 from pytest_sweep.plugins.replicates import configurations, ranked_configurations, seed_swept
@@ -15,6 +16,8 @@ from pytest_sweep.plugins.replicates import configurations, ranked_configuration
 SUMMARY_JSON = "sweep_summary.json"
 ANALYSIS_TXT = "sweep_analysis.txt"
 _RESULT = pytest.StashKey[SweepResult]()
+#: The final summary could not be written (the controller has said why).
+_NOT_WRITTEN = pytest.StashKey[bool]()
 
 
 def _best_line(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> str:
@@ -27,17 +30,22 @@ def _best_line(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], 
 
 
 def _write_files(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
+    storage.write_json_atomic(storage.sweep_path(sweep.dir, SUMMARY_JSON), sweep.records)
     sections = [s for s in config.hook.pytest_sweep_analysis_sections(config=config, sweep=sweep) if s]
     storage.write_text_atomic(
-        sweep.dir / ANALYSIS_TXT, render_analysis(sweep.records, sweep.interrupted, sweep.running, sections)
+        storage.sweep_path(sweep.dir, ANALYSIS_TXT),
+        render_analysis(sweep.records, sweep.interrupted, sweep.running, sections),
     )
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    _write_files(config, sweep)
-    config.stash[_RESULT] = sweep
+    config.stash[_RESULT] = sweep  # first: the terminal shows the results even when the files fail
+    try:
+        _write_files(config, sweep)
+    except Exception:
+        config.stash[_NOT_WRITTEN] = True
+        raise
 
 
 @pytest.hookimpl(trylast=True)
@@ -68,6 +76,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--sweep-resume)")
     failed = [r for r in sweep.records if r["status"] == "failed"]
     for rec in failed:
-        tr.write_line(f"FAILED {label(rec)}: {rec.get('error')}", red=True)
-    tr.write_line(f"summary: {sweep.dir / SUMMARY_JSON}")
-    tr.write_line(f"analysis: {sweep.dir / ANALYSIS_TXT}")
+        tr.write_line(f"FAILED {label(rec)}: {printable(str(rec.get('error')))}", red=True)
+    if config.stash.get(_NOT_WRITTEN, False):
+        tr.write_line(
+            f"summary and analysis: not written into {printable(str(sweep.dir))} (see above); the results above are complete"
+        )
+        return
+    tr.write_line(f"summary: {printable(str(sweep.dir / SUMMARY_JSON))}")
+    tr.write_line(f"analysis: {printable(str(sweep.dir / ANALYSIS_TXT))}")
