@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.estimate import format_minutes
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class TrialTicker:
         writer = getattr(reporter, "_tw", None)  # xdist's progress dots leave the line open
         if writer is not None and int(getattr(writer, "width_of_current_line", 0)):
             reporter.write("\n")
-        reporter.write_line(line, red=" FAILED: " in line)
+        reporter.write_line(printable(line), red=" FAILED: " in line)
 
 
 class TerminalEcho:
@@ -120,4 +121,4 @@ class TerminalEcho:
         if self.fresh:
             self.reporter.ensure_newline()
             self.fresh = False
-        self.reporter.write_line(f"  {message}", cyan=True)
+        self.reporter.write_line(f"  {printable(message)}", cyan=True)
