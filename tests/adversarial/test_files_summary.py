@@ -215,3 +215,16 @@ def test_metrics_through_a_linked_trial_folder_are_not_reused_or_read(tmp_path: 
     (sweep / "config_002").mkdir()
     (sweep / "config_002" / "training_metrics.json").symlink_to(outside / "training_metrics.json")
     assert finished_trials(sweep) == {}
+
+
+# -- earlier sweeps' summaries, read for the runtime estimate -----------------------------------------------
+@pytest.mark.parametrize("content", list(METRICS.values()), ids=list(METRICS))
+def test_an_earlier_hostile_summary_is_left_out_of_the_estimate(tmp_path: Path, content: str | bytes) -> None:
+    from pytest_sweep.matrix.estimate import measured_minutes
+
+    folder = tmp_path / "sweep_20200101_000000"
+    folder.mkdir()
+    (folder / "sweep_summary.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    skipped: list[str] = []
+    assert measured_minutes(tmp_path, {"toy"}, skipped) is None
+    assert all("\n" not in line for line in skipped)
