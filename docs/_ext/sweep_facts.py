@@ -216,7 +216,7 @@ def symbols_markdown(facts: Facts) -> str:
     lines = [f"{len(facts.symbols)} symbols from {len(plugins)} plugins: " + ", ".join(f"`{p}`" for p in plugins) + "."]
     for plugin in plugins:
         mine = sorted((s for s in facts.symbols if s.plugin == plugin), key=lambda s: s.name)
-        lines += ["", f"## From `{plugin}`", "", f"{len(mine)} symbols.", ""]
+        lines += ["", f"## From `{plugin}`", "", f"{len(mine)} symbol{'s' if len(mine) != 1 else ''}.", ""]
         lines += ["| symbol | accepts | default | meaning |", "|---|---|---|---|"]
         for sym in mine:
             lines.append(f"| `{sym.name}` | {cell(sym.hint)} | {cell(literal(sym.default))} | {cell(sym.help)} |")
