@@ -131,6 +131,30 @@ def test_the_name_check_catches_drift() -> None:
     assert found == ["--sweep-frobnicate", "CONFIG_NO_SUCH_THING"]
 
 
+def test_an_undocumented_record_field_is_reported() -> None:
+    """The records module's docstring table is parsed, and a field it lacks is reported (a build error)."""
+    facts_module = _import_facts()
+    doc = """Records.
+
+=================  ===========
+config_file        ``config_017``
+nodeid, worker     pytest node id;
+                   and the worker
+``CONFIG_...``     one column per swept parameter
+=================  ===========
+"""
+    table = facts_module.records_table(doc)
+    assert table == {
+        "config_file": "``config_017``",
+        "nodeid": "pytest node id; and the worker",
+        "worker": "pytest node id; and the worker",
+        "CONFIG_...": "one column per swept parameter",
+    }
+    fields = (("schema_version", 2), ("config_file", ""), ("worker", None), ("new_field", None))
+    facts = facts_module.Facts((), (), (), (), 2, ("passed",), fields, doc)
+    assert facts_module.undocumented_fields(facts) == ["new_field"]
+
+
 @pytest.mark.slow
 def test_every_named_option_and_symbol_exists(help_text: Help, symbols: frozenset[str]) -> None:
     assert len(help_text.options) > 20 and len(symbols) > 100  # the parsers found the listings
