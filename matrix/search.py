@@ -26,7 +26,6 @@ from pytest_sweep.matrix.study import (
     SearchStore,
     SeedResult,
     StudyError,
-    missing_packages,
     worker_index,
 )
 from pytest_sweep.matrix.trial import TrialFailed
@@ -118,12 +117,6 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
     settings = search_options.settings(config)
     if not settings.sampled:
         return
-    missing = missing_packages(settings.search)
-    if missing:
-        raise pytest.UsageError(
-            f"--sweep-search={settings.search} needs {' and '.join(missing)}: "
-            f"pip install 'pytest-sweep[search]'{' ' + ' '.join(m for m in missing if m != 'optuna') if set(missing) - {'optuna'} else ''}"
-        )
     source = sources.sources[0]
     assert source.space is not None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)

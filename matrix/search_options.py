@@ -197,6 +197,15 @@ def _ini_constraint(text: str) -> list[Constraint]:
 
 
 def _check(s: SearchSettings, given_trials: bool) -> None:
+    from pytest_sweep.matrix.study import missing_packages
+
+    missing = missing_packages(s.search) if s.sampled else []
+    if missing:
+        extra = " ".join(m for m in missing if m != "optuna")
+        raise pytest.UsageError(
+            f"--sweep-search={s.search} needs {' and '.join(missing)}: pip install 'pytest-sweep[search]'"
+            + (f" {extra}" if extra else "")
+        )
     if s.sampled and s.trials is None:
         raise pytest.UsageError(
             f"--sweep-search={s.search} needs --sweep-trials=N (how many configurations the sampler tries)"

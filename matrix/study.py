@@ -61,7 +61,14 @@ PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
 def missing_packages(search: str) -> list[str]:
     """The pip names of what ``--sweep-search=search`` needs and this environment lacks."""
     need = (("optuna", "optuna"), *PACKAGES.get(search, ()))
-    return [pip for module, pip in need if find_spec(module) is None]
+    return [pip for module, pip in need if not _importable(module)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked in sys.modules
+        return False
 
 
 @dataclass(frozen=True)
