@@ -263,3 +263,23 @@ def test_every_small_space_is_covered_without_repeats() -> None:
     space = SearchSpace.from_range(parse_text("A=0.5|0.25\nB=y|n\n"))
     raws = {json.dumps(space.raw({"A": a, "B": b})) for a, b in itertools.product(range(2), ("y", "n"))}
     assert len(raws) == 4
+
+
+def test_the_search_benchmark_smoke_mode() -> None:
+    """``bench/search.py --smoke``: the benchmark still runs (its figures are in docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "search.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--smoke"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["shared_study_two_processes"] == {
+        "items": 10,
+        "distinct_configurations": 10,
+        "running_after": 0,
+        "told": 10,
+    }
+    assert set(summary) >= {"random", "qmc", "tpe"}
