@@ -213,7 +213,9 @@ class Controller:
         """Every expected trial's record, in collection order; those without a result are not run."""
         earlier = {str(r["trial_dir"]): r for r in self.previous}
         # a sampled search's items are known by node id: their folders hold the values drawn
-        by_node = {str(r.get("nodeid")): r for r in self.previous} if self.sources.search.sampled else {}
+        search = getattr(self.sources, "search", None)  # a test's stand-in may have none
+        sampled = search is not None and search.sampled
+        by_node = {str(r.get("nodeid")): r for r in self.previous} if sampled else {}
         rows: list[dict[str, Any]] = []
         for nodeid, (trial, _) in self.expected.items():
             rec = self.records.get(nodeid)
