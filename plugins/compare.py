@@ -23,12 +23,17 @@ from typing import Any
 import pytest
 from tabulate import tabulate
 
-from pytest_sweep.matrix.records import SummaryError, SweepResult, load_summary
+from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.objectives import Objective
+from pytest_sweep.matrix.records import SummaryError, SweepResult, load_summary, ranked
+from pytest_sweep.plugins import pareto
 from pytest_sweep.plugins.analysis import labeller
 from pytest_sweep.plugins.importance import shown
 
 #: Metrics a threshold may name: percentages, so a drop is in percentage points.
 METRICS = ("test_acc", "best_acc")
+#: The front's threshold: ``hypervolume:5`` fails when the front's hypervolume lost more than 5%.
+HYPERVOLUME = "hypervolume"
 SUMMARY_JSON = "sweep_summary.json"
 
 
@@ -45,8 +50,8 @@ def parse_threshold(text: str, flag: str = "--sweep-compare-fail") -> Threshold:
     """``test_acc:1.0`` -> Threshold; anything else raises ``ValueError`` with the fix."""
     metric, sep, points = text.strip().partition(":")
     value_text = shown(text)
-    example = f"use METRIC:POINTS with METRIC one of {', '.join(METRICS)}, e.g. {flag}=test_acc:1.0"
-    if not sep or metric not in METRICS:
+    example = f"use METRIC:POINTS with METRIC one of {', '.join((*METRICS, HYPERVOLUME))}, e.g. {flag}=test_acc:1.0"
+    if not sep or metric not in (*METRICS, HYPERVOLUME):
         raise ValueError(f"{flag}={value_text}: {example}")
     try:
         value = float(points)
@@ -100,6 +105,23 @@ class Row:
         return None if a is None or b is None else a - b
 
 
+@dataclass(frozen=True)
+class FrontChange:
+    """Two sweeps' Pareto fronts, measured from one reference point."""
+
+    objectives: tuple[Objective, ...]
+    then: float | None
+    now: float | None
+    size_then: int
+    size_now: int
+
+    def loss_pct(self) -> float | None:
+        """How much of the baseline's hypervolume the front lost, in percent (negative: gained)."""
+        if not self.then or self.now is None:
+            return None
+        return 100.0 * (self.then - self.now) / self.then
+
+
 @dataclass
 class Comparison:
     baseline: str
@@ -107,12 +129,28 @@ class Comparison:
     only_now: int
     only_then: int
     thresholds: list[Threshold] = field(default_factory=list)
+    #: sampled sweeps: the rows compare the best found, not configuration by configuration
+    sampled: bool = False
+    front: FrontChange | None = None
 
     def regressions(self) -> list[tuple[Row, Threshold, str]]:
         """Every row that breaks a threshold, with the reason in words."""
         found = []
+        loss = self.front.loss_pct() if self.front is not None else None
+        for t in self.thresholds:
+            if t.metric == HYPERVOLUME and loss is not None and loss > t.points and self.front is not None:
+                row = Row("Pareto front", "passed", "passed", {}, {})
+                found.append(
+                    (
+                        row,
+                        t,
+                        f"hypervolume {self.front.then:.4g} -> {self.front.now:.4g} (-{loss:.1f}%, more than {t.points:g}%)",
+                    )
+                )
         for row in self.rows:
             for t in self.thresholds:
+                if t.metric == HYPERVOLUME:
+                    continue
                 drop = row.drop(t.metric)
                 if drop is not None and drop > t.points:
                     then, now = row.then[t.metric], row.now[t.metric]
@@ -134,9 +172,41 @@ def _metrics(record: dict[str, Any]) -> dict[str, float | None]:
     return {m: float(record[m]) if ok and record.get(m) is not None else None for m in METRICS}
 
 
+def _sampled(records: list[dict[str, Any]]) -> bool:
+    return any(r.get("search") for r in records)
+
+
+def _best_found(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[Row]:
+    """Sampled sweeps share few configurations: one row, the best found then and now."""
+    then, now = ranked(baseline), ranked(current)
+    if not then or not now:
+        return []
+    label = f"best found ({then[0]['config_file']} then, {now[0]['config_file']} now)"
+    return [Row(label, "passed", "passed", _metrics(then[0]), _metrics(now[0]))]
+
+
+def front_change(
+    baseline: list[dict[str, Any]], current: list[dict[str, Any]], objectives: tuple[Objective, ...]
+) -> FrontChange:
+    """Both fronts' hypervolumes from one reference point (computed over both sweeps)."""
+    a, b = pareto.front(baseline, objectives), pareto.front(current, objectives)
+    ref = pareto.reference_point(a, b)
+    return FrontChange(objectives, a.hypervolume(ref), b.hypervolume(ref), len(a.front), len(b.front))
+
+
 def compare(
-    baseline: list[dict[str, Any]], current: list[dict[str, Any]], thresholds: list[Threshold], name: str = ""
+    baseline: list[dict[str, Any]],
+    current: list[dict[str, Any]],
+    thresholds: list[Threshold],
+    name: str = "",
+    objectives: tuple[Objective, ...] = (),
 ) -> Comparison:
+    change = None
+    if len(objectives) > 1 or any(t.metric == HYPERVOLUME for t in thresholds):
+        change = front_change(baseline, current, objectives or (Objective("test_acc", "max"),))
+    if _sampled(baseline) or _sampled(current):
+        rows = _best_found(baseline, current)
+        return Comparison(name, rows, 0, 0, list(thresholds), sampled=True, front=change)
     then: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in baseline:
         then.setdefault(_key(rec), rec)
@@ -149,16 +219,26 @@ def compare(
             continue
         matched.add(_key(rec))
         rows.append(Row(label(rec), old["status"], rec["status"], _metrics(old), _metrics(rec)))
-    return Comparison(name, rows, len(current) - len(rows), len(then) - len(matched), list(thresholds))
+    return Comparison(name, rows, len(current) - len(rows), len(then) - len(matched), list(thresholds), front=change)
 
 
 def render(comp: Comparison) -> list[str]:
     """The comparison as terminal lines: the table, then one line per regression."""
-    lines = [
-        f"baseline: {comp.baseline}; {len(comp.rows)} configuration{'s' if len(comp.rows) != 1 else ''} in both "
-        f"(same config name and config); only now: {comp.only_now}; only in the baseline: {comp.only_then}"
-    ]
-    metrics = list(dict.fromkeys(["test_acc", *(t.metric for t in comp.thresholds)]))
+    if comp.sampled:
+        lines = [f"baseline: {comp.baseline}; sampled sweeps: the best configuration found then and now"]
+    else:
+        lines = [
+            f"baseline: {comp.baseline}; {len(comp.rows)} configuration{'s' if len(comp.rows) != 1 else ''} in both "
+            f"(same config name and config); only now: {comp.only_now}; only in the baseline: {comp.only_then}"
+        ]
+    if comp.front is not None:
+        f = comp.front
+        hv = "n/a" if f.then is None or f.now is None else f"{f.then:.4g} -> {f.now:.4g}"
+        lines.append(
+            f"Pareto front ({', '.join(map(str, f.objectives))}): {f.size_then} -> {f.size_now} configurations, "
+            f"hypervolume {hv} (one reference point for both)"
+        )
+    metrics = list(dict.fromkeys(["test_acc", *(t.metric for t in comp.thresholds if t.metric != HYPERVOLUME)]))
     rows = []
     for row in comp.rows:
         cells: list[str] = [row.label]
@@ -203,7 +283,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="METRIC:PP",
         help="With --sweep-compare: exit non-zero when a trial's METRIC (test_acc or best_acc) dropped by more "
-        "than PP percentage points, or it failed where the baseline passed (repeatable)",
+        "than PP percentage points, or it failed where the baseline passed; hypervolume:PCT: when the Pareto "
+        "front's hypervolume lost more than PCT percent (repeatable)",
     )
     parser.addini("sweep_compare", "Baseline sweep folder for --sweep-compare", default="")
     parser.addini("sweep_compare_fail", "Thresholds for --sweep-compare-fail (METRIC:PP ...)", type="args", default=[])
@@ -255,7 +336,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
-        state.result = compare(state.baseline, sweep.records, state.thresholds, str(state.folder))
+        s = search_options.settings(config)
+        objectives = s.objectives if s.explicit else ()
+        state.result = compare(state.baseline, sweep.records, state.thresholds, str(state.folder), objectives)
 
 
 @pytest.hookimpl(trylast=True)

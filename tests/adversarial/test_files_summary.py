@@ -228,3 +228,32 @@ def test_an_earlier_hostile_summary_is_left_out_of_the_estimate(tmp_path: Path, 
     skipped: list[str] = []
     assert measured_minutes(tmp_path, {"toy"}, skipped) is None
     assert all("\n" not in line for line in skipped)
+
+
+# -- sweep_pareto.json, read back into the HTML report by `pytest-sweep report` --------------------------------
+PARETO: dict[str, str | bytes] = {
+    "list": "[]",
+    "null": "null",
+    "front-text": '{"front": "x", "objectives": ["test_acc:max"]}',
+    "front-numbers": '{"front": [1, 2], "objectives": ["test_acc:max"]}',
+    "markup-counts": '{"front": [], "configurations": "<b>x</b>", "infeasible": "<script>x</script>", "constraints": ["<i>"]}',
+    "markup-point": (
+        '{"objectives": ["test_acc:max"], "front": [{"config": "<script>x</script>", "n": "<img src=x onerror=y>",'
+        ' "values": {"test_acc": "<b>"}, "swept": {"<u>": "<s>"}}]}'
+    ),
+    "deep": "[" * 50_000 + "]" * 50_000,
+    "binary": b"\xff\xfe\x00",
+}
+
+
+@pytest.mark.parametrize("content", list(PARETO.values()), ids=list(PARETO))
+def test_a_hostile_pareto_file_never_breaks_the_html_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes
+) -> None:
+    folder = _folder(tmp_path, json.dumps(_records()))
+    (folder / "sweep_pareto.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, _, err = _run(capsys, "report", str(folder))
+    assert code == cli.OK, err
+    page = (folder / "sweep_report.html").read_text(encoding="utf-8")
+    for markup in ("<b>x", "<script>x", "<img src=x", "<i>", "<u>", "<s>", "<b></td>"):
+        assert markup not in page, markup
