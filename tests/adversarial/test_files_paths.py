@@ -177,3 +177,25 @@ def test_a_resumed_sweep_never_writes_through_a_planted_link(toy: SweepPytester,
         result.assert_outcomes(passed=2)
         assert len([line for line in result.outlines if "could not write" in line]) == 1
         assert os.path.islink(where / planted)
+
+
+# -- files shipped back from Ray actors --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "rel",
+    ["../outside/x", "/tmp/x", "config_001/../../outside/x", "linked/output.log", "", "config_001//x", "./x"],
+)
+def test_files_shipped_from_a_ray_node_land_only_inside_the_sweep_folder(tmp_path: Path, rel: str) -> None:
+    from types import SimpleNamespace
+
+    from pytest_sweep.matrix.ray_backend import RayBackend
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (sweep / "linked").symlink_to(outside)
+    backend = SimpleNamespace(controller=SimpleNamespace(dir=sweep))
+    RayBackend.write_files(backend, {rel: b"shipped", "config_001/output.log": b"ok"})  # type: ignore[arg-type]
+    assert list(outside.iterdir()) == []
+    assert (sweep / "config_001" / "output.log").read_bytes() == b"ok"
+    assert sorted(p.name for p in sweep.iterdir()) == ["config_001", "linked"]
