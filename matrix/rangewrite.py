@@ -15,15 +15,15 @@ import re
 from collections.abc import Sequence
 
 from pytest_sweep.matrix.errors import printable as one_line
-from pytest_sweep.matrix.rangeconfig import ESCAPED, _range_parts, _same_value
+from pytest_sweep.matrix.rangeconfig import _range_parts, _same_value
 
 __all__ = ["Unwritable", "assignment", "comment", "one_line", "quote", "value"]
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: What a bare (unquoted) value may not contain: the parser would read these as syntax.
-_SYNTAX = frozenset('"|#')
-#: The parser splits lines here (``\r\n``, ``\r``, ``\n``): no value can hold them.
-_LINE_BREAKS = frozenset("\r\n")
+#: A value that reads back as itself without quotes: not empty, no space (``str.strip``'s) at either
+#: end, no ``"``, ``|``, ``#`` (syntax) and no line break (the parser splits lines at ``\r`` and
+#: ``\n``); and, checked apart, not a range (:func:`_bare`).
+_PLAIN_RE = re.compile(r'[^\s"|#](?:[^"|#\r\n]*[^\s"|#])?')
 _NOT_SET_RE = re.compile(r"#\s*CONFIG_\w+ is not set")
 
 
@@ -32,12 +32,13 @@ class Unwritable(ValueError):
 
 
 def _check(text: str, what: str) -> None:
-    if _LINE_BREAKS & set(text):
+    if "\n" in text or "\r" in text:
         raise Unwritable(f"{what} {one_line(text)!s} holds a line break, which a range config cannot hold")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Unwritable(f"{what} {one_line(text)!s} is not valid Unicode text (a lone surrogate)") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unwritable(f"{what} {one_line(text)!s} is not valid Unicode text (a lone surrogate)") from None
 
 
 def quote(text: str) -> str:
@@ -48,20 +49,15 @@ def quote(text: str) -> str:
     (``a|b`` -> ``"a\|b"``, ``1:2:3`` -> ``"1\:2\:3"``, ``12:30`` stays ``"12:30"``).
     """
     _check(text, "value")
-    special = ESCAPED if _range_parts(text) is not None else ESCAPED.replace(":", "")
-    escaped = "".join("\\" + c if c in special else c for c in text)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("|", "\\|")
+    if ":" in text and _range_parts(text) is not None:
+        escaped = escaped.replace(":", "\\:")
     return f'"{escaped}"'
 
 
 def _bare(text: str) -> bool:
     """Whether ``text`` reads back as itself without quotes (a number, ``y``, a plain word)."""
-    return (
-        bool(text)
-        and text == text.strip()
-        and not (_SYNTAX & set(text))
-        and not (_LINE_BREAKS & set(text))
-        and _range_parts(text) is None
-    )
+    return _PLAIN_RE.fullmatch(text) is not None and (":" not in text or _range_parts(text) is None)
 
 
 def value(text: str, *, string: bool) -> str:
@@ -85,7 +81,12 @@ def assignment(key: str, values: Sequence[str], *, string: bool) -> str:
     if not values:
         raise Unwritable(f"{key} has no value to write")
     quoted = string or not all(_bare(v) for v in values)
-    rendered = [quote(v) if quoted else value(v, string=False) for v in values]
+    if quoted:
+        rendered = [quote(v) for v in values]
+    else:
+        for v in values:
+            _check(v, "value")  # a bare value holds no line break; a lone surrogate is still refused
+        rendered = list(values)
     if len(values) > 1:
         seen = {_same_value(v, quoted) for v in values}
         if len(seen) != len(values):
