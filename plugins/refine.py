@@ -60,11 +60,13 @@ class Refinement:
 
 
 def _decimal(text: str) -> Decimal | None:
+    """``text`` as a number, or None; a number no symbol takes (``1e999999``: its grid would need a
+    million digits) is text here, as :meth:`~pytest_sweep.matrix.symbols.Symbol.coerce` refuses it."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    return value if value.is_finite() and abs(value.adjusted()) <= 300 else None
 
 
 def show(value: Decimal) -> str:
@@ -75,9 +77,11 @@ def show(value: Decimal) -> str:
 
 
 def _numeric(key: str, values: list[str], symbols: SymbolTable | None) -> bool:
+    # every value a number either way: a summary read by `pytest-sweep report` may hold anything
+    numbers = all(_decimal(v) is not None for v in values)
     if symbols is not None and key in symbols:
-        return symbols[key].type in ("int", "float")
-    return all(_decimal(v) is not None for v in values) and not set(values) <= _BOOLS
+        return symbols[key].type in ("int", "float") and numbers
+    return numbers and not set(values) <= _BOOLS
 
 
 def _integer(key: str, values: list[str], symbols: SymbolTable | None) -> bool:

@@ -164,3 +164,17 @@ def test_the_plots_draw_or_leave_out_hostile_numbers(tmp_path: Path, value: str)
         assert spec.reason is None or "\n" not in spec.reason
         if spec.reason is None:
             assert (tmp_path / "plots" / spec.name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("value", ["1e999999", "-1e999999", "1e-999999", "9" * 5000])
+@pytest.mark.parametrize("symbols", [None, "float"], ids=["unknown-key", "float-symbol"])
+def test_refine_range_of_an_absurd_number_reads_back(value: str, symbols: str | None) -> None:
+    """Found by the round-trip property test: a grid around 1e999999 needed a number of a million digits."""
+    from pytest_sweep.matrix.symbols import Symbol, SymbolTable
+
+    table = SymbolTable([Symbol("CONFIG_X", "float", None, "t")]) if symbols else None
+    records = grid_records({"CONFIG_X": [value, "2"]}, lambda v: 50.0 + (v["CONFIG_X"] == "2"))
+    ref = refine.refine(records, importance.compute(records, 0.5), table)
+    text, why = refine.rendered(ref, "s", table)
+    assert why is None and text is not None
+    assert {p.key: p.values for p in parse_text(text).params}["CONFIG_X"] == ("2", value)
