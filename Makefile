@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster
-	$(PY) -m pip install -q -e ".[dev,ray]"
+	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster;
+	# tensorboard, mlflow: the trackers' tests read back what --sweep-tensorboard/--sweep-mlflow wrote
+	$(PY) -m pip install -q -e ".[dev,ray,tensorboard,mlflow]"
 	touch $(STAMP)
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)
