@@ -26,12 +26,16 @@ OTHER_OPTIONS = ("range_config", "config_dir", "numprocesses", "maxprocesses", "
 
 
 def recorded_options(config: pytest.Config) -> dict[str, Any]:
-    """The sweep's options as parsed (``dest -> value``), and the ``sweep_*`` ini values set."""
+    """The sweep's options as parsed (``dest -> value``), and the value of each ``sweep_*`` ini setting."""
     values = vars(config.option)
     out = {k: values[k] for k in sorted(values) if k.startswith("sweep_") or k in OTHER_OPTIONS}
-    ini = {k: v for k, v in sorted(config.inicfg.items()) if str(k).startswith("sweep_")}
-    if ini:
-        out["ini"] = {k: str(getattr(v, "value", v)) for k, v in ini.items()}
+    ini: dict[str, Any] = {}
+    for name in out:
+        try:
+            ini[name] = config.getini(name)
+        except ValueError:  # an option without an ini setting of its name
+            continue
+    out["ini"] = ini
     return out
 
 
