@@ -236,10 +236,12 @@ class MlflowTracker:
         self.count = 0
         self.failed: str | None = None
         self.seconds = 0.0
+        self.summary = ""
 
     def _line(self, text: str, **markup: bool) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
+            reporter.ensure_newline()  # progress dots may leave the line open
             reporter.write_line(text, **markup)
 
     def _guarded(self, what: str, fn: Any, *args: Any) -> None:
@@ -294,10 +296,14 @@ class MlflowTracker:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self._guarded("cannot close the parent run", self._end, interrupted)
         if self.failed is None:
-            self._line(
+            self.summary = (
                 f"mlflow: {self.count} trial run{'s' if self.count != 1 else ''} under parent run {self.parent_id} "
                 f"in experiment {self.experiment_name!r} at {self.uri} ({self.seconds:.1f} s)"
             )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary:
+            terminalreporter.write_line(self.summary)
 
     # -- the work ------------------------------------------------------------------------------------
     def _trial(self, nodeid: str, record: dict[str, Any]) -> None:

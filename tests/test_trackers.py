@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,17 @@ def test_on_ray_the_events_travel_with_the_shipped_trial_files(
     assert all(event_pids(sweep_dir / r["trial_dir"]) - controller for r in records.values())
     check_mlflow(sp.path / "test_matrix_results" / "mlruns" / "mlflow.db", sweep_dir, records)
     assert json.loads((sweep_dir / "environment.json").read_text())["resolved"]["ray"]["ship_files"] is True
+
+
+@pytest.mark.slow
+@needs_tb
+@needs_mlflow
+def test_the_trackers_benchmark_runs_in_smoke_mode() -> None:
+    bench = Path(__file__).resolve().parents[1] / "bench" / "trackers.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--smoke"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "### Trackers (--sweep-tensorboard, --sweep-mlflow)" in done.stdout
+    for row in ("| plain |", "| tensorboard |", "| mlflow, new store |"):
+        assert row in done.stdout, done.stdout
