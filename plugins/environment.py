@@ -85,8 +85,9 @@ def write_environment(config: pytest.Config, sweep_dir: Path) -> dict[str, Any]:
     return env
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
+    """First thing on the controller: the trackers (``--sweep-mlflow``) read it when they start."""
     config = session.config
     controller = config.stash.get(CONTROLLER_KEY, None)
     if controller is None or hasattr(config, "workerinput") or config.option.collectonly:

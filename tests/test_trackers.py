@@ -114,6 +114,7 @@ def check_mlflow(db: Path, sweep_dir: Path, records: dict[str, dict[str, Any]], 
     assert Path(exp.artifact_location.removeprefix("file://")).parent == db.parent / "artifacts"
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.data.tags["pytest_sweep.sweep_dir"] == str(sweep_dir)
+    assert parent.data.tags["pytest_sweep.environment"].startswith("code: not in a git repository")
     assert parent.info.run_name == sweep_dir.name and parent.info.status == "FINISHED"
     assert parent.data.params == {"CONFIG_NUM_EPOCHS": "3"}
     passed = [r for r in records.values() if r["status"] == "passed"]
@@ -290,7 +291,7 @@ def test_an_unreachable_mlflow_server_is_one_line_and_the_sweep_goes_on(
 @needs_tb
 @needs_mlflow
 @mlflow_reads
-def test_on_ray_the_events_travel_with_the_shipped_trial_files(
+def test_on_ray_the_events_travel_with_the_shipped_trial_files_and_mlflow_needs_no_store_on_the_actors(
     readers: None, ray_cluster: Any, sweep_pytester: SweepPytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Actors writing node-local folders (--sweep-ray-ship-files): the events come back with the trial."""
@@ -318,6 +319,21 @@ def test_on_ray_the_events_travel_with_the_shipped_trial_files(
     assert all(event_pids(sweep_dir / r["trial_dir"]) - controller for r in records.values())
     check_mlflow(sp.path / "test_matrix_results" / "mlruns" / "mlflow.db", sweep_dir, records)
     assert json.loads((sweep_dir / "environment.json").read_text())["resolved"]["ray"]["ship_files"] is True
+    actors = [p.stem.removeprefix("imported-") for p in sp.path.glob("imported-ray*.txt")]
+    assert actors and all("mlflow" not in imported(sp.path, a) for a in actors)  # only the controller logs
+    # with =DIR the controller moves the shipped events from the trial folders to DIR
+    sp.run_subprocess(
+        "--range-config=lr.rc",
+        "--sweep-backend=ray",
+        "--sweep-ray-ship-files",
+        "--sweep-tensorboard=tb",
+        "--sweep-output=second",
+        "-p",
+        "no:cacheprovider",
+    ).assert_outcomes(passed=3)
+    second = sp.only_sweep_dir(sp.path / "second")
+    check_tensorboard(sp.path / "tb" / second.name, sp.records(second))
+    assert not list(second.rglob("events.out.tfevents.*"))
 
 
 @pytest.mark.slow
