@@ -278,15 +278,18 @@ class MlflowTracker:
         controller = self.config.stash.get(CONTROLLER_KEY, None)
         record = controller.records.get(report.nodeid) if controller is not None else None
         if record is not None:
-            self._trial(report.nodeid, record)
+            self._trial(report.nodeid, record, ran=not record.get("reused"))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sweep_finished(self, config: pytest.Config, sweep: SweepResult) -> None:
         """Trials whose last report was not a teardown (a crashed worker), and the resumed sweep's."""
         if self.parent_id is None:
             return
+        controller = self.config.stash.get(CONTROLLER_KEY, None)
+        reported = controller.records if controller is not None else {}
         for record in sweep.records:
-            self._trial(str(record.get("nodeid") or record.get("trial_dir")), record)
+            nodeid = str(record.get("nodeid") or record.get("trial_dir"))
+            self._trial(nodeid, record, ran=nodeid in reported and not record.get("reused"))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -306,12 +309,17 @@ class MlflowTracker:
             terminalreporter.write_line(self.summary)
 
     # -- the work ------------------------------------------------------------------------------------
-    def _trial(self, nodeid: str, record: dict[str, Any]) -> None:
+    def _trial(self, nodeid: str, record: dict[str, Any], ran: bool) -> None:
+        """Log one trial's nested run, once.
+
+        :param ran: it trained in this run; otherwise (reused, or a record kept from the resumed
+            sweep) it is logged only when no earlier run of this sweep logged it.
+        """
         status = str(record.get("status"))
         if nodeid in self.logged or status not in RUN_STATUS:
             return
         self.logged.add(nodeid)
-        if record.get("reused") and self.earlier.get(str(record.get("trial_dir"))) in ("passed", "stopped"):
+        if not ran and str(record.get("trial_dir")) in self.earlier:
             return  # logged by the run that trained it
         self._guarded(f"cannot log {record.get('config_file')}", self._log_trial, dict(record))
 
@@ -402,10 +410,14 @@ class MlflowTracker:
             tags=tags,
         )
         run_id = run.info.run_id
-        for chunk in _chunks(_params(record.get("config") or {}, {"seed": record.get("seed")}), 100):
-            self.client.log_batch(run_id, params=chunk)
-        for chunk in _chunks(trial_metrics(record, history, end_ms), 1000):
-            self.client.log_batch(run_id, metrics=chunk)
+        params = list(_chunks(_params(record.get("config") or {}, {"seed": record.get("seed")}), 100))
+        metrics = list(_chunks(trial_metrics(record, history, end_ms), 1000))
+        for i in range(
+            max(len(params), len(metrics))
+        ):  # one call per batch (MLflow's limits: 100 params, 1000 metrics)
+            self.client.log_batch(
+                run_id, params=params[i] if i < len(params) else [], metrics=metrics[i] if i < len(metrics) else []
+            )
         if folder.is_dir() and record.get("trial_dir"):
             self.client.log_artifacts(run_id, str(folder))
         self.client.set_terminated(run_id, status=RUN_STATUS[str(record["status"])], end_time=end_ms)

@@ -279,9 +279,9 @@ class TensorBoardTracker:
             if logdir.is_dir():
                 _clear_events(logdir)
             events = Events(logdir)
-            sources = self.config.stash.get(SOURCES_KEY, None)
-            swept = [k for k in trial.swept if k != SEED_KEY] if sources is not None else []
-            group = ", ".join(f"{short_key(k)}={trial.swept[k]}" for k in swept) if SEED_KEY in trial.swept else ""
+            # replicates (a swept seed) share a session group: the swept values without the seed
+            others = [k for k in trial.swept if k != SEED_KEY]
+            group = ", ".join(f"{short_key(k)}={trial.swept[k]}" for k in others) if SEED_KEY in trial.swept else ""
             events.add(session_start_summary({short_key(k): trial.values.get(k) for k in trial.swept}, group))
             events.flush()
         except Exception as exc:  # a log that cannot be written must not fail the trial

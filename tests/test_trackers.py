@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# numpy before any in-process pytester run: pytester drops modules a test imported, and numpy's
+# extension cannot be imported twice in one process (the readers below import it)
+import numpy  # noqa: F401
 import pytest
 from landscape import CONFTEST, RANGE, RANGE_WITH_FAILURE, expected_acc
 
