@@ -286,6 +286,7 @@ class _State:
     folder: Path
     thresholds: list[Threshold]
     result: Comparison | None = None
+    current: Path | None = None
 
 
 _STATE = pytest.StashKey[_State]()
@@ -323,6 +324,7 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
         s = search_options.settings(config)
         objectives = s.objectives if s.explicit else ()
         state.result = compare(state.baseline, sweep.records, state.thresholds, str(state.folder), objectives)
+        state.current = sweep.dir
 
 
 @pytest.hookimpl(trylast=True)
@@ -344,3 +346,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     tr.write_sep("=", "sweep comparison")
     for line in render(state.result):
         tr.write_line(line, red=line.startswith("REGRESSION "))
+    if state.current is not None:
+        from pytest_sweep.plugins.environment import compare_lines
+
+        for line in compare_lines(state.folder, state.current):
+            tr.write_line(line, yellow=True)

@@ -23,6 +23,7 @@ from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import importance as imp_mod
 from pytest_sweep.plugins import plots, refine
 from pytest_sweep.plugins.analysis import labeller
+from pytest_sweep.plugins.environment import html_section as environment_section
 from pytest_sweep.plugins.importance import Importance
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
@@ -281,6 +282,7 @@ def render(
         "<h2>Next sweep: refine_range</h2>",
         f"<pre>{_e(refine_text)}</pre>" if refine_text else "<p>refine_range not written: no trial passed.</p>",
         *_problems_section(records),
+        *environment_section(sweep_dir),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -6,6 +6,8 @@
     ``refine_range``, ``plots/``, ``sweep_summary.csv`` and ``sweep_report.html``.
 ``pytest-sweep compare A B [--fail test_acc:1.0]``
     compare sweep B with baseline A; exit 1 when a threshold is broken.
+``pytest-sweep reproduce DIR TRIAL [--run] [--output OUT]``
+    print the command that trains one trial of sweep DIR again (``--run``: run it and compare).
 
 A folder without a readable ``sweep_summary.json`` or a threshold that does not parse is a usage
 error: one line, exit code 4 (as pytest's own).
@@ -62,6 +64,10 @@ def report(folder: Path, threshold: str | None) -> int:
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
     html_report.write(folder, records, imp, specs, sources)
     drawn = sum(1 for s in specs if s.reason is None)
+    from pytest_sweep.matrix import environment
+
+    env, why = environment.load(folder)
+    print(f"environment: {environment.summary_line(env) if env is not None else why}")
     print(
         f"{folder}: {ANALYSIS_TXT}, {importance.IMPORTANCE_JSON}, "
         + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
@@ -82,7 +88,37 @@ def compare(baseline: Path, current: Path, fails: list[str]) -> int:
     result = cmp.compare(then, now, thresholds, str(baseline))
     for line in cmp.render(result):
         print(line)
+    from pytest_sweep.plugins.environment import compare_lines
+
+    for line in compare_lines(baseline, current):
+        print(line)
     return 1 if result.regressions() else 0
+
+
+def reproduce(folder: Path, trial: str, run: bool, out: Path | None) -> int:
+    from pytest_sweep.plugins import reproduce as rep
+
+    try:
+        plan = rep.plan(folder, trial, out)
+    except rep.ReproduceError as exc:
+        return _usage_error(str(exc))
+    try:
+        rep.write_config(plan.record, plan.config_dir)
+    except rep.ReproduceError as exc:
+        return _usage_error(str(exc))
+    except OSError as exc:
+        return _usage_error(
+            f"cannot write the trial's config under {plan.out} ({exc.strerror or exc}); pass --output=DIR"
+        )
+    for note in plan.notes:
+        print(f"note: {note}")
+    print(plan.shell())
+    if not run:
+        return 0
+    verdict = rep.run(plan, rep.load_records(plan.sweep_dir))
+    for line in verdict.lines:
+        print(line)
+    return 0 if verdict.reproduced else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,9 +142,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="METRIC:PP",
         help="Exit 1 when a trial's METRIC (test_acc, best_acc) dropped by more than PP points (repeatable)",
     )
+    again = sub.add_parser("reproduce", help="Print (or --run) the command that trains one trial of a sweep again")
+    again.add_argument("folder", type=Path, metavar="DIR")
+    again.add_argument("trial", metavar="TRIAL", help="config_NNN, the trial's folder name or its node id")
+    again.add_argument("--run", action="store_true", help="Run it into a new sweep folder and compare with the record")
+    again.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="Where its config and sweep go (default: DIR/reproduce)",
+    )
     args = parser.parse_args(argv)
     if args.command == "report":
         return report(args.folder, args.importance_threshold)
+    if args.command == "reproduce":
+        return reproduce(args.folder, args.trial, args.run, args.output)
     return compare(args.baseline, args.current, args.fail)
 
 
