@@ -181,8 +181,8 @@ def pytest_configure(config: pytest.Config) -> None:
         controller = config.stash[CONTROLLER_KEY] = Controller(
             config, sources, sweep_dir, options.summary_interval(config), previous
         )
-        ticker = TrialTicker(config, controller) if mode != "none" else None
-        if ticker is not None and not _distributing(config):
+        ticker = TrialTicker(config, controller, quiet=mode == "none")
+        if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
         if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)
