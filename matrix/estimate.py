@@ -106,6 +106,8 @@ def format_span(span: Span) -> str:
     """``about 3-5 min``, ``about 40-70 s``, ``about 2-3 h``; a user's own figure as ``2.0 min``."""
     if span.low == span.high:
         return format_minutes(span.low / 60)
+    if span.high < 1:
+        return "under 1 s"
     scale, unit = _unit(span.high)
     low, high = _nice(span.low / scale, up=False), _nice(span.high / scale, up=True)
     if high <= low:

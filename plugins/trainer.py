@@ -362,5 +362,6 @@ class BuiltinTrainer:
             "peak_memory_mb": round(peak / 2**20, 1) if peak else None,
             "torch_threads": torch.get_num_threads(),
             "device": device,
+            "test_samples": len(data.test_y),
             "history": out["history"],
         }

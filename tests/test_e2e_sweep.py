@@ -241,11 +241,18 @@ def test_terminal_shows_the_ranked_table(digits_sweep: Sweep) -> None:
         lr, wd = (rec["config"][k] for k in ("CONFIG_LEARNING_RATE", "CONFIG_WEIGHT_DECAY"))
         lines.append(f"{rank} * {rec['config_file']} * {rec['test_acc']:.2f} * 0.0% * *s * {lr} * {wd}")
     lines += [
-        f"best: {ranked[0]['config_file']} at {ranked[0]['test_acc']:.2f}% test accuracy",
+        f"best: {ranked[0]['config_file']} at {ranked[0]['test_acc']:.2f}% test accuracy; * (within 0.50 pp "
+        "resolution, no seeds swept)*",
         "FAILED config_001: loss became nan/inf*",
         "FAILED config_002: loss became nan/inf*",
-        f"summary: {digits_sweep.dir / 'sweep_summary.json'}",
+        # every file a person opens, named at the end of the run
+        f"report: {digits_sweep.dir / 'sweep_report.html'}",
         f"analysis: {digits_sweep.dir / 'sweep_analysis.txt'}",
+        f"table: {digits_sweep.dir / 'sweep_summary.csv'}",
+        f"plots: {digits_sweep.dir / 'plots'}/ (5 PNG files)",
+        f"next sweep: {digits_sweep.dir / 'refine_range'} (run it: pytest --range-config={digits_sweep.dir / 'refine_range'})",
+        f"summary: {digits_sweep.dir / 'sweep_summary.json'}",
+        f"for machines: {digits_sweep.dir / 'sweep_analysis.json'}",
     ]
     digits_sweep.result.stdout.fnmatch_lines(lines, consecutive=True)
 
