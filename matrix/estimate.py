@@ -378,7 +378,8 @@ class Clock:
     """The time left, re-estimated after each finished trial; passed trials' times go to the cache.
 
     A failed trial's time never enters the estimate (it failed early, or hung until a timeout); a
-    reused one (``--sweep-resume``) took no time.
+    reused one (``--sweep-resume``) took no time; each process' first trial, which pays the
+    imports and the data loading, is left out once two other trials of its kind finished.
     """
 
     def __init__(self, config: pytest.Config, sources: Sources) -> None:
@@ -391,6 +392,9 @@ class Clock:
         self.started = False
         #: a trial of each timing key (the first one seen)
         self.trials: dict[str, Trial] = {}
+        #: timing key -> this run's times without each process' first trial; the processes seen
+        self.later: dict[str, list[float]] = {}
+        self.workers_seen: set[str] = set()
 
     def key(self, trial: Trial) -> str:
         return trial_key(self.sources, trial)
@@ -414,7 +418,11 @@ class Clock:
         if record.get("reused") or record.get("status") not in ("passed", "stopped"):
             return
         key = self.key(trial)
+        worker = str(record.get("worker") or "main")
+        first = worker not in self.workers_seen  # it paid the process' imports and data loading
+        self.workers_seen.add(worker)
         self.seconds.setdefault(key, []).append(seconds)
+        self.later.setdefault(key, []).extend([] if first else [seconds])
         if record.get("status") == "passed":
             device = trial.values.get("CONFIG_DEVICE")
             remember(self.config, key, seconds, self.sources.describe(trial), None if device is None else str(device))
@@ -423,7 +431,9 @@ class Clock:
         """The interval for one trial of ``key`` left, and its basis in words."""
         own = self.seconds.get(key)
         if own:
-            return Span.of(own[-CACHE_SAMPLES:]), _from(len(own))
+            later = self.later.get(key) or []
+            # a process' first trial pays its imports: once two others finished, the rest look like them
+            return Span.of((later if len(later) >= 2 else own)[-CACHE_SAMPLES:]), _from(len(own))
         est = initial(self.config)
         if est is not None and est.spans.get(key) is not None:
             return est.spans[key], "as estimated before the run"

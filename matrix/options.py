@@ -296,7 +296,12 @@ def minutes_per_trial(config: pytest.Config) -> float | None:
 def estimate_asked(config: pytest.Config) -> bool:
     """``--sweep-estimate`` (or its ini value): time a few steps before the sweep."""
     opt = config.getoption("sweep_estimate", None)
-    return bool(opt) if opt is not None else bool(config.getini("sweep_estimate"))
+    if opt is not None:
+        return bool(opt)
+    try:
+        return bool(config.getini("sweep_estimate"))
+    except (ValueError, pytest.UsageError) as exc:
+        raise pytest.UsageError(f"ini value sweep_estimate: {exc}; use true or false") from None
 
 
 def summary_interval(config: pytest.Config) -> float:

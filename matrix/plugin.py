@@ -153,6 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
+    options.estimate_asked(config)  # a bad ini value is a usage error before anything runs
     sources = config.stash[SOURCES_KEY] = Sources(config)
     paths = [str(s.path) for s in sources.sources]
     if config.args_source != pytest.Config.ArgsSource.ARGS:

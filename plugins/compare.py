@@ -250,24 +250,23 @@ def _statistical(rows: list[Row], t: Threshold) -> tuple[list[Finding], str]:
             config = {k: v for k, v in (row.now_record.get("config") or {}).items() if k != SEED_KEY}
             key = json.dumps([row.now_record.get("source"), config], sort_keys=True)
             groups.setdefault(key, ([], row.label))[0].append(row)
-    tests: list[tuple[str, float, float, int, float | None, str]] = []  # label, then, now, n, p, how
     floor = stats.rounding_sd(_granularity([r.then_record for r in rows] + [r.now_record for r in rows]))
+    table: list[tuple[str, list[tuple[float, float]]]] = []
     for members, label in groups.values():
         pairs: list[tuple[float, float]] = []
         for r in members:
             x, y = _metric(r.then_record, t.metric), _metric(r.now_record, t.metric)
             if x is not None and y is not None:
                 pairs.append((x, y))
-        if not pairs:
-            continue
-        then = [a for a, _ in pairs]
-        now = [b for _, b in pairs]
-        mean_then, mean_now = statistics.fmean(then), statistics.fmean(now)
-        if len(pairs) >= 2:
-            test = stats.t_test([a - b for a, b in pairs], shift=t.points, alternative="greater", floor=floor)
-            tests.append((label, mean_then, mean_now, len(pairs), test.p, f"paired over {len(pairs)} seeds"))
-        else:
-            tests.append((label, mean_then, mean_now, 1, None, "1 seed in both: the threshold rule"))
+        if pairs:
+            table.append((label, pairs))
+    results = stats.paired_tests([[a - b for a, b in pairs] for _, pairs in table], t.points, "greater", floor)
+    tests: list[tuple[str, float, float, int, float | None, str]] = []  # label, then, now, n, p, how
+    for (label, pairs), result in zip(table, results, strict=True):
+        mean_then = statistics.fmean(a for a, _ in pairs)
+        mean_now = statistics.fmean(b for _, b in pairs)
+        how = f"paired over {len(pairs)} seeds" if result is not None else "1 seed in both: the threshold rule"
+        tests.append((label, mean_then, mean_now, len(pairs), None if result is None else result.p, how))
     adjusted = iter(stats.holm([p for *_, p, _ in tests if p is not None]))
     found = []
     for label, a, b, n, p, how in tests:
@@ -288,8 +287,9 @@ def _statistical(rows: list[Row], t: Threshold) -> tuple[list[Finding], str]:
             )
     n_tests = sum(1 for *_, p, _ in tests if p is not None)
     basis = (
-        f"per-configuration means over seeds: a one-sided paired t-test that the drop exceeds {t.points:g} pp, "
-        f"Holm across {n_tests} configuration{'s' if n_tests != 1 else ''} (alpha {stats.ALPHA:g})"
+        f"per-configuration means over seeds: a one-sided paired t-test that the drop exceeds {t.points:g} pp "
+        f"(the seed noise pooled over the configurations), Holm across {n_tests} "
+        f"configuration{'s' if n_tests != 1 else ''} (alpha {stats.ALPHA:g})"
     )
     return found, basis
 

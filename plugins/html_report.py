@@ -279,7 +279,7 @@ def render(
     }
     summary = " | ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
     body = [
-        f"<h1>Sweep report: {_e(sweep_dir.name)}</h1>",
+        f"<h1>Sweep report: {_e(sweep_dir.resolve().name)}</h1>",
         f"<p>{len(records)} trials ({_e(summary)})"
         + (f"; from {_e(', '.join(sources))}" if sources else "")
         + '. Files: <a href="sweep_summary.json">sweep_summary.json</a>, '
@@ -296,7 +296,7 @@ def render(
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Sweep report: {_e(sweep_dir.name)}</title><style>{STYLE}</style></head><body>\n"
+        f"<title>Sweep report: {_e(sweep_dir.resolve().name)}</title><style>{STYLE}</style></head><body>\n"
         + "\n".join(body)
         + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )

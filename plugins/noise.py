@@ -2,9 +2,10 @@
 
 - **Seeds swept** (``CONFIG_SEED=1|2|3``): the noise is the seed-to-seed spread, measured: the
   pooled standard deviation of ``test_acc`` over the seeds of each configuration.  A configuration
-  is told apart from the best by a two-sided paired t-test over the seeds both passed with
-  (:func:`~pytest_sweep.plugins.stats.t_test`), corrected for the number of comparisons
-  (Bonferroni: see :func:`best_set` for why not Holm's step-down here).
+  is told apart from the best by a two-sided paired t-test over the seeds both passed with, the
+  differences' spread pooled over every comparison (:func:`~pytest_sweep.plugins.stats.paired_tests`),
+  corrected for the number of comparisons (Bonferroni: see :func:`best_set` for why not Holm's
+  step-down here).
 - **No seeds swept**: there is nothing to measure the noise with, so a stated *resolution* stands
   in for it: the larger of the test set's granularity (one test image: 100 / ``test_samples`` pp,
   0.28 pp on digits' 360 images) and ``--sweep-importance-threshold`` (default 0.5 pp).  Two
@@ -247,7 +248,9 @@ def best_set(
     """The best configuration (best mean over its seeds, or best trial) and its tie set.
 
     With seeds: each other configuration is compared with the best by a two-sided paired t-test
-    over the seeds both passed with; the p-values are multiplied by the number of comparisons
+    over the seeds both passed with, its differences' spread pooled with every other comparison's
+    (one noise model: with 3 seeds a pair alone has 2 degrees of freedom; a pair noisier than the
+    pool keeps its own spread); the p-values are multiplied by the number of comparisons
     (Bonferroni), and a configuration stays tied unless its adjusted p-value is below alpha.  One
     with fewer than two shared seeds cannot be tested, so it stays tied (the data cannot tell it
     apart).  Without seeds: a configuration within the resolution of the best is tied.
@@ -274,14 +277,15 @@ def best_set(
             out.append(Contender(c, diff, 0, None, None, tied, f"{diff:.2f} pp behind: {verb} the resolution"))
         return BestSet(best, tuple(out), noise, tuple(ranked))
     mine = best.by_seed()
-    tests: list[tuple[Configuration, float, int, float | None]] = []
+    differences = []
     for c in others:
         theirs = c.by_seed()
-        common = [s for s in mine if s in theirs]
-        p = None
-        if len(common) >= 2:
-            p = stats.t_test([mine[s] - theirs[s] for s in common], floor=noise.floor).p
-        tests.append((c, best_mean - (c.mean or 0.0), len(common), p))
+        differences.append([mine[s] - theirs[s] for s in mine if s in theirs])
+    results = stats.paired_tests(differences, floor=noise.floor)
+    tests: list[tuple[Configuration, float, int, float | None]] = [
+        (c, best_mean - (c.mean or 0.0), len(d), None if r is None else r.p)
+        for c, d, r in zip(others, differences, results, strict=True)
+    ]
     tested = [p for _, _, _, p in tests if p is not None]
     adjusted = iter(stats.bonferroni(tested))
     out = []

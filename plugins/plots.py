@@ -98,7 +98,10 @@ def plan(records: list[dict[str, Any]], sweep_dir: Path) -> list[PlotSpec]:
     keys = swept_keys(scoped)
     passed = [r for r in scoped if _passed(r)]
     few = f"fewer than two passed trials ({len(passed)})" if len(passed) < 2 else None
-    specs = [PlotSpec(f"test_acc_vs_{short_key(k).lower()}.png", "param", key=k, reason=few) for k in keys]
+    # the replicate seed gets no plot of its own: its spread is the error bars of the others
+    specs = [
+        PlotSpec(f"test_acc_vs_{short_key(k).lower()}.png", "param", key=k, reason=few) for k in keys if k != SEED_KEY
+    ]
     top, worst = curve_trials(scoped)
     chosen = [*top, *([worst] if worst else [])]
     curves_reason = few or (None if any(history(sweep_dir, r) for r in chosen) else "no per-epoch history found")
@@ -213,7 +216,7 @@ def param_figure(records: list[dict[str, Any]], key: str, noise: Noise | None = 
             )
     if log:
         ax.set_xscale("log")
-    if not numeric:
+    if not numeric or (not log and len(pos) <= 10):  # the swept values themselves, not 0.525, 0.55, ...
         ax.set_xticks(list(pos.values()), list(pos))
     ax.set_xlabel(short_key(key))
     ax.set_ylabel("test accuracy [%]")
@@ -270,7 +273,9 @@ def curves_figure(records: list[dict[str, Any]], sweep_dir: Path) -> Figure:
     curves = _curves(records, sweep_dir)
     for i, (name, accs, spread, style) in enumerate(curves):
         epochs = range(1, len(accs) + 1)
-        (line,) = ax.plot(epochs, accs, style, marker=MARKERS[i % len(MARKERS)], markersize=4, label=name)
+        # each later curve over the earlier ones with smaller markers: equal curves still both show
+        (line,) = ax.plot(epochs, accs, style, marker=MARKERS[i % len(MARKERS)], markersize=8 - min(i, 5),
+                          linewidth=2.2 - 0.25 * min(i, 5), alpha=0.85, label=name, zorder=3 + i)  # fmt: skip
         if spread is not None:
             half = [s / 2 for s in spread]
             ax.fill_between(epochs, [a - h for a, h in zip(accs, half, strict=True)],
@@ -282,8 +287,8 @@ def curves_figure(records: list[dict[str, Any]], sweep_dir: Path) -> Figure:
             ax.plot(range(1, len(accs) + 1), accs, ":", color="tab:red", label=f"{label(rec)} (failed)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy [%]")
-    what = "configurations (mean over seeds, range shaded)" if seed_swept(records) else "trials"
-    ax.set_title(f"learning curves: the best {what}, and the worst (dashed)", fontsize="medium")
+    what = " (mean over seeds, range shaded)" if seed_swept(records) else ""
+    ax.set_title(f"learning curves: the best and the worst (dashed){what}", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small")
     return fig

@@ -77,8 +77,51 @@ def t_test(
     n = len(differences)
     if n < 2:
         raise ValueError("a t-test needs two or more differences")
+    return _t(differences, max(statistics.stdev(differences), floor), n - 1, shift, alternative)
+
+
+def paired_tests(
+    groups: Sequence[Sequence[float]], shift: float = 0.0, alternative: str = "two-sided", floor: float = 0.0
+) -> list[TTest | None]:
+    """One t-test per group of paired differences, against one noise model: the standard deviation of
+    the differences pooled over every group (degrees of freedom: the sum of each group's n - 1).
+
+    With few seeds a group's own spread is a poor estimate (2 degrees of freedom at 3 seeds); the
+    pooled one is the sweep's seed-to-seed noise.  A group significantly noisier than the others (an
+    F-test of its variance against theirs, at alpha) is judged by its own spread and degrees of
+    freedom instead, so no comparison is credited with much less noise than it shows.  Groups with
+    fewer than two differences get None (not tested).
+    """
+    usable = [list(g) for g in groups if len(g) >= 2]
+    df_pooled = sum(len(g) - 1 for g in usable)
+    ss_pooled = sum(_ss(g) for g in usable)
+    pooled = math.sqrt(ss_pooled / df_pooled) if df_pooled else 0.0
+    out: list[TTest | None] = []
+    for group in groups:
+        if len(group) < 2:
+            out.append(None)
+            continue
+        own_ss, own_df = _ss(group), len(group) - 1
+        rest_df = df_pooled - own_df
+        rest = math.sqrt((ss_pooled - own_ss) / rest_df) if rest_df > 0 else 0.0
+        own = math.sqrt(own_ss / own_df)
+        # noisier than the others: its own spread (and degrees of freedom) judge it
+        noisier = rest_df == 0 or (
+            own > rest and (rest == 0 or (own / rest) ** 2 > f_quantile(1 - ALPHA, own_df, rest_df))
+        )
+        sd, df = (own, own_df) if noisier else (max(pooled, 0.0), df_pooled)
+        out.append(_t(group, max(sd, floor), df, shift, alternative))
+    return out
+
+
+def _ss(values: Sequence[float]) -> float:
+    mean = statistics.fmean(values)
+    return sum((v - mean) ** 2 for v in values)
+
+
+def _t(differences: Sequence[float], sd: float, df: int, shift: float, alternative: str) -> TTest:
+    n = len(differences)
     mean = statistics.fmean(differences)
-    sd = max(statistics.stdev(differences), floor)
     excess = mean - shift
     if sd == 0:  # no noise at all: the sign decides
         t = 0.0 if excess == 0 else math.copysign(math.inf, excess)
@@ -86,10 +129,10 @@ def t_test(
             p = 0.0 if excess > 0 else 1.0
         else:
             p = 1.0 if excess == 0 else 0.0
-        return TTest(n, mean, sd, t, n - 1, p)
+        return TTest(n, mean, sd, t, df, p)
     t = excess / (sd / math.sqrt(n))
-    p = t_sf(t, n - 1) if alternative == "greater" else 2 * t_sf(abs(t), n - 1)
-    return TTest(n, mean, sd, t, n - 1, min(1.0, p))
+    p = t_sf(t, df) if alternative == "greater" else 2 * t_sf(abs(t), df)
+    return TTest(n, mean, sd, t, df, min(1.0, p))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -119,6 +162,11 @@ def f_test(between: float, df_between: int, within: float, df_within: int) -> fl
         return 0.0 if between > 0 else 1.0
     f = (between / df_between) / (within / df_within)
     return float(_special().fdtrc(df_between, df_within, f))  # scipy.stats.f.sf
+
+
+def f_quantile(q: float, dfn: int, dfd: int) -> float:
+    """The ``q`` quantile of the F distribution (``scipy.stats.f.ppf``)."""
+    return float(_special().fdtri(dfn, dfd, q))
 
 
 def t_half_width(sd: float, n: int, confidence: float = 0.95) -> float | None:

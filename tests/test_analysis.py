@@ -209,15 +209,16 @@ def test_golden_replicates_analysis_uses_means_over_seeds() -> None:
     )
     assert "CONFIG_SEED=" not in text.split("Hyperparameters:")[1].split("TOP 10")[0]
     assert (
-        "3. config_007 (seeds 1, 2, 3: config_007, config_008, config_009)  [tied with the best]\n"
-        "   Test Acc: 87.70 ± 0.14% (n=2)"
+        "3. config_007 (seeds 1, 2, 3: config_007, config_008, config_009)\n   Test Acc: 87.70 ± 0.14% (n=2)"
     ) in text
-    # config_001: differences 0.4, 0.3, 0.2: t = 0.3 / (0.1 / sqrt 3) = 5.20, 2 df: p = 0.035 (two-sided);
-    # config_007: differences 0.7, 0.8 over seeds 1 and 3: t = 15, 1 df: p = 0.042; times 2 comparisons: above 0.05
+    # differences to config_001: 0.4, 0.3, 0.2 (3 seeds); to config_007: 0.7, 0.8 (seeds 1 and 3): pooled sd
+    # sqrt((0.02 + 0.005) / 3) = 0.091 with 3 df; config_001: t = 0.3 / (0.091 / sqrt 3) = 5.7, p = 0.011,
+    # times 2 comparisons 0.021 < 0.05: told apart
+    assert "Tie set (paired t over 3 seeds, Bonferroni): config_004\n" in text
     assert (
-        "  config_001: 0.30 pp behind over 3 shared seeds: p = 0.035, over 2 comparisons p = 0.070: not distinguishable\n"
+        "Told apart, worse (2); the nearest: config_001: 0.30 pp behind over 3 shared seeds: p = 0.011, "
+        "over 2 comparisons p = 0.021: worse\n"
     ) in text
-    assert "Tie set (paired t over 3 seeds, Bonferroni): config_004, config_001, config_007\n" in text
     table = (GOLDEN / "sample_replicates_table.txt").read_text(encoding="utf-8").splitlines()
     assert table[0].split() == [
         "rank",

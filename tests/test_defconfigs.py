@@ -105,7 +105,13 @@ EXPECTED = {
         ),
     ),
     "resnet18-digits-smoke": Expected(
-        4, {}, {"CONFIG_ADAMWPRUNE_BETA1": (0.85, 0.9), "CONFIG_TARGET_SPARSITY": (0.5, 0.7)}
+        18,
+        {},
+        {
+            "CONFIG_LEARNING_RATE": (0.0001, 0.001, 0.01),
+            "CONFIG_SEED": (1, 2, 3),
+            "CONFIG_TARGET_SPARSITY": (0.5, 0.7),
+        },
     ),
 }
 

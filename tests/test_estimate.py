@@ -118,6 +118,18 @@ def test_failed_trials_never_shorten_the_time_left(pytester: pytest.Pytester) ->
     assert clock.left(1) is None
 
 
+def test_a_process_first_trial_leaves_the_estimate_once_others_finished(pytester: pytest.Pytester) -> None:
+    config = pytester.parseconfigure()
+    clock = Clock(config, _Sources())  # type: ignore[arg-type]
+    trials = [_trial(f"config_{i:03d}") for i in range(1, 12)]
+    clock.start(trials)
+    clock.finished(trials[0], {"status": "passed", "worker": "main"}, 40.0)  # imports torch, loads the data
+    clock.finished(trials[1], {"status": "passed", "worker": "main"}, 10.0)
+    assert clock.left(1) == "about 1-7 min left (from 2 finished trials)"  # 9 x 9-44 s: the first still counts
+    clock.finished(trials[2], {"status": "passed", "worker": "main"}, 12.0)
+    assert clock.left(1) == "about 1-2 min left (from 3 finished trials)"  # 8 x 9-13.2 s: 72-106 s
+
+
 def test_a_reused_trial_took_no_time(pytester: pytest.Pytester) -> None:
     config = pytester.parseconfigure()
     clock = Clock(config, _Sources())  # type: ignore[arg-type]
@@ -224,3 +236,40 @@ def test_the_estimate_names_earlier_sweep_folders_when_the_cache_is_off(sleepy: 
     )
     (folder,) = [p.name for p in Path(sleepy.path / "out").iterdir()]
     result.stdout.fnmatch_lines([f"sweep: estimated runtime * (2 x *; measured: 2 earlier trials, newest in {folder})"])
+
+
+# -- hostile input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "yes please"])
+def test_a_bad_sweep_estimate_ini_value_is_a_usage_error(sweep_pytester: SweepPytester, value: str) -> None:
+    sweep_pytester.pytester.makeini(f"[pytest]\nsweep_estimate = {value}\n")
+    sweep_pytester.range_config(sweep_pytester.digits_config("CONFIG_LEARNING_RATE=0.001|0.003"))
+    result = sweep_pytester.run("--range-config=sweep.rc", "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.errlines if line] == [
+        f"ERROR: ini value sweep_estimate: invalid truth value {value!r}; use true or false"
+    ]
+
+
+def test_the_ini_value_asks_for_the_timing_as_the_flag_does(
+    sweep_pytester: SweepPytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweep_pytester.pytester.makeini("[pytest]\nsweep_estimate = true\n")
+    sweep_pytester.range_config(sweep_pytester.digits_config("CONFIG_LEARNING_RATE=0.001|0.003"))
+    started: list[Any] = []
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        started.append(args)
+        raise OSError("no child process in this test")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    assert sweep_pytester.run("--range-config=sweep.rc", "--collect-only", "-q").ret == 0
+    assert len(started) == 1
+
+
+def test_a_run_without_a_sweep_writes_no_timing(sweep_pytester: SweepPytester) -> None:
+    """Inert unless asked: a plain test run leaves pytest's cache without our key."""
+    sweep_pytester.pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    sweep_pytester.run().assert_outcomes(passed=1)
+    assert not (sweep_pytester.path / ".pytest_cache" / "v" / "sweep").exists()

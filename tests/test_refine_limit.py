@@ -7,6 +7,9 @@ best configuration's values and says in its header what it left out.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from synthetic import LANDSCAPE, grid_records
 
@@ -68,3 +71,35 @@ def test_the_next_sweep_runs_under_the_limit_of_the_sweep_that_wrote_it(sweep_py
     assert again.ret == pytest.ExitCode.OK, again.stdout.str()
     again.stdout.fnmatch_lines(["9 tests collected*"])  # LS_C and LS_B refined, LS_A fixed at 2
     assert "CONFIG_LS_A=2\n" in text
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1e3", ""])
+def test_the_console_scripts_limit_must_be_a_whole_number(tmp_path: Path, value: str) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "sweep_summary.json").write_text(json.dumps(_ten_parameters()[:4]))
+    script = Path(sys.executable).with_name("pytest-sweep")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pytest_sweep.cli"]
+    done = subprocess.run([*command, "report", str(folder), f"--max-combinations={value}"], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 4 and len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "--max-combinations" in done.stderr
+
+
+def test_the_console_script_narrows_to_its_limit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "sweep_summary.json").write_text(json.dumps(_ten_parameters()))
+    script = Path(sys.executable).with_name("pytest-sweep")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pytest_sweep.cli"]
+    done = subprocess.run([*command, "report", str(folder), "--max-combinations=100"], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rc = parse_text((folder / "refine_range").read_text(encoding="utf-8"), "refine_range")
+    assert rc.count <= 100 and len(rc.swept) == 4  # 3^4 = 81: the four most important refined
