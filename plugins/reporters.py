@@ -7,6 +7,7 @@ parameters' importance and the failures.  The end of the run names every file a 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,19 @@ def _write_files(config: pytest.Config, sweep: SweepResult) -> None:
         render_analysis(sweep.records, sweep.interrupted, sweep.running, sections, threshold),
     )
     storage.write_json_atomic(
-        sweep.dir / ANALYSIS_JSON, analysis_doc(sweep.records, threshold, sweep.running, sweep.interrupted)
+        sweep.dir / ANALYSIS_JSON, finite(analysis_doc(sweep.records, threshold, sweep.running, sweep.interrupted))
     )
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every non-finite number (which JSON cannot hold) as None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
 
 
 @pytest.hookimpl(trylast=True)

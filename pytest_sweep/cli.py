@@ -49,7 +49,7 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
     from pytest_sweep.plugins.analysis import render_analysis
     from pytest_sweep.plugins.compare import load_baseline
-    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT, analysis_doc
+    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT, analysis_doc, finite
 
     try:
         records = load_baseline(folder, "report", str(folder))
@@ -71,7 +71,7 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     storage.write_text_atomic(
         folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections, threshold=noise)
     )
-    storage.write_json_atomic(folder / ANALYSIS_JSON, analysis_doc(records, noise, interrupted=interrupted))
+    storage.write_json_atomic(folder / ANALYSIS_JSON, finite(analysis_doc(records, noise, interrupted=interrupted)))
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
     html_report.write(folder, records, imp, specs, sources, noise)
     drawn = sum(1 for s in specs if s.reason is None)
