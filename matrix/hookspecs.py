@@ -3,7 +3,7 @@
 The hooks are added to pytest's own plugin manager (``pytest_addhooks``), so any
 pytest plugin implements them: a ``conftest.py``, a module given with ``-p``, or a
 package registered through the ``pytest11`` entry point.  The built-in plugins in
-:mod:`pytest_sweep.plugins` use exactly these hooks, and their factory implementations are
+``pytest_sweep.plugins`` use exactly these hooks, and their factory implementations are
 ``trylast`` so that yours win.  The objects the factories return are described by the
 protocols in :mod:`pytest_sweep.matrix.contracts`.
 
@@ -37,7 +37,7 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
     Called once per run on every process.  A ``CONFIG_*`` key that no plugin
     declares is a usage error naming ``file:line``.
 
-    :return: a list of :class:`matrix.Symbol`.
+    :return: a list of :class:`~pytest_sweep.matrix.symbols.Symbol`.
 
     Example::
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix import search_options
+
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_SUMMARY_INTERVAL = 10.0
 #: Options that set one config symbol in every trial, as ``--sweep-set KEY=VALUE`` would.
@@ -253,6 +255,7 @@ def addoption(parser: pytest.Parser) -> None:
         help="Ship each trial's files back to this process, which writes them, even where the output "
         "folder is shared (it is done anyway on a node that cannot see the folder)",
     )
+    search_options.addoption(parser)
     parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
     parser.addini("sweep_ray_address", "Ray cluster address: auto, HOST:PORT or local", default="auto")
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, hookspecs, options, storage
+from pytest_sweep.matrix import estimate, hookspecs, options, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError
@@ -131,6 +131,8 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
     previous = previous_records(sweep_dir)
     if previous is None:
         return None
+    if sources.search.sampled:
+        return previous  # the items' configurations are drawn: the study checks what was resumed
     folders = [sources.make_trial(s, c).folder for s in sources.sources for c in s.combinations]
     change = grid_change(previous, folders)
     if change is not None and not config.getoption("sweep_resume_force"):
@@ -177,6 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
             echo=echo,
         )
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
+    search.configure(config, sources, sweep_dir, runs_trials=not _distributing(config))
     if not worker:
         previous = _resumed_records(config, sources, sweep_dir)
         controller = config.stash[CONTROLLER_KEY] = Controller(

@@ -21,7 +21,7 @@ best_acc           best test accuracy over the epochs [%]
 final_sparsity     fraction of exact zeros in Conv/Linear weights [0..1]
 training_time      wall time of the trial's training [s]
 error              one line: why the trial failed, was skipped or did not run
-CONFIG_...         one column per swept parameter (numbers as numbers)
+``CONFIG_...``     one column per swept parameter (numbers as numbers)
 config             every ``KEY: value`` of the trial's config, as written
 swept              the swept keys
 nodeid, worker     pytest node id; ``main``, the xdist worker id (``gw0``) or the Ray actor's (``ray1``)

@@ -16,7 +16,11 @@ habit):
 - **a lost result**: a configuration that passed in the baseline and is now failed, stopped,
   skipped, not run, or passed without the metric; a trial stopped in both sweeps by the same
   scheduler is compared at its rung instead (stopped at an earlier rung now is lost);
-- **nothing in common**: no trial of this sweep is in the baseline.
+- **nothing in common**: no trial of this sweep is in the baseline;
+- **the front** (``hypervolume:PCT``): the Pareto front's hypervolume lost more than PCT percent.
+
+Sampled sweeps (``--sweep-search``) share few configurations: their row is the best configuration
+found then and now.
 
 A baseline folder without a readable ``sweep_summary.json`` and a threshold that does not parse
 are usage errors before anything trains.  ``pytest-sweep compare A B`` does the same without
@@ -36,14 +40,18 @@ from typing import Any
 import pytest
 from tabulate import tabulate
 
-from pytest_sweep.matrix.records import SweepResult, load_summary
-from pytest_sweep.plugins import stats
+from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.objectives import Objective
+from pytest_sweep.matrix.records import SweepResult, load_summary, ranked
+from pytest_sweep.plugins import pareto, stats
 from pytest_sweep.plugins.analysis import labeller
 from pytest_sweep.plugins.importance import shown
 from pytest_sweep.plugins.replicates import SEED_KEY, configurations, seed_swept
 
 #: Metrics a threshold may name: percentages, so a drop is in percentage points.
 METRICS = ("test_acc", "best_acc")
+#: The front's threshold: ``hypervolume:5`` fails when the front's hypervolume lost more than 5%.
+HYPERVOLUME = "hypervolume"
 SUMMARY_JSON = "sweep_summary.json"
 
 
@@ -60,8 +68,8 @@ def parse_threshold(text: str, flag: str = "--sweep-compare-fail") -> Threshold:
     """``test_acc:1.0`` -> Threshold; anything else raises ``ValueError`` with the fix."""
     metric, sep, points = text.strip().partition(":")
     value_text = shown(text)
-    example = f"use METRIC:POINTS with METRIC one of {', '.join(METRICS)}, e.g. {flag}=test_acc:1.0"
-    if not sep or metric not in METRICS:
+    example = f"use METRIC:POINTS with METRIC one of {', '.join((*METRICS, HYPERVOLUME))}, e.g. {flag}=test_acc:1.0"
+    if not sep or metric not in (*METRICS, HYPERVOLUME):
         raise ValueError(f"{flag}={value_text}: {example}")
     try:
         value = float(points)
@@ -124,6 +132,23 @@ class Finding:
         return f"{'LOST' if self.kind == 'lost' else 'REGRESSION'} {self.label}: {self.why}"
 
 
+@dataclass(frozen=True)
+class FrontChange:
+    """Two sweeps' Pareto fronts, measured from one reference point."""
+
+    objectives: tuple[Objective, ...]
+    then: float | None
+    now: float | None
+    size_then: int
+    size_now: int
+
+    def loss_pct(self) -> float | None:
+        """How much of the baseline's hypervolume the front lost, in percent (negative: gained)."""
+        if not self.then or self.now is None:
+            return None
+        return 100.0 * (self.then - self.now) / self.then
+
+
 @dataclass
 class Comparison:
     baseline: str
@@ -134,6 +159,9 @@ class Comparison:
     #: how each metric was gated, in words (filled by :func:`compare`)
     bases: dict[str, str] = field(default_factory=dict)
     found: list[Finding] = field(default_factory=list)
+    #: sampled sweeps: the rows compare the best found, not configuration by configuration
+    sampled: bool = False
+    front: FrontChange | None = None
 
     def regressions(self) -> list[Finding]:
         """Every cause that fails the gate (empty without thresholds)."""
@@ -300,9 +328,61 @@ def _granularity(records: list[dict[str, Any]]) -> float | None:
     return 100.0 / min(sizes) if sizes else None
 
 
+def _sampled(records: list[dict[str, Any]]) -> bool:
+    return any(r.get("search") for r in records)
+
+
+def _best_found(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[Row]:
+    """Sampled sweeps share few configurations: one row, the best found then and now."""
+    then, now = ranked(baseline), ranked(current)
+    if not then or not now:
+        return []
+    label = f"best found ({then[0]['config_file']} then, {now[0]['config_file']} now)"
+    return [Row(label, "passed", "passed", _metrics(then[0]), _metrics(now[0]), then[0], now[0])]
+
+
+def front_change(
+    baseline: list[dict[str, Any]], current: list[dict[str, Any]], objectives: tuple[Objective, ...]
+) -> FrontChange:
+    """Both fronts' hypervolumes from one reference point (computed over both sweeps)."""
+    a, b = pareto.front(baseline, objectives), pareto.front(current, objectives)
+    ref = pareto.reference_point(a, b)
+    return FrontChange(objectives, a.hypervolume(ref), b.hypervolume(ref), len(a.front), len(b.front))
+
+
+def _front_findings(comp: Comparison) -> list[Finding]:
+    loss = comp.front.loss_pct() if comp.front is not None else None
+    found = []
+    for t in comp.thresholds:
+        if t.metric == HYPERVOLUME and loss is not None and loss > t.points and comp.front is not None:
+            f = comp.front
+            why = f"hypervolume {f.then:.4g} -> {f.now:.4g} (-{loss:.1f}%, more than {t.points:g}%)"
+            found.append(Finding("regression", "Pareto front", why))
+    return found
+
+
 def compare(
-    baseline: list[dict[str, Any]], current: list[dict[str, Any]], thresholds: list[Threshold], name: str = ""
+    baseline: list[dict[str, Any]],
+    current: list[dict[str, Any]],
+    thresholds: list[Threshold],
+    name: str = "",
+    objectives: tuple[Objective, ...] = (),
 ) -> Comparison:
+    change = None
+    if len(objectives) > 1 or any(t.metric == HYPERVOLUME for t in thresholds):
+        change = front_change(baseline, current, objectives or (Objective("test_acc", "max"),))
+    metric_thresholds = [t for t in thresholds if t.metric != HYPERVOLUME]
+    if _sampled(baseline) or _sampled(current):
+        rows = _best_found(baseline, current)
+        comp = Comparison(name, rows, 0, 0, list(thresholds), sampled=True, front=change)
+        comp.found += _front_findings(comp)
+        for t in metric_thresholds:
+            if not rows and ranked(baseline):
+                comp.found.append(Finding("lost", "best found", "the baseline had a passed trial; no trial passed now"))
+                break
+            comp.found += _rule(rows, t)
+            comp.bases[str(t)] = "sampled sweeps: the best found then and now against the threshold (no noise model)"
+        return comp
     then: dict[tuple[str, str], dict[str, Any]] = {}
     for rec in baseline:
         then.setdefault(_key(rec), rec)
@@ -316,8 +396,9 @@ def compare(
             continue
         matched.add(key)
         rows.append(Row(label(rec), old["status"], rec["status"], _metrics(old), _metrics(rec), old, rec))
-    comp = Comparison(name, rows, len(current) - len(rows), len(then) - len(matched), list(thresholds))
-    if not thresholds:
+    comp = Comparison(name, rows, len(current) - len(rows), len(then) - len(matched), list(thresholds), front=change)
+    comp.found += _front_findings(comp)
+    if not metric_thresholds:
         return comp
     if not rows:
         comp.found.append(
@@ -331,7 +412,7 @@ def compare(
         return comp
     seeded = _seeded(baseline) and _seeded(current)
     reported: set[str] = set()
-    for t in thresholds:
+    for t in metric_thresholds:
         for row in rows:
             why = lost(row, t.metric)
             if why is not None and row.label not in reported:
@@ -353,11 +434,21 @@ def compare(
 
 def render(comp: Comparison) -> list[str]:
     """The comparison as terminal lines: the table, how the gate decided, then one line per finding."""
-    lines = [
-        f"baseline: {comp.baseline}; {len(comp.rows)} configuration{'s' if len(comp.rows) != 1 else ''} in both "
-        f"(same config name and config); only now: {comp.only_now}; only in the baseline: {comp.only_then}"
-    ]
-    metrics = list(dict.fromkeys(["test_acc", *(t.metric for t in comp.thresholds)]))
+    if comp.sampled:
+        lines = [f"baseline: {comp.baseline}; sampled sweeps: the best configuration found then and now"]
+    else:
+        lines = [
+            f"baseline: {comp.baseline}; {len(comp.rows)} configuration{'s' if len(comp.rows) != 1 else ''} in both "
+            f"(same config name and config); only now: {comp.only_now}; only in the baseline: {comp.only_then}"
+        ]
+    if comp.front is not None:
+        f = comp.front
+        hv = "n/a" if f.then is None or f.now is None else f"{f.then:.4g} -> {f.now:.4g}"
+        lines.append(
+            f"Pareto front ({', '.join(map(str, f.objectives))}): {f.size_then} -> {f.size_now} configurations, "
+            f"hypervolume {hv} (one reference point for both)"
+        )
+    metrics = list(dict.fromkeys(["test_acc", *(t.metric for t in comp.thresholds if t.metric != HYPERVOLUME)]))
     rows = []
     for row in comp.rows:
         cells: list[str] = [row.label]
@@ -410,7 +501,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="METRIC:PP",
         help="With --sweep-compare: exit non-zero when a configuration's METRIC (test_acc or best_acc) dropped by "
         "more than PP percentage points (with seeds swept in both: by a one-sided test, Holm-corrected), or a "
-        "result the baseline had is lost (repeatable)",
+        "result the baseline had is lost; hypervolume:PCT: when the Pareto front's hypervolume lost more than "
+        "PCT percent (repeatable)",
     )
     parser.addini("sweep_compare", "Baseline sweep folder for --sweep-compare", default="")
     parser.addini("sweep_compare_fail", "Thresholds for --sweep-compare-fail (METRIC:PP ...)", type="args", default=[])
@@ -456,7 +548,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
-        state.result = compare(state.baseline, sweep.records, state.thresholds, str(state.folder))
+        s = search_options.settings(config)
+        objectives = s.objectives if s.explicit else ()
+        state.result = compare(state.baseline, sweep.records, state.thresholds, str(state.folder), objectives)
 
 
 @pytest.hookimpl(trylast=True)

@@ -263,6 +263,13 @@ def _problems_section(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _pareto_section(sweep_dir: Path) -> list[str]:
+    # imported here: the Pareto plugin is a plugin module of its own (loaded by name after this one)
+    from pytest_sweep.plugins.pareto_report import html_section
+
+    return html_section(sweep_dir)
+
+
 def render(
     sweep_dir: Path,
     records: list[dict[str, Any]],
@@ -290,6 +297,7 @@ def render(
         *_trials_section(records),
         *_importance_section(imp),
         *_plots_section(sweep_dir, specs),
+        *_pareto_section(sweep_dir),
         "<h2>Next sweep: refine_range</h2>",
         f"<pre>{_e(refine_text)}</pre>" if refine_text else "<p>refine_range not written: no trial passed.</p>",
         *_problems_section(records),

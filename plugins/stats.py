@@ -169,6 +169,11 @@ def f_quantile(q: float, dfn: int, dfd: int) -> float:
     return float(_special().fdtri(dfn, dfd, q))
 
 
+def t95(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf(0.975, df)``)."""
+    return float(_special().stdtrit(max(1, df), 0.975))
+
+
 def t_half_width(sd: float, n: int, confidence: float = 0.95) -> float | None:
     """Half the width of the t-interval of a mean of ``n`` values with standard deviation ``sd``."""
     if n < 1:

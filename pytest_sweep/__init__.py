@@ -33,6 +33,7 @@ BUILTIN_PLUGINS = {
     "sweep.compare": "pytest_sweep.plugins.compare",
     "sweep.schedulers": "pytest_sweep.plugins.schedulers",
     "sweep.ordering": "pytest_sweep.plugins.ordering",
+    "sweep.pareto": "pytest_sweep.plugins.pareto_report",
 }
 
 
