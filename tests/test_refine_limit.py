@@ -95,11 +95,15 @@ def test_the_console_script_narrows_to_its_limit(tmp_path: Path) -> None:
 
     folder = tmp_path / "sweep"
     folder.mkdir()
-    (folder / "sweep_summary.json").write_text(json.dumps(_ten_parameters()))
+    keys = KEYS[:6]
+    six = grid_records(
+        {k: ["1", "2"] for k in keys}, lambda v: 50.0 + sum((i + 1) * float(v[k]) for i, k in enumerate(keys))
+    )
+    (folder / "sweep_summary.json").write_text(json.dumps(six))
     script = Path(sys.executable).with_name("pytest-sweep")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "pytest_sweep.cli"]
-    done = subprocess.run([*command, "report", str(folder), "--max-combinations=100"], capture_output=True,
+    done = subprocess.run([*command, "report", str(folder), "--max-combinations=30"], capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     rc = parse_text((folder / "refine_range").read_text(encoding="utf-8"), "refine_range")
-    assert rc.count <= 100 and len(rc.swept) == 4  # 3^4 = 81: the four most important refined
+    assert rc.count == 27 and {p.key for p in rc.swept} == set(keys[3:])  # 3^3: the three most important refined
