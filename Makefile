@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster;
-	# docs: Sphinx, MyST-Parser and furo for the documentation site (built by `make test` too); search: Optuna
-	$(PY) -m pip install -q -e ".[dev,ray,docs,search]"
+	# docs: Sphinx, MyST-Parser and furo for the documentation site (built by `make test` too); search: Optuna;
+	# tensorboard, mlflow: the trackers' tests read back what --sweep-tensorboard/--sweep-mlflow wrote
+	$(PY) -m pip install -q -e ".[dev,ray,docs,search,tensorboard,mlflow]"
 	touch $(STAMP)
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)

@@ -326,11 +326,13 @@ def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | 
         (``pytest_sweep_describe_trial``): it is asked once per distinct description.
     :param config: the controller's pytest config.
 
-    ``firstresult``.  Asked only when neither ``--sweep-minutes-per-trial`` nor earlier sweeps of the
-    same trainer give a figure.  The built-in trainer (``trylast``) times a few real optimizer
-    steps of the trial's model and batch on the trial's device (a second or two; torch is
-    imported then, never during collection itself) and scales them to the whole run.  Return
-    ``None`` when you cannot tell; raising is treated the same way.
+    ``firstresult``.  Asked only when neither ``--sweep-minutes-per-trial``, pytest's cache of earlier
+    trials on this machine nor earlier sweep folders give a figure.  Answer cheaply: collection
+    waits for it.  The built-in trainer (``trylast``) answers only with ``--sweep-estimate``: it
+    times a few real optimizer steps of the trial's model and batch on the trial's device in a
+    child process (seconds; this process never imports torch) and scales them to the whole run.
+    Return ``None`` when you cannot tell (the estimate then follows the first passed trial);
+    raising is treated the same way.  The answer is shown as an interval around it.
 
     Example::
 

@@ -155,6 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
+    options.estimate_asked(config)  # a bad ini value is a usage error before anything runs
     sources = config.stash[SOURCES_KEY] = Sources(config)
     paths = [str(s.path) for s in sources.sources]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -184,8 +185,8 @@ def pytest_configure(config: pytest.Config) -> None:
         controller = config.stash[CONTROLLER_KEY] = Controller(
             config, sources, sweep_dir, options.summary_interval(config), previous
         )
-        ticker = TrialTicker(config, controller) if mode != "none" else None
-        if ticker is not None and not _distributing(config):
+        ticker = TrialTicker(config, controller, quiet=mode == "none")
+        if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
         if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)

@@ -32,6 +32,8 @@ images_per_s       mean training throughput
 peak_memory_mb     peak GPU memory (CUDA only)
 torch_threads      torch's intra-op CPU threads during the trial (CPU results depend on it)
 trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
+test_samples       the test set's size (one image is 100 / test_samples pp of ``test_acc``);
+                   None when the trainer does not say (the analysis then knows no granularity)
 source             the range file (or generated config) the trial came from
 node, node_id      ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
 requeued           Ray only, when its node was lost: why it ran again (one line per time)
@@ -61,6 +63,7 @@ METRIC_KEYS = (
     "torch_threads",
     "device",
     "trainer",
+    "test_samples",
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -85,6 +88,7 @@ _DEFAULTS: dict[str, Any] = {
     "peak_memory_mb": None,
     "torch_threads": None,
     "trainer": None,
+    "test_samples": None,
     "source": None,
     "rank": None,
     "rung": None,

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_sweep.matrix.objectives import Constraint, Objective, metric_value
-from pytest_sweep.plugins.replicates import configurations, t95
+from pytest_sweep.plugins.replicates import configurations
+from pytest_sweep.plugins.stats import t95
 
 NOISE_RULE = (
     "A dominates B: at least as good on every objective (means over seeds) and better by more than "

@@ -34,6 +34,9 @@ BUILTIN_PLUGINS = {
     "sweep.schedulers": "pytest_sweep.plugins.schedulers",
     "sweep.ordering": "pytest_sweep.plugins.ordering",
     "sweep.pareto": "pytest_sweep.plugins.pareto_report",
+    "sweep.environment": "pytest_sweep.plugins.environment",
+    "sweep.tensorboard": "pytest_sweep.plugins.tensorboard_tracker",
+    "sweep.mlflow": "pytest_sweep.plugins.mlflow_tracker",
 }
 
 

@@ -179,6 +179,7 @@ def test_the_generator_reads_what_pytest_prints(help_text: Help, symbols: frozen
         "pytest-sweep --help",
         "pytest-sweep report --help",
         "pytest-sweep compare --help",
+        "pytest-sweep reproduce --help",
     ]
 
 

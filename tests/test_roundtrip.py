@@ -328,3 +328,14 @@ def test_the_quoted_value_a_line_holds_is_the_one_the_writer_writes() -> None:
     assert quote('say "hi"') == '"say \\"hi\\""'
     assert quote("C:\\data") == '"C:\\\\data"'
     assert quote("") == '""'
+
+
+# -- pytest-sweep reproduce: a trial's config written back ---------------------------------------------------
+@EXAMPLES
+@given(config=st.dictionaries(keys, values, min_size=1, max_size=6), source=st.text(st.characters(), max_size=20))
+def test_the_reproduce_config_reads_back_as_the_recorded_config(config: dict[str, str], source: str) -> None:
+    from pytest_sweep.plugins.reproduce import render_config
+
+    record = {"config_file": "config_001", "trial_dir": f"config_001{source}", "source": source, "config": config}
+    text = render_config(record)
+    assert parsed(text) == {k: (v,) for k, v in config.items()}

@@ -199,3 +199,25 @@ def test_files_shipped_from_a_ray_node_land_only_inside_the_sweep_folder(tmp_pat
     assert list(outside.iterdir()) == []
     assert (sweep / "config_001" / "output.log").read_bytes() == b"ok"
     assert sorted(p.name for p in sweep.iterdir()) == ["config_001", "linked"]
+
+
+# -- pytest-sweep reproduce: the record names the folder and the file it writes ---------------------------------
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("trial_dir", "../../outside"), ("trial_dir", "/tmp"), ("config_file", "../outside"), ("config_file", "a/b")],
+)
+def test_reproduce_never_writes_where_a_record_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: str
+) -> None:
+    folder = _sweep(tmp_path / "sweep", plotted=False)
+    records = json.loads((folder / "sweep_summary.json").read_text())
+    records[0][field] = value
+    (folder / "sweep_summary.json").write_text(json.dumps(records))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config_keep").write_text("precious")
+    code = cli.main(["reproduce", str(folder), records[0]["config_file"], f"--output={tmp_path / 'out' / 'x'}"])
+    _, err = capsys.readouterr()
+    assert code == cli.USAGE_ERROR and len(err.splitlines()) == 1, err
+    assert "not a file or folder name inside the sweep folder" in err
+    assert sorted(p.name for p in outside.iterdir()) == ["config_keep"]

@@ -220,13 +220,13 @@ def test_metrics_through_a_linked_trial_folder_are_not_reused_or_read(tmp_path: 
 # -- earlier sweeps' summaries, read for the runtime estimate -----------------------------------------------
 @pytest.mark.parametrize("content", list(METRICS.values()), ids=list(METRICS))
 def test_an_earlier_hostile_summary_is_left_out_of_the_estimate(tmp_path: Path, content: str | bytes) -> None:
-    from pytest_sweep.matrix.estimate import measured_minutes
+    from pytest_sweep.matrix import estimate
 
     folder = tmp_path / "sweep_20200101_000000"
     folder.mkdir()
     (folder / "sweep_summary.json").write_bytes(content if isinstance(content, bytes) else content.encode())
     skipped: list[str] = []
-    assert measured_minutes(tmp_path, {"toy"}, skipped) is None
+    assert estimate.history(tmp_path, {"toy"}, skipped) == {}
     assert all("\n" not in line for line in skipped)
 
 
@@ -257,3 +257,29 @@ def test_a_hostile_pareto_file_never_breaks_the_html_report(
     page = (folder / "sweep_report.html").read_text(encoding="utf-8")
     for markup in ("<b>x", "<script>x", "<img src=x", "<i>", "<u>", "<s>", "<b></td>"):
         assert markup not in page, markup
+
+
+# -- environment.json, summed up by `pytest-sweep report` ---------------------------------------------------------
+ENVIRONMENTS: dict[str, str | bytes] = {
+    "list": "[]",
+    "deep": "[" * 50_000 + "]" * 50_000,
+    "gpus-number": '{"gpus": 3}',
+    "fields-of-the-wrong-type": '{"torch": "x", "cuda": [1], "python": 7, "host": {"hostname": ["a"]}, "code": 5}',
+    "ansi-in-values": '{"python": {"version": "\\u001b[2J3.11"}, "host": {"hostname": "a\\nb"}}',
+    "binary": b"\xff\x00",
+}
+
+
+@pytest.mark.parametrize("content", list(ENVIRONMENTS.values()), ids=list(ENVIRONMENTS))
+def test_a_hostile_environment_file_never_breaks_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes
+) -> None:
+    folder = _folder(tmp_path, json.dumps(_records()))
+    (folder / "environment.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, out, err = _run(capsys, "report", str(folder))
+    assert code == cli.OK, err
+    (line,) = [line for line in out if line.startswith("environment: ")]
+    assert line.isprintable()
+    code, out, err = _run(capsys, "compare", str(folder), str(folder))
+    assert code == cli.OK, err
+    assert all(line.isprintable() for line in out)
