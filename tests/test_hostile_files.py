@@ -371,6 +371,42 @@ def test_item14_resume_never_writes_through_a_linked_trial_folder(toy: SweepPyte
     assert sorted(p.name for p in elsewhere.iterdir()) == ["config.txt", "output.log"]  # untouched
 
 
+def test_item14_tensorboard_never_writes_events_through_a_linked_trial_folder(toy: SweepPytester) -> None:
+    pytest.importorskip("tensorboard")
+    toy.range_config("CONFIG_TOY_X=1|2\n")
+    toy.run("--range-config=sweep.rc", "--sweep-output=out").assert_outcomes(passed=2)
+    sweep = _sweep_dir(toy.path / "out")
+    trial = next(sweep.glob("config_002*"))
+    elsewhere = toy.path / "elsewhere"
+    trial.rename(elsewhere)
+    (elsewhere / "training_metrics.json").unlink()
+    trial.symlink_to(elsewhere)
+    # a subprocess: tensorboard's protobuf modules load once per process
+    result = toy.run_subprocess(
+        "--range-config=sweep.rc", "--sweep-output=out", f"--sweep-resume={sweep}", "--sweep-tensorboard"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["config.txt", "output.log"]  # no event file in it
+    assert list(sweep.glob("events.out.tfevents.*"))  # the sweep's own HParams experiment is written
+
+
+@pytest.mark.parametrize("trial_dir", ["/etc", "../outside", "..", "a/b", "", "linked"])
+def test_item14_mlflow_uploads_nothing_from_outside_the_sweep_folder(tmp_path: Path, trial_dir: str) -> None:
+    from pytest_sweep.plugins.mlflow_tracker import _history, _inside
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "training_metrics.json").write_text(json.dumps({"epochs": [{"epoch": 1, "test_acc": 1.0}]}))
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "linked").symlink_to(outside)
+    assert _inside(sweep, trial_dir) is None
+    (sweep / "config_001").mkdir()
+    (sweep / "config_001" / "training_metrics.json").symlink_to(outside / "training_metrics.json")
+    folder = _inside(sweep, "config_001")
+    assert folder == sweep / "config_001" and _history(folder) == []
+
+
 @pytest.mark.parametrize("trial_dir", ["/etc", "../../../../etc", "..", "a/b", "javascript:alert(1)//x"])
 def test_item14_report_never_links_or_reads_a_trial_dir_outside_the_sweep(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], trial_dir: str
