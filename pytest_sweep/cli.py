@@ -199,7 +199,7 @@ def reproduce(folder: Path, trial: str, run: bool, out: Path | None) -> int:
             f"cannot write the trial's config under {plan.out} ({exc.strerror or exc}); pass --output=DIR"
         )
     for note in plan.notes:
-        print(f"note: {note}")
+        print(_one_line(f"note: {note}"))
     print(plan.shell())
     if not run:
         return 0

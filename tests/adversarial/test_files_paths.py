@@ -221,3 +221,18 @@ def test_reproduce_never_writes_where_a_record_points(
     assert code == cli.USAGE_ERROR and len(err.splitlines()) == 1, err
     assert "not a file or folder name inside the sweep folder" in err
     assert sorted(p.name for p in outside.iterdir()) == ["config_keep"]
+
+
+def test_reproduce_echoes_a_hostile_record_in_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _sweep(tmp_path / "sweep", plotted=False)
+    records = json.loads((folder / "sweep_summary.json").read_text())
+    records[0].update(status="skipped", error="no GPU\nCONFIG_X=9\x1b[2J", source="a\nb.rc")
+    (folder / "sweep_summary.json").write_text(json.dumps(records))
+    code = cli.main(["reproduce", str(folder), records[0]["config_file"], f"--output={tmp_path / 'out'}"])
+    out, err = capsys.readouterr()
+    assert code == cli.OK, err
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert any("no GPU\\nCONFIG_X=9\\x1b[2J" in line for line in notes), out
+    assert all(line.isprintable() for line in notes)
+    (config,) = (tmp_path / "out" / records[0]["trial_dir"]).glob("config_*")
+    assert not any(line.startswith("CONFIG_X=9") for line in config.read_text().splitlines())
