@@ -9,6 +9,7 @@ worker), and hands the sweep to the reporter hooks.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,9 @@ class Controller:
         self.finished = False
         self.result: SweepResult | None = None
         self.summary_interval = summary_interval
-        self._next_summary = time.monotonic() + summary_interval
+        self.started = time.time()
+        # the first result is written at once: a process killed seconds later still leaves a summary
+        self._next_summary = -math.inf
         self._interim_written = False
 
     # -- what was collected ------------------------------------------------------------
@@ -125,10 +128,24 @@ class Controller:
                 return  # a teardown error does not undo a trained result
             crash = self.crashed.get(report.nodeid)
             if crash is not None:
-                error = f"worker crashed: {crash}"
+                words = self._last_words(str(base.get("trial_dir") or ""))
+                error = f"{words} (its worker ended: {crash})" if words else f"worker crashed: {crash}"
             else:
                 error = f"{report.when} failed: " + _last_error_line(str(report.longrepr or ""))
             self.records[report.nodeid] = {**base, "status": "failed", "error": error}
+
+    def _last_words(self, trial_dir: str) -> str | None:
+        """The error a worker wrote into a trial's folder before it ended (a worker that could not
+        safely go on), if written in this run."""
+        path = self.dir / trial_dir / "training_metrics.json"
+        try:
+            if not trial_dir or path.stat().st_mtime < self.started:
+                return None
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        error = doc.get("error") if isinstance(doc, dict) and doc.get("status") == "failed" else None
+        return error if isinstance(error, str) and error else None
 
     # -- summaries -------------------------------------------------------------------------
     def finish(self, interrupted: bool) -> SweepResult | None:
@@ -165,14 +182,30 @@ class Controller:
                 )
         return failures
 
+    def process_ends(self, nodeid: str, record: dict[str, Any]) -> None:
+        """A serial run's trainer ends the process (``os._exit``): the final summary first, with
+        that trial's record (failed) and the rest not run."""
+        self.records[nodeid] = record
+        self.finish(interrupted=True)
+        self._line(
+            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / 'sweep_summary.json'}",
+            red=True,
+        )
+
     def _drop_stale_interim_summary(self) -> None:
         """An interim summary must not outlive a failed final write: it would call trials that
-        finished since "not finished"."""
+        finished since "not finished".  Only a file whose records say ``interim`` goes: a final
+        summary (this run's, or a resumed sweep's) is never deleted."""
         summary = self.dir / "sweep_summary.json"
         try:
-            stale = self._interim_written and NOT_FINISHED_YET in summary.read_text(encoding="utf-8")
-        except OSError:
+            records = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return
+        stale = (
+            self._interim_written
+            and isinstance(records, list)
+            and any(isinstance(r, dict) and r.get("interim") is True for r in records)
+        )
         if stale:
             for name in ("sweep_summary.json", "sweep_analysis.txt"):
                 (self.dir / name).unlink(missing_ok=True)
@@ -231,6 +264,13 @@ class Controller:
             rows = sorted(merged + list(fresh.values()), key=_grid_order(rows))
         if not rows:
             return None
+        # copies that say which kind of summary holds them (never the records themselves: an
+        # interim write must not mark what the final one writes)
+        rows = [{**r, "interim": running} for r in rows]
+        if not running:
+            for rec in rows:  # a resumed sweep's interim record, carried into a final summary
+                if rec["status"] == "not_run" and rec.get("error") == NOT_FINISHED_YET:
+                    rec["error"] = not_run_error
         self.dir.mkdir(parents=True, exist_ok=True)
         assign_ranks(rows)
         return SweepResult(

@@ -308,13 +308,16 @@ def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
 
 
 @hookspec(firstresult=True)
-def pytest_sweep_describe_trial(trial: Trial) -> str | None:
+def pytest_sweep_describe_trial(trial: Trial, config: pytest.Config) -> str | None:
     """A short name for what trains a trial, e.g. ``resnet18/cifar10/adamwprune e100 b128``.
 
     :param trial: a collected trial.
+    :param config: the pytest config (new in issue 16; an implementation may leave it out).
 
     ``firstresult``.  Stored as the record's ``trainer``; the runtime estimate of ``--collect-only``
-    uses the mean time of earlier trials with the same description.  Cheap: no torch.
+    uses the mean time of earlier trials with the same description.  Cheap: no torch.  The built-in
+    trainer (``trylast``) describes only the trials it trains; a trial with no description gets the
+    class of the trainer that ran it (``package.module.Class``) once it ran.
     """
 
 

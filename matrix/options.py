@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_sweep.matrix.timeout import MIN_TIMEOUT
 
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
@@ -59,7 +63,14 @@ MAX_TIMEOUT = 1e7
 def _timeout(text: str) -> float:
     value = _positive_float(text)
     if not value <= MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"{text} is not a usable limit; give seconds from above 0 to {MAX_TIMEOUT:g}")
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a usable limit; give seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"
+        )
+    if value < MIN_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"{text} is below {MIN_TIMEOUT:g} s, too short for any trial; give seconds from {MIN_TIMEOUT:g} "
+            f"to {MAX_TIMEOUT:g}"
+        )
     return value
 
 
@@ -356,10 +367,45 @@ def _ray_setting(config: pytest.Config, name: str, parse: Any) -> Any:
         raise pytest.UsageError(f"ini value {name} = {raw!r}: {exc}") from None
 
 
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.%a-zA-Z]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not ``auto``, ``local`` or ``HOST:PORT`` (one phrase), or None."""
+    if address in ("auto", "local"):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
+        return "not auto, local or HOST:PORT (e.g. 10.0.0.5:6379, [::1]:6379)"
+    if not 0 < int(port) < 65536:
+        return f"port {port} is not from 1 to 65535"
+    if ":" in host and not host.startswith("["):
+        return "an IPv6 address goes in brackets: [ADDRESS]:PORT"
+    return None
+
+
 def ray_address(config: pytest.Config) -> str:
-    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here)."""
+    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here).
+
+    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it).
+    """
     opt = config.getoption("sweep_ray_address")
-    return str(opt) if opt is not None else str(config.getini("sweep_ray_address")).strip() or "auto"
+    if opt is not None:
+        address, where = str(opt).strip(), f"--sweep-ray-address={opt}"
+    else:
+        raw = str(config.getini("sweep_ray_address"))
+        address, where = raw.strip() or "auto", f"ini value sweep_ray_address = {raw!r}"
+    problem = address_problem(address)
+    if problem is not None:
+        raise pytest.UsageError(f"{where}: {problem}")
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if address == "auto" and env:
+        problem = address_problem(env)
+        if problem is not None:
+            raise pytest.UsageError(
+                f"RAY_ADDRESS={env} (--sweep-ray-address=auto connects there): {problem}; fix it or unset it"
+            )
+    return address
 
 
 def ray_cpus_per_trial(config: pytest.Config) -> float:

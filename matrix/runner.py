@@ -7,13 +7,17 @@ pytest worker config (the item calls :meth:`Runner.run`; the record rides on the
 
 from __future__ import annotations
 
+import gc
 import math
+import os
+import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pytest
 
@@ -23,7 +27,7 @@ from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, reusable
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.timeout import TrialTimeout, timeout_in_chain, trial_timeout
-from pytest_sweep.matrix.trial import CONTEXT_KEY, STOP_KEY, Trial, TrialContext, TrialFailed
+from pytest_sweep.matrix.trial import CONTEXT_KEY, STOP_KEY, UNSAFE_KEY, Trial, TrialContext, TrialFailed
 
 #: The ``user_properties`` key under which a trial's record (JSON) travels.
 RECORD_PROPERTY = "sweep_record"
@@ -78,6 +82,83 @@ def check_metrics(metrics: dict[str, Any]) -> None:
             raise TrialFailed(f"{key} is infinite")
 
 
+#: Metrics a trainer may return as text (or null).
+TEXT_METRICS = ("device", "trainer")
+
+
+def trainer_name(trainer: object) -> str:
+    """What a trainer object is called in messages and records: ``package.module.Class``."""
+    kind = type(trainer)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` cannot go into a JSON file as it is (``where``: its place, for the message)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"a key {clip(repr(key))[:40]} at {where or 'the top'}; the keys must be strings"
+            problem = _json_problem(item, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    return f"{type(value).__name__} at {where}; give numbers, strings, lists or dicts"
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {clip(repr(value))[:40]}" if value is not None else "None"
+
+
+def checked_result(result: Any, name: str) -> dict[str, Any]:
+    """A trainer's ``run()`` result as the record takes it; a malformed one fails the trial in a
+    sentence naming the trainer and the field (not "AttributeError" from deep in the runner)."""
+    fix = "return a dict of metrics with test_acc"
+    if result is None:
+        raise TrialFailed(f"the trainer {name} returned None from run(); {fix}")
+    if not isinstance(result, Mapping):
+        raise TrialFailed(f"the trainer {name} returned a {type(result).__name__} from run(), not a dict of metrics")
+    metrics = dict(result)
+    for key in metrics:
+        if not isinstance(key, str):
+            raise TrialFailed(f"the trainer {name} returned a key {clip(repr(key))[:40]}; the keys must be strings")
+    for key in (*NUMERIC_METRICS, "torch_threads"):
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TrialFailed(f"the trainer {name} returned {key!r} as {_shown(value)}, not a number")
+    for key in TEXT_METRICS:
+        value = metrics.get(key)
+        if value is not None and not isinstance(value, str):
+            raise TrialFailed(f"the trainer {name} returned {key!r} as {_shown(value)}; give a string or null")
+    if "history" in metrics:
+        history = metrics["history"]
+        need = "it must be a list of per-epoch dicts"
+        if not isinstance(history, (list, tuple)):
+            raise TrialFailed(f"the trainer {name} returned 'history' as {_shown(history)}; {need}")
+        for i, epoch in enumerate(history):
+            if not isinstance(epoch, Mapping):
+                raise TrialFailed(f"the trainer {name} returned 'history' with {_shown(epoch)} at [{i}]; {need}")
+        problem = _json_problem(list(history), "")
+        if problem:
+            raise TrialFailed(f"the trainer {name} returned 'history' with {problem}")
+    if metrics.get("test_acc") is None:
+        raise TrialFailed(f"the trainer {name} returned no test_acc; {fix}")
+    return metrics
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` if a JSON file can hold it (non-finite numbers become None), else None."""
+    value = clean_number(value)
+    return value if _json_problem(value, "") is None else None
+
+
 def drop_frames(exc: BaseException) -> None:
     """Clear the local variables of every frame in ``exc``'s tracebacks (its chain included).
 
@@ -99,10 +180,30 @@ def drop_frames(exc: BaseException) -> None:
 
 @dataclass
 class Outcome:
-    """A run's record, and the exception that failed the trial (the item re-raises it)."""
+    """A run's record, and the exception that failed the trial (the item re-raises it).
+
+    :ivar unsafe: why the process cannot safely run another trial (an import the timeout had to
+        cut short), or None.
+    """
 
     record: dict[str, Any]
     error: BaseException | None = None
+    unsafe: str | None = None
+
+
+#: Why this process cannot safely run another trial (set once, never cleared), or None.
+_unsafe: list[str] = []
+
+
+def process_unsafe() -> str | None:
+    """Why this process cannot safely go on (a trial's import was interrupted), or None."""
+    return _unsafe[0] if _unsafe else None
+
+
+#: The exit status of a serial run whose trainer ended the process with ``os._exit(0)``.
+EXIT_TRAINER_ENDED = 1
+#: The exit status of a worker that ends because it cannot safely run another trial.
+EXIT_UNSAFE = 3
 
 
 class Runner:
@@ -110,6 +211,8 @@ class Runner:
 
     :param echo: where a serial run prints each log line (None: the log file only).
     :param resume: reuse the trials finished in ``sweep_dir`` (``--sweep-resume``).
+    :param on_process_end: a serial run's controller: called with the node id and the record of a
+        trial whose trainer ends the process (``os._exit``), before it ends, to write the summary.
     """
 
     def __init__(
@@ -121,8 +224,12 @@ class Runner:
         timeout: float | None = None,
         resume: bool = False,
         echo: Callable[[str], None] | None = None,
+        on_process_end: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_process_end = on_process_end
+        #: ``trainer_name`` of the trainer of the trial running now
+        self._trainer: str | None = None
         self.sources = sources
         self.dir = sweep_dir
         self.timeout = timeout
@@ -162,21 +269,35 @@ class Runner:
         record = self.sources.base_record(trial, nodeid)
         record["worker"] = self.worker
         history: list[dict[str, Any]] = []
+        self._trainer = None
         storage.write_text_atomic(folder / "config.txt", render_trial_config(trial))
         with open(folder / "output.log", "w", encoding="utf-8", buffering=1) as log:
             trial.stash[CONTEXT_KEY] = ctx = self._context(trial, folder, log, history)
             started = time.perf_counter()
             metrics: dict[str, Any] = {}
             error: BaseException | None = None
+            unsafe: str | None = None
+
+            def ended(code: int) -> None:  # the trainer called os._exit(code) in a serial run
+                record.update(
+                    status="failed",
+                    error=f"the trainer {self._trainer or '?'} ended the process with os._exit({code}); "
+                    "the sweep stopped here",
+                )
+                self._finish(trial, folder, record, history, {}, started, log)
+                if self.on_process_end is not None:
+                    self.on_process_end(nodeid, record)
+
             try:
                 for note in self._notes:
                     ctx.log(note)
                 self._notes.clear()
                 ctx.log(f"started on {self.worker} (seed {trial.seed}) from {trial.source}")
-                self.config.hook.pytest_sweep_trial_started(trial=trial)
-                with trial_timeout(self.timeout):
-                    metrics = self._train(trial, ctx)
-                    check_metrics(metrics)
+                with self._exit_guard(ended):
+                    self.config.hook.pytest_sweep_trial_started(trial=trial)
+                    with trial_timeout(self.timeout):
+                        metrics = self._train(trial, ctx)
+                        check_metrics(metrics)
                 record["status"] = "passed"
                 stop = trial.stash.get(STOP_KEY, None)
                 if stop is not None:
@@ -191,7 +312,13 @@ class Runner:
                 timeout = timeout_in_chain(exc)
                 # a fresh one: a library may have appended its own lines to the one it caught
                 error = exc if timeout is None else TrialTimeout(one_line(timeout))
-                record.update(status="failed", error=one_line(error))
+                unsafe = timeout.unsafe if timeout is not None else None
+                message = one_line(error)
+                if unsafe is not None:
+                    _unsafe.append(unsafe)
+                    trial.stash[UNSAFE_KEY] = unsafe
+                    message += "; the process that ran it cannot safely go on"
+                record.update(status="failed", error=message)
                 log.write(traceback.format_exc())
                 drop_frames(exc)
             finally:
@@ -200,14 +327,61 @@ class Runner:
                     del trial.stash[STOP_KEY]
             self._finish(trial, folder, record, history, metrics, started, log)
         self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
-        return Outcome(record, error)
+        return Outcome(record, error, unsafe)
+
+    def cannot_go_on(self, session: pytest.Session, outcome: Outcome) -> None:
+        """After a trial that left this process unsafe: a worker ends (xdist or Ray starts another,
+        and the controller takes the trial's error from its ``training_metrics.json``); a serial run
+        stops after this trial, with the summary written and a non-zero exit."""
+        name = outcome.record.get("config_file")
+        if self.worker != "main":
+            sys.stderr.write(f"sweep: worker {self.worker} ends after {name}: {outcome.unsafe}\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(EXIT_UNSAFE)
+        gc.freeze()  # from now on no collection walks the half-built objects
+        session.shouldstop = (
+            f"sweep: {name}: {outcome.unsafe}, so this process cannot safely run another trial; "
+            f"the sweep stops here (resume it with --sweep-resume={self.dir})"
+        )
+
+    @contextmanager
+    def _exit_guard(self, ended: Callable[[int], None]) -> Iterator[None]:
+        """A serial run: a trainer calling ``os._exit`` ends the process after the summary is
+        written, and never with exit status 0 (the sweep did not finish).
+
+        Only this process's own calls are caught: a child forked by the trainer (a DataLoader
+        worker) exits through the real ``os._exit``.  Not caught: ``posix._exit`` called directly,
+        an ``_exit`` bound before the trial, a C library's ``exit()``.
+        """
+        if self.on_process_end is None:
+            yield
+            return
+        real = os._exit
+        pid = os.getpid()
+
+        def guarded(status: int) -> NoReturn:
+            if os.getpid() == pid:
+                os._exit = real
+                try:
+                    ended(int(status))
+                finally:
+                    real(int(status) or EXIT_TRAINER_ENDED)
+            real(status)
+
+        os._exit = guarded
+        try:
+            yield
+        finally:
+            os._exit = real
 
     def _train(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         # its own frame: the trainer object is gone when the trial_finished clean-up runs
         trainer = self.config.hook.pytest_sweep_make_trainer(trial=trial, config=self.config)
         if trainer is None:
             raise TrialFailed("no installed plugin provides a trainer for this trial")
-        return dict(trainer.run(trial, ctx) or {})
+        self._trainer = name = trainer_name(trainer)
+        return checked_result(trainer.run(trial, ctx), name)
 
     def _context(self, trial: Trial, folder: Path, log: IO[str], history: list[dict[str, Any]]) -> TrialContext:
         echo = self.echo
@@ -237,12 +411,16 @@ class Runner:
         elapsed = time.perf_counter() - started
         for key in METRIC_KEYS:
             if key in metrics:
-                record[key] = clean_number(metrics[key])
+                record[key] = json_safe(metrics[key])
+        if record.get("trainer") is None and self._trainer is not None:
+            record["trainer"] = self._trainer  # no description from a plugin: the trainer that ran it
         if record.get("training_time") is None:
             record["training_time"] = round(elapsed, 3)
         if record.get("epochs_run") is None:
             record["epochs_run"] = len(history)
         epochs = metrics.get("history", history)
+        if not isinstance(epochs, (list, tuple)) or not all(isinstance(e, Mapping) for e in epochs):
+            epochs = history  # a malformed history failed the trial; the epochs reported stand
         doc = {
             "config_file": trial.name,
             "status": record["status"],
@@ -253,7 +431,7 @@ class Runner:
             "config": trial.raw,
             **{k: record.get(k) for k in METRIC_KEYS},
             "total_time": round(elapsed, 3),
-            "epochs": [{k: clean_number(v) for k, v in e.items()} for e in epochs],
+            "epochs": [{str(k): json_safe(v) for k, v in e.items()} for e in epochs],
         }
         storage.write_json_atomic(folder / "training_metrics.json", doc)
         log.write(f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")

@@ -28,10 +28,16 @@ from pytest_sweep.matrix.trial import STOP_KEY, Trial
 BUILTIN = ("none", "asha", "median")
 
 
+#: The reduction factors accepted: closer to 1 every epoch is a rung that stops almost nothing;
+#: above 100 no trial but the best of a hundred ever reaches a second rung.
+REDUCTION_RANGE = (1.1, 100.0)
+
+
 def _reduction(text: str) -> float:
     value = parse_float(text)
-    if not 1 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"{text} must be above 1 (e.g. 2, 3 or 4)")
+    low, high = REDUCTION_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} must be from {low:g} to {high:g} (e.g. 2, 3 or 4)")
     return value
 
 
@@ -148,6 +154,12 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
     store = SqliteRungStore(sweep_dir / STORE_FILE)
+    problem = store.problem()
+    if problem is not None:
+        raise pytest.UsageError(
+            f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "
+            f"scheduler's earlier decisions go with it) or run without --sweep-scheduler={s.name}"
+        )
     if s.name == "asha":
         return AshaScheduler(store, s.grace, s.eta, s.objective)
     return MedianScheduler(store, s.grace, s.startup, s.objective)
