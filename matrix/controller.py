@@ -142,7 +142,7 @@ class Controller:
             if not trial_dir or path.stat().st_mtime < self.started:
                 return None
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         error = doc.get("error") if isinstance(doc, dict) and doc.get("status") == "failed" else None
         return error if isinstance(error, str) and error else None
@@ -199,7 +199,7 @@ class Controller:
         summary = self.dir / "sweep_summary.json"
         try:
             records = json.loads(summary.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return
         stale = (
             self._interim_written
@@ -264,6 +264,10 @@ class Controller:
             rows = sorted(merged + list(fresh.values()), key=_grid_order(rows))
         if not rows:
             return None
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # a file in its place (changed under the sweep): each reporter says it cannot write
         # copies that say which kind of summary holds them (never the records themselves: an
         # interim write must not mark what the final one writes)
         rows = [{**r, "interim": running} for r in rows]
@@ -271,7 +275,6 @@ class Controller:
             for rec in rows:  # a resumed sweep's interim record, carried into a final summary
                 if rec["status"] == "not_run" and rec.get("error") == NOT_FINISHED_YET:
                     rec["error"] = not_run_error
-        self.dir.mkdir(parents=True, exist_ok=True)
         assign_ranks(rows)
         return SweepResult(
             dir=self.dir,

@@ -53,6 +53,8 @@ def _positive_float(text: str) -> float:
     value = parse_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a usable number; give a finite one")
     return value
 
 
@@ -61,7 +63,9 @@ MAX_TIMEOUT = 1e7
 
 
 def _timeout(text: str) -> float:
-    value = _positive_float(text)
+    value = parse_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
     if not value <= MAX_TIMEOUT:
         raise argparse.ArgumentTypeError(
             f"{text} is not a usable limit; give seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"
@@ -280,9 +284,12 @@ def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
     try:
         value = kind(raw)
     except ValueError:
-        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {kind.__name__}") from None
-    if value <= 0:
+        what = "whole number" if kind is int else "number"
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {what}") from None
+    if not value > 0:
         raise pytest.UsageError(f"ini value {name} = {raw!r} must be above 0")
+    if value == float("inf"):
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a usable number; give a finite one")
     return value
 
 
@@ -375,7 +382,7 @@ def address_problem(address: str) -> str | None:
     if address in ("auto", "local"):
         return None
     host, sep, port = address.rpartition(":")
-    if not sep or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
+    if not sep or len(host) > 255 or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
         return "not auto, local or HOST:PORT (e.g. 10.0.0.5:6379, [::1]:6379)"
     if not 0 < int(port) < 65536:
         return f"port {port} is not from 1 to 65535"
@@ -418,4 +425,11 @@ def ray_node_retries(config: pytest.Config) -> int:
 
 def ray_ship_files(config: pytest.Config) -> bool:
     opt = config.getoption("sweep_ray_ship_files")
-    return bool(opt if opt is not None else config.getini("sweep_ray_ship_files"))
+    if opt is not None:
+        return bool(opt)
+    try:
+        return bool(config.getini("sweep_ray_ship_files"))
+    except (ValueError, pytest.UsageError):  # pytest's own parsing of a bool ini value ("invalid truth value")
+        raw = config.inicfg.get("sweep_ray_ship_files")
+        shown = str(getattr(raw, "value", raw)).strip()
+        raise pytest.UsageError(f"ini value sweep_ray_ship_files = {shown!r}: use true or false") from None

@@ -400,6 +400,15 @@ class ControllerPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if session.config.option.collectonly:
             return
+        if exitstatus == pytest.ExitCode.USAGE_ERROR and not self.controller.records:
+            # refused before any trial ran (an unreachable Ray cluster, a damaged rung store): no
+            # summary of trials that never started, and no empty folder left behind
+            if session.config.getoption("sweep_resume") is None:
+                try:
+                    self.controller.dir.rmdir()
+                except OSError:
+                    pass  # not empty: something of the run's is in it
+            return
         self.controller.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 

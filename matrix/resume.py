@@ -70,7 +70,7 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
     for metrics in sorted(folder.glob("*/training_metrics.json")):
         try:
             doc = json.loads(metrics.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep
             continue  # a trial killed while writing leaves no usable file: it runs again
         if isinstance(doc, dict) and doc.get("status") in ("passed", "stopped") and doc.get("config_file"):
             doc["_folder"] = metrics.parent.name
@@ -130,7 +130,7 @@ class ResumeError(ValueError):
 #: Record fields that hold text or null.
 _TEXT_FIELDS = ("config_file", "error", "nodeid", "worker", "source", "trainer", "device", "stop_reason")
 #: Record fields that hold a whole number or null.
-_WHOLE_FIELDS = ("rank", "rung", "seed")
+_WHOLE_FIELDS = ("rung", "seed")
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -150,13 +150,13 @@ def _kind(value: Any) -> str:
 
 def record_problem(record: dict[str, Any]) -> str | None:
     """Why a summary record cannot be resumed (the field and what it holds), or None."""
-    config = record.get("config", {})
+    config = record.get("config") or {}
     if not isinstance(config, dict):
         return f"'config' is {_kind(config)}, not an object"
     for key, value in config.items():
         if not isinstance(value, _SCALARS):
             return f"'config' holds {_kind(value)} under {clip(key)[:40]}, not a value"
-    swept = record.get("swept", [])
+    swept = record.get("swept") or []
     if not isinstance(swept, list):
         return f"'swept' is {_kind(swept)}, not a list of config keys"
     if not all(isinstance(k, str) for k in swept):
@@ -189,7 +189,7 @@ def previous_records(folder: Path) -> list[dict[str, Any]] | None:
     path = folder / "sweep_summary.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep
         return None
     if not isinstance(data, list):
         return None
@@ -204,6 +204,7 @@ def previous_records(folder: Path) -> list[dict[str, Any]] | None:
             name = r.get("config_file")
             shown = f" ({clip(name)[:60]})" if isinstance(name, str) else ""
             raise ResumeError(f"{path}: record {i}{shown}: {problem}")
+        r = {**r, "config": r.get("config") or {}, "swept": r.get("swept") or []}  # null: none
         earlier = kept.pop(r["trial_dir"], None)
         finished = ("passed", "stopped")
         if earlier is not None and earlier.get("status") in finished and r.get("status") not in finished:

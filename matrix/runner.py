@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import numbers
 import os
 import sys
 import time
@@ -34,12 +35,19 @@ RECORD_PROPERTY = "sweep_record"
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one line of at most ``limit`` characters."""
-    if isinstance(exc, TrialFailed):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}".strip()
-    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    """An exception as one line of at most ``limit`` characters, safe for a terminal and a JSON file.
+
+    Control, format (bidirectional overrides) and surrogate characters are escaped; an exception
+    whose ``__str__`` itself raises is still named.
+    """
+    name = type(exc).__name__
+    try:
+        message = str(exc)
+    except Exception as inner:
+        return f"{name} (its message could not be shown: {type(inner).__name__})"
+    text = message if isinstance(exc, TrialFailed) else f"{name}: {message}"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    text = clip(lines[0].strip()) if lines and lines[0].strip() not in (f"{name}:", "") else name
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -92,6 +100,21 @@ def trainer_name(trainer: object) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
+def plain(value: Any) -> Any:
+    """Numbers of other types (numpy's scalars, fractions) as ``int``/``float``, in lists and dicts too."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
 def _json_problem(value: Any, where: str) -> str | None:
     """Why ``value`` cannot go into a JSON file as it is (``where``: its place, for the message)."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -125,7 +148,7 @@ def checked_result(result: Any, name: str) -> dict[str, Any]:
         raise TrialFailed(f"the trainer {name} returned None from run(); {fix}")
     if not isinstance(result, Mapping):
         raise TrialFailed(f"the trainer {name} returned a {type(result).__name__} from run(), not a dict of metrics")
-    metrics = dict(result)
+    metrics = {k: plain(v) for k, v in result.items()}
     for key in metrics:
         if not isinstance(key, str):
             raise TrialFailed(f"the trainer {name} returned a key {clip(repr(key))[:40]}; the keys must be strings")
@@ -176,6 +199,19 @@ def drop_frames(exc: BaseException) -> None:
         seen.add(id(current))
         traceback.clear_frames(current.__traceback__)
         todo += [current.__cause__, current.__context__]
+
+
+def unwritable(folder: Path, exc: OSError) -> str:
+    """The error of a trial whose folder cannot hold its files (changed under the running sweep)."""
+    return f"cannot write the trial's files in {folder}: {exc.strerror or exc}"
+
+
+def _write(log: IO[str], text: str) -> None:
+    """A line of the runner's own in a trial's log, which a full disk must not turn into a crash."""
+    try:
+        log.write(text)
+    except (OSError, ValueError):
+        pass
 
 
 @dataclass
@@ -265,24 +301,28 @@ class Runner:
         if record is not None:
             return Outcome(record)
         folder = self.dir / trial.folder
-        folder.mkdir(parents=True, exist_ok=True)
         record = self.sources.base_record(trial, nodeid)
         record["worker"] = self.worker
         history: list[dict[str, Any]] = []
         self._trainer = None
-        storage.write_text_atomic(folder / "config.txt", render_trial_config(trial))
-        with open(folder / "output.log", "w", encoding="utf-8", buffering=1) as log:
+        try:  # the folder may have been changed under the sweep: a file in its place, a folder for a file
+            folder.mkdir(parents=True, exist_ok=True)
+            storage.write_text_atomic(folder / "config.txt", render_trial_config(trial))
+            log = open(folder / "output.log", "w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            record.update(status="failed", error=unwritable(folder, exc))
+            return Outcome(record, TrialFailed(record["error"]))
+        with log:
             trial.stash[CONTEXT_KEY] = ctx = self._context(trial, folder, log, history)
             started = time.perf_counter()
             metrics: dict[str, Any] = {}
             error: BaseException | None = None
             unsafe: str | None = None
 
-            def ended(code: int) -> None:  # the trainer called os._exit(code) in a serial run
+            def ended(code: int) -> None:  # the trainer (or a plugin) called os._exit(code) in a serial run
+                who = f"the trainer {self._trainer}" if self._trainer else "a plugin (before the trainer ran)"
                 record.update(
-                    status="failed",
-                    error=f"the trainer {self._trainer or '?'} ended the process with os._exit({code}); "
-                    "the sweep stopped here",
+                    status="failed", error=f"{who} ended the process with os._exit({code}); the sweep stopped here"
                 )
                 self._finish(trial, folder, record, history, {}, started, log)
                 if self.on_process_end is not None:
@@ -319,14 +359,20 @@ class Runner:
                     trial.stash[UNSAFE_KEY] = unsafe
                     message += "; the process that ran it cannot safely go on"
                 record.update(status="failed", error=message)
-                log.write(traceback.format_exc())
+                _write(log, traceback.format_exc())
                 drop_frames(exc)
             finally:
                 del trial.stash[CONTEXT_KEY]
                 if STOP_KEY in trial.stash:
                     del trial.stash[STOP_KEY]
-            self._finish(trial, folder, record, history, metrics, started, log)
-        self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+            problem = self._finish(trial, folder, record, history, metrics, started, log)
+            if problem is not None and record["status"] != "failed":  # its result stays in the record
+                record.update(status="failed", error=unwritable(folder, problem))
+                error = TrialFailed(record["error"])
+        try:
+            self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+        except Exception as exc:  # a plugin's clean-up failed: the item fails, the trial's record stands
+            error = error or exc
         return Outcome(record, error, unsafe)
 
     def cannot_go_on(self, session: pytest.Session, outcome: Outcome) -> None:
@@ -393,7 +439,12 @@ class Runner:
                 echo(f"{trial.name} {message}")
 
         def epoch_ended(metrics: dict[str, Any]) -> bool:
-            history.append({k: clean_number(v) for k, v in metrics.items()})
+            if not isinstance(metrics, Mapping):
+                raise TrialFailed(
+                    f"the trainer {self._trainer or '?'} reported an epoch's metrics as {_shown(metrics)}; "
+                    "ctx.epoch_ended takes a dict"
+                )
+            history.append({k: clean_number(plain(v)) for k, v in metrics.items()})
             return any(bool(a) for a in hook.pytest_sweep_epoch_ended(trial=trial, metrics=metrics))
 
         return TrialContext(dir=folder, log=write_log, epoch_ended=epoch_ended)
@@ -407,7 +458,8 @@ class Runner:
         metrics: dict[str, Any],
         started: float,
         log: IO[str],
-    ) -> None:
+    ) -> OSError | None:
+        """Write the trial's ``training_metrics.json`` and last log line; the error if they cannot be."""
         elapsed = time.perf_counter() - started
         for key in METRIC_KEYS:
             if key in metrics:
@@ -433,8 +485,12 @@ class Runner:
             "total_time": round(elapsed, 3),
             "epochs": [{str(k): json_safe(v) for k, v in e.items()} for e in epochs],
         }
-        storage.write_json_atomic(folder / "training_metrics.json", doc)
-        log.write(f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")
+        try:
+            storage.write_json_atomic(folder / "training_metrics.json", doc)
+        except OSError as exc:
+            return exc
+        _write(log, f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")
+        return None
 
 
 RUNNER_KEY = pytest.StashKey[Runner]()

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.rungs import RungStore, Verdict
 from pytest_sweep.matrix.trial import Stop, Trial, TrialFailed
 
@@ -53,7 +54,12 @@ class Objective:
                 f"--sweep-metric={self.metric}: the trainer's epoch metrics have no number {self.metric} "
                 f"(they have {have})"
             )
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:
+            raise TrialFailed(
+                f"--sweep-metric={self.metric}: the trainer's epoch metric {self.metric} is too large for a number"
+            ) from None
 
 
 def _rung(grace: int, eta: float, k: int) -> int:
@@ -61,8 +67,8 @@ def _rung(grace: int, eta: float, k: int) -> int:
 
 
 def _exponent(grace: int, eta: float, value: float) -> float:
-    """The ``k`` where ``grace × η^k`` reaches ``value``."""
-    return math.log(value / grace) / math.log(eta)
+    """The ``k`` where ``grace × η^k`` reaches ``value`` (logarithms of each: either may be huge)."""
+    return (math.log(value) - math.log(grace)) / math.log(eta)
 
 
 def is_rung(epoch: int, grace: int, eta: float, epochs: int | None = None) -> bool:
@@ -139,11 +145,19 @@ def _finite(value: float, objective: Objective, epoch: int, scheduler: str) -> f
     return value
 
 
+#: The largest epoch number a scheduler takes (the rung store keeps it as a 64-bit integer).
+MAX_EPOCH = 2**62
+
+
 def _epoch(trial: Trial, metrics: Mapping[str, Any]) -> int:
     epoch = metrics.get("epoch")
-    if isinstance(epoch, int) and not isinstance(epoch, bool):
-        return epoch
-    raise TrialFailed("the trainer's epoch metrics have no whole-number 'epoch'; the scheduler needs it")
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise TrialFailed("the trainer's epoch metrics have no whole-number 'epoch'; the scheduler needs it")
+    if epoch > MAX_EPOCH:
+        raise TrialFailed(
+            f"the trainer's epoch metrics have epoch {clip(str(epoch))}, not an epoch number (0 to 2**62)"
+        )
+    return epoch
 
 
 class AshaScheduler:

@@ -131,6 +131,7 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
         yield
         return
     alarm = _Alarm(seconds)
+    deadline = time.monotonic() + seconds
     previous: Any = signal.signal(signal.SIGALRM, alarm)
     try:  # armed inside: an alarm due at once still ends in the disarming below
         signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-6), alarm.repeat)
@@ -144,5 +145,7 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
                 break
             except TrialTimeout:
                 continue
-    if alarm.due:  # the block swallowed every alarm and still ended, or ended while an import held it
+    # the block swallowed every alarm and still ended, ended while an import held the alarm back, or
+    # ran past the limit with the alarm disarmed or ignored by its own code
+    if alarm.due or time.monotonic() >= deadline:
         raise TrialTimeout(alarm.message)

@@ -19,11 +19,12 @@ import pytest
 
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
-from pytest_sweep.matrix.runner import RUNNER_KEY
+from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.scheduling import MODES, AshaScheduler, MedianScheduler, Objective
-from pytest_sweep.matrix.trial import STOP_KEY, Trial
+from pytest_sweep.matrix.trial import STOP_KEY, Stop, Trial, TrialFailed
 
 BUILTIN = ("none", "asha", "median")
 
@@ -170,7 +171,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sweep_dir = _sweep_dir(config)
     if sweep_dir is None or config.option.collectonly:
         return  # no active sweep
-    scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    flag = f"--sweep-scheduler={config.stash[_SETTINGS].name if _SETTINGS in config.stash else '?'}"
+    try:
+        scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    except pytest.UsageError:
+        raise
+    except Exception as exc:
+        raise pytest.UsageError(f"{flag}: pytest_sweep_make_scheduler failed: {one_line(exc)}") from None
+    if scheduler is not None and not isinstance(scheduler, Scheduler):
+        raise pytest.UsageError(
+            f"{flag}: pytest_sweep_make_scheduler returned {type(scheduler).__name__} {clip(repr(scheduler))[:60]}, "
+            "not a scheduler (an object with epoch_ended and trial_finished)"
+        )
     if scheduler is not None and config.stash.get(RUNNER_KEY, None) is not None:
         config.pluginmanager.register(SchedulerPlugin(scheduler), "sweep-scheduler")
 
@@ -183,9 +195,15 @@ class SchedulerPlugin:
 
     @pytest.hookimpl
     def pytest_sweep_epoch_ended(self, trial: Trial, metrics: dict[str, Any]) -> bool | None:
-        stop = self.scheduler.epoch_ended(trial, metrics)
+        stop: Any = self.scheduler.epoch_ended(trial, metrics)  # a plugin's: any value at all
         if stop is None:
             return None
+        if not (isinstance(stop, Stop) and isinstance(stop.rung, int) and isinstance(stop.reason, str)):
+            kind = type(self.scheduler)
+            raise TrialFailed(
+                f"the scheduler {kind.__module__}.{kind.__qualname__} returned {clip(repr(stop))[:80]} from "
+                "epoch_ended, not a Stop or None"
+            )
         trial.stash[STOP_KEY] = stop
         return True
 
