@@ -131,10 +131,12 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
         yield
         return
     alarm = _Alarm(seconds)
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     previous: Any = signal.signal(signal.SIGALRM, alarm)
+    outer = (0.0, 0.0)  # an enclosing timer (a nested limit): given back, less the time spent here
     try:  # armed inside: an alarm due at once still ends in the disarming below
-        signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-6), alarm.repeat)
+        outer = signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-6), alarm.repeat)
         yield
     finally:
         while True:  # an alarm may land before it is disarmed; the block is over either way
@@ -142,6 +144,9 @@ def trial_timeout(seconds: float | None) -> Iterator[None]:
                 alarm.armed = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
+                if outer[0] > 0:
+                    left = outer[0] - (time.monotonic() - started)
+                    signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer[1])
                 break
             except TrialTimeout:
                 continue
