@@ -297,13 +297,15 @@ def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
     :param config: the controller's pytest config.
     :param sweep: the records so far (``sweep.running`` is true).
 
-    Called on the controller only, after a trial's result arrives, at most every
-    ``--sweep-summary-interval`` seconds (and, unless that is 0, never more often than ten times the
-    previous call's duration, so a huge sweep does not spend its time rewriting files).  ``sweep.running`` is
-    true; trials that have not finished are ``not_run`` with the error "not finished when this
-    summary was written".  The built-in reporter rewrites ``sweep_summary.json`` and
-    ``sweep_analysis.txt``, so a sweep whose process dies hard still leaves a summary of the
-    trials that finished.  ``pytest_sweep_finished`` follows at the end as usual.
+    Called on the controller only, after a trial's result arrives: at once for the first result
+    (a process killed seconds later still leaves a summary), then at most every
+    ``--sweep-summary-interval`` seconds (and, unless that is 0, never more often than ten times
+    the previous call's duration, so a huge sweep does not spend its time rewriting files).
+    ``sweep.running`` is true and every record written says ``"interim": true``; trials that have
+    not finished are ``not_run`` with the error "not finished when this summary was written".  The
+    built-in reporter rewrites ``sweep_summary.json`` and ``sweep_analysis.txt``, so a sweep whose
+    process dies hard still leaves a summary of the trials that finished.
+    ``pytest_sweep_finished`` follows at the end as usual.
     """
 
 
