@@ -24,6 +24,10 @@ from pytest_sweep.matrix.trial import Trial
 
 #: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
 NOT_FINISHED_YET = "not finished when this summary was written"
+#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
+#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
+#: text and the table are known as interim by being the very file the interim write left.
+INTERIM_FILES = ("sweep_summary.json", "sweep_analysis.json", "sweep_analysis.txt", "sweep_summary.csv")
 
 
 def _last_error_line(text: str) -> str:
@@ -46,6 +50,15 @@ def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tup
         return sources.get(rec.get("source"), len(sources)), int(digits) if digits.isdigit() else 0, name
 
     return key
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now (an atomic write makes a new one): inode, mtime and size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class Controller:
@@ -78,6 +91,8 @@ class Controller:
         # the first result is written at once: a process killed seconds later still leaves a summary
         self._next_summary = -math.inf
         self._interim_written = False
+        #: each of ``INTERIM_FILES`` as the last interim write left it (inode, mtime, size)
+        self._interim_files: dict[str, tuple[int, int, int]] = {}
 
     # -- what was collected ------------------------------------------------------------
     def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
@@ -193,23 +208,36 @@ class Controller:
         )
 
     def _drop_stale_interim_summary(self) -> None:
-        """An interim summary must not outlive a failed final write: it would call trials that
-        finished since "not finished".  Only a file whose records say ``interim`` goes: a final
-        summary (this run's, or a resumed sweep's) is never deleted."""
-        summary = self.dir / "sweep_summary.json"
-        try:
-            records = json.loads(summary.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return
-        stale = (
-            self._interim_written
-            and isinstance(records, list)
-            and any(isinstance(r, dict) and r.get("interim") is True for r in records)
-        )
-        if stale:
-            for name in ("sweep_summary.json", "sweep_analysis.txt"):
-                (self.dir / name).unlink(missing_ok=True)
-            self._line("sweep: removed the interim summary, which no longer describes the sweep", red=True)
+        """An interim file must not outlive a failed final write: it would call trials that
+        finished since "not finished".  Each of ``INTERIM_FILES`` goes only if it is known to be
+        interim (:meth:`_is_interim`): a final file (this run's, or a resumed sweep's) is never
+        deleted."""
+        removed = [name for name in INTERIM_FILES if self._is_interim(name)]
+        for name in removed:
+            (self.dir / name).unlink(missing_ok=True)
+        if removed:
+            self._line(
+                f"sweep: removed the interim summary files ({', '.join(removed)}), which no longer describe the sweep",
+                red=True,
+            )
+
+    def _is_interim(self, name: str) -> bool:
+        """Whether ``name`` in the sweep folder is an interim file this run left: a JSON file by its
+        field (``"interim": true`` in a summary record, ``"running": true`` in the analysis), any
+        other by being unchanged since this run's last interim write."""
+        if not self._interim_written:
+            return False
+        path = self.dir / name
+        if name.endswith(".json"):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError):
+                return False  # unreadable: not known to be interim, so kept
+            if isinstance(data, list):
+                return any(isinstance(r, dict) and r.get("interim") is True for r in data)
+            return isinstance(data, dict) and data.get("running") is True
+        mark = self._interim_files.get(name)
+        return mark is not None and _signature(path) == mark
 
     def _line(self, text: str, **markup: bool) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -228,6 +256,9 @@ class Controller:
         try:
             self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
             self._interim_written = True
+            self._interim_files = {
+                name: mark for name in INTERIM_FILES if (mark := _signature(self.dir / name)) is not None
+            }
         except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
             self._line(
                 f"sweep: interim summary not written: {one_line(exc)}; "

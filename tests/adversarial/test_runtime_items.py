@@ -112,8 +112,78 @@ def pytest_unconfigure(config):
         result = sp.run(f"--range-config={rc}", "--sweep-summary-interval=0")
     finally:
         storage.write_json_atomic = write
-    result.stdout.fnmatch_lines(["*could not write its files: OSError*", "*removed the interim summary*"])
-    assert not (_results(sp) / "sweep_summary.json").exists()
+    result.stdout.fnmatch_lines(
+        [
+            "*could not write its files: OSError*",
+            "*removed the interim summary files (sweep_summary.json, sweep_analysis.json, sweep_analysis.txt)*",
+        ]
+    )
+    folder = _results(sp)
+    for name in ("sweep_summary.json", "sweep_analysis.json", "sweep_analysis.txt"):
+        assert not (folder / name).exists(), name  # interim, and the final write failed
+    table = (folder / "sweep_summary.csv").read_text(encoding="utf-8")  # final: the CSV reporter wrote it
+    assert "interim" in table.splitlines()[0] and ",true," not in table
+
+
+ANALYSIS_JSON_FAILS = """
+
+from pytest_sweep.matrix import storage
+
+_write = storage.write_json_atomic
+
+
+def _no_space_for_analysis(path, data):
+    if str(path).endswith("sweep_analysis.json"):
+        raise OSError(28, "No space left on device")
+    return _write(path, data)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sweep_finished(config, sweep):
+    storage.write_json_atomic = _no_space_for_analysis  # only the final analysis JSON fails
+
+
+def pytest_unconfigure(config):
+    storage.write_json_atomic = _write
+"""
+
+
+def test_item01_an_interim_analysis_json_goes_and_the_final_files_stay(sweep_pytester: SweepPytester) -> None:
+    """The interim ``sweep_analysis.json`` is known by its field (``"running": true``): when only
+    its final write fails, it goes, and the final summary and analysis text written before it stay."""
+    sp = sweep_pytester
+    rc = write_toy(sp.pytester, 'CONFIG_TOY_DO="ok"|"ok2"\n', extra_conftest=ANALYSIS_JSON_FAILS)
+    from pytest_sweep.matrix import storage
+
+    write = storage.write_json_atomic
+    try:
+        result = sp.run(f"--range-config={rc}", "--sweep-summary-interval=0")
+    finally:
+        storage.write_json_atomic = write
+    result.stdout.fnmatch_lines(
+        ["*could not write its files: OSError*", "*removed the interim summary files (sweep_analysis.json)*"]
+    )
+    folder = _results(sp)
+    assert not (folder / "sweep_analysis.json").exists()
+    assert [r["interim"] for r in summary(folder)] == [False, False]
+    assert "still running" not in (folder / "sweep_analysis.txt").read_text(encoding="utf-8")
+
+
+def test_item01_the_interim_analysis_json_says_so_and_a_final_one_is_kept(sweep_pytester: SweepPytester) -> None:
+    """A hard death leaves an analysis JSON with ``"running": true``; the resumed run's final one
+    (``"running": false``) survives a reporter that fails after it."""
+    sp = sweep_pytester
+    rc = write_toy(sp.pytester, 'CONFIG_TOY_DO="ok"|"kill9"|"ok3"\n', extra_conftest=FAILING_REPORTER)
+    died = sp.run_subprocess(f"--range-config={rc}", "--sweep-summary-interval=0")
+    assert died.ret == -signal.SIGKILL
+    folder = _results(sp)
+    interim = json.loads((folder / "sweep_analysis.json").read_text(encoding="utf-8"))
+    assert interim["running"] is True and interim["counts"]["passed"] == 1
+    result = sp.run(f"--range-config={rc}", f"--sweep-resume={folder}", "-k", "config_003")
+    result.stdout.fnmatch_lines(["*conftest* could not write its files: OSError*"])
+    assert "removed the interim summary" not in result.stdout.str()
+    final = json.loads((folder / "sweep_analysis.json").read_text(encoding="utf-8"))
+    assert final["running"] is False and final["counts"]["passed"] == 2
 
 
 # -- 2. a timeout never interrupts an import ---------------------------------------------------------
