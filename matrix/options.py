@@ -450,7 +450,5 @@ def ray_ship_files(config: pytest.Config) -> bool:
         return bool(opt)
     try:
         return bool(config.getini("sweep_ray_ship_files"))
-    except (ValueError, pytest.UsageError):  # pytest's own parsing of a bool ini value ("invalid truth value")
-        raw = config.inicfg.get("sweep_ray_ship_files")
-        shown = str(getattr(raw, "value", raw)).strip()
-        raise pytest.UsageError(f"ini value sweep_ray_ship_files = {shown!r}: use true or false") from None
+    except (ValueError, pytest.UsageError) as exc:  # pytest's own parsing of a bool ini value
+        raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None
