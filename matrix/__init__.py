@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from pytest_sweep.matrix.errors import RangeConfigError
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
-from pytest_sweep.matrix.trial import STOP_KEY, Stop, Trial, TrialContext, TrialFailed
+from pytest_sweep.matrix.trial import STOP_KEY, UNSAFE_KEY, Stop, Trial, TrialContext, TrialFailed
 
-__all__ = ["STOP_KEY", "RangeConfigError", "Stop", "Symbol", "SymbolTable", "Trial", "TrialContext", "TrialFailed"]
+__all__ = [
+    "STOP_KEY",
+    "UNSAFE_KEY",
+    "RangeConfigError",
+    "Stop",
+    "Symbol",
+    "SymbolTable",
+    "Trial",
+    "TrialContext",
+    "TrialFailed",
+]

@@ -31,6 +31,8 @@ class SweepItem(pytest.Item):
         outcome = runner.run(self.trial, self.nodeid)
         self.trial_dir = runner.dir / self.trial.folder
         self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
+        if outcome.unsafe is not None:
+            runner.cannot_go_on(self.session, outcome)
         if outcome.error is not None:
             raise outcome.error
 

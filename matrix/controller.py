@@ -9,6 +9,7 @@ worker), and hands the sweep to the reporter hooks.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, assign_ranks
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
@@ -25,6 +27,10 @@ from pytest_sweep.matrix.trial import Trial
 
 #: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
 NOT_FINISHED_YET = "not finished when this summary was written"
+#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
+#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
+#: text and the table are known as interim by being the very file the interim write left.
+INTERIM_FILES = ("sweep_summary.json", "sweep_analysis.json", "sweep_analysis.txt", "sweep_summary.csv")
 
 
 def _last_error_line(text: str) -> str:
@@ -61,6 +67,15 @@ def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tup
     return key
 
 
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now (an atomic write makes a new one): inode, mtime and size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class Controller:
     """Every record of the sweep, in collection order; the summaries."""
 
@@ -87,9 +102,13 @@ class Controller:
         self.finished = False
         self.result: SweepResult | None = None
         self.summary_interval = summary_interval
-        self._next_summary = time.monotonic() + summary_interval
+        self.started = time.time()
+        # the first result is written at once: a process killed seconds later still leaves a summary
+        self._next_summary = -math.inf
         self._interim_written = False
         self._interim_failed = False
+        #: each of ``INTERIM_FILES`` as the last interim write left it (inode, mtime, size)
+        self._interim_files: dict[str, tuple[int, int, int]] = {}
 
     # -- what was collected ------------------------------------------------------------
     def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
@@ -140,10 +159,26 @@ class Controller:
                 return  # a teardown error does not undo a trained result
             crash = self.crashed.get(report.nodeid)
             if crash is not None:
-                error = f"worker crashed: {crash}"
+                words = self._last_words(str(base.get("trial_dir") or ""))
+                error = f"{words} (its worker ended: {crash})" if words else f"worker crashed: {crash}"
             else:
                 error = f"{report.when} failed: " + _last_error_line(str(report.longrepr or ""))
             self.records[report.nodeid] = {**base, "status": "failed", "error": error}
+
+    def _last_words(self, trial_dir: str) -> str | None:
+        """The error a worker wrote into a trial's folder before it ended (a worker that could not
+        safely go on), if written in this run."""
+        try:
+            if not trial_dir:
+                return None
+            path = storage.sweep_path(self.dir, trial_dir, "training_metrics.json")
+            if path.stat().st_mtime < self.started:
+                return None
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        error = doc.get("error") if isinstance(doc, dict) and doc.get("status") == "failed" else None
+        return error if isinstance(error, str) and error else None
 
     # -- summaries -------------------------------------------------------------------------
     def finish(self, interrupted: bool) -> SweepResult | None:
@@ -184,26 +219,55 @@ class Controller:
             )
         return len(failures)
 
+    def process_ends(self, nodeid: str, record: dict[str, Any]) -> None:
+        """A serial run's trainer ends the process (``os._exit``): the final summary first, with
+        that trial's record (failed) and the rest not run."""
+        self.records[nodeid] = record
+        self.finish(interrupted=True)
+        self._line(
+            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / 'sweep_summary.json'}",
+            red=True,
+        )
+
     def _drop_stale_interim_summary(self) -> None:
-        """An interim summary must not outlive a failed final write: it would call trials that
-        finished since "not finished".  A folder that cannot be changed any more keeps it."""
-        summary = self.dir / "sweep_summary.json"
+        """An interim file must not outlive a failed final write: it would call trials that
+        finished since "not finished".  Each of ``INTERIM_FILES`` goes only if it is known to be
+        interim (:meth:`_is_interim`): a final file (this run's, or a resumed sweep's) is never
+        deleted."""
+        removed = [name for name in INTERIM_FILES if self._is_interim(name)]
         try:
-            stale = self._interim_written and NOT_FINISHED_YET in summary.read_text(encoding="utf-8")
-        except OSError:
+            for name in removed:
+                (self.dir / name).unlink(missing_ok=True)
+        except OSError as exc:  # a folder that cannot be changed any more keeps them
+            self._line(
+                f"sweep: the interim summary files ({', '.join(removed)}) no longer describe the sweep and could "
+                f"not be removed ({exc.strerror or exc}); the results above are the sweep's",
+                red=True,
+            )
             return
-        if stale:
+        if removed:
+            self._line(
+                f"sweep: removed the interim summary files ({', '.join(removed)}), which no longer describe the sweep",
+                red=True,
+            )
+
+    def _is_interim(self, name: str) -> bool:
+        """Whether ``name`` in the sweep folder is an interim file this run left: a JSON file by its
+        field (``"interim": true`` in a summary record, ``"running": true`` in the analysis), any
+        other by being unchanged since this run's last interim write."""
+        if not self._interim_written:
+            return False
+        path = self.dir / name
+        if name.endswith(".json"):
             try:
-                for name in ("sweep_summary.json", "sweep_analysis.txt"):
-                    (self.dir / name).unlink(missing_ok=True)
-            except OSError as exc:
-                self._line(
-                    f"sweep: the interim summary {summary} no longer describes the sweep and could not be "
-                    f"removed ({exc.strerror or exc}); the results above are the sweep's",
-                    red=True,
-                )
-                return
-            self._line("sweep: removed the interim summary, which no longer describes the sweep", red=True)
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError):
+                return False  # unreadable: not known to be interim, so kept
+            if isinstance(data, list):
+                return any(isinstance(r, dict) and r.get("interim") is True for r in data)
+            return isinstance(data, dict) and data.get("running") is True
+        mark = self._interim_files.get(name)
+        return mark is not None and _signature(path) == mark
 
     def _line(self, text: str, **markup: bool) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -222,6 +286,9 @@ class Controller:
         try:
             self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
             self._interim_written = True
+            self._interim_files = {
+                name: mark for name in INTERIM_FILES if (mark := _signature(self.dir / name)) is not None
+            }
         except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
             if not self._interim_failed:  # once: every later interim summary would say the same
                 self._line(
@@ -270,6 +337,13 @@ class Controller:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass  # gone or replaced while the sweep ran: the reporters say so, the results stay in memory
+        # copies that say which kind of summary holds them (never the records themselves: an
+        # interim write must not mark what the final one writes)
+        rows = [{**r, "interim": running} for r in rows]
+        if not running:
+            for rec in rows:  # a resumed sweep's interim record, carried into a final summary
+                if rec["status"] == "not_run" and rec.get("error") == NOT_FINISHED_YET:
+                    rec["error"] = not_run_error
         assign_ranks(rows)
         return SweepResult(
             dir=self.dir,

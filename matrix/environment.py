@@ -372,7 +372,7 @@ def load(sweep_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, f"no {ENVIRONMENT_JSON} (a sweep from before pytest-sweep recorded its environment)"
-    except (OSError, ValueError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to parse
         return None, f"{ENVIRONMENT_JSON} is not readable ({type(exc).__name__})"
     if not isinstance(data, dict):
         return None, f"{ENVIRONMENT_JSON} is not readable (not a JSON object)"

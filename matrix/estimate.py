@@ -193,7 +193,10 @@ def _history_times(path: Path, trainers: set[str]) -> dict[str, list[float]]:
 
     Raises ``ValueError`` naming what is wrong with a file that is not a list of records.
     """
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
     if not isinstance(data, list):
         raise ValueError(f"holds {type(data).__name__}, not a list of records")
     times: dict[str, list[float]] = {}

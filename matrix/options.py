@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.timeout import MIN_TIMEOUT
 
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_SUMMARY_INTERVAL = 10.0
@@ -50,6 +53,8 @@ def _positive_float(text: str) -> float:
     value = parse_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a usable number; give a finite one")
     return value
 
 
@@ -58,9 +63,18 @@ MAX_TIMEOUT = 1e7
 
 
 def _timeout(text: str) -> float:
-    value = _positive_float(text)
+    value = parse_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
     if not value <= MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"{text} is not a usable limit; give seconds from above 0 to {MAX_TIMEOUT:g}")
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a usable limit; give seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"
+        )
+    if value < MIN_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"{text} is below {MIN_TIMEOUT:g} s, too short for any trial; give seconds from {MIN_TIMEOUT:g} "
+            f"to {MAX_TIMEOUT:g}"
+        )
     return value
 
 
@@ -295,9 +309,12 @@ def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
     try:
         value = kind(raw)
     except ValueError:
-        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {kind.__name__}") from None
-    if value <= 0:
+        what = "whole number" if kind is int else "number"
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {what}") from None
+    if not value > 0:
         raise pytest.UsageError(f"ini value {name} = {raw!r} must be above 0")
+    if value == float("inf"):
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a usable number; give a finite one")
     return value
 
 
@@ -397,10 +414,45 @@ def _ray_setting(config: pytest.Config, name: str, parse: Any) -> Any:
         raise pytest.UsageError(f"ini value {name} = {raw!r}: {exc}") from None
 
 
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.%a-zA-Z]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not ``auto``, ``local`` or ``HOST:PORT`` (one phrase), or None."""
+    if address in ("auto", "local"):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or len(host) > 255 or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
+        return "not auto, local or HOST:PORT (e.g. 10.0.0.5:6379, [::1]:6379)"
+    if not 0 < int(port) < 65536:
+        return f"port {port} is not from 1 to 65535"
+    if ":" in host and not host.startswith("["):
+        return "an IPv6 address goes in brackets: [ADDRESS]:PORT"
+    return None
+
+
 def ray_address(config: pytest.Config) -> str:
-    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here)."""
+    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here).
+
+    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it).
+    """
     opt = config.getoption("sweep_ray_address")
-    return str(opt) if opt is not None else str(config.getini("sweep_ray_address")).strip() or "auto"
+    if opt is not None:
+        address, where = str(opt).strip(), f"--sweep-ray-address={opt}"
+    else:
+        raw = str(config.getini("sweep_ray_address"))
+        address, where = raw.strip() or "auto", f"ini value sweep_ray_address = {raw!r}"
+    problem = address_problem(address)
+    if problem is not None:
+        raise pytest.UsageError(f"{where}: {problem}")
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if address == "auto" and env:
+        problem = address_problem(env)
+        if problem is not None:
+            raise pytest.UsageError(
+                f"RAY_ADDRESS={env} (--sweep-ray-address=auto connects there): {problem}; fix it or unset it"
+            )
+    return address
 
 
 def ray_cpus_per_trial(config: pytest.Config) -> float:
@@ -413,4 +465,9 @@ def ray_node_retries(config: pytest.Config) -> int:
 
 def ray_ship_files(config: pytest.Config) -> bool:
     opt = config.getoption("sweep_ray_ship_files")
-    return bool(opt if opt is not None else config.getini("sweep_ray_ship_files"))
+    if opt is not None:
+        return bool(opt)
+    try:
+        return bool(config.getini("sweep_ray_ship_files"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's own parsing of a bool ini value
+        raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None

@@ -16,6 +16,7 @@ import functools
 import gc
 import os
 import signal
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,13 @@ from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
 from pytest_sweep.matrix.ray_backend import RayBackend
 from pytest_sweep.matrix.ray_backend import check_usage as check_ray_usage
-from pytest_sweep.matrix.resume import grid_change, previous_records, resume_dir
-from pytest_sweep.matrix.runner import RUNNER_KEY, Runner
+from pytest_sweep.matrix.resume import ResumeError, grid_change, previous_records, resume_dir
+from pytest_sweep.matrix.runner import RUNNER_KEY, Runner, process_unsafe
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
 from pytest_sweep.matrix.symbols import Symbol
+
+#: The session of a process that trains (its exit status, for a process that must end at once).
+SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -128,7 +132,13 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
     """``--sweep-resume``: the resumed sweep's records; a different grid is a usage error unless forced."""
     if config.getoption("sweep_resume") is None:
         return None
-    previous = previous_records(sweep_dir)
+    try:
+        previous = previous_records(sweep_dir)
+    except ResumeError as exc:
+        raise pytest.UsageError(
+            f"--sweep-resume={sweep_dir}: {exc}; repair the record or remove the file (each trial's folder "
+            "keeps its result, and the resume reuses those)"
+        ) from None
     if previous is None:
         return None
     if sources.search.sampled:
@@ -177,6 +187,7 @@ def pytest_configure(config: pytest.Config) -> None:
             timeout=options.trial_timeout(config),
             resume=config.getoption("sweep_resume") is not None,
             echo=echo,
+            on_process_end=None if worker else functools.partial(_process_ends, config),
         )
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
     search.configure(config, sources, sweep_dir, runs_trials=not _distributing(config))
@@ -197,7 +208,24 @@ def pytest_configure(config: pytest.Config) -> None:
     _freeze_at_exit()
 
 
+def _process_ends(config: pytest.Config, nodeid: str, record: dict[str, Any]) -> None:
+    """A serial run's trainer ends the process (``os._exit``): the controller writes the summary."""
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None:
+        controller.process_ends(nodeid, record)
+
+
 def _thaw(config: pytest.Config) -> None:
+    unsafe = process_unsafe()
+    if unsafe is not None and not hasattr(config, "workerinput"):
+        # a trial's import was cut short: leave its half-built objects to the OS, not to the
+        # collector or the interpreter's shutdown (which can crash on them); pytest's end of the
+        # run, the summary included, is done by now
+        session = config.stash.get(SESSION_KEY, None)
+        status = int(session.exitstatus) if session is not None else int(pytest.ExitCode.INTERRUPTED)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status or int(pytest.ExitCode.INTERRUPTED))
     plugin = config.pluginmanager.get_plugin("sweep-collector")
     if isinstance(plugin, CollectorPlugin):
         plugin.thaw()
@@ -319,6 +347,9 @@ class RunnerPlugin:
         self.runner = runner
         self.echo = echo
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        session.config.stash[SESSION_KEY] = session
+
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         if self.echo is not None:
             self.echo.reset()
@@ -373,6 +404,15 @@ class ControllerPlugin:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if session.config.option.collectonly:
+            return
+        if exitstatus == pytest.ExitCode.USAGE_ERROR and not self.controller.records:
+            # refused before any trial ran (an unreachable Ray cluster, a damaged rung store): no
+            # summary of trials that never started, and no empty folder left behind
+            if session.config.getoption("sweep_resume") is None:
+                try:
+                    self.controller.dir.rmdir()
+                except OSError:
+                    pass  # not empty: something of the run's is in it
             return
         self.controller.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 

@@ -69,7 +69,7 @@ def probe(address: str, seconds: float = 5.0) -> str | None:
     if not sep or not port.isdigit() or "://" in address:
         return None
     try:
-        with socket.create_connection((host, int(port)), timeout=seconds):
+        with socket.create_connection((host.removeprefix("[").removesuffix("]"), int(port)), timeout=seconds):
             return None
     except OSError as exc:
         return f"nothing answers there ({exc.strerror or exc})"

@@ -37,6 +37,8 @@ test_samples       the test set's size (one image is 100 / test_samples pp of ``
 source             the range file (or generated config) the trial came from
 node, node_id      ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
 requeued           Ray only, when its node was lost: why it ran again (one line per time)
+interim            true in an interim summary, written while the sweep still ran (its ``not_run``
+                   trials had not finished yet); false in the final summary
 =================  ==========================================================
 """
 
@@ -93,6 +95,7 @@ _DEFAULTS: dict[str, Any] = {
     "rank": None,
     "rung": None,
     "stop_reason": None,
+    "interim": False,
 }
 
 

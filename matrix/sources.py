@@ -357,7 +357,7 @@ class Sources:
     def describe(self, trial: Trial) -> str | None:
         """``pytest_sweep_describe_trial``, asked once per trial."""
         if _DESCRIPTION not in trial.stash:
-            trial.stash[_DESCRIPTION] = self.config.hook.pytest_sweep_describe_trial(trial=trial)
+            trial.stash[_DESCRIPTION] = self.config.hook.pytest_sweep_describe_trial(trial=trial, config=self.config)
         return trial.stash[_DESCRIPTION]
 
     def validate(self, trial: Trial) -> str | None:

@@ -218,6 +218,12 @@ def plan(sweep_dir: Path, trial: str, out: Path | None = None) -> Plan:
             "options of that run are unknown"
         )
         env = {}
+    env, damaged = usable_sections(env)
+    if damaged:
+        notes.append(
+            f"{environment.ENVIRONMENT_JSON}: {', '.join(damaged)} not as pytest-sweep writes it (edited or "
+            "damaged), so left out of the command"
+        )
     notes += source_notes(env, record)
     notes += code_notes(env, sweep_dir)
     try:
@@ -256,6 +262,23 @@ def plan(sweep_dir: Path, trial: str, out: Path | None = None) -> Plan:
             f"and its epoch-{record.get('rung')} test accuracy is compared"
         )
     return Plan(record, sweep_dir, config_dir, out, cwd, argv, variables, notes)
+
+
+#: The sections of ``environment.json`` that ``plan`` reads, with the type each must have.
+_SECTIONS: dict[str, type] = {"command": dict, "env": dict, "options": dict, "code": dict, "sources": list}
+
+
+def usable_sections(env: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``env`` without the sections that are not of the type written (a hand-edited or damaged
+    file), and their names: a reproduction never tracebacks on them."""
+    damaged = [
+        name for name, kind in _SECTIONS.items() if env.get(name) is not None and not isinstance(env[name], kind)
+    ]
+    command = env.get("command")
+    if isinstance(command, dict) and command.get("args") is not None and not isinstance(command["args"], list):
+        damaged.append("command.args")
+        env = {**env, "command": {k: v for k, v in command.items() if k != "args"}}
+    return {k: v for k, v in env.items() if k not in damaged}, damaged
 
 
 def source_notes(env: dict[str, Any], record: dict[str, Any]) -> list[str]:

@@ -19,19 +19,26 @@ import pytest
 
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
-from pytest_sweep.matrix.runner import RUNNER_KEY
+from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.scheduling import MODES, AshaScheduler, MedianScheduler, Objective
-from pytest_sweep.matrix.trial import STOP_KEY, Trial
+from pytest_sweep.matrix.trial import STOP_KEY, Stop, Trial, TrialFailed
 
 BUILTIN = ("none", "asha", "median")
 
 
+#: The reduction factors accepted: closer to 1 every epoch is a rung that stops almost nothing;
+#: above 100 no trial but the best of a hundred ever reaches a second rung.
+REDUCTION_RANGE = (1.1, 100.0)
+
+
 def _reduction(text: str) -> float:
     value = parse_float(text)
-    if not 1 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"{text} must be above 1 (e.g. 2, 3 or 4)")
+    low, high = REDUCTION_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} must be from {low:g} to {high:g} (e.g. 2, 3 or 4)")
     return value
 
 
@@ -148,6 +155,12 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
     store = SqliteRungStore(sweep_dir / STORE_FILE)
+    problem = store.problem()
+    if problem is not None:
+        raise pytest.UsageError(
+            f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "
+            f"scheduler's earlier decisions go with it) or run without --sweep-scheduler={s.name}"
+        )
     if s.name == "asha":
         return AshaScheduler(store, s.grace, s.eta, s.objective)
     return MedianScheduler(store, s.grace, s.startup, s.objective)
@@ -158,7 +171,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sweep_dir = _sweep_dir(config)
     if sweep_dir is None or config.option.collectonly:
         return  # no active sweep
-    scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    flag = f"--sweep-scheduler={config.stash[_SETTINGS].name if _SETTINGS in config.stash else '?'}"
+    try:
+        scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    except pytest.UsageError:
+        raise
+    except Exception as exc:
+        raise pytest.UsageError(f"{flag}: pytest_sweep_make_scheduler failed: {one_line(exc)}") from None
+    if scheduler is not None and not isinstance(scheduler, Scheduler):
+        raise pytest.UsageError(
+            f"{flag}: pytest_sweep_make_scheduler returned {type(scheduler).__name__} {clip(repr(scheduler))[:60]}, "
+            "not a scheduler (an object with epoch_ended and trial_finished)"
+        )
     if scheduler is not None and config.stash.get(RUNNER_KEY, None) is not None:
         config.pluginmanager.register(SchedulerPlugin(scheduler), "sweep-scheduler")
 
@@ -171,9 +195,15 @@ class SchedulerPlugin:
 
     @pytest.hookimpl
     def pytest_sweep_epoch_ended(self, trial: Trial, metrics: dict[str, Any]) -> bool | None:
-        stop = self.scheduler.epoch_ended(trial, metrics)
+        stop: Any = self.scheduler.epoch_ended(trial, metrics)  # a plugin's: any value at all
         if stop is None:
             return None
+        if not (isinstance(stop, Stop) and isinstance(stop.rung, int) and isinstance(stop.reason, str)):
+            kind = type(self.scheduler)
+            raise TrialFailed(
+                f"the scheduler {kind.__module__}.{kind.__qualname__} returned {clip(repr(stop))[:80]} from "
+                "epoch_ended, not a Stop or None"
+            )
         trial.stash[STOP_KEY] = stop
         return True
 

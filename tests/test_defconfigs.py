@@ -163,7 +163,7 @@ def test_guide_configs_resolve_to_the_guide_defaults(sweep_pytester: SweepPytest
     assert items
     for item in items:
         trial = item.trial
-        assert item.config.hook.pytest_sweep_describe_trial(trial=trial) == GUIDE_TRAINER
+        assert item.config.hook.pytest_sweep_describe_trial(trial=trial, config=item.config) == GUIDE_TRAINER
         assert trial["CONFIG_MODEL_WIDTH"] == 64  # the published 11.2M-parameter model
         assert trial["CONFIG_TARGET_SPARSITY"] == 0.7
         assert trial["CONFIG_PRUNING_METHOD"] == "state"
