@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The strict editable install links every file of the package under build/__editable__.*/pytest_sweep
+# (mypy and editors follow it; nothing else of the checkout is importable as pytest_sweep).  A new or
+# removed module changes its folder's time stamp, and the links are made again.
+PACKAGE_DIRS := src/pytest_sweep matrix plugins trainers
+EDITABLE := $(VENV)/.editable
 RANGE_CONFIG ?= defconfigs/resnet18-digits-smoke
 CONFIG_DIR ?= sweep_configs
 PARALLEL ?= 2
@@ -21,31 +26,36 @@ SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
 .PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test lint types unit bench clean
 
-venv: $(STAMP)
+venv: $(EDITABLE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster
-	$(PY) -m pip install -q -e ".[dev,ray]"
-	touch $(STAMP)
+	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster;
+	# setuptools: the editable install below is rebuilt without build isolation
+	$(PY) -m pip install -q "setuptools>=77" -e ".[dev,ray]" --config-settings editable_mode=strict
+	touch $(STAMP) $(EDITABLE)
+
+$(EDITABLE): $(STAMP) $(PACKAGE_DIRS)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
+	touch $(EDITABLE)
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)
-sweep: $(STAMP)
+sweep: $(EDITABLE)
 	$(PY) -m pytest --range-config=$(RANGE_FILE) $(SWEEP_ARGS)
 
 ## make sweep-parallel RANGE_CONFIG=FILE PARALLEL=4: the same on 4 xdist workers (one GPU each)
-sweep-parallel: $(STAMP)
+sweep-parallel: $(EDITABLE)
 	$(PY) -m pytest --range-config=$(RANGE_FILE) -n $(PARALLEL) --dist=load $(SWEEP_ARGS)
 
 ## make sweep-generate RANGE_CONFIG=FILE: write sweep_configs/config_NNN + combinations_summary.txt
-sweep-generate: $(STAMP)
+sweep-generate: $(EDITABLE)
 	$(PY) -m pytest --range-config=$(RANGE_FILE) --sweep-generate=$(CONFIG_DIR)
 
 ## make sweep-run [OUTPUT_DIR=DIR]: run the configs generated into sweep_configs/
-sweep-run: $(STAMP)
+sweep-run: $(EDITABLE)
 	$(PY) -m pytest --config-dir=$(CONFIG_DIR) $(SWEEP_ARGS)
 
 ## make sweep-clean: remove the generated configs (results stay in test_matrix_results/)
@@ -57,7 +67,7 @@ test: lint types
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## make unit: the fast unit tests only (no pytest-in-pytest, no subprocess sweeps)
-unit: $(STAMP)
+unit: $(EDITABLE)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 ## make lint: ruff (pytest-xdist's rules) and ruff format --check
@@ -65,16 +75,12 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-## make types: mypy --strict on the installed layout, through a link tree pytest_sweep/{matrix,plugins,trainers}
-TYPECHECK := build/typecheck
-types: $(STAMP)
-	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/pytest_sweep
-	ln -s ../../../pytest_sweep/__init__.py ../../../pytest_sweep/py.typed $(TYPECHECK)/pytest_sweep/
-	for pkg in matrix plugins trainers; do ln -s ../../../$$pkg $(TYPECHECK)/pytest_sweep/$$pkg; done
-	cd $(TYPECHECK) && $(abspath $(PY)) -m mypy --config-file ../../pyproject.toml -p pytest_sweep
+## make types: mypy --strict on the installed package, pytest_sweep.* (the strict editable install)
+types: $(EDITABLE)
+	$(PY) -m mypy -p pytest_sweep
 
 ## make bench: the benchmarks recorded in docs/benchmarks.md
-bench: $(STAMP)
+bench: $(EDITABLE)
 	$(PY) bench/run_all.py
 
 clean: sweep-clean

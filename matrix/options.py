@@ -15,6 +15,13 @@ DEFAULT_SUMMARY_INTERVAL = 10.0
 #: ``--sweep-backend``: where the trials run.
 BACKENDS = ("serial", "ray")
 SHORTHANDS = {"sweep_epochs": "CONFIG_NUM_EPOCHS", "sweep_data_dir": "CONFIG_DATA_DIR", "sweep_device": "CONFIG_DEVICE"}
+#: The options that make a run a sweep (their ``dest`` names); without one, pytest-sweep changes nothing.
+SWEEP_OPTIONS = ("range_config", "config_dir", "sweep_generate", "sweep_symbols")
+
+
+def sweep_requested(namespace: Any) -> bool:
+    """Whether parsed options (``config.option``, ``config.known_args_namespace``) ask for a sweep."""
+    return any(getattr(namespace, dest, None) for dest in SWEEP_OPTIONS)
 
 
 def _whole_number(text: str, minimum: int, bound: str) -> int:

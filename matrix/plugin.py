@@ -1,7 +1,8 @@
-"""The pytest plugin: options, then one plugin object per role of the process.
+"""The pytest plugin of the core: one plugin object per role of the process.
 
-Registered through the ``pytest11`` entry point ``sweep``.  It stays inert unless
-``--range-config``, ``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
+Registered as ``sweep.core`` by the ``pytest11`` entry point ``sweep`` (``pytest_sweep.entry``,
+which also defines the options and adds the hookspecs) only when ``--range-config``,
+``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
 When a sweep is active, every process parses the sources (:class:`~.sources.Sources`) and
 collects; then, as xdist splits its own roles:
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, hookspecs, options, storage
+from pytest_sweep.matrix import estimate, options, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError
@@ -34,14 +35,6 @@ from pytest_sweep.matrix.resume import grid_change, previous_records, resume_dir
 from pytest_sweep.matrix.runner import RUNNER_KEY, Runner
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
 from pytest_sweep.matrix.symbols import Symbol
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    options.addoption(parser)
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
 
 
 def _active(config: pytest.Config) -> bool:
@@ -150,7 +143,6 @@ def _distributing(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
     sources = config.stash[SOURCES_KEY] = Sources(config)

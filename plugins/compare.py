@@ -177,28 +177,6 @@ def render(comp: Comparison) -> list[str]:
 # -- the plugin ----------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-compare",
-        dest="sweep_compare",
-        default=None,
-        metavar="DIR",
-        help="After the run, compare each trial's accuracy with the same config in the sweep folder DIR",
-    )
-    group.addoption(
-        "--sweep-compare-fail",
-        dest="sweep_compare_fail",
-        action="append",
-        default=[],
-        metavar="METRIC:PP",
-        help="With --sweep-compare: exit non-zero when a trial's METRIC (test_acc or best_acc) dropped by more "
-        "than PP percentage points, or it failed where the baseline passed (repeatable)",
-    )
-    parser.addini("sweep_compare", "Baseline sweep folder for --sweep-compare", default="")
-    parser.addini("sweep_compare_fail", "Thresholds for --sweep-compare-fail (METRIC:PP ...)", type="args", default=[])
-
-
 @dataclass
 class _State:
     baseline: list[dict[str, Any]]

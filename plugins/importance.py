@@ -30,6 +30,7 @@ from tabulate import tabulate
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import SweepResult, ranked
+from pytest_sweep.plugins.options import DEFAULT_IMPORTANCE_THRESHOLD
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
     configurations,
@@ -41,7 +42,7 @@ from pytest_sweep.plugins.replicates import (
 
 IMPORTANCE_JSON = "sweep_importance.json"
 SCHEMA_VERSION = 1
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = DEFAULT_IMPORTANCE_THRESHOLD  # its option is defined in plugins/options.py
 NOT_SET = "(not set)"
 THIN = "-" * 40
 
@@ -309,23 +310,6 @@ def render_section(imp: Importance) -> str:
 
 
 # -- the plugin ----------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-importance-threshold",
-        dest="sweep_importance_threshold",
-        default=None,
-        metavar="PP",
-        help="Parameter importance: an effect below PP percentage points (best minus worst value mean) is "
-        f"unimportant (default: the seed noise when CONFIG_SEED is swept, else {DEFAULT_THRESHOLD:g})",
-    )
-    parser.addini(
-        "sweep_importance_threshold",
-        "Percentage points below which a parameter's effect is unimportant",
-        default="",
-    )
 
 
 def parse_threshold(text: str, flag: str = "--sweep-importance-threshold") -> float:

@@ -266,10 +266,10 @@ def test_html_report_sorts_on_a_real_click_in_a_browser(sweep: Sweep, tmp_path: 
 def test_the_reporters_are_registered_like_any_plugin() -> None:
     tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
 
-    from pytest_sweep import BUILTIN_PLUGINS
+    from pytest_sweep import BUILTIN_PLUGINS, ENTRY_POINT
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    assert project["entry-points"]["pytest11"] == BUILTIN_PLUGINS  # the tests load exactly what users get
+    assert project["entry-points"]["pytest11"] == dict([ENTRY_POINT])  # it registers BUILTIN_PLUGINS in a sweep
     for name in ("sweep.importance", "sweep.refine", "sweep.plots", "sweep.html", "sweep.csv", "sweep.compare"):
         assert BUILTIN_PLUGINS[name].startswith("pytest_sweep.plugins.")
     assert project["scripts"] == {"pytest-sweep": "pytest_sweep.cli:main"}

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: repository folder -> import name
-PACKAGES = {"pytest_sweep": "pytest_sweep", "matrix": "pytest_sweep.matrix", "plugins": "pytest_sweep.plugins",
+PACKAGES = {"src/pytest_sweep": "pytest_sweep", "matrix": "pytest_sweep.matrix", "plugins": "pytest_sweep.plugins",
             "trainers": "pytest_sweep.trainers"}  # fmt: skip
 
 

@@ -6,6 +6,8 @@
     ``refine_range``, ``plots/``, ``sweep_summary.csv`` and ``sweep_report.html``.
 ``pytest-sweep compare A B [--fail test_acc:1.0]``
     compare sweep B with baseline A; exit 1 when a threshold is broken.
+``pytest-sweep --version``
+    the installed version.
 
 A folder without a readable ``sweep_summary.json`` or a threshold that does not parse is a usage
 error: one line, exit code 4 (as pytest's own).
@@ -18,6 +20,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
+
+from pytest_sweep import __version__
 
 USAGE_ERROR = 4
 
@@ -87,6 +91,7 @@ def compare(baseline: Path, current: Path, fails: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pytest-sweep", description="pytest-sweep's reporters, without training")
+    parser.add_argument("--version", action="version", version=f"pytest-sweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="Re-render a sweep folder's reports from its sweep_summary.json")
     rep.add_argument("folder", type=Path, metavar="DIR")
