@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The strict editable install links every file of the package under build/__editable__.*/pytest_sweep
 # (mypy and editors follow it; nothing else of the checkout is importable as pytest_sweep).  A new or
 # removed module changes its folder's time stamp, and the links are made again.
-PACKAGE_DIRS := src/pytest_sweep matrix plugins trainers
+PACKAGE_DIRS := src/pytest_sweep matrix plugins trainers trainers/assets
 EDITABLE := $(VENV)/.editable
 RANGE_CONFIG ?= defconfigs/resnet18-digits-smoke
 CONFIG_DIR ?= sweep_configs
@@ -28,14 +28,14 @@ SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
 venv: $(EDITABLE)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster;
-	# setuptools: the editable install below is rebuilt without build isolation
-	$(PY) -m pip install -q "setuptools>=77" -e ".[dev,ray]" --config-settings editable_mode=strict
+	# exact versions from constraints.txt (the metadata has ranges): torch 2.14.1 and torchvision
+	# 0.29.1 install from local wheels.  dev: ruff and mypy; ray: the suite runs the Ray backend on
+	# a simulated cluster; vision: CIFAR-10/MNIST; setuptools: the editable install is remade
+	# without build isolation
+	$(PY) -m pip install -q -c constraints.txt setuptools -e ".[dev,ray,vision]" --config-settings editable_mode=strict
 	touch $(STAMP) $(EDITABLE)
 
 $(EDITABLE): $(STAMP) $(PACKAGE_DIRS)
