@@ -24,7 +24,7 @@ $(info RANGE_CONFIG=$(RANGE_CONFIG) not found; using $(RANGE_FILE))
 endif
 SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
-.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test lint types unit bench clean
+.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test test-wheel lint types unit bench clean
 
 venv: $(EDITABLE)
 
@@ -62,9 +62,14 @@ sweep-run: $(EDITABLE)
 sweep-clean:
 	rm -rf $(CONFIG_DIR)
 
-## make test: lint, type checks, then the project's own test suite (what CI runs)
+## make test: lint, type checks, the project's own test suite, then test-wheel (what CI runs)
 test: lint types
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) .ci/test_wheel.py
+
+## make test-wheel: end-to-end tests against the built wheel, installed normally outside the checkout
+test-wheel: $(STAMP)
+	$(PY) .ci/test_wheel.py
 
 ## make unit: the fast unit tests only (no pytest-in-pytest, no subprocess sweeps)
 unit: $(EDITABLE)
