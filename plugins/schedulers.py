@@ -1,4 +1,4 @@
-"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (entry point ``sweep.schedulers``).
+"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (plugin ``sweep.schedulers``).
 
 The scheduler is built through ``pytest_sweep_make_scheduler`` (the built-in implementation here
 is ``trylast``) on every process of an active sweep; on a process that trains, a

@@ -131,6 +131,13 @@ def test_a_builtin_plugin_is_turned_off_by_its_name(sweep_pytester: SweepPyteste
         folder.rmdir()
 
 
+@pytest.mark.parametrize("option", ["--range-config=sweep.rc", "--sweep-symbols"])
+def test_a_sweep_without_the_core_is_a_usage_error(sweep_pytester: SweepPytester, option: str) -> None:
+    sweep_pytester.range_config('CONFIG_MODEL="lenet5"\n')
+    result = sweep_pytester.run(option, "-p", "no:sweep.core")
+    assert_usage_error(result, f"ERROR: {option.split('=')[0]} needs the plugin sweep.core, which -p no:sweep.core *")
+
+
 def test_a_conftests_sweep_hooks_validate_in_a_run_without_a_sweep(sweep_pytester: SweepPytester) -> None:
     sweep_pytester.pytester.makeconftest(TRAINER_CONFTEST)
     sweep_pytester.pytester.makepyfile(test_one="def test_one():\n    assert True\n")

@@ -27,8 +27,11 @@ import pytest
 from pytest_sweep import BUILTIN_PLUGINS
 from pytest_sweep.matrix import hookspecs
 from pytest_sweep.matrix import options as core_options
-from pytest_sweep.matrix.options import sweep_requested
+from pytest_sweep.matrix.options import SWEEP_OPTIONS, sweep_requested
 from pytest_sweep.plugins import options as plugin_options
+
+#: The core's registration name: a sweep cannot run without it.
+CORE = "sweep.core"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,9 +74,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
     pytest has already begun calling ``pytest_cmdline_main`` then, so the core's implementation,
     registered just now, is called from here.
     """
-    if not sweep_requested(config.option) or "sweep.core" not in register_builtins(config.pluginmanager):
+    if not sweep_requested(config.option) or CORE not in register_builtins(config.pluginmanager):
         return None
-    core: Any = config.pluginmanager.get_plugin("sweep.core")
+    core: Any = config.pluginmanager.get_plugin(CORE)
     result: int | pytest.ExitCode | None = core.pytest_cmdline_main(config)
     return result
 
@@ -81,5 +84,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
-    if sweep_requested(config.option):  # a late start without pytest_cmdline_main (pytester's parseconfigure)
-        register_builtins(config.pluginmanager)
+    if not sweep_requested(config.option):
+        return
+    if config.pluginmanager.is_blocked(CORE):
+        given = next(f"--{dest.replace('_', '-')}" for dest in SWEEP_OPTIONS if getattr(config.option, dest, None))
+        raise pytest.UsageError(
+            f"{given} needs the plugin {CORE}, which -p no:{CORE} turned off; drop one of the two "
+            "(-p no:sweep turns pytest-sweep off entirely)"
+        )
+    register_builtins(config.pluginmanager)  # a late start without pytest_cmdline_main (pytester's parseconfigure)
