@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LIGHT_DEPS = ("pytest", "pluggy", "iniconfig", "packaging", "pygments", "tabulate")
 
 
+def _installed(name: str) -> str | None:
+    """The installed version (pygments is a pytest dependency only since 8.4)."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{args}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -42,7 +50,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def light_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("light") / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in LIGHT_DEPS]
+    pins = [f"{name}=={version}" for name in LIGHT_DEPS if (version := _installed(name))]
     _run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q", "--no-deps", *pins, wheel)
     return venv
 
