@@ -24,7 +24,7 @@ $(info RANGE_CONFIG=$(RANGE_CONFIG) not found; using $(RANGE_FILE))
 endif
 SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
-.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test test-wheel lint types unit bench clean
+.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test test-wheel lint types docs unit bench clean
 
 venv: $(EDITABLE)
 
@@ -33,9 +33,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# exact versions from constraints.txt (the metadata has ranges): torch 2.14.1 and torchvision
 	# 0.29.1 install from local wheels.  dev: ruff and mypy; ray: the suite runs the Ray backend on
-	# a simulated cluster; vision: CIFAR-10/MNIST; setuptools: the editable install is remade
-	# without build isolation
-	$(PY) -m pip install -q -c constraints.txt setuptools -e ".[dev,ray,vision]" --config-settings editable_mode=strict
+	# a simulated cluster; vision: CIFAR-10/MNIST; docs: Sphinx, MyST-Parser and furo for the
+	# documentation site (built by `make test` too); search: Optuna; tensorboard, mlflow: the trackers'
+	# tests read back what --sweep-tensorboard/--sweep-mlflow wrote; setuptools: the editable install
+	# is remade without build isolation
+	$(PY) -m pip install -q -c constraints.txt setuptools -e ".[dev,ray,vision,docs,search,tensorboard,mlflow]" --config-settings editable_mode=strict
 	touch $(STAMP) $(EDITABLE)
 
 $(EDITABLE): $(STAMP) $(PACKAGE_DIRS)
@@ -62,9 +64,9 @@ sweep-run: $(EDITABLE)
 sweep-clean:
 	rm -rf $(CONFIG_DIR)
 
-## make test: lint, type checks, the project's own test suite, then test-wheel (what CI runs)
-test: lint types
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+## make test: lint, type checks, the docs build, the project's own test suite, then test-wheel (what CI runs)
+test: lint types docs
+	SWEEP_DOCS_SITE=$(DOCS_OUT)/html $(PY) -m pytest -q $(PYTEST_ARGS)
 	$(PY) .ci/test_wheel.py
 
 ## make test-wheel: end-to-end tests against the built wheel, installed normally outside the checkout
@@ -83,6 +85,12 @@ lint: $(STAMP)
 ## make types: mypy --strict on the installed package, pytest_sweep.* (the strict editable install)
 types: $(EDITABLE)
 	$(PY) -m mypy -p pytest_sweep
+
+## make docs: the documentation site into build/docs/html; warnings and unresolved references fail it
+## (-E: a full build every time; the reference pages are generated from the code, which Sphinx does not watch)
+DOCS_OUT := build/docs
+docs: $(EDITABLE)
+	$(PY) -m sphinx -E -W --keep-going -n -q -b html -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
 
 ## make bench: the benchmarks recorded in docs/benchmarks.md
 bench: $(EDITABLE)

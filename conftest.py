@@ -1,6 +1,6 @@
 """Repo-level pytest wiring.
 
-The plugins load through their ``pytest11`` entry points (``sweep``, ``sweep.reporters``, ...)
+The plugin loads through its one ``pytest11`` entry point, ``sweep`` (``pytest_sweep.entry``),
 once the checkout is installed: ``make test`` and ``make sweep`` install it, and on a machine
 without internet ``pip install --no-deps --no-build-isolation -e . --config-settings editable_mode=strict``
 does.  A plain checkout cannot import ``pytest_sweep`` (the package is ``src/pytest_sweep``, its

@@ -6,20 +6,34 @@ only.  Run it in an environment where the suite passes, after changing a depende
 
     .venv/bin/python .ci/freeze_constraints.py > constraints.txt
 
-It follows the requirements of pytest-sweep with its extras (and the build requirement, setuptools)
-through every installed distribution's metadata, markers evaluated for this interpreter.
+It follows the requirements that ``pyproject.toml`` declares, the core's and every extra's (and the
+build requirement, setuptools), through every installed distribution's metadata, markers evaluated
+for this interpreter.  The environment needs every extra installed: the Makefile's
+``.[dev,ray,vision,docs,search,tensorboard,mlflow]``.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import sys
+import tomllib
+from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOTS = ["pytest-sweep[dev,ray,vision]", "setuptools>=77"]
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def roots() -> list[str]:
+    """Every requirement pyproject.toml declares (core and extras) and the build requirement."""
+    data = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))
+    project = data["project"]
+    reqs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        reqs.extend(extra)
+    return [*reqs, *data["build-system"]["requires"]]
 
 
 def closure(roots: list[str]) -> dict[str, str]:
@@ -48,7 +62,7 @@ def closure(roots: list[str]) -> dict[str, str]:
 
 
 def main() -> int:
-    pins = closure(ROOTS)
+    pins = closure(roots())
     print("# Exact versions for CI (pip install -c constraints.txt ...): written by .ci/freeze_constraints.py")
     print("# from an environment where the suite passed. The package metadata has ranges only (pyproject.toml).")
     for name in sorted(pins):

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, options, storage
+from pytest_sweep.matrix import estimate, options, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError
@@ -124,6 +124,8 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
     previous = previous_records(sweep_dir)
     if previous is None:
         return None
+    if sources.search.sampled:
+        return previous  # the items' configurations are drawn: the study checks what was resumed
     folders = [sources.make_trial(s, c).folder for s in sources.sources for c in s.combinations]
     change = grid_change(previous, folders)
     if change is not None and not config.getoption("sweep_resume_force"):
@@ -145,6 +147,7 @@ def _distributing(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _active(config):
         return
+    options.estimate_asked(config)  # a bad ini value is a usage error before anything runs
     sources = config.stash[SOURCES_KEY] = Sources(config)
     paths = [str(s.path) for s in sources.sources]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -168,13 +171,14 @@ def pytest_configure(config: pytest.Config) -> None:
             echo=echo,
         )
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
+    search.configure(config, sources, sweep_dir, runs_trials=not _distributing(config))
     if not worker:
         previous = _resumed_records(config, sources, sweep_dir)
         controller = config.stash[CONTROLLER_KEY] = Controller(
             config, sources, sweep_dir, options.summary_interval(config), previous
         )
-        ticker = TrialTicker(config, controller) if mode != "none" else None
-        if ticker is not None and not _distributing(config):
+        ticker = TrialTicker(config, controller, quiet=mode == "none")
+        if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
         if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)

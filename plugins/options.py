@@ -21,10 +21,13 @@ from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_
 if TYPE_CHECKING:
     from pytest_sweep.matrix.scheduling import Objective
 
-#: ``sweep.importance``: effects below this many percentage points are unimportant (no seed noise).
+#: ``sweep.importance`` (and ``plugins/noise.py``): the noise floor in percentage points.
 DEFAULT_IMPORTANCE_THRESHOLD = 0.5
 #: ``sweep.ordering``: the orders ``--sweep-order`` accepts.
 ORDERS = ("grid", "interleaved", "random")
+#: ``sweep.tensorboard`` and ``sweep.mlflow``: how to install what they need.
+TENSORBOARD_EXTRA = "pip install 'pytest-sweep[tensorboard]'"
+MLFLOW_EXTRA = "pip install 'pytest-sweep[mlflow]'"
 
 
 # -- sweep.gpu -----------------------------------------------------------------------------------
@@ -54,8 +57,10 @@ def _compare(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="METRIC:PP",
-        help="With --sweep-compare: exit non-zero when a trial's METRIC (test_acc or best_acc) dropped by more "
-        "than PP percentage points, or it failed where the baseline passed (repeatable)",
+        help="With --sweep-compare: exit non-zero when a configuration's METRIC (test_acc or best_acc) dropped by "
+        "more than PP percentage points (with seeds swept in both: by a one-sided test, Holm-corrected), or a "
+        "result the baseline had is lost; hypervolume:PCT: when the Pareto front's hypervolume lost more than "
+        "PCT percent (repeatable)",
     )
     parser.addini("sweep_compare", "Baseline sweep folder for --sweep-compare", default="")
     parser.addini("sweep_compare_fail", "Thresholds for --sweep-compare-fail (METRIC:PP ...)", type="args", default=[])
@@ -68,8 +73,9 @@ def _importance(parser: pytest.Parser) -> None:
         dest="sweep_importance_threshold",
         default=None,
         metavar="PP",
-        help="Parameter importance: an effect below PP percentage points (best minus worst value mean) is "
-        f"unimportant (default: the seed noise when CONFIG_SEED is swept, else {DEFAULT_IMPORTANCE_THRESHOLD:g})",
+        help="The noise floor in percentage points: without swept seeds, differences below the larger of PP "
+        f"and one test image are noise (default: {DEFAULT_IMPORTANCE_THRESHOLD:g}); with CONFIG_SEED swept, an effect "
+        "must also reach PP to count as important",
     )
     parser.addini(
         "sweep_importance_threshold",
@@ -170,6 +176,47 @@ def _schedulers(parser: pytest.Parser) -> None:
         parser.addini(ini, f"{text} (default {default})", default=default)
 
 
+# -- sweep.tensorboard ---------------------------------------------------------------------------
+def _tensorboard(parser: pytest.Parser) -> None:
+    parser.getgroup("sweep").addoption(
+        "--sweep-tensorboard",
+        dest="sweep_tensorboard",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="Log each trial's per-epoch metrics and the sweep's HParams for TensorBoard, into the sweep "
+        f"folder or DIR/<sweep folder name> ({TENSORBOARD_EXTRA})",
+    )
+    parser.addini("sweep_tensorboard", "TensorBoard logs: true (the sweep folder) or a folder; empty: off", default="")
+
+
+# -- sweep.mlflow --------------------------------------------------------------------------------
+def _mlflow(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sweep")
+    group.addoption(
+        "--sweep-mlflow",
+        dest="sweep_mlflow",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="TRACKING_URI",
+        help=f"Log the sweep to MLflow: a parent run, a nested run per trial (default store: mlruns/ beside the "
+        f"sweep folders; {MLFLOW_EXTRA})",
+    )
+    group.addoption(
+        "--sweep-mlflow-experiment",
+        dest="sweep_mlflow_experiment",
+        default=None,
+        metavar="NAME",
+        help="The MLflow experiment of --sweep-mlflow (default: the range config's file name)",
+    )
+    parser.addini(
+        "sweep_mlflow", "MLflow tracking: true (mlruns/ beside the sweep folders) or a tracking URI", default=""
+    )
+    parser.addini("sweep_mlflow_experiment", "The MLflow experiment of --sweep-mlflow", default="")
+
+
 def addoption(parser: pytest.Parser) -> None:
     """Every built-in plugin's options and ini values (after the core's, in the ``sweep`` group)."""
     _gpu(parser)
@@ -177,3 +224,5 @@ def addoption(parser: pytest.Parser) -> None:
     _compare(parser)
     _schedulers(parser)
     _ordering(parser)
+    _tensorboard(parser)
+    _mlflow(parser)

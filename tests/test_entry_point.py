@@ -31,7 +31,9 @@ LIGHT_MODULES = {
     "pytest_sweep.entry",
     "pytest_sweep.matrix",
     "pytest_sweep.matrix.hookspecs",
+    "pytest_sweep.matrix.objectives",  # the search options' types (stdlib only)
     "pytest_sweep.matrix.options",
+    "pytest_sweep.matrix.search_options",
     "pytest_sweep.plugins",
     "pytest_sweep.plugins.options",
 }

@@ -367,3 +367,14 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     assert {records[n]["epochs_run"] for n in ("config_003", "config_004")} == {1}
     assert {records[n]["rung"] for n in ("config_003", "config_004")} == {1}
     assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
+
+
+def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:
+    """The actors share the sweep folder (one machine), so they share the search study (issue 22)."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_BATCH_SIZE=16|32|64|128\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-search=random", "--sweep-trials=3")
+    result.assert_outcomes(passed=3)
+    assert sorted(records) == ["trial_001", "trial_002", "trial_003"]
+    sizes = [r["CONFIG_BATCH_SIZE"] for r in records.values()]
+    assert len(set(sizes)) == 3  # no configuration twice
+    assert {r["search"] for r in records.values()} == {"random"}
