@@ -1,8 +1,11 @@
 """Every hook pytest-sweep defines.
 
-The hooks are added to pytest's own plugin manager (``pytest_addhooks``), so any
-pytest plugin implements them: a ``conftest.py``, a module given with ``-p``, or a
-package registered through the ``pytest11`` entry point.  The built-in plugins in
+The hooks are added to pytest's own plugin manager (``pytest_addhooks`` of the entry point
+``pytest_sweep.entry``, in every run, with or without a sweep), so any pytest plugin implements
+them: a ``conftest.py``, a module given with ``-p``, or a package registered through a
+``pytest11`` entry point; pluggy checks each implementation against its spec, also one
+registered before this module was added.  This module stays cheap to import (pluggy only;
+its type names are imported for type checkers alone).  The built-in plugins in
 ``pytest_sweep.plugins`` use exactly these hooks, and their factory implementations are
 ``trylast`` so that yours win.  The objects the factories return are described by the
 protocols in :mod:`pytest_sweep.matrix.contracts`.

@@ -11,14 +11,23 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import search_options
-from pytest_sweep.matrix.timeout import MIN_TIMEOUT
 
+#: The shortest limit ``--sweep-trial-timeout`` accepts, and the shortest gap between two alarms
+#: (matrix/timeout.py): repeats any closer would leave the process no time between them (a livelock).
+MIN_TIMEOUT = 0.1
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_SUMMARY_INTERVAL = 10.0
 #: Options that set one config symbol in every trial, as ``--sweep-set KEY=VALUE`` would.
 #: ``--sweep-backend``: where the trials run.
 BACKENDS = ("serial", "ray")
 SHORTHANDS = {"sweep_epochs": "CONFIG_NUM_EPOCHS", "sweep_data_dir": "CONFIG_DATA_DIR", "sweep_device": "CONFIG_DEVICE"}
+#: The options that make a run a sweep (their ``dest`` names); without one, pytest-sweep changes nothing.
+SWEEP_OPTIONS = ("range_config", "config_dir", "sweep_generate", "sweep_symbols")
+
+
+def sweep_requested(namespace: Any) -> bool:
+    """Whether parsed options (``config.option``, ``config.known_args_namespace``) ask for a sweep."""
+    return any(getattr(namespace, dest, None) for dest in SWEEP_OPTIONS)
 
 
 def _whole_number(text: str, minimum: int, bound: str) -> int:

@@ -1,7 +1,8 @@
-"""The pytest plugin: options, then one plugin object per role of the process.
+"""The pytest plugin of the core: one plugin object per role of the process.
 
-Registered through the ``pytest11`` entry point ``sweep``.  It stays inert unless
-``--range-config``, ``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
+Registered as ``sweep.core`` by the ``pytest11`` entry point ``sweep`` (``pytest_sweep.entry``,
+which also defines the options and adds the hookspecs) only when ``--range-config``,
+``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
 When a sweep is active, every process parses the sources (:class:`~.sources.Sources`) and
 collects; then, as xdist splits its own roles:
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, hookspecs, options, search, storage
+from pytest_sweep.matrix import estimate, options, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
@@ -38,14 +39,6 @@ from pytest_sweep.matrix.symbols import Symbol
 
 #: The session of a process that trains (its exit status, for a process that must end at once).
 SESSION_KEY = pytest.StashKey[pytest.Session]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    options.addoption(parser)
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
 
 
 def _active(config: pytest.Config) -> bool:
@@ -162,7 +155,6 @@ def _distributing(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
     options.estimate_asked(config)  # a bad ini value is a usage error before anything runs

@@ -11,13 +11,11 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from pytest_sweep.matrix.options import MIN_TIMEOUT
 from pytest_sweep.matrix.trial import TrialFailed
 
 #: Seconds between repeats of an alarm that the trial's code swallowed (at most).
 REARM_S = 1.0
-#: The shortest limit ``--sweep-trial-timeout`` accepts, and the shortest gap between two alarms:
-#: repeats any closer would leave the process no time between them (a livelock).
-MIN_TIMEOUT = 0.1
 #: Seconds between looks while a running import holds the alarm back.
 IMPORT_POLL_S = 0.05
 #: How long a due alarm waits for a running import before it interrupts it anyway.  An import cut

@@ -494,30 +494,6 @@ def _shown(record: dict[str, Any], metric: str) -> float | None:
 # -- the plugin ----------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-compare",
-        dest="sweep_compare",
-        default=None,
-        metavar="DIR",
-        help="After the run, compare each trial's accuracy with the same config in the sweep folder DIR",
-    )
-    group.addoption(
-        "--sweep-compare-fail",
-        dest="sweep_compare_fail",
-        action="append",
-        default=[],
-        metavar="METRIC:PP",
-        help="With --sweep-compare: exit non-zero when a configuration's METRIC (test_acc or best_acc) dropped by "
-        "more than PP percentage points (with seeds swept in both: by a one-sided test, Holm-corrected), or a "
-        "result the baseline had is lost; hypervolume:PCT: when the Pareto front's hypervolume lost more than "
-        "PCT percent (repeatable)",
-    )
-    parser.addini("sweep_compare", "Baseline sweep folder for --sweep-compare", default="")
-    parser.addini("sweep_compare_fail", "Thresholds for --sweep-compare-fail (METRIC:PP ...)", type="args", default=[])
-
-
 @dataclass
 class _State:
     baseline: list[dict[str, Any]]

@@ -409,24 +409,6 @@ def render_section(imp: Importance) -> str:
 # -- the plugin ----------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-importance-threshold",
-        dest="sweep_importance_threshold",
-        default=None,
-        metavar="PP",
-        help="The noise floor in percentage points: without swept seeds, differences below the larger of PP "
-        f"and one test image are noise (default: {DEFAULT_THRESHOLD:g}); with CONFIG_SEED swept, an effect must "
-        "also reach PP to count as important",
-    )
-    parser.addini(
-        "sweep_importance_threshold",
-        "Percentage points below which a parameter's effect is unimportant",
-        default="",
-    )
-
-
 def parse_threshold(text: str, flag: str = "--sweep-importance-threshold") -> float:
     """A non-negative finite number of percentage points; else a one-line ``pytest.UsageError``."""
     try:

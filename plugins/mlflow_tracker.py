@@ -42,8 +42,9 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.records import METRIC_KEYS, SweepResult
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
+from pytest_sweep.plugins.options import MLFLOW_EXTRA
 
-EXTRA = "pip install 'pytest-sweep[mlflow]'"
+EXTRA = MLFLOW_EXTRA  # the options are defined in plugins/options.py (light, at start-up)
 DEFAULT_FOLDER = "mlruns"
 DB_NAME = "mlflow.db"
 TAG = "pytest_sweep."
@@ -66,31 +67,6 @@ _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 PARAM_LIMIT = 6000
 _TRUE = ("1", "true", "yes", "on", "y")
 _FALSE = ("", "0", "false", "no", "off", "n")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-mlflow",
-        dest="sweep_mlflow",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="TRACKING_URI",
-        help=f"Log the sweep to MLflow: a parent run, a nested run per trial (default store: mlruns/ beside the "
-        f"sweep folders; {EXTRA})",
-    )
-    group.addoption(
-        "--sweep-mlflow-experiment",
-        dest="sweep_mlflow_experiment",
-        default=None,
-        metavar="NAME",
-        help="The MLflow experiment of --sweep-mlflow (default: the range config's file name)",
-    )
-    parser.addini(
-        "sweep_mlflow", "MLflow tracking: true (mlruns/ beside the sweep folders) or a tracking URI", default=""
-    )
-    parser.addini("sweep_mlflow_experiment", "The MLflow experiment of --sweep-mlflow", default="")
 
 
 def store(config: pytest.Config) -> tuple[str, Path | None] | None:

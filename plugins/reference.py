@@ -1,6 +1,6 @@
 """Compatibility with the reference's defconfigs: ``pytest --range-config=<its defconfig>`` runs its runs.
 
-A pytest plugin (entry point ``sweep.reference``).  It declares every symbol of the reference's
+A pytest plugin (``sweep.reference``).  It declares every symbol of the reference's
 ResNet-18 and LeNet-5 defconfigs that pytest-sweep does not have
 (:mod:`~pytest_sweep.plugins.reference_symbols`) and rewrites a range file that sets any of them
 (``pytest_sweep_rewrite_range_config``), before expansion:

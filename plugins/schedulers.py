@@ -1,4 +1,4 @@
-"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (entry point ``sweep.schedulers``).
+"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (plugin ``sweep.schedulers``).
 
 The scheduler is built through ``pytest_sweep_make_scheduler`` (the built-in implementation here
 is ``trylast``) on every process of an active sweep; on a process that trains, a
@@ -10,7 +10,6 @@ reason in ``trial.stash[STOP_KEY]``, so the trial's record says ``stopped``.  Th
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,87 +19,15 @@ import pytest
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.errors import clip
-from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
 from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
-from pytest_sweep.matrix.scheduling import MODES, AshaScheduler, MedianScheduler, Objective
+from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective
 from pytest_sweep.matrix.trial import STOP_KEY, Stop, Trial, TrialFailed
+from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, option_dest
 
 BUILTIN = ("none", "asha", "median")
-
-
-#: The reduction factors accepted: closer to 1 every epoch is a rung that stops almost nothing;
-#: above 100 no trial but the best of a hundred ever reaches a second rung.
-REDUCTION_RANGE = (1.1, 100.0)
-
-
-def _reduction(text: str) -> float:
-    value = parse_float(text)
-    low, high = REDUCTION_RANGE
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text} must be from {low:g} to {high:g} (e.g. 2, 3 or 4)")
-    return value
-
-
-def _scheduler(text: str) -> str:
-    if not text.strip() or not text.replace("-", "_").replace(".", "_").isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a scheduler name; use none, asha or median")
-    return text.strip()
-
-
-def _objective(text: str) -> Objective:
-    metric, sep, mode = text.strip().partition(":")
-    if not metric.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r}: give an epoch metric, e.g. test_acc or test_loss:min")
-    if sep and mode not in MODES:
-        raise argparse.ArgumentTypeError(f"{text!r}: the direction after ':' must be max or min")
-    return Objective(metric, mode or "max")
-
-
-#: option -> (parser, ini name, ini default, help)
-OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
-    "--sweep-scheduler": (
-        _scheduler,
-        "sweep_scheduler",
-        "none",
-        "Stop hopeless trials early: none, asha (asynchronous successive halving) or median",
-    ),
-    "--sweep-grace-epochs": (
-        positive_int,
-        "sweep_grace_epochs",
-        "1",
-        "Epochs before the first decision: ASHA's first rung, the median rule's warm-up",
-    ),
-    "--sweep-reduction": (
-        _reduction,
-        "sweep_reduction",
-        "3",
-        "ASHA's reduction factor eta: rungs at grace x eta^k epochs, the top 1/eta go on",
-    ),
-    "--sweep-metric": (
-        _objective,
-        "sweep_metric",
-        "test_acc",
-        "The epoch metric the scheduler compares, with :max (default) or :min, e.g. test_loss:min",
-    ),
-    "--sweep-startup-trials": (
-        non_negative_int,
-        "sweep_startup_trials",
-        "3",
-        "The median rule stops nothing before this many trials completed",
-    ),
-}
-
-
-def _dest(flag: str) -> str:
-    return flag.removeprefix("--").replace("-", "_")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    for flag, (parse, ini, default, text) in OPTIONS.items():
-        group.addoption(flag, dest=_dest(flag), type=parse, default=None, metavar="VALUE", help=text)
-        parser.addini(ini, f"{text} (default {default})", default=default)
+#: the options, defined (light, at start-up) in plugins/options.py
+OPTIONS = SCHEDULER_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -118,7 +45,7 @@ def settings(config: pytest.Config) -> Settings:
     """The options' values; a bad ini value is a usage error naming it."""
     values: list[Any] = []
     for flag, (parse, ini, _, _) in OPTIONS.items():
-        value = config.getoption(_dest(flag), None)
+        value = config.getoption(option_dest(flag), None)
         if value is None:
             raw = str(config.getini(ini)).strip()
             try:

@@ -34,11 +34,12 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
 from pytest_sweep.matrix.trial import Trial, short_key
+from pytest_sweep.plugins.options import TENSORBOARD_EXTRA
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.sources import Sources
 
-EXTRA = "pip install 'pytest-sweep[tensorboard]'"
+EXTRA = TENSORBOARD_EXTRA  # the options are defined in plugins/options.py (light, at start-up)
 EVENTS_GLOB = "events.out.tfevents.*"
 SEED_KEY = "CONFIG_SEED"
 #: The final metrics: record key -> (tag, what the HParams dashboard calls it).
@@ -50,21 +51,6 @@ FINAL_METRICS = {
 }
 _TRUE = ("1", "true", "yes", "on", "y")
 _FALSE = ("", "0", "false", "no", "off", "n")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-tensorboard",
-        dest="sweep_tensorboard",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="DIR",
-        help="Log each trial's per-epoch metrics and the sweep's HParams for TensorBoard, into the sweep "
-        f"folder or DIR/<sweep folder name> ({EXTRA})",
-    )
-    parser.addini("sweep_tensorboard", "TensorBoard logs: true (the sweep folder) or a folder; empty: off", default="")
 
 
 def setting(config: pytest.Config) -> Path | bool | None:

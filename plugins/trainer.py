@@ -1,6 +1,6 @@
 """The built-in trainer: ResNet-18 / LeNet-5 on CIFAR-10 / MNIST / digits.
 
-A pytest plugin (entry point ``sweep.trainer``) that declares the model, data and
+A pytest plugin (``sweep.trainer``) that declares the model, data and
 training-loop symbols and answers the factory hooks with ``trylast`` implementations,
 so any plugin can replace the trainer, the model or the dataset.  It imports torch
 only when a trial runs, never during collection.

@@ -6,6 +6,7 @@ automatically, and run after the fast unit tests (``-m "not slow"`` runs the uni
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -17,10 +18,18 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep import BUILTIN_PLUGINS
+
 from sweep_helpers import HERMETIC_ENV, SweepPytester, SweepTools
 
 #: Not tests: the example plugin package and the golden files.
 collect_ignore = ["plugin_pkg", "golden"]
+
+# The built-in plugins are imported once for the session (the entry point imports them only in a
+# sweep): pytester's in-process runs drop every module they import themselves, so each run would
+# import them again, and a class kept from an earlier run would not be the class of the next one.
+for _module in BUILTIN_PLUGINS.values():
+    importlib.import_module(_module)
 
 
 @pytest.fixture

@@ -82,6 +82,7 @@ def test_without_ray_the_backend_is_a_one_line_usage_error(
 
 
 def test_the_backend_and_its_settings_come_from_the_ini_file_too(sweep_pytester: SweepPytester) -> None:
+    pytest.importorskip("ray", reason="needs the ray extra")
     sweep_pytester.range_config("CONFIG_SEED=1|2\n")
     sweep_pytester.pytester.makeini("[pytest]\nsweep_backend = ray\n")
     result = sweep_pytester.run("-p", "xdist.plugin", "--range-config=sweep.rc", "-n", "2")

@@ -42,7 +42,7 @@ def test_reproduce_run_of_a_digits_lenet5_trial_gives_its_test_acc_exactly(
     config_dir = sweep_dir / "reproduce" / then["trial_dir"]
     assert command.startswith(f"cd {sp.path} && ") and " OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 " in command
     assert f"--config-dir={config_dir} --sweep-output={sweep_dir / 'reproduce'} --sweep-backend=serial" in command
-    assert " -p pytest_sweep.plugins.trainer " in command and "--range-config" not in command
+    assert " -p pytest_sweep.entry " in command and "--range-config" not in command  # the recorded -p
     written = (config_dir / "config_002").read_text()
     assert "CONFIG_LEARNING_RATE=0.003\n" in written and "CONFIG_SEED=42\n" in written
     assert 'CONFIG_MODEL="lenet5"\n' in written

@@ -8,6 +8,8 @@
     compare sweep B with baseline A; exit 1 when a threshold is broken.
 ``pytest-sweep reproduce DIR TRIAL [--run] [--output OUT]``
     print the command that trains one trial of sweep DIR again (``--run``: run it and compare).
+``pytest-sweep --version``
+    the installed version.
 
 Exit codes (pytest's, where they mean the same; ``docs/reference/cli.md``):
 
@@ -31,6 +33,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
+
+from pytest_sweep import __version__
 
 OK = 0
 REGRESSION = 1
@@ -73,6 +77,7 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     import pytest
 
     from pytest_sweep.matrix import storage
+    from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
     from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
     from pytest_sweep.plugins.analysis import render_analysis
     from pytest_sweep.plugins.compare import load_baseline
@@ -102,10 +107,10 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     )
     ref = attempt(
         refine.REFINE_RANGE,
-        lambda: refine.write(folder, records, imp, symbols, limit or refine.DEFAULT_MAX_COMBINATIONS),
+        lambda: refine.write(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
         None,
     )
-    specs = attempt(f"{plots.PLOTS_DIR}/", lambda: plots.write(folder, records, noise), [])
+    specs: list[plots.PlotSpec] = attempt(f"{plots.PLOTS_DIR}/", lambda: plots.write(folder, records, noise), [])
     attempt(
         csv_report.SUMMARY_CSV,
         lambda: storage.write_text_atomic(
@@ -115,7 +120,7 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     )
     sections = [
         importance.render_section(imp),
-        refine.section(folder, records, imp, symbols, limit or refine.DEFAULT_MAX_COMBINATIONS),
+        refine.section(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
         plots.render_section(specs),
     ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
@@ -211,6 +216,7 @@ def reproduce(folder: Path, trial: str, run: bool, out: Path | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pytest-sweep", description="pytest-sweep's reporters, without training")
+    parser.add_argument("--version", action="version", version=f"pytest-sweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="Re-render a sweep folder's reports from its sweep_summary.json")
     rep.add_argument("folder", type=Path, metavar="DIR")
