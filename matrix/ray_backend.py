@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix import options
+from pytest_sweep.matrix import options, storage
 from pytest_sweep.matrix.runner import RECORD_PROPERTY
 
 if TYPE_CHECKING:
@@ -79,19 +78,6 @@ def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
             record = json.loads(value)
             record.update(fields)
             props[i] = (key, json.dumps(record))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """A shipped trial file, written as the runner writes its own: temp file, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RayBackend:
@@ -187,13 +173,14 @@ class RayBackend:
         item.ihook.pytest_runtest_logfinish(nodeid=nodeid, location=item.location)
 
     def write_files(self, files: dict[str, bytes]) -> None:
-        """Trial files shipped from a node that cannot see the sweep folder."""
+        """Trial files shipped from a node that cannot see the sweep folder, written as the runner
+        writes its own (atomically)."""
         root = self.controller.dir.resolve()
         for rel, data in files.items():
             target = (root / rel).resolve()
             if root not in target.parents:
                 continue  # never outside the sweep folder
-            write_bytes_atomic(target, data)
+            storage.write_bytes_atomic(target, data)
 
     def finished_files(self) -> dict[str, bytes]:
         """``--sweep-resume`` from a node-local folder: the finished trials' metrics to seed it with."""
