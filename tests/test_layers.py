@@ -23,10 +23,12 @@ PACKAGES = {"pytest_sweep": "pytest_sweep", "matrix": "pytest_sweep.matrix", "pl
 
 
 def _modules() -> dict[str, Path]:
+    """Every module of the package, subpackages included (``pytest_sweep.matrix.ray.pool``)."""
     found: dict[str, Path] = {}
     for folder, name in PACKAGES.items():
-        for path in sorted((ROOT / folder).glob("*.py")):
-            found[name if path.stem == "__init__" else f"{name}.{path.stem}"] = path
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = [name, *path.relative_to(ROOT / folder).with_suffix("").parts]
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
 
 
@@ -57,6 +59,7 @@ def _under(name: str, *prefixes: str) -> bool:
 def test_every_module_is_seen() -> None:
     assert "pytest_sweep.matrix.plugin" in MODULES and "pytest_sweep.trainers.loop" in MODULES
     assert "pytest_sweep.plugins.trainer" in MODULES and len(MODULES) > 30
+    assert "pytest_sweep.matrix.ray.pool" in MODULES
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("pytest_sweep.matrix")))

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_sweep.matrix.ray_backend import annotate, worker_env, worker_sys_path
-from pytest_sweep.matrix.ray_plan import plan_actors
+from pytest_sweep.matrix.ray.backend import annotate, worker_env, worker_sys_path
+from pytest_sweep.matrix.ray.plan import plan_actors
 
 if TYPE_CHECKING:
     from conftest import SweepPytester

@@ -41,12 +41,13 @@ import ray
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 
-from pytest_sweep.matrix import options, ray_worker, storage
-from pytest_sweep.matrix.ray_plan import ActorPlan, plan_actors
+from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix.ray import worker as ray_worker
+from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
 from pytest_sweep.matrix.runner import one_line
 
 if TYPE_CHECKING:
-    from pytest_sweep.matrix.ray_backend import RayBackend
+    from pytest_sweep.matrix.ray.backend import RayBackend
 
 #: How long a worker session may take to finish at the end of a run before its actor is killed.
 STOP_SECONDS = 30.0
@@ -148,7 +149,7 @@ class ActorPool:
         cluster = ray.cluster_resources()
         self.plan = plan_actors(cluster, self.cpus_per_trial, len(nodeids))
         resources = self.plan.resources
-        # shipped by value, like xdist's remote.py: see ray_worker's docstring
+        # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)
         self.actor_class = ray.remote(
             num_gpus=resources.get("GPU", 0),

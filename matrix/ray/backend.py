@@ -97,7 +97,7 @@ class RayBackend:
             return None
         if not session.items:
             return True
-        from pytest_sweep.matrix.ray_pool import ActorPool  # imports ray
+        from pytest_sweep.matrix.ray.pool import ActorPool  # imports ray
 
         self.items = {item.nodeid: item for item in session.items}
         reporter = self.config.pluginmanager.getplugin("terminalreporter")
