@@ -128,8 +128,9 @@ class ActorPool:
             max_task_retries=0,
             scheduling_strategy="SPREAD",
         )(ray_worker.SweepWorker)
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        storage.write_text_atomic(self.sweep_dir / ray_worker.TOKEN_FILE, self.token)
+        sweep_dir = self.sweep_dir
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        storage.write_text_atomic(sweep_dir / ray_worker.TOKEN_FILE, self.token)
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         address = ray.get_runtime_context().gcs_address
         gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
