@@ -30,8 +30,8 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
-from pytest_sweep.matrix.ray_backend import RayBackend
-from pytest_sweep.matrix.ray_backend import check_usage as check_ray_usage
+from pytest_sweep.matrix.ray.backend import RayBackend
+from pytest_sweep.matrix.ray.backend import check_usage as check_ray_usage
 from pytest_sweep.matrix.resume import ResumeError, grid_change, previous_records, resume_dir
 from pytest_sweep.matrix.runner import RUNNER_KEY, Runner, process_unsafe
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
@@ -192,7 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
-        if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)
+        if options.backend(config) == "ray":  # the run loop on Ray actors (ray/backend.py)
             check_ray_usage(config)
             config.pluginmanager.register(RayBackend(config, controller, ticker), "sweep-ray")
         if os.name == "posix":

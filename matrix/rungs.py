@@ -101,6 +101,9 @@ class SqliteRungStore:
             if found[table] != columns:
                 self.close()
                 return f"its table {table} has the columns ({', '.join(found[table])}), not ({', '.join(columns)})"
+        # closed again: the trials may run in another thread (a Ray actor's), and an SQLite
+        # connection belongs to the thread that opened it
+        self.close()
         return None
 
     def _connect(self) -> sqlite3.Connection:

@@ -321,7 +321,7 @@ def _shipped(config: pytest.Config, sweep_dir: Path) -> bool:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None or not str(workerinput.get("workerid", "")).startswith("ray"):
         return False
-    from pytest_sweep.matrix.ray_worker import TOKEN_FILE
+    from pytest_sweep.matrix.ray.worker import TOKEN_FILE
 
     return not (sweep_dir / TOKEN_FILE).exists()
 

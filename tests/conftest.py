@@ -168,9 +168,20 @@ class RayCluster:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
-    """One simulated Ray cluster for every Ray test of the session; shut down, leaving no process."""
+def ray_imported() -> None:
+    """Ray, imported into this process once, before any ``pytester`` starts.
+
+    ``pytester`` drops at its teardown every module imported since it started, and Ray imported a
+    second time into one process crashes it (SIGSEGV in ``get_all_node_info_until_retrieved`` when
+    the session's cluster adds a node).  Every test that imports Ray here, itself or through an
+    in-process run of ``--sweep-backend=ray``, asks for this fixture.
+    """
     pytest.importorskip("ray", reason="the Ray tests need the extra: pip install -e '.[ray]'")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_imported: None) -> Iterator[RayCluster]:
+    """One simulated Ray cluster for every Ray test of the session; shut down, leaving no process."""
     # Ray's sockets live in its temp folder, whose path must stay short (Unix sockets: 107 bytes);
     # its own folder also keeps Ray's "current cluster" file away from any other Ray on the machine
     temp_dir = Path(tempfile.mkdtemp(prefix="sw-ray-", dir="/tmp"))

@@ -211,6 +211,18 @@ def test_an_interrupted_write_keeps_the_old_file_and_no_temp_file(
     assert [p.name for p in tmp_path.iterdir()] == ["sweep_analysis.txt"]
 
 
+def test_bytes_are_written_atomically_too(tmp_path: Path) -> None:
+    """Trial files shipped back from a Ray node: any bytes, the same guarantees and mode as text."""
+    target = tmp_path / "trial" / "model.pt"
+    data = bytes(range(256)) * 3
+    assert storage.write_bytes_atomic(target, data) == target  # its folder is made
+    assert target.read_bytes() == data
+    assert target.stat().st_mode & 0o777 == storage.FILE_MODE
+    storage.write_bytes_atomic(target, b"")
+    assert target.read_bytes() == b""
+    assert [p.name for p in target.parent.iterdir()] == ["model.pt"]
+
+
 def test_new_sweep_dir_names_by_time_and_never_reuses_a_folder(tmp_path: Path) -> None:
     now = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))
     first = storage.new_sweep_dir(tmp_path, now)

@@ -187,7 +187,7 @@ def test_a_resumed_sweep_never_writes_through_a_planted_link(toy: SweepPytester,
 def test_files_shipped_from_a_ray_node_land_only_inside_the_sweep_folder(tmp_path: Path, rel: str) -> None:
     from types import SimpleNamespace
 
-    from pytest_sweep.matrix.ray_backend import RayBackend
+    from pytest_sweep.matrix.ray.backend import RayBackend
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
