@@ -39,7 +39,7 @@ import _common as c
 
 CPU_GOAL = 1.0
 #: ``--smoke``: the same code paths at tiny sizes (a few seconds on one CPU thread), for the suite.
-SMOKE = {"width": 4, "batch": 16, "steps": 2, "warmup": 1, "repeats": 2}
+SMOKE: dict[str, object] = {"device": "cpu", "width": 4, "batch": 16, "steps": 2, "warmup": 1, "repeats": 2}
 
 
 @dataclass
@@ -291,7 +291,7 @@ def markdown(r: dict[str, Any], command: str, machine: bool = True) -> str:
         f"{', '.join(f'{x:.2f}' for x in r['paired_ratios'])}; ratio of the best runs {r['ratio_of_best']:.2f}×).",
     ]
     if s.get("smoke"):
-        body += ["", "Smoke run (`--smoke`, tiny sizes): it shows that the benchmark runs; no goal applies."]
+        body += ["", c.SMOKE_NOTE]
     elif not cuda:
         body += ["", f"CPU goal: ratio not below {CPU_GOAL:g} — {c.verdict(r['ratio'] >= CPU_GOAL)}."]
     return c.block("Trainer throughput (bench/trainer_throughput.py)", command, "\n".join(body), machine=machine)
@@ -325,15 +325,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         default=None,
         help="torch.set_num_threads (default: 1 on CPU, torch's own on CUDA; 0: torch's own)",
     )
-    ap.add_argument(
-        "--smoke",
-        action="store_true",
-        help=f"seconds, for the test suite: the CPU, {', '.join(f'--{k} {v}' for k, v in SMOKE.items())}",
-    )
-    a = ap.parse_args(argv)
-    if a.smoke:  # the smoke sizes become the defaults; an option given explicitly still wins
-        ap.set_defaults(device="cpu", **SMOKE)
-        a = ap.parse_args(argv)
+    a = c.parse_args(ap, argv, SMOKE)
     if a.device is None:
         import torch
 
