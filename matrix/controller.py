@@ -9,6 +9,7 @@ worker), and hands the sweep to the reporter hooks.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, assign_ranks
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
 from pytest_sweep.matrix.sources import Sources
@@ -31,6 +33,18 @@ def _last_error_line(text: str) -> str:
         if line.startswith("E "):
             return line[1:].strip()
     return lines[-1] if lines else "unknown error"
+
+
+def _reason(exc: Exception) -> str:
+    """Why a write failed, in one line; a failed temp file is named by its folder, so that every
+    reporter refused by one unwritable folder gives the same reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = str(exc.filename or "")
+        name = os.path.basename(where)
+        if name.startswith(".") and name.endswith(".tmp"):
+            where = os.path.dirname(where)
+        return f"{type(exc).__name__}: {exc.strerror}" + (f": {where}" if where else "")
+    return one_line(exc)
 
 
 def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tuple[int, int, str]]:
@@ -75,6 +89,7 @@ class Controller:
         self.summary_interval = summary_interval
         self._next_summary = time.monotonic() + summary_interval
         self._interim_written = False
+        self._interim_failed = False
 
     # -- what was collected ------------------------------------------------------------
     def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
@@ -147,41 +162,53 @@ class Controller:
         return result
 
     def _call_reporters(self, result: SweepResult) -> int:
-        """Every ``pytest_sweep_finished``, each on its own: one failing reporter (a full disk)
-        is one red line, and the others still write their files."""
-        failures = 0
+        """Every ``pytest_sweep_finished``, each on its own: failing reporters (a full disk, a
+        folder made read-only) are named in one red line, and the others still write their files."""
+        failures: list[tuple[str, Exception]] = []
         hook = self.config.hook.pytest_sweep_finished
         kwargs: dict[str, Any] = {"config": self.config, "sweep": result}
         for impl in reversed(hook.get_hookimpls()):
             try:
                 impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception as exc:
-                failures += 1
-                name = self.config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
-                self._line(
-                    f"sweep: {name} could not write its files: {one_line(exc)}; every trial's folder keeps "
-                    f"its results, and pytest --sweep-resume={self.dir} writes the summary again",
-                    red=True,
-                )
-        return failures
+                failures.append((self.config.pluginmanager.get_name(impl.plugin) or impl.plugin_name, exc))
+        if failures:
+            names = [name for name, _ in failures]
+            who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            reasons = list(dict.fromkeys(_reason(exc) for _, exc in failures))
+            why = "; ".join(reasons[:2]) + (f" (and {len(reasons) - 2} more reasons)" if len(reasons) > 2 else "")
+            self._line(
+                f"sweep: {who} could not write {'its' if len(names) == 1 else 'their'} files: {why}; every "
+                f"trial's folder keeps its results, and pytest --sweep-resume={self.dir} writes the summary again",
+                red=True,
+            )
+        return len(failures)
 
     def _drop_stale_interim_summary(self) -> None:
         """An interim summary must not outlive a failed final write: it would call trials that
-        finished since "not finished"."""
+        finished since "not finished".  A folder that cannot be changed any more keeps it."""
         summary = self.dir / "sweep_summary.json"
         try:
             stale = self._interim_written and NOT_FINISHED_YET in summary.read_text(encoding="utf-8")
         except OSError:
             return
         if stale:
-            for name in ("sweep_summary.json", "sweep_analysis.txt"):
-                (self.dir / name).unlink(missing_ok=True)
+            try:
+                for name in ("sweep_summary.json", "sweep_analysis.txt"):
+                    (self.dir / name).unlink(missing_ok=True)
+            except OSError as exc:
+                self._line(
+                    f"sweep: the interim summary {summary} no longer describes the sweep and could not be "
+                    f"removed ({exc.strerror or exc}); the results above are the sweep's",
+                    red=True,
+                )
+                return
             self._line("sweep: removed the interim summary, which no longer describes the sweep", red=True)
 
     def _line(self, text: str, **markup: bool) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(text, **markup)
+            reporter.write_line(printable(text), **markup)
 
     def summary_due(self) -> bool:
         return not self.finished and time.monotonic() >= self._next_summary
@@ -196,11 +223,13 @@ class Controller:
             self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
             self._interim_written = True
         except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
-            self._line(
-                f"sweep: interim summary not written: {one_line(exc)}; "
-                "the sweep goes on and writes the final summary at the end",
-                yellow=True,
-            )
+            if not self._interim_failed:  # once: every later interim summary would say the same
+                self._line(
+                    f"sweep: interim summary not written: {one_line(exc)}; "
+                    "the sweep goes on and writes the final summary at the end",
+                    yellow=True,
+                )
+            self._interim_failed = True
         now = time.monotonic()
         # an interval of 0 means after every trial, as asked; otherwise the writes may take at
         # most a tenth of the time, so a huge sweep does not spend it rewriting files
@@ -237,7 +266,10 @@ class Controller:
             rows = sorted(merged + list(fresh.values()), key=_grid_order(rows))
         if not rows:
             return None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # gone or replaced while the sweep ran: the reporters say so, the results stay in memory
         assign_ranks(rows)
         return SweepResult(
             dir=self.dir,

@@ -224,7 +224,7 @@ def history(root: Path, trainers: set[str], skipped: list[str] | None = None) ->
             continue
         try:
             times = _history_times(path, trainers)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
             if skipped is not None:
                 skipped.append(f"{path} ({clip(str(exc))[:120]})")
             continue

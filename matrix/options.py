@@ -77,10 +77,25 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _one_line(text: str) -> str:
+    """A config value given on the command line: one line of UTF-8 text, as a range config holds it
+    (config.txt and refine_range write one value per line, so a line break cannot be written there)."""
+    shown = text.encode("unicode_escape").decode("ascii")
+    if "\n" in text or "\r" in text:
+        raise argparse.ArgumentTypeError(f"'{shown}' holds a line break; a config value is one line of text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"'{shown}' is not UTF-8 text; give the value in UTF-8") from None
+    return text
+
+
 def _assignment(text: str) -> str:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. CONFIG_NUM_EPOCHS=5)")
+        shown = text.encode("unicode_escape").decode("ascii")
+        raise argparse.ArgumentTypeError(f"'{shown}' is not KEY=VALUE (e.g. CONFIG_NUM_EPOCHS=5)")
+    _one_line(text)
     return f"{key.strip()}={value.strip()}"
 
 
@@ -349,7 +364,11 @@ def overrides(config: pytest.Config) -> dict[str, str]:
     for dest, key in SHORTHANDS.items():
         value = config.getoption(dest)
         if value is not None:
-            out[key] = str(value)
+            flag = "--" + dest.replace("_", "-")
+            try:
+                out[key] = _one_line(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise pytest.UsageError(f"{flag}: {exc}") from None
     return out
 
 

@@ -25,7 +25,7 @@ import pytest
 from pytest_sweep.matrix import estimate, hookspecs, options, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
-from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
 from pytest_sweep.matrix.ray_backend import RayBackend
@@ -341,7 +341,8 @@ class ControllerPlugin:
         if not trials:
             return []
         notes = [f"sweep: {s.display}: {note}" for s in self.controller.sources.sources for note in s.notes]
-        return notes + estimate.describe(config, self.controller.sources, self.controller.dir, trials)
+        lines = notes + estimate.describe(config, self.controller.sources, self.controller.dir, trials)
+        return [printable(line) for line in lines]  # a path or a value may hold a line break
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.controller.on_report(report)

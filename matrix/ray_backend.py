@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix import options
+from pytest_sweep.matrix import options, storage
 from pytest_sweep.matrix.runner import RECORD_PROPERTY
 
 if TYPE_CHECKING:
@@ -188,11 +188,11 @@ class RayBackend:
 
     def write_files(self, files: dict[str, bytes]) -> None:
         """Trial files shipped from a node that cannot see the sweep folder."""
-        root = self.controller.dir.resolve()
         for rel, data in files.items():
-            target = (root / rel).resolve()
-            if root not in target.parents:
-                continue  # never outside the sweep folder
+            try:  # never outside the sweep folder: no "..", no absolute path, no link on the way
+                target = storage.sweep_path(self.controller.dir, *rel.split("/"))
+            except storage.UnsafePath:
+                continue
             write_bytes_atomic(target, data)
 
     def finished_files(self) -> dict[str, bytes]:

@@ -159,7 +159,7 @@ class ActorPool:
         )(ray_worker.SweepWorker)
         sweep_dir = self.backend.controller.dir
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        storage.write_text_atomic(sweep_dir / ray_worker.TOKEN_FILE, self.token)
+        storage.write_text_atomic(storage.sweep_path(sweep_dir, ray_worker.TOKEN_FILE), self.token)
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         address = ray.get_runtime_context().gcs_address
         gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)

@@ -69,8 +69,10 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for metrics in sorted(folder.glob("*/training_metrics.json")):
         try:
-            doc = json.loads(metrics.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            # a trial folder (or file) that is a symbolic link is not this sweep's: it runs again
+            path = storage.sweep_path(folder, metrics.parent.name, metrics.name)
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             continue  # a trial killed while writing leaves no usable file: it runs again
         if isinstance(doc, dict) and doc.get("status") in ("passed", "stopped") and doc.get("config_file"):
             doc["_folder"] = metrics.parent.name

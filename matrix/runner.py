@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import pytest
 
-from pytest_sweep.matrix import storage
+from pytest_sweep.matrix import rangewrite, storage
 from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, reusable
@@ -40,12 +40,18 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 
 
 def render_trial_config(trial: Trial) -> str:
-    """The exact config a trial ran with: every key it set (overrides included)."""
-    lines = [f"# {trial.name} ({trial.source})", f"# seed {trial.seed}"]
+    """The exact config a trial ran with: every key it set (overrides included), a range config
+    that reads back as ``trial.raw`` (a string symbol's value quoted)."""
+    lines = [rangewrite.comment(f"{trial.name} ({trial.source})"), rangewrite.comment(f"seed {trial.seed}")]
     for key, raw in trial.raw.items():
-        quoted = isinstance(trial.values.get(key), str) and raw not in ("y", "n")
-        lines.append(f'{key}="{raw}"' if quoted else f"{key}={raw}")
+        lines.append(rangewrite.assignment(key, [raw], string=isinstance(trial.values.get(key), str)))
     return "\n".join(lines) + "\n"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return str(exc)
 
 
 #: Metrics that must be finite numbers when a trainer returns them.
@@ -158,13 +164,19 @@ class Runner:
         record = self.reused(trial, nodeid)
         if record is not None:
             return Outcome(record)
-        folder = self.dir / trial.folder
-        folder.mkdir(parents=True, exist_ok=True)
         record = self.sources.base_record(trial, nodeid)
         record["worker"] = self.worker
         history: list[dict[str, Any]] = []
-        storage.write_text_atomic(folder / "config.txt", render_trial_config(trial))
-        with open(folder / "output.log", "w", encoding="utf-8", buffering=1) as log:
+        try:
+            folder, log = self._open_folder(trial)
+        except (OSError, rangewrite.Unwritable) as exc:
+            # an unwritable sweep folder (a full disk, a folder made read-only or replaced while
+            # the sweep runs, a symbolic link in its place) fails this trial with one line
+            unwritable = TrialFailed(f"cannot write its folder {trial.folder}: {_why(exc)}")
+            record.update(status="failed", error=one_line(unwritable))
+            self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+            return Outcome(record, unwritable)
+        with log:
             trial.stash[CONTEXT_KEY] = ctx = self._context(trial, folder, log, history)
             started = time.perf_counter()
             metrics: dict[str, Any] = {}
@@ -202,6 +214,16 @@ class Runner:
             self._finish(trial, folder, record, history, metrics, started, log)
         self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
         return Outcome(record, error)
+
+    def _open_folder(self, trial: Trial) -> tuple[Path, IO[str]]:
+        """The trial's folder, its ``config.txt`` written and its ``output.log`` open; every path
+        inside the sweep folder, with no symbolic link on the way (``--sweep-resume`` of a folder
+        where a trial folder links elsewhere must not write there)."""
+        folder = storage.sweep_path(self.dir, trial.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        storage.write_text_atomic(storage.sweep_path(self.dir, trial.folder, "config.txt"), render_trial_config(trial))
+        log = open(storage.sweep_path(self.dir, trial.folder, "output.log"), "w", encoding="utf-8", buffering=1)
+        return folder, log
 
     def _train(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         # its own frame: the trainer object is gone when the trial_finished clean-up runs
@@ -256,7 +278,10 @@ class Runner:
             "total_time": round(elapsed, 3),
             "epochs": [{k: clean_number(v) for k, v in e.items()} for e in epochs],
         }
-        storage.write_json_atomic(folder / "training_metrics.json", doc)
+        try:
+            storage.write_json_atomic(storage.sweep_path(self.dir, trial.folder, "training_metrics.json"), doc)
+        except OSError as exc:  # the record still travels to the controller, which keeps it in memory
+            log.write(f"training_metrics.json not written: {_why(exc)}\n")
         log.write(f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")
 
 

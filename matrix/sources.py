@@ -285,7 +285,7 @@ class Sources:
         for key, raw in self.overrides.items():
             if key not in self.symbols:
                 raise pytest.UsageError(
-                    f"--sweep-set {key}={raw}: {key} is not a known symbol{self.symbols.suggest(key)} "
+                    f"--sweep-set {clip(key)}={clip(raw)}: {clip(key)} is not a known symbol{self.symbols.suggest(key)} "
                     "(pytest --sweep-symbols lists them)"
                 )
             try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +24,57 @@ def _umask() -> int:
 
 #: Mode of result files: what ``open()`` would give (``mkstemp`` creates them 0600).
 FILE_MODE = 0o666 & ~_umask()
+
+
+class UnsafePath(OSError):
+    """A path in the sweep folder that would lead out of it: a symbolic link on the way, or a name
+    that is not one plain name (``..``, ``/etc``, ``a/b``).  An ``OSError``, so every writer's
+    handling of a failed write covers it."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(errno.EPERM, why, os.fspath(path))
+
+
+def plain_name(name: object) -> bool:
+    """Whether ``name`` is one file or folder name: text, not empty, not ``.`` or ``..``, without a
+    path separator or NUL (what ``trial_dir`` in a record must be to name a trial folder)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and os.sep not in name
+        and "\0" not in name
+        and (os.altsep is None or os.altsep not in name)
+    )
+
+
+def sweep_path(root: str | os.PathLike[str], *names: str) -> Path:
+    """``root/names...``: a path inside the sweep folder ``root`` with no symbolic link on the way.
+
+    The one check every writer (and every reader of a path a file names) makes before it touches
+    a path in a sweep folder: each of ``names`` must be one plain name (:func:`plain_name`), and no
+    existing component below ``root``, the last included, may be a symbolic link (a linked trial
+    folder or ``plots/`` would take the writes wherever it points).  ``root`` itself is the user's
+    choice (``--sweep-output``, ``pytest-sweep report DIR``) and is not checked.  Raises
+    :class:`UnsafePath`; a missing component is fine (the writer creates it).
+    """
+    path = Path(root)
+    for name in names:
+        if not plain_name(name):
+            shown = name.encode("unicode_escape").decode("ascii") if isinstance(name, str) else repr(name)
+            raise UnsafePath(path / "?", f"{shown!r} is not a file or folder name inside the sweep folder")
+        path = path / name
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # missing (created by the writer) or not reachable (the write reports it)
+        if stat.S_ISLNK(mode):
+            raise UnsafePath(
+                path,
+                "a symbolic link in the sweep folder; pytest-sweep writes only into the sweep folder itself "
+                "(remove the link)",
+            )
+    return path
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import environment, options
+from pytest_sweep.matrix import environment, options, storage
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.records import METRIC_KEYS, SweepResult
 from pytest_sweep.matrix.runner import one_line
@@ -391,8 +391,8 @@ class MlflowTracker:
         assert self.sweep_dir is not None and self.parent_id is not None
         end_ms = int(time.time() * 1000)
         seconds = _number(record.get("training_time")) or 0.0
-        folder = self.sweep_dir / str(record.get("trial_dir") or "")
-        history = _history(folder)
+        folder = _inside(self.sweep_dir, str(record.get("trial_dir") or ""))
+        history = _history(folder) if folder is not None else []
         tags = {
             "mlflow.parentRunId": self.parent_id,
             f"{TAG}status": str(record.get("status")),
@@ -418,7 +418,7 @@ class MlflowTracker:
             self.client.log_batch(
                 run_id, params=params[i] if i < len(params) else [], metrics=metrics[i] if i < len(metrics) else []
             )
-        if folder.is_dir() and record.get("trial_dir"):
+        if folder is not None and folder.is_dir():
             self.client.log_artifacts(run_id, str(folder))
         self.client.set_terminated(run_id, status=RUN_STATUS[str(record["status"])], end_time=end_ms)
         self.count += 1
@@ -444,19 +444,30 @@ class MlflowTracker:
             metrics.append(Metric("best_test_acc", max(best), now, 0))
         self.client.log_batch(self.parent_id, metrics=metrics)
         for name in SWEEP_FILES:
-            path = self.sweep_dir / name
-            if path.is_file():
+            path = _inside(self.sweep_dir, name)
+            if path is not None and path.is_file():
                 self.client.log_artifact(self.parent_id, str(path))
-        plots = self.sweep_dir / "plots"
-        if plots.is_dir() and any(plots.iterdir()):
+        plots = _inside(self.sweep_dir, "plots")
+        if plots is not None and plots.is_dir() and any(plots.iterdir()):
             self.client.log_artifacts(self.parent_id, str(plots), "plots")
         self.client.set_terminated(self.parent_id, status="KILLED" if interrupted else "FINISHED")
 
 
+def _inside(sweep_dir: Path, name: str) -> Path | None:
+    """``sweep_dir/name``, or None where ``name`` is empty, not one plain name (a record's
+    ``trial_dir`` of ``../..``) or a symbolic link: nothing outside the sweep folder is uploaded."""
+    if not name:
+        return None
+    try:
+        return storage.sweep_path(sweep_dir, name)
+    except storage.UnsafePath:
+        return None
+
+
 def _history(folder: Path) -> list[dict[str, Any]]:
     try:
-        doc = json.loads((folder / "training_metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads(storage.sweep_path(folder, "training_metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return []
     epochs = doc.get("epochs") if isinstance(doc, dict) else None
     return [e for e in epochs if isinstance(e, dict)] if isinstance(epochs, list) else []

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
@@ -254,13 +255,16 @@ class TensorBoardTracker:
         expected = controller.expected.get(report.nodeid) if controller is not None else None
         if controller is None or expected is None:
             return
-        trial_dir = controller.dir / expected[0].folder
-        shipped = sorted(trial_dir.glob(EVENTS_GLOB)) if trial_dir.is_dir() else []
-        if shipped:
-            target = self.logroot(controller.dir) / expected[0].folder
-            target.mkdir(parents=True, exist_ok=True)
-            for path in shipped:
-                shutil.move(str(path), target / path.name)
+        try:
+            trial_dir = storage.sweep_path(controller.dir, expected[0].folder)
+            shipped = sorted(trial_dir.glob(EVENTS_GLOB)) if trial_dir.is_dir() else []
+            if shipped:
+                target = storage.sweep_path(self.logroot(controller.dir), expected[0].folder)
+                target.mkdir(parents=True, exist_ok=True)
+                for path in shipped:
+                    shutil.move(str(path), storage.sweep_path(target, path.name))
+        except OSError as exc:  # a linked trial folder, a full disk: the trial's result stands
+            self._warn(f"the events of {expected[0].folder} were not moved: {one_line(exc)}")
 
     # -- the process that trains: one run per trial ------------------------------------------------
     def _trial_logdir(self, trial: Trial) -> Path | None:
@@ -268,11 +272,15 @@ class TensorBoardTracker:
         if runner is None:
             return None
         if self.base is not None and not _shipped(self.config, runner.dir):
-            return self.logroot(runner.dir) / trial.folder
-        return runner.dir / trial.folder
+            return storage.sweep_path(self.logroot(runner.dir), trial.folder)
+        return storage.sweep_path(runner.dir, trial.folder)  # never through a linked trial folder
 
     def pytest_sweep_trial_started(self, trial: Trial) -> None:
-        logdir = self._trial_logdir(trial)
+        try:
+            logdir = self._trial_logdir(trial)
+        except storage.UnsafePath as exc:
+            trial.log(f"TensorBoard: not logging this trial: {one_line(exc)}")
+            return
         if logdir is None:
             return
         try:

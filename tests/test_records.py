@@ -103,7 +103,7 @@ def test_load_summary_normalizes_and_refuses_a_non_list(tmp_path: Path) -> None:
     (loaded,) = load_summary(path)
     assert loaded == normalize(OLD_RECORD)
     path.write_text(json.dumps({"config_file": "config_001"}), encoding="utf-8")
-    with pytest.raises(ValueError, match="expected a JSON list of records"):
+    with pytest.raises(ValueError, match="holds dict, not a list of records"):
         load_summary(path)
 
 
