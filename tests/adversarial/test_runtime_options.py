@@ -16,7 +16,7 @@ from runtime_toy import write_toy
 
 from pytest_sweep.matrix import options
 from pytest_sweep.matrix.options import address_problem
-from pytest_sweep.plugins import schedulers
+from pytest_sweep.plugins import options as plugin_options
 
 from sweep_helpers import SweepPytester, assert_usage_error
 
@@ -74,24 +74,24 @@ def test_positive_float_refuses(text: str) -> None:
     "text", ["1", "1.0", "1.05", "0.5", "-3", "nan", "inf", "100.5", "1e6", "", "three", "1.000000000001"]
 )
 def test_reduction_refuses(text: str) -> None:
-    _rejects(schedulers._reduction, text)
+    _rejects(plugin_options.parse_reduction, text)
 
 
 @pytest.mark.parametrize("text", ["1.1", "2", "3", "100"])
 def test_reduction_accepts(text: str) -> None:
-    assert schedulers._reduction(text) == float(text)
+    assert plugin_options.parse_reduction(text) == float(text)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "a b", "asha;rm -rf", "../x", "1asha", "asha\nmedian"])
 def test_scheduler_name_refuses(text: str) -> None:
-    _rejects(schedulers._scheduler, text)
+    _rejects(plugin_options.parse_scheduler, text)
 
 
 @pytest.mark.parametrize(
     "text", ["", ":", ":max", "test_acc:", "test_acc:MAX", "test_acc:min:max", "test acc", "1acc", "acc-1", "acc:up"]
 )
 def test_metric_refuses(text: str) -> None:
-    _rejects(schedulers._objective, text)
+    _rejects(plugin_options.parse_objective, text)
 
 
 # -- --sweep-ray-address -------------------------------------------------------------------------------------
