@@ -11,16 +11,23 @@ import pytest
 
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, RUNNER_KEY
 from pytest_sweep.matrix.sources import SOURCES_KEY, Source
-from pytest_sweep.matrix.trial import Trial, TrialFailed
+from pytest_sweep.matrix.stages import make_stages
+from pytest_sweep.matrix.trial import Stage, Trial, TrialFailed, stage_id
 
 
 class SweepItem(pytest.Item):
-    """One combination of a sweep; running it trains and evaluates one model."""
+    """One combination of a sweep; running it trains and evaluates one model.
 
-    def __init__(self, *, trial: Trial, skip_reason: str | None = None, **kwargs: Any) -> None:
+    With ``stage`` (ASHA's promotion mode, :mod:`.stages`) it runs one stage of its trial.
+    """
+
+    def __init__(
+        self, *, trial: Trial, skip_reason: str | None = None, stage: Stage | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.trial = trial
         self.skip_reason = skip_reason
+        self.stage = stage
         self.trial_dir: Path | None = None
         self.keywords[trial.name] = True
         if skip_reason:
@@ -28,11 +35,15 @@ class SweepItem(pytest.Item):
 
     def runtest(self) -> None:
         runner = self.config.stash[RUNNER_KEY]
-        outcome = runner.run(self.trial, self.nodeid)
+        outcome = runner.run(self.trial, self.nodeid, self.stage)
         self.trial_dir = runner.dir / self.trial.folder
         self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
+        if outcome.stop_session:
+            self.session.shouldstop = outcome.stop_session
         if outcome.error is not None:
             raise outcome.error
+        if outcome.skip is not None:
+            pytest.skip(outcome.skip)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, TrialFailed):
@@ -48,13 +59,24 @@ class SweepItem(pytest.Item):
 
 def _items(parent: pytest.Collector, source: Source) -> Iterator[SweepItem]:
     sources = parent.config.stash[SOURCES_KEY]
+    hook = parent.config.hook
     for combo in source.combinations:
         trial = sources.make_trial(source, combo)
         reason = sources.validate(trial)
         # The node id is given as a string so that pytest parses "config_001[...]" into a name and
         # params, exactly as it parses the ids it stored; otherwise --lf/--sw/--nf never match.
-        nodeid = f"{parent.nodeid}::{trial.id}"
-        yield SweepItem.from_parent(parent, name=trial.id, nodeid=nodeid, trial=trial, skip_reason=reason)
+        ends = None if reason else hook.pytest_sweep_trial_stages(trial=trial, config=parent.config)
+        stages = make_stages(list(ends)) if ends else []
+        if not stages:
+            nodeid = f"{parent.nodeid}::{trial.id}"
+            yield SweepItem.from_parent(parent, name=trial.id, nodeid=nodeid, trial=trial, skip_reason=reason)
+            continue
+        for stage in stages:  # every stage its own Trial: the stash is per item
+            name = stage_id(trial.id, stage)
+            nodeid = f"{parent.nodeid}::{name}"
+            yield SweepItem.from_parent(
+                parent, name=name, nodeid=nodeid, trial=sources.make_trial(source, combo), stage=stage
+            )
 
 
 class SweepFile(pytest.File):

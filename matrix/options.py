@@ -76,6 +76,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _checkpoint_every(text: str) -> str:
+    from pytest_sweep.matrix.checkpoints import parse_every
+
+    try:
+        parse_every(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
+
+
 def _assignment(text: str) -> str:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
@@ -207,6 +217,30 @@ def addoption(parser: pytest.Parser) -> None:
         help="Resume even where this run's grid differs from the resumed sweep's (its other records are kept)",
     )
     group.addoption(
+        "--sweep-checkpoint-every",
+        dest="sweep_checkpoint_every",
+        type=_checkpoint_every,
+        default=None,
+        metavar="EPOCHS|Ns",
+        help="Checkpoint each trial every EPOCHS epochs or every N seconds (e.g. 600s), or off; trainers "
+        "that checkpoint continue from there when resumed (default: 1)",
+    )
+    group.addoption(
+        "--sweep-checkpoint-keep",
+        dest="sweep_checkpoint_keep",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="Keep each trial's newest N checkpoints on disk (default: 1)",
+    )
+    group.addoption(
+        "--sweep-keep-checkpoints",
+        dest="sweep_keep_checkpoints",
+        action="store_true",
+        default=None,
+        help="Keep a trial's checkpoints after it completed (default: removed), with the final epoch's too",
+    )
+    group.addoption(
         "--sweep-backend",
         dest="sweep_backend",
         choices=BACKENDS,
@@ -245,6 +279,11 @@ def addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Ship each trial's files back to this process, which writes them, even where the output "
         "folder is shared (it is done anyway on a node that cannot see the folder)",
+    )
+    parser.addini("sweep_checkpoint_every", "Checkpoint every EPOCHS epochs, every Ns seconds, or off", default="1")
+    parser.addini("sweep_checkpoint_keep", "Checkpoints kept per trial", default="1")
+    parser.addini(
+        "sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (bool)", type="bool", default=False
     )
     parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
     parser.addini("sweep_ray_address", "Ray cluster address: auto, HOST:PORT or local", default="auto")
@@ -373,3 +412,23 @@ def ray_node_retries(config: pytest.Config) -> int:
 def ray_ship_files(config: pytest.Config) -> bool:
     opt = config.getoption("sweep_ray_ship_files")
     return bool(opt if opt is not None else config.getini("sweep_ray_ship_files"))
+
+
+def checkpoint_policy(config: pytest.Config) -> Any:
+    """The :class:`~pytest_sweep.matrix.checkpoints.Policy` of ``--sweep-checkpoint-*`` (option, else ini)."""
+    from pytest_sweep.matrix.checkpoints import Policy, parse_every
+
+    every = config.getoption("sweep_checkpoint_every")
+    name = "--sweep-checkpoint-every" if every is not None else "ini value sweep_checkpoint_every"
+    raw = every if every is not None else str(config.getini("sweep_checkpoint_every")).strip()
+    try:
+        epochs, seconds = parse_every(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{name}: {exc}") from None
+    keep = config.getoption("sweep_checkpoint_keep")
+    if keep is None:
+        keep = _ray_setting(config, "sweep_checkpoint_keep", positive_int)
+    keep_after = config.getoption("sweep_keep_checkpoints")
+    if keep_after is None:
+        keep_after = bool(config.getini("sweep_keep_checkpoints"))
+    return Policy(epochs, seconds, int(keep), bool(keep_after))

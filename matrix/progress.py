@@ -39,16 +39,19 @@ class TrialTicker:
         self.best: tuple[float, str] | None = None
 
     def report(self, report: pytest.TestReport) -> None:
-        nodeid = report.nodeid
+        nodeid = self.sweep.alias.get(report.nodeid, report.nodeid)  # a stage item: its trial
         if nodeid in self.done or nodeid in self.skipped or nodeid not in self.sweep.expected:
             return
         self.running[nodeid] = self.running.get(nodeid, 0.0) + float(report.duration or 0.0)
         record = self.sweep.records.get(nodeid)
-        if record is None:
+        if record is None or (report.when != "call" and report.passed):
             return  # a passed setup: the result comes with the call
         if record["status"] not in ("passed", "stopped", "failed"):
             self.skipped.add(nodeid)  # skipped by a plugin: not counted as a trial to run
             self.running.pop(nodeid, None)
+            return
+        if record.get("paused"):  # a stage ended: the trial waits for its promotion
+            self._write(self._line(record))
             return
         self.done.add(nodeid)
         self.seconds += self.running.pop(nodeid, 0.0)
@@ -66,7 +69,8 @@ class TrialTicker:
                 self.best = (float(acc), name)
         elif record["status"] == "stopped":
             acc = record.get("test_acc")
-            what = f"{name} stopped at epoch {record.get('rung')}" + (f" {float(acc):.2f}%" if acc is not None else "")
+            verb = "paused" if record.get("paused") else "stopped"
+            what = f"{name} {verb} at epoch {record.get('rung')}" + (f" {float(acc):.2f}%" if acc is not None else "")
         else:
             self.failed += 1
             error = str(record.get("error") or "failed")
@@ -80,7 +84,7 @@ class TrialTicker:
         if self.best is not None:
             parts.append(f"best {self.best[1]} {self.best[0]:.2f}%")
         left = total - len(self.done)
-        if left > 0:
+        if left > 0 and self.done:
             mean = self.seconds / len(self.done)
             parts.append(f"about {format_minutes(left * mean / max(1, self.workers) / 60)} left")
         return "sweep: " + " | ".join(parts)

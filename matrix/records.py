@@ -15,6 +15,9 @@ rank               1 for the best completed (``passed``) trial by ``test_acc``, 
                    them; the ``stopped`` trials follow (best last accuracy first); None otherwise
 rung               ``stopped`` only: the epoch (rung) at which it was stopped
 stop_reason        ``stopped`` only: one line, why
+paused             ``stopped`` only: true while it waits at its rung for a promotion
+                   (``--sweep-asha-mode=promotion``) that has not run (yet)
+resumed_from_epoch the epochs done in the checkpoint it continued from (None: trained from scratch)
 reused             true when ``--sweep-resume`` took the result from an earlier sweep
 test_acc           final test accuracy [%]
 best_acc           best test accuracy over the epochs [%]
@@ -89,6 +92,8 @@ _DEFAULTS: dict[str, Any] = {
     "rank": None,
     "rung": None,
     "stop_reason": None,
+    "paused": False,
+    "resumed_from_epoch": None,
 }
 
 

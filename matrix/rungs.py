@@ -120,7 +120,73 @@ class SqliteRungStore:
         rows = self._connect().execute("SELECT trial, value FROM results WHERE kind = ? AND step = ?", (kind, step))
         return {str(t): float(v) for t, v in rows}
 
+    def record(self, kind: str, step: int, trial: str, value: float) -> None:
+        record_value(self, kind, step, trial, value)
+
+    def promote(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        return promote(self, kind, step, trial, value, rule)
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class PromotionStore(RungStore, Protocol):
+    """A :class:`RungStore` that also keeps values without a decision, and promotions decided later
+    (ASHA's promotion mode: a trial records its value when it pauses at a rung; whether it is
+    promoted is decided when its next stage starts, against the values recorded by then)."""
+
+    def record(self, kind: str, step: int, trial: str, value: float) -> None:
+        """Keep ``trial``'s ``value`` at ``step`` (the first value stays)."""
+        ...
+
+    def promote(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        """Decide once, atomically, with ``rule`` against the other values at ``step``; later calls
+        return that decision.  ``value`` is recorded first if ``trial`` has none there."""
+        ...
+
+
+def _decisions(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS promotions (kind TEXT NOT NULL, step INTEGER NOT NULL, trial TEXT NOT NULL, "
+        "stop INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (kind, step, trial))"
+    )
+
+
+def record_value(store: SqliteRungStore, kind: str, step: int, trial: str, value: float) -> None:
+    """:meth:`PromotionStore.record` for :class:`SqliteRungStore`."""
+    store._connect().execute(
+        "INSERT OR IGNORE INTO results (kind, step, trial, value, stop, reason) VALUES (?, ?, ?, ?, 0, '')",
+        (kind, step, trial, value),
+    )
+
+
+def promote(store: SqliteRungStore, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+    """:meth:`PromotionStore.promote` for :class:`SqliteRungStore` (one ``BEGIN IMMEDIATE``)."""
+    db = store._connect()
+    _decisions(db)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        known = db.execute(
+            "SELECT stop, reason FROM promotions WHERE kind = ? AND step = ? AND trial = ?", (kind, step, trial)
+        ).fetchone()
+        if known is not None:
+            db.execute("COMMIT")
+            return Verdict(bool(known[0]), str(known[1]))
+        db.execute(
+            "INSERT OR IGNORE INTO results (kind, step, trial, value, stop, reason) VALUES (?, ?, ?, ?, 0, '')",
+            (kind, step, trial, value),
+        )
+        rows = db.execute("SELECT trial, value FROM results WHERE kind = ? AND step = ?", (kind, step)).fetchall()
+        mine = next(float(v) for t, v in rows if t == trial)
+        verdict = rule(mine, [float(v) for t, v in rows if t != trial])
+        db.execute(
+            "INSERT INTO promotions (kind, step, trial, stop, reason) VALUES (?, ?, ?, ?, ?)",
+            (kind, step, trial, int(verdict.stop), verdict.reason),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return verdict

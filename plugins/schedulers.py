@@ -22,10 +22,25 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
 from pytest_sweep.matrix.runner import RUNNER_KEY
-from pytest_sweep.matrix.scheduling import MODES, AshaScheduler, MedianScheduler, Objective
-from pytest_sweep.matrix.trial import STOP_KEY, Trial
+from pytest_sweep.matrix.scheduling import (
+    MODES,
+    AshaScheduler,
+    MedianScheduler,
+    Objective,
+    PromotionAsha,
+    stage_ends,
+)
+from pytest_sweep.matrix.trial import STOP_KEY, Stage, Stop, Trial
+from pytest_sweep.plugins.choices import choices
 
 BUILTIN = ("none", "asha", "median")
+ASHA_MODES = ("stopping", "promotion")
+
+
+def _asha_mode(text: str) -> str:
+    if text.strip() not in ASHA_MODES:
+        raise argparse.ArgumentTypeError(f"{text!r}: use stopping or promotion")
+    return text.strip()
 
 
 def _reduction(text: str) -> float:
@@ -82,6 +97,13 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
         "3",
         "The median rule stops nothing before this many trials completed",
     ),
+    "--sweep-asha-mode": (
+        _asha_mode,
+        "sweep_asha_mode",
+        "stopping",
+        "ASHA's mode: stopping (a trial below a rung's cutoff stops there) or promotion (every trial pauses "
+        "at each rung, checkpointed, and the rung's best are continued later)",
+    ),
 }
 
 
@@ -105,6 +127,11 @@ class Settings:
     eta: float
     objective: Objective
     startup: int
+    asha_mode: str = "stopping"
+
+    @property
+    def promotion(self) -> bool:
+        return self.name == "asha" and self.asha_mode == "promotion"
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -120,7 +147,13 @@ def settings(config: pytest.Config) -> Settings:
                 why = str(exc).removeprefix(f"{raw!r}: ")
                 raise pytest.UsageError(f"ini value {ini} = {raw!r}: {why}") from None
         values.append(value)
-    return Settings(*values)
+    found = Settings(*values)
+    if found.asha_mode == "promotion" and found.name != "asha":
+        raise pytest.UsageError(
+            f"--sweep-asha-mode=promotion needs --sweep-scheduler=asha (the scheduler is {found.name}); "
+            "add --sweep-scheduler=asha or drop the mode"
+        )
+    return found
 
 
 _SETTINGS = pytest.StashKey[Settings]()
@@ -148,9 +181,23 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
     store = SqliteRungStore(sweep_dir / STORE_FILE)
+    if s.promotion:
+        return PromotionAsha(store, s.grace, s.eta, s.objective)
     if s.name == "asha":
         return AshaScheduler(store, s.grace, s.eta, s.objective)
     return MedianScheduler(store, s.grace, s.startup, s.objective)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_trial_stages(trial: Trial, config: pytest.Config) -> list[int] | None:
+    """``--sweep-asha-mode=promotion``: a stage per rung (the trial's epochs from ``CONFIG_NUM_EPOCHS``,
+    else the built-in trainer's default for its model)."""
+    s = config.stash[_SETTINGS] if _SETTINGS in config.stash else settings(config)
+    if not s.promotion:
+        return None
+    epochs = trial.get("CONFIG_NUM_EPOCHS")
+    total = int(epochs) if epochs is not None else choices(trial).epochs
+    return stage_ends(s.grace, s.eta, total)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -176,6 +223,11 @@ class SchedulerPlugin:
             return None
         trial.stash[STOP_KEY] = stop
         return True
+
+    @pytest.hookimpl
+    def pytest_sweep_promote(self, trial: Trial, stage: Stage, metrics: dict[str, Any]) -> Stop | None:
+        promote = getattr(self.scheduler, "promote", None)
+        return promote(trial, stage, metrics) if promote is not None else None
 
     @pytest.hookimpl
     def pytest_sweep_trial_finished(self, trial: Trial, record: dict[str, Any]) -> None:
