@@ -50,6 +50,8 @@ FOLDER = "checkpoints"
 _NAME = re.compile(r"checkpoint-(\d{6,})-epoch(\d+)\.ckpt")
 #: The longest header accepted (a history of thousands of epochs fits many times over).
 MAX_HEADER = 64 * 1024 * 1024
+#: A temp file older than this is a save that was killed (removed when a trial loads).
+STALE_SECONDS = 600.0
 #: Containers nested deeper than this are refused (a cycle, or not a state).
 MAX_DEPTH = 100
 #: What a checkpoint's state may hold, in words (error messages).
@@ -406,8 +408,13 @@ class TrialCheckpoints:
     def load(self) -> Any | None:
         """The newest usable checkpoint's state (None: train from scratch); see the module docstring."""
         self.aware = True
-        for stale in (self.folder / FOLDER).glob(".checkpoint-*.tmp"):
-            stale.unlink(missing_ok=True)  # a save killed halfway
+        now = time.time()
+        for tmp in (self.folder / FOLDER).glob(".checkpoint-*.tmp"):
+            try:  # a save killed halfway (a young one may be another process's save in progress)
+                if now - tmp.stat().st_mtime > STALE_SECONDS:
+                    tmp.unlink()
+            except OSError:
+                pass
         files = checkpoint_files(self.folder)
         for path in files:
             try:
