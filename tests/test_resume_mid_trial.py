@@ -63,7 +63,7 @@ def _epochs(folder: Path) -> list[dict[str, Any]]:
 
 
 def _trained(log: Path) -> dict[str, list[int]]:
-    """pid -> the epochs it trained."""
+    """Process id -> the epochs it trained."""
     found: dict[str, list[int]] = {}
     for line in log.read_text().splitlines() if log.exists() else []:
         _, epoch, pid = line.split()

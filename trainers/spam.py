@@ -81,6 +81,7 @@ class SpikeGuard:
 
     def state_dict(self) -> dict[str, Any]:
         """The norm history and spike count (for a checkpoint)."""
+
         def clone(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.clone()
 
