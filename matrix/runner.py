@@ -47,7 +47,7 @@ RECORD_PROPERTY = "sweep_record"
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception as one line of at most ``limit`` characters."""
-    if isinstance(exc, TrialFailed):
+    if isinstance(exc, (TrialFailed, TrialPreempted)):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}".strip()
