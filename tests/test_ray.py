@@ -379,7 +379,7 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     """The actors share the sweep folder (one machine), so they share its rung store."""
     grid = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002\n"
     ray_sweep.range_config(ray_sweep.digits_config().replace("CONFIG_NUM_EPOCHS=2\n", "") + grid, name="range")
-    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha", "--sweep-order=grid")
     result.assert_outcomes(passed=4)
     statuses = [records[n]["status"] for n in sorted(records)]
     # config_001 and config_002 reach the first rung together: the later one may stop (if worse)
