@@ -118,6 +118,8 @@ def main() -> None:
             ("asha interleaved", [*STOPPING, "--sweep-order=interleaved"], 2),
             ("asha promotion grid", [*PROMOTION, *grid], 2),
         ]
+    if args.smoke:  # no runtime estimate (a child process that imports torch): the suite runs this
+        runs = [(label, [*extra, "--sweep-minutes-per-trial=1"], n) for label, extra, n in runs]
     with tempfile.TemporaryDirectory(prefix="bench_asha_") as name:
         tmp = Path(name)
         (tmp / "sweep.rc").write_text(SMOKE_RANGE if args.smoke else RANGE, encoding="utf-8")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_sweep.matrix import checkpoints
 
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
@@ -282,9 +285,7 @@ def addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("sweep_checkpoint_every", "Checkpoint every EPOCHS epochs, every Ns seconds, or off", default="1")
     parser.addini("sweep_checkpoint_keep", "Checkpoints kept per trial", default="1")
-    parser.addini(
-        "sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (bool)", type="bool", default=False
-    )
+    parser.addini("sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (true/false)", default="false")
     parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
     parser.addini("sweep_ray_address", "Ray cluster address: auto, HOST:PORT or local", default="auto")
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")
@@ -414,7 +415,7 @@ def ray_ship_files(config: pytest.Config) -> bool:
     return bool(opt if opt is not None else config.getini("sweep_ray_ship_files"))
 
 
-def checkpoint_policy(config: pytest.Config) -> Any:
+def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
     """The :class:`~pytest_sweep.matrix.checkpoints.Policy` of ``--sweep-checkpoint-*`` (option, else ini)."""
     from pytest_sweep.matrix.checkpoints import Policy, parse_every
 
@@ -430,5 +431,8 @@ def checkpoint_policy(config: pytest.Config) -> Any:
         keep = _ray_setting(config, "sweep_checkpoint_keep", positive_int)
     keep_after = config.getoption("sweep_keep_checkpoints")
     if keep_after is None:
-        keep_after = bool(config.getini("sweep_keep_checkpoints"))
+        raw = str(config.getini("sweep_keep_checkpoints")).strip().lower()
+        if raw not in ("true", "false", "yes", "no", "1", "0", "on", "off", ""):
+            raise pytest.UsageError(f"ini value sweep_keep_checkpoints = {raw!r}: use true or false")
+        keep_after = raw in ("true", "yes", "1", "on")
     return Policy(epochs, seconds, int(keep), bool(keep_after))

@@ -103,6 +103,7 @@ def test_bad_checkpoint_options_are_usage_errors(
         ("sweep_checkpoint_every = 0s", "*ini value sweep_checkpoint_every: '0s': the seconds must be above 0*"),
         ("sweep_checkpoint_keep = -2", "*ini value sweep_checkpoint_keep = '-2': -2 must be at least 1*"),
         ("sweep_asha_mode = both", "*ini value sweep_asha_mode = 'both': use stopping or promotion*"),
+        ("sweep_keep_checkpoints = maybe", "*ini value sweep_keep_checkpoints = 'maybe': use true or false*"),
     ],
 )
 def test_bad_checkpoint_ini_values_are_usage_errors(sweep_pytester: SweepPytester, ini: str, message: str) -> None:

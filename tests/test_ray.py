@@ -327,7 +327,8 @@ def test_sigterm_writes_the_summary_and_leaves_no_actor(ray_sweep: SweepPytester
         wait_for(ray_sweep.path / "hold_once-config_002", proc)
         wait_for(ray_sweep.path / "hold_once-config_004", proc)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+        # the actors' trials keep no checkpoints and never look: after the 20 s grace the run stops
+        assert proc.wait(timeout=90) == 75  # preempted: the requeue exit code
     finally:
         if proc.poll() is None:
             proc.kill()
