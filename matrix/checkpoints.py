@@ -293,6 +293,11 @@ def _size(n: int) -> str:
     return f"{value:.1f} GB"
 
 
+def epochs(n: int) -> str:
+    """``1 epoch``, ``4 epochs``."""
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 # -- one trial's checkpoints -----------------------------------------------------------------------
 class TrialCheckpoints:
     """The checkpoints of the trial running in this process (what :class:`TrialContext` calls).
@@ -395,12 +400,12 @@ class TrialCheckpoints:
         self.last_epoch = epoch
         self.last_time = time.monotonic()
         self.note(
-            f"checkpoint after {epoch} epochs: {FOLDER}/{path.name} ({_size(len(data))} in "
+            f"checkpoint after {epochs(epoch)}: {FOLDER}/{path.name} ({_size(len(data))} in "
             f"{time.perf_counter() - started:.2f} s, {codec.name})"
         )
         if stop is not None:
             raise TrialPreempted(
-                f"preempted ({stop}) after {epoch} epochs; checkpointed, pytest --sweep-resume continues it"
+                f"preempted ({stop}) after {epochs(epoch)}; checkpointed, pytest --sweep-resume continues it"
             )
         return True
 
@@ -427,7 +432,7 @@ class TrialCheckpoints:
             self.resumed_from = self.last_epoch = int(header["epoch"])
             self.loaded = path
             written = f", written {header.get('written')} by {header.get('worker')}" if header.get("written") else ""
-            self.log(f"continuing from checkpoint {FOLDER}/{path.name}: {header['epoch']} epochs done{written}")
+            self.log(f"continuing from checkpoint {FOLDER}/{path.name}: {epochs(header['epoch'])} done{written}")
             return state
         if files:
             self.log("no usable checkpoint: training from scratch")

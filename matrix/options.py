@@ -285,7 +285,9 @@ def addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("sweep_checkpoint_every", "Checkpoint every EPOCHS epochs, every Ns seconds, or off", default="1")
     parser.addini("sweep_checkpoint_keep", "Checkpoints kept per trial", default="1")
-    parser.addini("sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (true/false)", default="false")
+    parser.addini(
+        "sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (true/false)", default="false"
+    )
     parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
     parser.addini("sweep_ray_address", "Ray cluster address: auto, HOST:PORT or local", default="auto")
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")

@@ -21,7 +21,7 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
-from pytest_sweep.matrix.checkpoints import PlainCodec, Policy, TrialCheckpoints, remove_checkpoints
+from pytest_sweep.matrix.checkpoints import PlainCodec, Policy, TrialCheckpoints, epochs, remove_checkpoints
 from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.preempt import Preemption
 from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
@@ -420,7 +420,7 @@ class Runner:
             reason = preemption.requested()
             if reason is not None and not checkpoints.aware:  # it keeps no checkpoint: end it now
                 raise TrialPreempted(
-                    f"preempted ({reason}) after {len(history)} epochs; its trainer keeps no checkpoints, "
+                    f"preempted ({reason}) after {epochs(len(history))}; its trainer keeps no checkpoints, "
                     "so pytest --sweep-resume trains it from scratch"
                 )
             return stop

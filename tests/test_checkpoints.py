@@ -304,7 +304,7 @@ def test_preempted_save_writes_then_ends_the_trial(tmp_path: Path) -> None:
     box.epoch(1)
     box.stop = "SIGTERM"
     with pytest.raises(
-        TrialPreempted, match=r"preempted \(SIGTERM\) after 1 epochs; checkpointed, pytest --sweep-resume"
+        TrialPreempted, match=r"preempted \(SIGTERM\) after 1 epoch; checkpointed, pytest --sweep-resume"
     ):
         box.ckpt.save({"n": 1})
     assert len(checkpoint_files(tmp_path)) == 1

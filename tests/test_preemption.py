@@ -170,8 +170,8 @@ def test_serial_sigterm_checkpoints_the_running_trial_and_the_requeue_loop_finis
     assert records["config_002"]["resumed_from_epoch"] == 1
     assert records["config_001"]["reused"] and not records["config_002"]["reused"]
     log = (sweep_dir / records["config_002"]["trial_dir"] / "output.log").read_text()
-    assert "preempted (SIGTERM) after 1 epochs; checkpointed, pytest --sweep-resume continues it" in log
-    assert "checkpoint after 1 epochs: checkpoints/checkpoint-000002-epoch1.ckpt" in log
+    assert "preempted (SIGTERM) after 1 epoch; checkpointed, pytest --sweep-resume continues it" in log
+    assert "checkpoint after 1 epoch: checkpoints/checkpoint-000002-epoch1.ckpt" in log
 
 
 def test_serial_sigterm_interrupts_a_trainer_without_checkpoints_and_it_starts_over(
