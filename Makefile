@@ -19,7 +19,7 @@ $(info RANGE_CONFIG=$(RANGE_CONFIG) not found; using $(RANGE_FILE))
 endif
 SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
-.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test lint types unit bench clean
+.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test lint types docs unit bench clean
 
 venv: $(STAMP)
 
@@ -28,8 +28,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster
-	$(PY) -m pip install -q -e ".[dev,ray]"
+	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster;
+	# docs: Sphinx, MyST-Parser and furo for the documentation site (built by `make test` too); search: Optuna;
+	# tensorboard, mlflow: the trackers' tests read back what --sweep-tensorboard/--sweep-mlflow wrote
+	$(PY) -m pip install -q -e ".[dev,ray,docs,search,tensorboard,mlflow]"
 	touch $(STAMP)
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)
@@ -52,9 +54,9 @@ sweep-run: $(STAMP)
 sweep-clean:
 	rm -rf $(CONFIG_DIR)
 
-## make test: lint, type checks, then the project's own test suite (what CI runs)
-test: lint types
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+## make test: lint, type checks, the docs build, then the project's own test suite (what CI runs)
+test: lint types docs
+	SWEEP_DOCS_SITE=$(DOCS_OUT)/html $(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## make unit: the fast unit tests only (no pytest-in-pytest, no subprocess sweeps)
 unit: $(STAMP)
@@ -72,6 +74,12 @@ types: $(STAMP)
 	ln -s ../../../pytest_sweep/__init__.py ../../../pytest_sweep/py.typed $(TYPECHECK)/pytest_sweep/
 	for pkg in matrix plugins trainers; do ln -s ../../../$$pkg $(TYPECHECK)/pytest_sweep/$$pkg; done
 	cd $(TYPECHECK) && $(abspath $(PY)) -m mypy --config-file ../../pyproject.toml -p pytest_sweep
+
+## make docs: the documentation site into build/docs/html; warnings and unresolved references fail it
+## (-E: a full build every time; the reference pages are generated from the code, which Sphinx does not watch)
+DOCS_OUT := build/docs
+docs: $(STAMP)
+	$(PY) -m sphinx -E -W --keep-going -n -q -b html -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
 
 ## make bench: the benchmarks recorded in docs/benchmarks.md
 bench: $(STAMP)

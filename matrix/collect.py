@@ -57,19 +57,41 @@ class SweepItem(pytest.Item):
         return self.path, 0, f"sweep trial {self.name}"
 
 
+class SampledItem(SweepItem):
+    """One trial of a sampled search (``trial_007``): its values are drawn when it starts."""
+
+    def runtest(self) -> None:
+        from pytest_sweep.matrix.search import SEARCH_KEY
+
+        runner = self.config.stash[RUNNER_KEY]
+        outcome = self.config.stash[SEARCH_KEY].run(self, runner)
+        self.trial_dir = runner.dir / str(outcome.record.get("trial_dir") or self.trial.folder)
+        self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
+        if outcome.stop_session:  # preempted (SIGTERM): the trial checkpointed, no further item starts
+            self.session.shouldstop = outcome.stop_session
+        if outcome.error is not None:
+            raise outcome.error
+        if outcome.skip is not None:
+            pytest.skip(outcome.skip)
+
+
 def _items(parent: pytest.Collector, source: Source) -> Iterator[SweepItem]:
     sources = parent.config.stash[SOURCES_KEY]
     hook = parent.config.hook
+    kind = SampledItem if source.space is not None else SweepItem
     for combo in source.combinations:
         trial = sources.make_trial(source, combo)
-        reason = sources.validate(trial)
+        reason = None if source.space is not None else sources.validate(trial)
         # The node id is given as a string so that pytest parses "config_001[...]" into a name and
         # params, exactly as it parses the ids it stored; otherwise --lf/--sw/--nf never match.
-        ends = None if reason else hook.pytest_sweep_trial_stages(trial=trial, config=parent.config)
+        # a sampled trial's values are drawn when it starts: it is never split into stages
+        # (promotion mode with a search is a usage error, plugins/schedulers.py)
+        staged = not reason and source.space is None
+        ends = hook.pytest_sweep_trial_stages(trial=trial, config=parent.config) if staged else None
         stages = make_stages(list(ends)) if ends else []
         if not stages:
             nodeid = f"{parent.nodeid}::{trial.id}"
-            yield SweepItem.from_parent(parent, name=trial.id, nodeid=nodeid, trial=trial, skip_reason=reason)
+            yield kind.from_parent(parent, name=trial.id, nodeid=nodeid, trial=trial, skip_reason=reason)
             continue
         for stage in stages:  # every stage its own Trial: the stash is per item
             name = stage_id(trial.id, stage)

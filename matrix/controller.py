@@ -229,22 +229,28 @@ class Controller:
     ) -> SweepResult | None:
         """Every expected trial's record, in collection order; those without a result are not run."""
         earlier = {str(r["trial_dir"]): r for r in self.previous}
+        # a sampled search's items are known by node id: their folders hold the values drawn
+        search = getattr(self.sources, "search", None)  # a test's stand-in may have none
+        sampled = search is not None and search.sampled
+        by_node = {str(r.get("nodeid")): r for r in self.previous} if sampled else {}
         rows: list[dict[str, Any]] = []
         for nodeid, (trial, _) in self.expected.items():
             rec = self.records.get(nodeid)
             if rec is None:
                 rec = self.expected_record(nodeid)
                 assert rec is not None
-                kept = earlier.get(trial.folder)
-                if kept is not None and kept.get("status") in ("passed", "stopped") and kept.get("config") == trial.raw:
+                kept = earlier.get(trial.folder) or by_node.get(nodeid)
+                same = kept is not None and (kept.get("config") == trial.raw or nodeid in by_node)
+                if kept is not None and kept.get("status") in ("passed", "stopped") and same:
                     rec = kept  # finished in the resumed sweep; this run did not get to it
                 elif rec["status"] != "skipped":
                     rec.update(status="not_run", error=not_run_error)
             rows.append(rec)
         rows.extend(r for n, r in self.records.items() if n not in self.expected)
         if self.previous:  # a resume: every record of the resumed sweep stays
-            fresh = {str(r.get("trial_dir")): r for r in rows}
-            rows = [fresh.pop(str(r["trial_dir"]), r) for r in self.previous] + list(fresh.values())
+            field = "nodeid" if by_node else "trial_dir"
+            fresh = {str(r.get(field)): r for r in rows}
+            rows = [fresh.pop(str(r.get(field)), r) for r in self.previous] + list(fresh.values())
         # in grid order, whatever order they ran in (--sweep-order, stage waves)
         rows = sorted(rows, key=_grid_order(rows))
         if not rows:

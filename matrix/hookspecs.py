@@ -3,7 +3,7 @@
 The hooks are added to pytest's own plugin manager (``pytest_addhooks``), so any
 pytest plugin implements them: a ``conftest.py``, a module given with ``-p``, or a
 package registered through the ``pytest11`` entry point.  The built-in plugins in
-:mod:`pytest_sweep.plugins` use exactly these hooks, and their factory implementations are
+``pytest_sweep.plugins`` use exactly these hooks, and their factory implementations are
 ``trylast`` so that yours win.  The objects the factories return are described by the
 protocols in :mod:`pytest_sweep.matrix.contracts`.
 
@@ -37,7 +37,7 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
     Called once per run on every process.  A ``CONFIG_*`` key that no plugin
     declares is a usage error naming ``file:line``.
 
-    :return: a list of :class:`matrix.Symbol`.
+    :return: a list of :class:`~pytest_sweep.matrix.symbols.Symbol`.
 
     Example::
 
@@ -393,11 +393,13 @@ def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | 
         (``pytest_sweep_describe_trial``): it is asked once per distinct description.
     :param config: the controller's pytest config.
 
-    ``firstresult``.  Asked only when neither ``--sweep-minutes-per-trial`` nor earlier sweeps of the
-    same trainer give a figure.  The built-in trainer (``trylast``) times a few real optimizer
-    steps of the trial's model and batch on the trial's device (a second or two; torch is
-    imported then, never during collection itself) and scales them to the whole run.  Return
-    ``None`` when you cannot tell; raising is treated the same way.
+    ``firstresult``.  Asked only when neither ``--sweep-minutes-per-trial``, pytest's cache of earlier
+    trials on this machine nor earlier sweep folders give a figure.  Answer cheaply: collection
+    waits for it.  The built-in trainer (``trylast``) answers only with ``--sweep-estimate``: it
+    times a few real optimizer steps of the trial's model and batch on the trial's device in a
+    child process (seconds; this process never imports torch) and scales them to the whole run.
+    Return ``None`` when you cannot tell (the estimate then follows the first passed trial);
+    raising is treated the same way.  The answer is shown as an interval around it.
 
     Example::
 

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix import search_options
+
 if TYPE_CHECKING:
     from pytest_sweep.matrix import checkpoints
 
 DEFAULT_MAX_COMBINATIONS = 10_000
-DEFAULT_MINUTES_PER_TRIAL = 32.0  # the sweep guide's figure for a ResNet-18 trial
 DEFAULT_SUMMARY_INTERVAL = 10.0
 #: Options that set one config symbol in every trial, as ``--sweep-set KEY=VALUE`` would.
 #: ``--sweep-backend``: where the trials run.
@@ -140,8 +141,16 @@ def addoption(parser: pytest.Parser) -> None:
         type=_positive_float,
         default=None,
         metavar="MIN",
-        help="Minutes per trial for the runtime estimate (default: measured in an earlier "
-        f"sweep of the same trainer, else {DEFAULT_MINUTES_PER_TRIAL:g})",
+        help="Minutes per trial for the runtime estimate (default: measured on this machine in an earlier "
+        "sweep of the same trainer, else timed with --sweep-estimate, else after the first passed trial)",
+    )
+    group.addoption(
+        "--sweep-estimate",
+        dest="sweep_estimate",
+        action="store_true",
+        default=None,
+        help="Before the sweep, time a few optimizer steps of each trainer that has no measured time on "
+        "this machine yet (a child process per trainer; without it the estimate follows the first passed trial)",
     )
     group.addoption(
         "--sweep-epochs",
@@ -288,6 +297,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (true/false)", default="false"
     )
+    search_options.addoption(parser)
     parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
     parser.addini("sweep_ray_address", "Ray cluster address: auto, HOST:PORT or local", default="auto")
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")
@@ -296,6 +306,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
+    parser.addini("sweep_estimate", "Time a few optimizer steps before the sweep (bool)", type="bool", default=False)
     parser.addini("sweep_progress", "Per-epoch progress lines: auto, lines, none", default="auto")
     parser.addini(
         "sweep_summary_interval",
@@ -325,6 +336,17 @@ def max_combinations(config: pytest.Config) -> int:
 def minutes_per_trial(config: pytest.Config) -> float | None:
     opt = config.getoption("sweep_minutes_per_trial")
     return float(opt) if opt is not None else _ini_number(config, "sweep_minutes_per_trial", float)
+
+
+def estimate_asked(config: pytest.Config) -> bool:
+    """``--sweep-estimate`` (or its ini value): time a few steps before the sweep."""
+    opt = config.getoption("sweep_estimate", None)
+    if opt is not None:
+        return bool(opt)
+    try:
+        return bool(config.getini("sweep_estimate"))
+    except (ValueError, pytest.UsageError) as exc:
+        raise pytest.UsageError(f"ini value sweep_estimate: {exc}; use true or false") from None
 
 
 def summary_interval(config: pytest.Config) -> float:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, hookspecs, options, storage
+from pytest_sweep.matrix import estimate, hookspecs, options, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError
@@ -140,6 +140,8 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
     previous = previous_records(sweep_dir)
     if previous is None:
         return None
+    if sources.search.sampled:
+        return previous  # the items' configurations are drawn: the study checks what was resumed
     folders = [sources.make_trial(s, c).folder for s in sources.sources for c in s.combinations]
     change = grid_change(previous, folders)
     if change is not None and not config.getoption("sweep_resume_force"):
@@ -162,6 +164,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
+    options.estimate_asked(config)  # a bad ini value is a usage error before anything runs
     sources = config.stash[SOURCES_KEY] = Sources(config)
     paths = [str(s.path) for s in sources.sources]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -194,13 +197,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
         if os.name == "posix":
             _trap(config, lambda: runner.on_sigterm(serial=not worker))
+    search.configure(config, sources, sweep_dir, runs_trials=not _distributing(config))
     if not worker:
         previous = _resumed_records(config, sources, sweep_dir)
         controller = config.stash[CONTROLLER_KEY] = Controller(
             config, sources, sweep_dir, options.summary_interval(config), previous
         )
-        ticker = TrialTicker(config, controller) if mode != "none" else None
-        if ticker is not None and not _distributing(config):
+        ticker = TrialTicker(config, controller, quiet=mode == "none")
+        if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker, preemption), "sweep-controller")
         if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)

@@ -4,9 +4,11 @@ Under xdist a trial's per-epoch lines stay in its ``output.log`` (workers cannot
 controller's terminal), so the controller says what finished, how far the sweep is, the best
 result so far and about how long the rest will take (a line from ``make sweep-parallel PARALLEL=2``)::
 
-    sweep: config_002 passed 98.61% in 19.4 s (gw0) | 3 of 4 done | best config_001 98.89% | about 13 s left
+    sweep: config_002 passed 98.61% in 19.4 s (gw0) | 3 of 4 done | best config_001 98.89% | about 12-20 s left (from 3 finished trials)
 
-The estimate is (trials left) x (mean wall time of the finished ones) / (workers).
+The time left is an interval (:class:`~pytest_sweep.matrix.estimate.Clock`): the trials left times
+the wall times of this run's passed and stopped trials (before the first one, the estimate printed
+after collection), over the workers.  A failed trial's time never shortens it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix.estimate import format_minutes
+from pytest_sweep.matrix.estimate import Clock
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.controller import Controller
@@ -27,14 +29,16 @@ ERROR_CHARS = 80
 class TrialTicker:
     """Prints the line for each sweep item whose result arrives on the controller."""
 
-    def __init__(self, config: pytest.Config, sweep: Controller) -> None:
+    def __init__(self, config: pytest.Config, sweep: Controller, quiet: bool = False) -> None:
+        """:param quiet: keep the time bookkeeping (and pytest's cache of timings), print nothing."""
         self.config = config
         self.sweep = sweep
+        self.quiet = quiet
+        self.clock = Clock(config, sweep.sources)
         self.workers = 0
-        self.done: set[str] = set()  # passed or failed
+        self.done: set[str] = set()  # passed, stopped or failed
         self.skipped: set[str] = set()
         self.failed = 0
-        self.seconds = 0.0  # wall time of the finished trials (all phases)
         self.running: dict[str, float] = {}  # node id -> seconds so far (setup, call)
         self.best: tuple[float, str] | None = None
 
@@ -42,20 +46,27 @@ class TrialTicker:
         nodeid = self.sweep.alias.get(report.nodeid, report.nodeid)  # a stage item: its trial
         if nodeid in self.done or nodeid in self.skipped or nodeid not in self.sweep.expected:
             return
+        if not self.clock.started:
+            self.clock.start(t for t, skip in self.sweep.expected.values() if not skip)
         self.running[nodeid] = self.running.get(nodeid, 0.0) + float(report.duration or 0.0)
         record = self.sweep.records.get(nodeid)
         if record is None or (report.when != "call" and report.passed):
             return  # a passed setup: the result comes with the call
+        trial, skip = self.sweep.expected[nodeid]
         if record["status"] not in ("passed", "stopped", "failed"):
             self.skipped.add(nodeid)  # skipped by a plugin: not counted as a trial to run
             self.running.pop(nodeid, None)
+            if not skip:
+                self.clock.gone(trial)
             return
         if record.get("paused"):  # a stage ended: the trial waits for its promotion
-            self._write(self._line(record))
+            if not self.quiet:
+                self._write(self._line(record))
             return
         self.done.add(nodeid)
-        self.seconds += self.running.pop(nodeid, 0.0)
-        self._write(self._line(record))
+        self.clock.finished(trial, record, self.running.pop(nodeid, 0.0))
+        if not self.quiet:
+            self._write(self._line(record))
 
     def _line(self, record: dict[str, Any]) -> str:
         name = str(record["config_file"])
@@ -83,10 +94,9 @@ class TrialTicker:
         parts = [what + where, f"{len(self.done)} of {total} done" + (f", {self.failed} failed" if self.failed else "")]
         if self.best is not None:
             parts.append(f"best {self.best[1]} {self.best[0]:.2f}%")
-        left = total - len(self.done)
-        if left > 0 and self.done:
-            mean = self.seconds / len(self.done)
-            parts.append(f"about {format_minutes(left * mean / max(1, self.workers) / 60)} left")
+        time_left = self.clock.left(self.workers)
+        if time_left is not None:
+            parts.append(time_left)
         return "sweep: " + " | ".join(parts)
 
     def _write(self, line: str) -> None:

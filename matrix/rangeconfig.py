@@ -9,7 +9,7 @@ symbol, the symbol's default for any other type (:func:`resolve_not_set`, once t
 An inline comment starts at the first ``#`` outside double quotes. Values stay strings here:
 the plugin types them later from the symbols its plugins declare.
 
-Every problem raises :class:`~matrix.errors.RangeConfigError` with ``file:line`` and the fix.
+Every problem raises :class:`~pytest_sweep.matrix.errors.RangeConfigError` with ``file:line`` and the fix.
 """
 
 from __future__ import annotations

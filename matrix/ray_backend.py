@@ -218,6 +218,8 @@ class RayBackend:
                 "workercount": count,
                 "testrunuid": testrunuid,
                 "sweep_dir": str(self.controller.dir),
+                # a sampled search's study stays in the controller's folder even where trial files ship back
+                "sweep_study_dir": str(self.controller.dir),
             },
             "token": token,
             "ship": options.ray_ship_files(config),

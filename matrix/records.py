@@ -24,7 +24,7 @@ best_acc           best test accuracy over the epochs [%]
 final_sparsity     fraction of exact zeros in Conv/Linear weights [0..1]
 training_time      wall time of the trial's training [s]
 error              one line: why the trial failed, was skipped or did not run
-CONFIG_...         one column per swept parameter (numbers as numbers)
+``CONFIG_...``     one column per swept parameter (numbers as numbers)
 config             every ``KEY: value`` of the trial's config, as written
 swept              the swept keys
 nodeid, worker     pytest node id; ``main``, the xdist worker id (``gw0``) or the Ray actor's (``ray1``)
@@ -35,6 +35,8 @@ images_per_s       mean training throughput
 peak_memory_mb     peak GPU memory (CUDA only)
 torch_threads      torch's intra-op CPU threads during the trial (CPU results depend on it)
 trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
+test_samples       the test set's size (one image is 100 / test_samples pp of ``test_acc``);
+                   None when the trainer does not say (the analysis then knows no granularity)
 source             the range file (or generated config) the trial came from
 node, node_id      ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
 requeued           Ray only, when its node was lost: why it ran again (one line per time)
@@ -64,6 +66,7 @@ METRIC_KEYS = (
     "torch_threads",
     "device",
     "trainer",
+    "test_samples",
 )
 
 _DEFAULTS: dict[str, Any] = {
@@ -88,6 +91,7 @@ _DEFAULTS: dict[str, Any] = {
     "peak_memory_mb": None,
     "torch_threads": None,
     "trainer": None,
+    "test_samples": None,
     "source": None,
     "rank": None,
     "rung": None,

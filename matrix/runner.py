@@ -73,6 +73,7 @@ NUMERIC_METRICS = (
     "epochs_run",
     "images_per_s",
     "peak_memory_mb",
+    "test_samples",
 )
 
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import options
+from pytest_sweep.matrix import options, search_options
 from pytest_sweep.matrix.errors import RangeConfigError, clip
 from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.grid import Combination, expand
-from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, resolve_not_set
+from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, quoted_keys, resolve_not_set
 from pytest_sweep.matrix.records import new_record
+from pytest_sweep.matrix.space import SEED_KEY, SearchSpace
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
-from pytest_sweep.matrix.trial import Trial, trial_id, unstaged_id
+from pytest_sweep.matrix.trial import Trial, TrialFailed, trial_id, unstaged_id
 
 #: ``pytest_sweep_describe_trial``'s answer, asked once per trial.
 _DESCRIPTION = pytest.StashKey[str | None]()
@@ -42,6 +43,11 @@ class Source:
     notes: tuple[str, ...] = ()
     #: the path as the user wrote it (notes name the file so)
     display: str = ""
+    #: a sampled search (``--sweep-search``): its space; ``combinations`` are then the items
+    #: ``trial_001 ...`` (per seed), whose swept values are drawn when each starts
+    space: SearchSpace | None = None
+    #: a sampled search: the source its drawn trials are typed and made from
+    full: Source | None = None
 
 
 def collect_symbols(config: pytest.Config) -> SymbolTable:
@@ -111,6 +117,7 @@ class Sources:
         self._defaults = self.symbols.defaults()
         self.overrides = options.overrides(config)
         self.limit = options.max_combinations(config)
+        self.search = search_options.settings(config)
         self.sources = self._load()
         self.typed_overrides = self._type_overrides()
         self._by_id: dict[str, list[tuple[Source, Combination]]] = {}
@@ -132,10 +139,18 @@ class Sources:
             try:
                 rc = parse_file(path if path.exists() else raw)
                 rc, notes = self._rewrite(rc)
+                if self.search.sampled:
+                    sources.append(self._sampled_source(path, rc, notes, raw))
+                    continue
                 combos = expand(rc, limit=self.limit)
             except RangeConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
             sources.append(Source(path, "range", combos, rc, notes=notes, display=raw))
+        if self.search.sampled and (cfg.getoption("config_dir") or len(sources) != 1):
+            raise pytest.UsageError(
+                f"--sweep-search={self.search.search} samples one range config: give exactly one --range-config "
+                "(and no --config-dir)"
+            )
         for raw in cfg.getoption("config_dir"):
             path = _resolve("--config-dir", raw, base)
             _check_name("--config-dir", raw, path)
@@ -157,6 +172,89 @@ class Sources:
                 n = seen[source.path.name] = seen.get(source.path.name, 0) + 1
                 source.group = source.path.name if n == 1 else f"{source.path.name}{n}"
         return sources
+
+    def _sampled_source(self, path: Path, rc: RangeConfig, notes: tuple[str, ...], raw: str) -> Source:
+        """A sampled search's source: its space, and one placeholder item per trial (and seed)."""
+        flag = f"--sweep-search={self.search.search}"
+        if rc.runs:
+            raise pytest.UsageError(
+                f"{raw}: {flag} cannot sample a config that lists its runs (a reference defconfig); "
+                "run it as a grid or write a range config of the keys to search"
+            )
+        space = SearchSpace.from_range(rc, continuous=self.search.continuous)
+        if not space.dims:
+            raise pytest.UsageError(
+                f"{raw}: {flag} has nothing to search: no key other than CONFIG_SEED takes several values; "
+                "give the keys to search as choices (a|b|c) or ranges (a:s:b)"
+            )
+        trials = self.search.trials or 1
+        seeds = space.seeds or ("",)
+        if trials * len(seeds) > self.limit:
+            raise pytest.UsageError(
+                f"--sweep-trials={trials}: {trials * len(seeds)} items exceed the limit of {self.limit}; "
+                f"give fewer trials or raise the limit with --sweep-max-combinations={trials * len(seeds)}"
+            )
+        searched = {d.key for d in space.dims}
+        ordered = sorted(rc.params, key=lambda p: p.key)
+        lines = {p.key: p.line for p in ordered}
+        quoted = frozenset(quoted_keys(rc))
+        template = {p.key: p.values[0] for p in ordered if p.key not in searched}
+        width = max(3, len(str(trials)))
+        combos = []
+        for index in range(1, trials + 1):
+            for seed in seeds:
+                values = dict(template)
+                swept = {}
+                if seed:
+                    values[SEED_KEY] = swept[SEED_KEY] = seed
+                combos.append(
+                    Combination(
+                        index=index,
+                        name=f"trial_{index:0{width}d}",
+                        values=values,
+                        swept=swept,
+                        lines=lines,
+                        source=rc.path,
+                        quoted=quoted,
+                    )
+                )
+        full = Source(path, "range", [], rc, display=raw)
+        for param in rc.params:  # every value the sampler may pick is typed (checked) now
+            for value in param.values:
+                full.typed[(param.key, value)] = self._coerce(param.key, value, rc.path, param.line)
+        return Source(path, "range", combos, rc, notes=notes, display=raw, space=space, full=full)
+
+    def _coerce(self, key: str, raw: str, path: str, line: int) -> Any:
+        try:
+            return self.symbols.coerce(key, raw, path, line)
+        except RangeConfigError as exc:
+            exc.line = line or None
+            raise pytest.UsageError(str(exc)) from None
+
+    def sampled_trial(self, source: Source, slot: Trial, raw: dict[str, str]) -> Trial:
+        """The trial of item ``slot`` with the sampler's values ``raw`` (TrialFailed: a value its symbol refuses)."""
+        full = source.full
+        assert full is not None and full.rc is not None
+        placeholder = next(c for c in source.combinations if c.name == slot.name and c.swept == slot.swept)
+        for key, value in raw.items():
+            if (key, value) not in full.typed:
+                try:
+                    full.typed[(key, value)] = self.symbols.coerce(
+                        key, value, full.rc.path, placeholder.lines.get(key, 0)
+                    )
+                except RangeConfigError as exc:
+                    raise TrialFailed(f"the sampler's value {key}={value} is refused: {exc.message}") from None
+        swept = dict(sorted({**raw, **placeholder.swept}.items()))
+        combo = Combination(
+            index=placeholder.index,
+            name=placeholder.name,
+            values=dict(sorted({**placeholder.values, **raw}.items())),
+            swept=swept,
+            lines=placeholder.lines,
+            source=placeholder.source,
+            quoted=placeholder.quoted,
+        )
+        return self.make_trial(full, combo)
 
     def _rewrite(self, rc: RangeConfig) -> tuple[RangeConfig, tuple[str, ...]]:
         """Every key known (all unknown ones named at once), ``is not set`` resolved, then a

@@ -2,9 +2,9 @@
 
 When ``CONFIG_SEED`` is swept, trials that differ only in their seed are one configuration
 (:mod:`~pytest_sweep.plugins.replicates`): the best configuration, the top 10 and the table show
-the mean +- standard deviation over its seeds, and the analysis says whether the best one's lead
-over the second exceeds the seed noise.  Other plugins add sections at the end
-(``pytest_sweep_analysis_sections``).
+the mean +- standard deviation over its seeds.  "Best" is a set (:mod:`~pytest_sweep.plugins.noise`):
+the best configuration and every one the data cannot tell from it, with the test or the
+resolution that decided it.  Other plugins add sections at the end (``pytest_sweep_analysis_sections``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from tabulate import tabulate
 
 from pytest_sweep.matrix.records import ranked, stopped
 from pytest_sweep.matrix.trial import short_key
+from pytest_sweep.plugins import stats
+from pytest_sweep.plugins.noise import BestSet, Noise, best_set, focus, model
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
     Configuration,
     configurations,
-    describe_paired,
-    paired,
-    pooled_sd,
     ranked_configurations,
     seed_swept,
 )
@@ -78,24 +77,62 @@ def _mean_sd(config: Configuration) -> str:
     return f"{config.mean:.2f}{spread}% (n={config.n})"
 
 
-def _replicate_best_and_top(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
-    """Best configuration and top 10 by the mean over seeds, then the best against the second."""
+def _interval(config: Configuration) -> str:
+    """``; 95% bootstrap interval 88.40-88.60`` for a configuration with two or more seeds."""
+    if config.n < 2:
+        return ""
+    found = stats.bootstrap_mean([float(r["test_acc"]) for r in config.passed])
+    return f"; 95% bootstrap interval of the mean {found[0]:.2f}-{found[1]:.2f}" if found else ""
+
+
+def tie_lines(bests: BestSet) -> list[str]:
+    """The tie set in words: who is tied with the best, who is told apart, and on what basis."""
+    if bests.best is None:
+        return []
+    ties, apart = bests.ties, bests.excluded
+    out = [f"Tie set ({bests.basis}): {', '.join(bests.names())}"]
+    if ties:
+        out.append(f"Not distinguishable from {bests.best.label} ({len(ties)}):")
+        out += [f"  {c.config.label}: {c.why}" for c in ties[:TOP_N]]
+        if len(ties) > TOP_N:
+            out.append(f"  ... and {len(ties) - TOP_N} more (sweep_analysis.json lists every one)")
+    elif apart:
+        out.append(f"Every other configuration is told apart from {bests.best.label}.")
+    if apart:
+        out.append(f"Told apart, worse ({len(apart)}); the nearest: {apart[0].config.label}: {apart[0].why}")
+    return out
+
+
+def _mark(bests: BestSet, label: str) -> str:
+    if bests.best is not None and label == bests.best.label:
+        return "  [best]"
+    return "  [tied with the best]" if label in {c.config.label for c in bests.ties} else ""
+
+
+def _replicate_best_and_top(
+    records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str], noise: Noise
+) -> list[str]:
+    """Best configuration and top 10 by the mean over seeds, then the tie set."""
     configs = configurations(records, label)
     top = ranked_configurations(configs)
     if not top:
         return ["No configuration finished, so there is no best one."]
+    bests = best_set(records, noise, label)
     best = top[0]
     seeds = ", ".join(best.seeds)
     out = [
-        f"BEST CONFIGURATION (mean over {len(best.trials)} seeds):",
+        f"BEST CONFIGURATION (mean over {len(best.trials)} seeds) AND ITS TIES:",
         THIN,
+        noise.describe(),
         f"Config files: {', '.join(label(r) for r in best.trials)} ({SEED_KEY}={seeds})",
-        f"Test Accuracy: {_mean_sd(best)}",
+        f"Test Accuracy: {_mean_sd(best)}{_interval(best)}",
         f"Final Sparsity: {_sparsity(best.mean_of('final_sparsity'))}",
         f"Training Time: {_time(best.mean_of('training_time'))}",
         "",
         "Hyperparameters:",
         *[line for line in _hyperparameters(best.first) if not line.startswith(f"  {SEED_KEY}=")],
+        "",
+        *tie_lines(bests),
         "",
         RULE,
         f"TOP {TOP_N} CONFIGURATIONS (mean ± sd over seeds):",
@@ -103,32 +140,26 @@ def _replicate_best_and_top(records: list[dict[str, Any]], label: Callable[[dict
         "",
     ]
     for rank, config in enumerate(top[:TOP_N], 1):
-        out.append(f"{rank}. {config.label} (seeds {', '.join(config.seeds)}: {', '.join(config.names)})")
+        out.append(
+            f"{rank}. {config.label} (seeds {', '.join(config.seeds)}: {', '.join(config.names)}){_mark(bests, config.label)}"
+        )
         out.append(
             f"   Test Acc: {_mean_sd(config)} | Sparsity: {_sparsity(config.mean_of('final_sparsity'))}"
             f" | Time: {_time(config.mean_of('training_time'))}"
         )
-    out += ["", RULE, "BEST VS SECOND (paired over shared seeds):", THIN]
-    if len(top) < 2:
-        out.append("Only one configuration passed: nothing to compare it with.")
-    else:
-        out += describe_paired(best, top[1], paired(best, top[1]))
-    noise = pooled_sd(configs)
-    if noise is None:
-        out.append("Seed noise: no configuration passed with two seeds, so it is not measured.")
-    else:
-        out.append(f"Seed noise: pooled standard deviation over seeds {noise:.2f} pp.")
     return out
 
 
-def _best_and_top(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
+def _best_and_top(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str], noise: Noise) -> list[str]:
     top = ranked(records)
     if not top:
         return ["No configuration finished, so there is no best one."]
     best = top[0]
+    bests = best_set(records, noise, label)
     out = [
-        "BEST CONFIGURATION:",
+        "BEST CONFIGURATION AND ITS TIES:",
         THIN,
+        noise.describe(),
         f"Config file: {label(best)}",
         f"Test Accuracy: {_pct(best['test_acc'])}",
         f"Final Sparsity: {_sparsity(best['final_sparsity'])}",
@@ -137,13 +168,15 @@ def _best_and_top(records: list[dict[str, Any]], label: Callable[[dict[str, Any]
         "Hyperparameters:",
         *_hyperparameters(best),
         "",
+        *tie_lines(bests),
+        "",
         RULE,
         f"TOP {TOP_N} CONFIGURATIONS:",
         THIN,
         "",
     ]
     for rank, rec in enumerate(top[:TOP_N], 1):
-        out.append(f"{rank}. {label(rec)}")
+        out.append(f"{rank}. {label(rec)}{_mark(bests, label(rec))}")
         out.append(
             f"   Test Acc: {_pct(rec['test_acc'])} | Sparsity: {_sparsity(rec['final_sparsity'])}"
             f" | Time: {_time(rec['training_time'])}"
@@ -156,8 +189,12 @@ def render_analysis(
     interrupted: bool = False,
     running: bool = False,
     sections: list[str] | None = None,
+    threshold: float | None = None,
 ) -> str:
-    """The guide's analysis layout; ``sections`` (other plugins' text) follow at the end."""
+    """The guide's analysis layout; ``sections`` (other plugins' text) follow at the end.
+
+    :param threshold: ``--sweep-importance-threshold`` (None: not given), for the noise model.
+    """
     counts = {
         s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
     }
@@ -182,7 +219,9 @@ def render_analysis(
     if running:
         out.append("The sweep was still running when this file was written: trials marked 'not run' had not finished.")
     out.append("")
-    out += _replicate_best_and_top(records, label) if replicates else _best_and_top(records, label)
+    scoped, _ = focus(records)
+    noise = model(scoped, threshold)
+    out += _replicate_best_and_top(records, label, noise) if replicates else _best_and_top(records, label, noise)
     out += stopped_section(records, label)
     failed = [r for r in records if r["status"] == "failed"]
     out += ["", RULE, f"FAILED TESTS: {len(failed)}", THIN]

@@ -21,18 +21,12 @@ from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import importance as imp_mod
-from pytest_sweep.plugins import plots, refine
+from pytest_sweep.plugins import plots, refine, reporters, stats
 from pytest_sweep.plugins.analysis import labeller
+from pytest_sweep.plugins.environment import html_section as environment_section
 from pytest_sweep.plugins.importance import Importance
-from pytest_sweep.plugins.replicates import (
-    SEED_KEY,
-    configurations,
-    describe_paired,
-    paired,
-    pooled_sd,
-    ranked_configurations,
-    seed_swept,
-)
+from pytest_sweep.plugins.noise import BestSet
+from pytest_sweep.plugins.replicates import SEED_KEY
 
 REPORT_HTML = "sweep_report.html"
 
@@ -49,7 +43,8 @@ tr.failed td { background: #fde8e8; } tr.skipped td, tr.not_run td { background:
 .bar { display: inline-block; height: 0.8em; background: #4a7bd0; vertical-align: middle; }
 figure { display: inline-block; margin: 0.5em; } figure img { max-width: 100%; border: 1px solid #ddd; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
-.fix { color: #8a5a00; }
+.fix { color: #8a5a00; } .below { color: #777; font-style: italic; }
+tr.tie td { background: #eef6ee; } p.noise { color: #444; }
 """
 
 #: Sorting: a click on a header sorts by its column, ascending first, then descending; empty cells last.
@@ -118,38 +113,56 @@ def _swept_section(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _best_section(records: list[dict[str, Any]]) -> list[str]:
-    label = labeller(records)
-    out = ["<h2>Best configuration</h2>"]
-    if seed_swept(records):
-        configs = configurations(records, label)
-        top = ranked_configurations(configs)
-        if not top:
-            return [*out, "<p>No configuration finished, so there is no best one.</p>"]
-        best = top[0]
+def _best_section(bests: BestSet) -> list[str]:
+    out = ["<h2>Best configuration and its ties</h2>", f"<p class='noise'>{_e(bests.noise.describe())}</p>"]
+    best = bests.best
+    if best is None:
+        return [*out, "<p>No configuration finished, so there is no best one.</p>"]
+    if len(best.trials) > 1:
         sd = f" ± {best.sd:.2f}" if best.sd is not None else ""
+        found = stats.bootstrap_mean([float(r["test_acc"]) for r in best.passed]) if best.n >= 2 else None
+        ci = f"; 95% bootstrap interval of the mean {found[0]:.2f}-{found[1]:.2f}" if found else ""
         out.append(
             f"<p id='best'><b>{_e(best.label)}</b>: {best.mean:.2f}{_e(sd)}% test accuracy, mean over "
-            f"{best.n} of {len(best.trials)} seeds ({_e(', '.join(best.names))})</p>"
+            f"{best.n} of {len(best.trials)} seeds ({_e(', '.join(best.names))}){_e(ci)}</p>"
         )
-        lines = describe_paired(best, top[1], paired(best, top[1])) if len(top) > 1 else []
-        noise = pooled_sd(configs)
-        if noise is not None:
-            lines.append(f"Seed noise: pooled standard deviation over seeds {noise:.2f} pp.")
-        out += [f"<p>{_e(line)}</p>" for line in lines]
-        rec = best.first
     else:
-        top_trials = ranked(records)
-        if not top_trials:
-            return [*out, "<p>No configuration finished, so there is no best one.</p>"]
-        rec = top_trials[0]
-        out.append(f"<p id='best'><b>{_e(label(rec))}</b>: {float(rec['test_acc']):.2f}% test accuracy</p>")
+        out.append(f"<p id='best'><b>{_e(best.label)}</b>: {best.mean:.2f}% test accuracy</p>")
+    rec = best.first
     swept = list(rec.get("swept") or [])
     config = rec.get("config") or {}
     items = [f"<li><code>{_e(k)}={_e(config.get(k))}</code></li>" for k in swept if k != SEED_KEY]
     if items:
         out.append("<ul>" + "".join(items) + "</ul>")
+    ties = bests.ties
+    out.append(
+        f"<p id='tie-basis'>Tie set ({_e(bests.basis)}): <b>{_e(', '.join(bests.names()))}</b>"
+        + (" (no configuration is tied with the best)" if not ties else "")
+        + "</p>"
+    )
+    rows = bests.contenders[:TIE_ROWS]
+    if rows:
+        seeds = bests.noise.kind == "seeds"
+        head = ["config", "mean %", "behind the best, pp"] + (["shared seeds", "p", "p, corrected"] if seeds else [])
+        out.append(
+            '<table id="ties"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head)
+            + "<th>verdict</th></tr></thead><tbody>"
+        )
+        for c in rows:
+            cells = [f"<td>{_e(c.config.label)}</td>", _num(c.config.mean), _num(c.difference)]
+            if seeds:
+                cells += [f'<td class="num">{c.shared}</td>', _num(c.p, "{:.3g}"), _num(c.p_adjusted, "{:.3g}")]
+            verdict = "tied with the best" if c.tied else "worse"
+            out.append(f'<tr class="{"tie" if c.tied else "apart"}">' + "".join(cells) + f"<td>{verdict}</td></tr>")
+        out.append("</tbody></table>")
+        if len(bests.contenders) > TIE_ROWS:
+            out.append(f"<p>... and {len(bests.contenders) - TIE_ROWS} more (sweep_analysis.json lists every one).</p>")
     return out
+
+
+#: How many configurations the tie table shows (the nearest to the best).
+TIE_ROWS = 12
 
 
 def _trials_section(records: list[dict[str, Any]]) -> list[str]:
@@ -191,21 +204,24 @@ def _importance_section(imp: Importance) -> list[str]:
     out += [f"<p>{_e(line)}</p>" for line in intro]
     if not imp.parameters:
         return out
-    out.append("<table><thead><tr><th>parameter</th><th>share of the variance</th><th>value means span</th>")
-    out.append("<th>per value: passed, mean</th><th>verdict</th></tr></thead><tbody>")
+    out.append('<table id="importance"><thead><tr><th>parameter</th><th>share of the variance</th>')
+    out.append("<th>value means span</th><th>per value: passed, mean</th><th>verdict</th></tr></thead><tbody>")
     for p in imp.parameters:
-        share = "n/a" if p.share is None else f"{p.share * 100:.1f}%"
-        bar = "" if p.share is None else f'<span class="bar" style="width:{p.share * 10:.2f}em"></span> '
         span = "n/a" if p.effect is None else f"{p.effect:.2f} pp"
         values = "; ".join(f"{s.value}: {s.passed}, {'n/a' if s.mean is None else f'{s.mean:.2f}%'}" for s in p.values)
-        if p.replicate:
-            verdict = "replicate seed"
-        elif p.important is False:
-            verdict = f'<span class="fix">fix at {_e(p.best_value)}</span>'
+        if p.important is False:
+            share_cell = '<span class="below">below the noise</span>'
+        elif p.share is None or p.replicate:
+            share_cell = "n/a" if p.share is None else _e(f"{p.share * 100:.1f}%")
         else:
-            verdict = "important" if p.important else "unknown"
+            share_cell = f'<span class="bar" style="width:{p.share * 10:.2f}em"></span> {_e(f"{p.share * 100:.1f}%")}'
+        words = imp_mod.verdict(imp, p)
+        if p.important is False:
+            verdict = f'<span class="fix">fix at {_e(p.best_value)}</span>: {_e(words)}'
+        else:
+            verdict = _e(words)
         out.append(
-            f"<tr><td>{_e(p.name)}</td><td>{bar}{_e(share)}</td><td>{_e(span)}</td>"
+            f"<tr><td>{_e(p.name)}</td><td>{share_cell}</td><td>{_e(span)}</td>"
             f"<td>{_e(values)}</td><td>{verdict}</td></tr>"
         )
     out.append("</tbody></table>")
@@ -248,6 +264,13 @@ def _problems_section(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _pareto_section(sweep_dir: Path) -> list[str]:
+    # imported here: the Pareto plugin is a plugin module of its own (loaded by name after this one)
+    from pytest_sweep.plugins.pareto_report import html_section
+
+    return html_section(sweep_dir)
+
+
 def render(
     sweep_dir: Path,
     records: list[dict[str, Any]],
@@ -255,28 +278,35 @@ def render(
     refine_text: str | None,
     specs: list[plots.PlotSpec],
     sources: list[str] | None = None,
+    threshold: float | None = None,
 ) -> str:
     """The whole page."""
-    counts = {s: sum(1 for r in records if r["status"] == s) for s in ("passed", "failed", "skipped", "not_run")}
+    bests = reporters.bests_of(records, threshold)
+    counts = {
+        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
+    }
     summary = " | ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
     body = [
-        f"<h1>Sweep report: {_e(sweep_dir.name)}</h1>",
+        f"<h1>Sweep report: {_e(sweep_dir.resolve().name)}</h1>",
         f"<p>{len(records)} trials ({_e(summary)})"
         + (f"; from {_e(', '.join(sources))}" if sources else "")
         + '. Files: <a href="sweep_summary.json">sweep_summary.json</a>, '
-        '<a href="sweep_summary.csv">sweep_summary.csv</a>, <a href="sweep_analysis.txt">sweep_analysis.txt</a>.</p>',
+        '<a href="sweep_summary.csv">sweep_summary.csv</a>, <a href="sweep_analysis.txt">sweep_analysis.txt</a>, '
+        '<a href="sweep_analysis.json">sweep_analysis.json</a>.</p>',
         *_swept_section(records),
-        *_best_section(records),
+        *_best_section(bests),
         *_trials_section(records),
         *_importance_section(imp),
         *_plots_section(sweep_dir, specs),
+        *_pareto_section(sweep_dir),
         "<h2>Next sweep: refine_range</h2>",
         f"<pre>{_e(refine_text)}</pre>" if refine_text else "<p>refine_range not written: no trial passed.</p>",
         *_problems_section(records),
+        *environment_section(sweep_dir),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Sweep report: {_e(sweep_dir.name)}</title><style>{STYLE}</style></head><body>\n"
+        f"<title>Sweep report: {_e(sweep_dir.resolve().name)}</title><style>{STYLE}</style></head><body>\n"
         + "\n".join(body)
         + f"\n<script>{SCRIPT}</script>\n</body></html>\n"
     )
@@ -288,11 +318,12 @@ def write(
     imp: Importance,
     specs: list[plots.PlotSpec],
     sources: list[str] | None = None,
+    threshold: float | None = None,
 ) -> Path:
     ref_path = sweep_dir / refine.REFINE_RANGE
     refine_text = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
     return storage.write_text_atomic(
-        sweep_dir / REPORT_HTML, render(sweep_dir, records, imp, refine_text, specs, sources)
+        sweep_dir / REPORT_HTML, render(sweep_dir, records, imp, refine_text, specs, sources, threshold)
     )
 
 
@@ -300,4 +331,4 @@ def write(
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     # trylast: after the plots and refine_range (plain hookimpls) are written
     specs = plots.outcome(config, sweep)
-    write(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), specs, sweep.sources)
+    write(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), specs, sweep.sources, imp_mod.threshold(config))

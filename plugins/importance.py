@@ -8,10 +8,17 @@ main effects of a functional ANOVA over the grid are exact: the share of paramet
 interactions' share.  On an incomplete grid (failed, skipped or not-run trials) the same formula
 is computed on the trials that are there, and the section says so.
 
-A parameter whose effect (best value mean minus worst value mean) is below the noise is reported
-as unimportant, with the value to fix it at (its best mean).  The noise is the seed-replicate
-spread (the pooled standard deviation over seeds) when ``CONFIG_SEED`` is swept, otherwise
-``--sweep-importance-threshold`` (default 0.5 percentage points); the option, when given, wins.
+Whether a parameter's effect is real is judged against the sweep's one noise model
+(:mod:`~pytest_sweep.plugins.noise`):
+
+- seeds swept: an F-test of the parameter's main effect against the seed-to-seed variance
+  (alpha 0.05, Holm's correction across the parameters); with ``--sweep-importance-threshold``
+  an effect (best value mean minus worst) must also reach the threshold;
+- no seeds swept: the effect must reach the resolution (one test image, or the threshold).
+
+A parameter whose effect is below the noise is reported as such, with the value to fix it at (its
+best mean), and no share: a share of a spread that is all noise means nothing.  When no two
+configurations differ beyond the noise, the section says so instead of ranking.
 
 Writes ``sweep_importance.json`` at the end of a sweep and adds its section to
 ``sweep_analysis.txt`` (also in interim summaries).
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,18 +37,18 @@ from tabulate import tabulate
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import SweepResult, ranked
+from pytest_sweep.plugins import stats
+from pytest_sweep.plugins.noise import DEFAULT_THRESHOLD, Noise, configurations_differ, focus, model
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
     configurations,
-    origin,
-    pooled_sd,
     ranked_configurations,
     seed_swept,
 )
 
 IMPORTANCE_JSON = "sweep_importance.json"
-SCHEMA_VERSION = 1
-DEFAULT_THRESHOLD = 0.5
+SCHEMA_VERSION = 2
+__all__ = ["DEFAULT_THRESHOLD", "IMPORTANCE_JSON", "Importance", "Parameter", "compute", "focus"]
 NOT_SET = "(not set)"
 THIN = "-" * 40
 
@@ -65,9 +72,11 @@ class Parameter:
     :ivar share: main-effect share of the variance of ``test_acc`` (0..1); None: not computable.
     :ivar effect: best value mean minus worst value mean [pp]; None with fewer than two values passed.
     :ivar best_value: the value with the best mean (what to fix it at).
-    :ivar important: effect at or above the noise; None: unknown (or the replicate seed).
+    :ivar important: the effect is beyond the noise; False: below it; None: unknown (or the
+        replicate seed).
     :ivar replicate: this is ``CONFIG_SEED``, swept for replicates (never fixed).
     :ivar tied: several values share the best mean (``best_value`` is the first of them).
+    :ivar p: seeds swept: the F-test's p-value of the main effect; ``p_holm`` after Holm.
     """
 
     name: str
@@ -78,6 +87,12 @@ class Parameter:
     important: bool | None
     replicate: bool = False
     tied: bool = False
+    p: float | None = None
+    p_holm: float | None = None
+
+    @property
+    def below_noise(self) -> bool:
+        return self.important is False
 
 
 @dataclass(frozen=True)
@@ -89,12 +104,16 @@ class Importance:
     combinations: int
     combinations_passed: int
     complete_grid: bool
-    noise: float
-    noise_source: str  # "seed" | "threshold" | "option"
+    noise: float  # the noise as one number [pp]: the seed spread, or the resolution
+    noise_source: str  # "seed" | "resolution"
     variance: float | None
     parameters: tuple[Parameter, ...]
     scope: str | None = None  # the origin the records came from when a sweep had several
     reason: str | None = None  # why shares could not be computed
+    model: Noise | None = None
+    #: whether any two configurations differ beyond the noise (False: the whole spread is noise)
+    beyond_noise: bool = True
+    p_configurations: float | None = None  # seeds: the F-test of the configurations' means
 
     @property
     def interactions(self) -> float | None:
@@ -106,18 +125,11 @@ class Importance:
 
     def to_json(self) -> dict[str, Any]:
         doc = {"schema_version": SCHEMA_VERSION, **asdict(self)}
+        doc["model"] = self.model.to_json() if self.model is not None else None
         doc["interactions"] = self.interactions
+        for param in doc["parameters"]:
+            param["below_noise"] = param["important"] is False
         return doc
-
-
-def focus(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-    """The records to analyse: all of them, or those of the best trial's origin when a run swept several files."""
-    origins = list(dict.fromkeys(origin(r) for r in records))
-    if len(origins) <= 1:
-        return records, None
-    top = ranked(records)
-    keep = origin(top[0]) if top else origins[0]
-    return [r for r in records if origin(r) == keep], keep
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -165,13 +177,7 @@ def compute(records: list[dict[str, Any]], threshold: float | None = None) -> Im
         cell = tuple(value_of(r, k) for k in keys)
         cells[cell] = cells.get(cell, 0) + 1
     complete = len(cells) == combos and len(set(cells.values())) <= 1 and bool(done)
-    seed_sd = pooled_sd(configurations(scoped)) if seed_swept(scoped) else None
-    if threshold is not None:
-        noise, source = threshold, "option"
-    elif seed_sd is not None:
-        noise, source = seed_sd, "seed"
-    else:
-        noise, source = DEFAULT_THRESHOLD, "threshold"
+    noise = model(scoped, threshold)
     reason = None
     variance = None
     if not keys:
@@ -181,7 +187,10 @@ def compute(records: list[dict[str, Any]], threshold: float | None = None) -> Im
     else:
         mean = statistics.fmean(ys)
         variance = sum((y - mean) ** 2 for y in ys) / len(ys)
-    params = [_parameter(k, grid[k], done, variance, noise) for k in keys]
+    beyond, p_configs = configurations_differ(scoped, noise) if reason is None else (True, None)
+    within = _within(scoped, noise)
+    params = [_parameter(k, grid[k], done, variance, noise, within, beyond) for k in keys]
+    params = _holm(params, noise, threshold)
     params.sort(key=lambda p: (-(p.share if p.share is not None else -1.0), p.name))
     return Importance(
         metric="test_acc",
@@ -189,22 +198,60 @@ def compute(records: list[dict[str, Any]], threshold: float | None = None) -> Im
         combinations=combos,
         combinations_passed=len(cells),
         complete_grid=complete,
-        noise=noise,
-        noise_source=source,
+        noise=noise.value,
+        noise_source="seed" if noise.kind == "seeds" else "resolution",
         variance=variance,
         parameters=tuple(params),
         scope=scope,
         reason=reason,
+        model=noise,
+        beyond_noise=beyond,
+        p_configurations=p_configs,
     )
 
 
+def _within(records: list[dict[str, Any]], noise: Noise) -> tuple[float, int]:
+    """The seed-to-seed sum of squares within configurations and its degrees of freedom (seeds only)."""
+    if noise.kind != "seeds":
+        return 0.0, 0
+    ss, df = 0.0, 0
+    for c in configurations(records):
+        accs = [float(r["test_acc"]) for r in c.passed]
+        if len(accs) >= 2:
+            m = statistics.fmean(accs)
+            ss += sum((a - m) ** 2 for a in accs)
+            df += len(accs) - 1
+    return max(ss, noise.floor**2 / 2 * df), df
+
+
+def _holm(params: list[Parameter], noise: Noise, threshold: float | None) -> list[Parameter]:
+    """Seeds: Holm's correction across the parameters' F-tests decides which effects are real."""
+    if noise.kind != "seeds":
+        return params
+    tested = [i for i, p in enumerate(params) if p.p is not None and not p.replicate]
+    adjusted = stats.holm([params[i].p for i in tested])  # type: ignore[misc]
+    out = list(params)
+    for i, p_holm in zip(tested, adjusted, strict=True):
+        p = params[i]
+        real = p_holm < stats.ALPHA and (threshold is None or (p.effect or 0.0) >= threshold)
+        important = real if p.important is not False else False  # the whole spread may be noise
+        out[i] = replace(p, p_holm=p_holm, important=important)
+    return out
+
+
 def _parameter(
-    key: str, values: list[str], done: list[dict[str, Any]], variance: float | None, noise: float
+    key: str,
+    values: list[str],
+    done: list[dict[str, Any]],
+    variance: float | None,
+    noise: Noise,
+    within: tuple[float, int],
+    beyond: bool,
 ) -> Parameter:
     by_value: dict[str, list[float]] = {v: [] for v in values}
     for r in done:
         by_value[value_of(r, key)].append(float(r["test_acc"]))
-    stats = tuple(
+    per_value = tuple(
         ValueStats(
             value=v,
             passed=len(accs),
@@ -215,18 +262,28 @@ def _parameter(
         )
         for v, accs in by_value.items()
     )
-    means = [(s.mean, s.value) for s in stats if s.mean is not None]
+    means = [(s.mean, s.value) for s in per_value if s.mean is not None]
     effect = max(m for m, _ in means) - min(m for m, _ in means) if len(means) >= 2 else None
     tops = [v for m, v in means if m == max(mm for mm, _ in means)]  # fmean is exact: equal data, equal means
     best_value = tops[0] if tops else None  # of equal means, the first value
     share = None
+    p_value = None
+    replicate = key == SEED_KEY
     if variance is not None:
         grand = statistics.fmean(float(r["test_acc"]) for r in done)
-        between = sum(s.passed * (s.mean - grand) ** 2 for s in stats if s.mean is not None) / len(done)
-        share = between / variance if variance > 0 else 0.0
-    replicate = key == SEED_KEY
-    important = None if replicate or effect is None or variance is None else effect >= noise
-    return Parameter(key, stats, share, effect, best_value, important, replicate, tied=len(tops) > 1)
+        between_ss = sum(s.passed * (s.mean - grand) ** 2 for s in per_value if s.mean is not None)
+        share = between_ss / len(done) / variance if variance > 0 else 0.0
+        if noise.kind == "seeds" and not replicate:
+            p_value = stats.f_test(between_ss, len(means) - 1, within[0], within[1])
+    important: bool | None = None
+    if not replicate and effect is not None and variance is not None:
+        if not beyond:
+            important = False  # no two configurations differ beyond the noise
+        elif noise.kind == "seeds":
+            important = None if p_value is None else True  # decided with the others (Holm)
+        else:
+            important = effect >= noise.resolution - 1e-9
+    return Parameter(key, per_value, share, effect, best_value, important, replicate, len(tops) > 1, p_value)
 
 
 def best_configuration(records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -246,14 +303,39 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}%"
 
 
-def _noise_line(imp: Importance) -> str:
-    if imp.noise_source == "seed":
-        return f"Noise: {imp.noise:.2f} pp (the seed noise: pooled standard deviation over seeds)"
-    if imp.noise_source == "option":
-        return f"Noise: {imp.noise:.2f} pp (--sweep-importance-threshold)"
+def verdict(imp: Importance, p: Parameter) -> str:
+    """A parameter's verdict in words: beyond the noise, below it, or unknown (and why)."""
+    if p.replicate:
+        return "the replicate seeds"
+    noise = imp.model
+    if p.important is None:
+        return "importance unknown" + (f" ({imp.reason})" if imp.reason else " (fewer than two of its values passed)")
+    if noise is not None and noise.kind == "seeds":
+        test = f"F-test p {stats.p_is(p.p)}, Holm p {stats.p_is(p.p_holm)}" if p.p is not None else "no F-test"
+        if p.important:
+            return f"beyond the seed noise ({test})"
+        if not imp.beyond_noise:
+            return f"below the noise (no two configurations differ beyond the seed noise; {test})"
+        if p.p_holm is not None and p.p_holm < stats.ALPHA and noise.threshold_given:
+            return f"below the threshold of {noise.threshold:.2f} pp ({test})"
+        return f"below the seed noise ({test})"
+    width = noise.resolution if noise is not None else imp.noise
+    if p.important:
+        return f"beyond the noise (the resolution of {width:.2f} pp)"
+    return f"below the noise (the resolution of {width:.2f} pp)"
+
+
+def _whole_spread(imp: Importance) -> str:
+    noise = imp.model
+    if noise is not None and noise.kind == "seeds":
+        return (
+            f"Below the noise: no two configurations differ beyond the seed noise (F-test of the configurations' "
+            f"means p {stats.p_is(imp.p_configurations)}); no parameter can be ranked, every one is below the noise."
+        )
+    width = noise.resolution if noise is not None else imp.noise
     return (
-        f"Noise: {imp.noise:.2f} pp (the default threshold; --sweep-importance-threshold sets it, "
-        f"or sweep {SEED_KEY}=1|2|3 to measure the seed noise)"
+        f"Below the noise: the configurations' means all lie within the resolution of {width:.2f} pp; no "
+        "parameter can be ranked, every one is below the noise."
     )
 
 
@@ -279,12 +361,18 @@ def render_section(imp: Importance) -> str:
         out.append(f"No shares: {imp.reason}.")
     elif not imp.variance:
         out.append("Every passed trial has the same test accuracy: there is no variance to explain.")
-    out.append(_noise_line(imp))
+    if imp.model is not None:
+        out.append(imp.model.describe())
+    if imp.reason is None and not imp.beyond_noise:
+        out.append(_whole_spread(imp))
     for rank, p in enumerate(imp.parameters, 1):
         name = f"{p.name} (replicates)" if p.replicate else p.name
-        share = "n/a" if p.share is None else f"{p.share * 100:.1f}%"
         span = "n/a" if p.effect is None else f"{p.effect:.2f} pp"
-        out += ["", f"{rank}. {name}: {share} of the variance; value means span {span}"]
+        if p.important is False or p.share is None:
+            head = f"{rank}. {name}: value means span {span}; {verdict(imp, p)}"
+        else:
+            head = f"{rank}. {name}: {p.share * 100:.1f}% of the variance; value means span {span}; {verdict(imp, p)}"
+        out += ["", head]
         rows = [
             [s.value, s.passed, _pct(s.mean), _pct(s.best), _pct(s.worst), "n/a" if s.sd is None else f"{s.sd:.2f}"]
             for s in p.values
@@ -294,17 +382,17 @@ def render_section(imp: Importance) -> str:
         )
         out += ["   " + line for line in table.splitlines()]
     rest = imp.interactions
-    if rest is not None:
+    if rest is not None and imp.beyond_noise:
         out += ["", f"Interactions: {rest * 100:.1f}% of the variance (what the main effects leave)."]
     fix = [p for p in imp.parameters if p.important is False]
     out.append("")
     if fix:
-        out.append(f"FIX THESE (effect below the noise of {imp.noise:.2f} pp):")
+        out.append("FIX THESE (effect below the noise):")
         for p in fix:
             best = "equal means: the first value" if p.tied else f"best mean at {p.best_value}"
             out.append(f"  {p.name}={p.best_value}  (value means span {p.effect:.2f} pp; {best})")
     elif imp.reason is None:
-        out.append(f"FIX THESE: none (every swept parameter's effect reaches the noise of {imp.noise:.2f} pp).")
+        out.append("FIX THESE: none (every swept parameter's effect is beyond the noise).")
     return "\n".join(out) + "\n"
 
 
@@ -318,8 +406,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="sweep_importance_threshold",
         default=None,
         metavar="PP",
-        help="Parameter importance: an effect below PP percentage points (best minus worst value mean) is "
-        f"unimportant (default: the seed noise when CONFIG_SEED is swept, else {DEFAULT_THRESHOLD:g})",
+        help="The noise floor in percentage points: without swept seeds, differences below the larger of PP "
+        f"and one test image are noise (default: {DEFAULT_THRESHOLD:g}); with CONFIG_SEED swept, an effect must "
+        "also reach PP to count as important",
     )
     parser.addini(
         "sweep_importance_threshold",

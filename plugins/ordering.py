@@ -9,7 +9,9 @@ on (``--sweep-scheduler``) and ``grid`` otherwise.  Every process computes the s
 (xdist's workers must collect the same items in the same order).
 
 A trial split into stage items (``--sweep-asha-mode=promotion``) runs in waves: every trial's
-first stage in that order, then every trial's second stage, and so on.
+first stage in that order, then every trial's second stage, and so on.  A sampled search's items
+(``--sweep-search``, ``trial_001``...) keep their order: they are slots the sampler fills, not grid
+points.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import random
 
 import pytest
 
-from pytest_sweep.matrix.collect import SweepItem
+from pytest_sweep.matrix.collect import SampledItem, SweepItem
 
 ORDERS = ("grid", "interleaved", "random")
 
@@ -85,8 +87,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     slots = [i for i, item in enumerate(items) if isinstance(item, SweepItem)]
     sweep = [item for item in items if isinstance(item, SweepItem)]
     staged = any(item.stage is not None for item in sweep)
-    if how == "grid" and not staged:
-        return
+    if (how == "grid" and not staged) or any(isinstance(item, SampledItem) for item in sweep):
+        return  # a sampled search's items are slots, not grid points: the sampler spreads them
     # the trials' order, over each trial's first item (a staged trial has several)
     firsts: dict[str, int] = {}
     for item in sweep:

@@ -6,10 +6,13 @@ unimportant swept parameter (:mod:`~pytest_sweep.plugins.importance`) is fixed a
 value; an important numeric one gets a finer grid centred on the best configuration's value, the
 midpoints to its neighbours (best 0.87 in ``0.85|0.87|0.89`` gives ``0.86|0.87|0.88``, the
 guide's example), one step of the old grid outward where the best value is at the edge (best 0.89
-gives ``0.88|0.89|0.91``); an important categorical one keeps its best two values by mean; a
+gives ``0.88|0.89|0.91``); values spanning decades (``1e-4|1e-3|1e-2``) get geometric midpoints
+instead, to two significant figures (best 1e-3 gives ``0.00032|0.001|0.0032``); an important
+categorical one keeps its best two values by mean; a
 swept ``CONFIG_SEED`` keeps its seeds.  Arithmetic is exact decimal, as in the range language;
 a value outside the symbol's bounds is dropped, and an integer symbol's midpoint is rounded.
-Comments in the file say where each line came from.
+Comments in the file say where each line came from.  The next sweep runs as is under the
+``--sweep-max-combinations`` of this one: a grid that would exceed it is narrowed (:func:`narrow`).
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import storage
+from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
 from pytest_sweep.matrix.records import SweepResult
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
 from pytest_sweep.plugins import importance as imp_mod
 from pytest_sweep.plugins.importance import Importance, Parameter, best_configuration, focus, swept_keys, value_order
-from pytest_sweep.plugins.replicates import origin
+from pytest_sweep.plugins.replicates import configurations, origin, seed_swept
 
 REFINE_RANGE = "refine_range"
 THIN = "-" * 40
@@ -50,9 +54,14 @@ class Refinement:
     fixed: dict[str, str]
     lines: tuple[Line, ...]
     best_name: str
-    best_acc: float
+    best_acc: str  # in words: "98.89% mean test accuracy over 3 seeds"
     scope: str | None
     source: str = ""
+    #: the largest grid the next sweep may have (``--sweep-max-combinations`` of this one)
+    limit: int = DEFAULT_MAX_COMBINATIONS
+    #: keys fixed to fit ``limit`` (the least important first), and the grid refining all would have
+    narrowed: tuple[str, ...] = ()
+    unnarrowed: int = 0
 
     @property
     def combinations(self) -> int:
@@ -86,6 +95,52 @@ def _integer(key: str, values: list[str], symbols: SymbolTable | None) -> bool:
     return all(v.lstrip("+-").isdigit() for v in values)
 
 
+#: Positive values spanning this factor or more (decades of a learning rate) are refined on a log scale.
+LOG_SPAN = 100
+
+
+def _two_figures(value: Decimal) -> Decimal:
+    """``value`` to two significant figures (``0.0031623`` -> ``0.0032``)."""
+    return value.quantize(Decimal(1).scaleb(value.adjusted() - 1)).normalize()
+
+
+def _geometric(
+    ordered: list[str], numbers: list[Decimal], i: int, best: str, symbol: Symbol | None
+) -> tuple[tuple[str, ...], str]:
+    """Log-spaced values (``1e-4|1e-3|1e-2``): geometric midpoints to the neighbours, two significant
+    figures; at an edge, half a step of the old grid (in log) outward."""
+    b = numbers[i]
+    notes: list[str] = []
+    if i > 0:
+        low = (numbers[i - 1] * b).sqrt()
+    else:
+        low = b / (numbers[1] / b).sqrt()
+        notes.append("the lowest value: half a step below")
+    if i < len(numbers) - 1:
+        high = (b * numbers[i + 1]).sqrt()
+    else:
+        high = b * (b / numbers[i - 1]).sqrt()
+        notes.append("the highest value: half a step above")
+    picked = []
+    for new in (_two_figures(low), _two_figures(high)):
+        if symbol is not None and (
+            (symbol.low is not None and new < Decimal(repr(symbol.low)))
+            or (symbol.high is not None and new > Decimal(repr(symbol.high)))
+        ):
+            notes.append(
+                f"{show(new)} dropped: outside the symbol's range ({symbol.help_hint().removeprefix('expected ')})"
+            )
+            continue
+        if new != b:
+            picked.append(new)
+    out = sorted({*picked, b})
+    texts = tuple(best if n == b else show(n) for n in out)
+    how = "geometric midpoints to its neighbours (the values span decades)"
+    if notes:
+        how += "; " + "; ".join(notes)
+    return texts, how
+
+
 def finer_grid(
     values: list[str], best: str, integer: bool = False, symbol: Symbol | None = None
 ) -> tuple[tuple[str, ...], str]:
@@ -95,6 +150,8 @@ def finer_grid(
     i = ordered.index(best)
     b = numbers[i]
     notes: list[str] = []
+    if not integer and numbers[0] > 0 and numbers[-1] / numbers[0] >= LOG_SPAN:
+        return _geometric(ordered, numbers, i, best, symbol)
     if i > 0:
         low = (numbers[i - 1] + b) / 2
     else:
@@ -130,8 +187,17 @@ def finer_grid(
     return texts, how
 
 
-def refine(records: list[dict[str, Any]], imp: Importance, symbols: SymbolTable | None = None) -> Refinement | None:
-    """The next sweep around the best configuration, or None when no trial passed."""
+def refine(
+    records: list[dict[str, Any]],
+    imp: Importance,
+    symbols: SymbolTable | None = None,
+    limit: int = DEFAULT_MAX_COMBINATIONS,
+) -> Refinement | None:
+    """The next sweep around the best configuration, or None when no trial passed.
+
+    :param limit: the next sweep's largest grid (the ``--sweep-max-combinations`` of this one):
+        a finer grid of every parameter that would exceed it is narrowed (:func:`narrow`).
+    """
     best = best_configuration(records)
     if best is None:
         return None
@@ -145,7 +211,61 @@ def refine(records: list[dict[str, Any]], imp: Importance, symbols: SymbolTable 
         old = tuple(value_order([imp_mod.value_of(r, key) for r in scoped]))
         lines.append(_line(key, old, config.get(key), params.get(key), imp, symbols))
     source = origin(best) if best.get("source") else ""
-    return Refinement(fixed, tuple(lines), best["config_file"], float(best["test_acc"]), scope, source)
+    full = math.prod(len(line.new) for line in lines)
+    narrowed: tuple[str, ...] = ()
+    if full > limit:
+        lines, narrowed = narrow(lines, params, config, limit)
+    return Refinement(
+        fixed, tuple(lines), best["config_file"], _best_accuracy(scoped, best), scope, source, limit, narrowed, full
+    )
+
+
+def _best_accuracy(records: list[dict[str, Any]], best: dict[str, Any]) -> str:
+    """The best configuration's accuracy in words: its mean over seeds when the seed is swept."""
+    if seed_swept(records):
+        for c in configurations(records):
+            if best in c.trials and c.mean is not None:
+                return f"{c.mean:.2f}% mean test accuracy over {c.n} seed{'s' if c.n != 1 else ''}"
+    return f"{float(best['test_acc']):.2f}% test accuracy"
+
+
+def narrow(
+    lines: list[Line], params: dict[str, Parameter], best: dict[str, str], limit: int
+) -> tuple[list[Line], tuple[str, ...]]:
+    """Fix the least important refined parameters at the best configuration's values until the
+    grid fits ``limit``; the seeds go last (the first ones are kept).  Returns the lines and the
+    keys fixed, least important first.
+
+    Importance is the main-effect share; a parameter whose share is unknown is kept longest.
+    """
+
+    def rank(line: Line) -> tuple[int, float, str]:
+        p = params.get(line.key)
+        share = p.share if p is not None else None
+        return (1, 0.0, line.key) if share is None else (0, share, line.key)
+
+    out = list(lines)
+    fixed: list[str] = []
+    for line in sorted((ln for ln in lines if ln.kind in ("finer", "best-two", "kept") and len(ln.new) > 1), key=rank):
+        if math.prod(len(ln.new) for ln in out) <= limit:
+            break
+        value = best.get(line.key)
+        if value is None or value == imp_mod.NOT_SET:
+            value = line.new[0]
+        why = f"{line.why.split(';')[0]}; fixed at the best configuration's {value} to fit the limit of {limit} combinations"
+        out[out.index(line)] = Line(line.key, line.old, (value,), why, "fixed")
+        fixed.append(line.key)
+    total = math.prod(len(ln.new) for ln in out)
+    if total > limit:  # the seeds alone are too many: keep as many as fit
+        for i, line in enumerate(out):
+            if line.kind == "seeds" and len(line.new) > 1:
+                others = total // len(line.new)
+                keep = max(1, limit // max(1, others))
+                out[i] = Line(
+                    line.key, line.old, line.new[:keep], f"{line.why}; the first {keep} to fit the limit", "seeds"
+                )
+                total = others * keep
+    return out, tuple(fixed)
 
 
 def _line(
@@ -155,7 +275,7 @@ def _line(
         return Line(key, old, old, "the replicate seeds, kept", "seeds")
     if p is not None and p.important is False and p.best_value is not None:
         at = "its first value (the value means are equal)" if p.tied else "its best mean value"
-        why = f"unimportant: value means span {p.effect:.2f} pp, below the noise of {imp.noise:.2f} pp; fixed at {at}"
+        why = f"unimportant: value means span {p.effect:.2f} pp, {imp_mod.verdict(imp, p)}; fixed at {at}"
         return Line(key, old, (p.best_value,), why, "fixed")
     verdict = "important" if p is not None and p.important else "importance unknown"
     if p is not None and p.important and p.share is not None:
@@ -190,10 +310,17 @@ def render(ref: Refinement, sweep_name: str, symbols: SymbolTable | None = None)
     """The text of ``refine_range``."""
     out = [
         f"# refine_range: the next sweep, written by pytest-sweep from {sweep_name}",
-        f"# around its best configuration {ref.best_name} ({ref.best_acc:.2f}% test accuracy); "
+        f"# around its best configuration {ref.best_name} ({ref.best_acc}); "
         f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''}.",
         "# Run it as is: pytest --range-config=<this file>",
     ]
+    if ref.narrowed:
+        keys = ", ".join(sorted(ref.narrowed))
+        out.append(
+            f"# Narrowed to fit --sweep-max-combinations={ref.limit} (refining all {len(ref.narrowed) + _refined(ref)} "
+            f"would be {ref.unnarrowed} combinations): {keys} fixed at the best configuration's values "
+            "(the least important)."
+        )
     if ref.scope:
         out.append(f"# From the trials of {ref.scope} only (the source of the best trial; the run had several).")
     elif ref.source:
@@ -208,6 +335,10 @@ def render(ref: Refinement, sweep_name: str, symbols: SymbolTable | None = None)
     return "\n".join(out) + "\n"
 
 
+def _refined(ref: Refinement) -> int:
+    return sum(1 for line in ref.lines if line.kind in ("finer", "best-two", "kept") and len(line.new) > 1)
+
+
 def render_section(ref: Refinement | None, path: str) -> str:
     """The ``NEXT SWEEP`` section of ``sweep_analysis.txt``."""
     out = ["NEXT SWEEP (refine_range):", THIN]
@@ -216,6 +347,11 @@ def render_section(ref: Refinement | None, path: str) -> str:
         return "\n".join(out) + "\n"
     was = math.prod(len(line.old) for line in ref.lines)
     out.append(f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''} (this sweep: {was})")
+    if ref.narrowed:
+        out.append(
+            f"Narrowed to fit --sweep-max-combinations={ref.limit} (refining all would be {ref.unnarrowed}): "
+            f"{', '.join(sorted(ref.narrowed))} fixed at the best configuration's values"
+        )
     for line in ref.lines:
         out.append(f"  {line.key}={'|'.join(line.new)}  ({line.kind}; was {'|'.join(line.old)})")
     out.append(f"Run it with: pytest --range-config={path}")
@@ -244,12 +380,24 @@ def _symbols(config: pytest.Config) -> SymbolTable | None:
     return sources.symbols if sources is not None else None
 
 
+def _limit(config: pytest.Config) -> int:
+    """The sweep's ``--sweep-max-combinations`` (the next sweep must run under it as is)."""
+    try:
+        return options.max_combinations(config)
+    except (ValueError, pytest.UsageError):
+        return DEFAULT_MAX_COMBINATIONS
+
+
 def write(
-    sweep_dir: Path, records: list[dict[str, Any]], imp: Importance, symbols: SymbolTable | None
+    sweep_dir: Path,
+    records: list[dict[str, Any]],
+    imp: Importance,
+    symbols: SymbolTable | None,
+    limit: int = DEFAULT_MAX_COMBINATIONS,
 ) -> Refinement | None:
-    ref = refine(records, imp, symbols)
+    ref = refine(records, imp, symbols, limit)
     if ref is not None:
-        storage.write_text_atomic(sweep_dir / REFINE_RANGE, render(ref, sweep_dir.name, symbols))
+        storage.write_text_atomic(sweep_dir / REFINE_RANGE, render(ref, sweep_dir.resolve().name, symbols))
     else:  # no trial passed: no next sweep (and none left from an earlier run into this folder)
         (sweep_dir / REFINE_RANGE).unlink(missing_ok=True)
     return ref
@@ -257,12 +405,12 @@ def write(
 
 @pytest.hookimpl
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    write(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config))
+    write(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config), _limit(config))
 
 
 @pytest.hookimpl
 def pytest_sweep_analysis_sections(config: pytest.Config, sweep: SweepResult) -> str | None:
     if sweep.running:
         return None
-    ref = refine(sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config))
+    ref = refine(sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config), _limit(config))
     return render_section(ref, str(sweep.dir / REFINE_RANGE))

@@ -153,6 +153,16 @@ def settings(config: pytest.Config) -> Settings:
             f"--sweep-asha-mode=promotion needs --sweep-scheduler=asha (the scheduler is {found.name}); "
             "add --sweep-scheduler=asha or drop the mode"
         )
+    if found.promotion:
+        from pytest_sweep.matrix import search_options
+
+        search = search_options.settings(config).search
+        if search != "grid":
+            raise pytest.UsageError(
+                f"--sweep-asha-mode=promotion works on a grid sweep (--sweep-search is {search}: a sampled "
+                "trial's values are drawn when it starts, so it cannot be split into stages); "
+                "use --sweep-asha-mode=stopping with a sampler"
+            )
     return found
 
 

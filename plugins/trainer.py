@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import Symbol, Trial, TrialFailed
+from pytest_sweep.matrix import Symbol, Trial, TrialFailed, options
 from pytest_sweep.matrix.checkpoints import unsupported, walk
 from pytest_sweep.matrix.trial import TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
@@ -168,12 +168,15 @@ def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | 
     """Seconds for a trial: a few timed optimizer steps of its model and batch on its device,
     times the steps of the whole run, plus evaluation after every epoch.
 
-    The steps run in a child process (``python -m pytest_sweep.trainers.timing``), so the
+    Only when asked (``--sweep-estimate``): it takes seconds per trainer, and collection must not
+    wait for it otherwise (the estimate then follows the first passed trial).  The steps run in a child process (``python -m pytest_sweep.trainers.timing``), so the
     controller never imports torch: collection stays torch-free, and an xdist controller does
     not hold torch's memory for a number.
     """
     from pytest_sweep.plugins.optimizers import optimizer_spec
 
+    if not options.estimate_asked(config):
+        return None
     c = choices(trial)
     shape = IMAGE_SHAPES.get(c.dataset)
     if shape is None or c.steps_per_epoch is None:
@@ -386,6 +389,7 @@ class BuiltinTrainer:
             "peak_memory_mb": round(peak / 2**20, 1) if peak else None,
             "torch_threads": torch.get_num_threads(),
             "device": device,
+            "test_samples": len(data.test_y),
             "history": out["history"],
         }
 

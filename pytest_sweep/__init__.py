@@ -33,6 +33,10 @@ BUILTIN_PLUGINS = {
     "sweep.compare": "pytest_sweep.plugins.compare",
     "sweep.schedulers": "pytest_sweep.plugins.schedulers",
     "sweep.ordering": "pytest_sweep.plugins.ordering",
+    "sweep.pareto": "pytest_sweep.plugins.pareto_report",
+    "sweep.environment": "pytest_sweep.plugins.environment",
+    "sweep.tensorboard": "pytest_sweep.plugins.tensorboard_tracker",
+    "sweep.mlflow": "pytest_sweep.plugins.mlflow_tracker",
 }
 
 

@@ -2,10 +2,12 @@
 
 ``pytest-sweep report DIR``
     re-render a finished sweep folder from its ``sweep_summary.json``: ``sweep_analysis.txt``
-    (with the importance, next-sweep and plots sections), ``sweep_importance.json``,
+    (with the importance, next-sweep and plots sections), ``sweep_analysis.json``, ``sweep_importance.json``,
     ``refine_range``, ``plots/``, ``sweep_summary.csv`` and ``sweep_report.html``.
 ``pytest-sweep compare A B [--fail test_acc:1.0]``
     compare sweep B with baseline A; exit 1 when a threshold is broken.
+``pytest-sweep reproduce DIR TRIAL [--run] [--output OUT]``
+    print the command that trains one trial of sweep DIR again (``--run``: run it and compare).
 
 A folder without a readable ``sweep_summary.json`` or a threshold that does not parse is a usage
 error: one line, exit code 4 (as pytest's own).
@@ -27,19 +29,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
 def _usage_error(message: str) -> int:
     print(f"pytest-sweep: error: {message}", file=sys.stderr)
     return USAGE_ERROR
 
 
-def report(folder: Path, threshold: str | None) -> int:
+def report(folder: Path, threshold: str | None, limit: int | None = None) -> int:
     import pytest
 
     from pytest_sweep.matrix import storage
     from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
     from pytest_sweep.plugins.analysis import render_analysis
     from pytest_sweep.plugins.compare import load_baseline
-    from pytest_sweep.plugins.reporters import ANALYSIS_TXT
+    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT, analysis_doc, finite
 
     try:
         records = load_baseline(folder, "report", str(folder))
@@ -49,8 +61,8 @@ def report(folder: Path, threshold: str | None) -> int:
     symbols = refine.builtin_symbols()
     imp = importance.compute(records, noise)
     storage.write_json_atomic(folder / importance.IMPORTANCE_JSON, imp.to_json())
-    ref = refine.write(folder, records, imp, symbols)
-    specs = plots.write(folder, records)
+    ref = refine.write(folder, records, imp, symbols, limit or refine.DEFAULT_MAX_COMBINATIONS)
+    specs = plots.write(folder, records, noise)
     storage.write_text_atomic(folder / csv_report.SUMMARY_CSV, csv_report.render_csv(records))
     sections = [
         importance.render_section(imp),
@@ -58,12 +70,19 @@ def report(folder: Path, threshold: str | None) -> int:
         plots.render_section(specs),
     ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
-    storage.write_text_atomic(folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections))
+    storage.write_text_atomic(
+        folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections, threshold=noise)
+    )
+    storage.write_json_atomic(folder / ANALYSIS_JSON, finite(analysis_doc(records, noise, interrupted=interrupted)))
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
-    html_report.write(folder, records, imp, specs, sources)
+    html_report.write(folder, records, imp, specs, sources, noise)
     drawn = sum(1 for s in specs if s.reason is None)
+    from pytest_sweep.matrix import environment
+
+    env, why = environment.load(folder)
+    print(f"environment: {environment.summary_line(env) if env is not None else why}")
     print(
-        f"{folder}: {ANALYSIS_TXT}, {importance.IMPORTANCE_JSON}, "
+        f"{folder}: {ANALYSIS_TXT}, {ANALYSIS_JSON}, {importance.IMPORTANCE_JSON}, "
         + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
         + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
     )
@@ -82,7 +101,37 @@ def compare(baseline: Path, current: Path, fails: list[str]) -> int:
     result = cmp.compare(then, now, thresholds, str(baseline))
     for line in cmp.render(result):
         print(line)
+    from pytest_sweep.plugins.environment import compare_lines
+
+    for line in compare_lines(baseline, current):
+        print(line)
     return 1 if result.regressions() else 0
+
+
+def reproduce(folder: Path, trial: str, run: bool, out: Path | None) -> int:
+    from pytest_sweep.plugins import reproduce as rep
+
+    try:
+        plan = rep.plan(folder, trial, out)
+    except rep.ReproduceError as exc:
+        return _usage_error(str(exc))
+    try:
+        rep.write_config(plan.record, plan.config_dir)
+    except rep.ReproduceError as exc:
+        return _usage_error(str(exc))
+    except OSError as exc:
+        return _usage_error(
+            f"cannot write the trial's config under {plan.out} ({exc.strerror or exc}); pass --output=DIR"
+        )
+    for note in plan.notes:
+        print(f"note: {note}")
+    print(plan.shell())
+    if not run:
+        return 0
+    verdict = rep.run(plan, rep.load_records(plan.sweep_dir))
+    for line in verdict.lines:
+        print(line)
+    return 0 if verdict.reproduced else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,6 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PP",
         help="Effects below PP percentage points are unimportant (default: the seed noise, else 0.5)",
     )
+    rep.add_argument(
+        "--max-combinations",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="refine_range must run under --sweep-max-combinations=N (default: 10000)",
+    )
     comp = sub.add_parser("compare", help="Compare sweep B with baseline sweep A")
     comp.add_argument("baseline", type=Path, metavar="A")
     comp.add_argument("current", type=Path, metavar="B")
@@ -106,9 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="METRIC:PP",
         help="Exit 1 when a trial's METRIC (test_acc, best_acc) dropped by more than PP points (repeatable)",
     )
+    again = sub.add_parser("reproduce", help="Print (or --run) the command that trains one trial of a sweep again")
+    again.add_argument("folder", type=Path, metavar="DIR")
+    again.add_argument("trial", metavar="TRIAL", help="config_NNN, the trial's folder name or its node id")
+    again.add_argument("--run", action="store_true", help="Run it into a new sweep folder and compare with the record")
+    again.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="Where its config and sweep go (default: DIR/reproduce)",
+    )
     args = parser.parse_args(argv)
     if args.command == "report":
-        return report(args.folder, args.importance_threshold)
+        return report(args.folder, args.importance_threshold, args.max_combinations)
+    if args.command == "reproduce":
+        return reproduce(args.folder, args.trial, args.run, args.output)
     return compare(args.baseline, args.current, args.fail)
 
 

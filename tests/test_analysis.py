@@ -52,7 +52,9 @@ def test_golden_analysis_follows_the_guide(records: list[dict[str, Any]]) -> Non
     assert "Passed: 4 | Failed: 1 | Skipped: 1 | Not run: 0 | Reused: 1\n" in text
     assert (
         (
-            "BEST CONFIGURATION:\n" + "-" * 40 + "\n"
+            "BEST CONFIGURATION AND ITS TIES:\n" + "-" * 40 + "\n"
+            "Noise: not measured (no seeds swept; sweep CONFIG_SEED=1|2|3 to measure it): resolution 0.50 pp, "
+            "the default threshold (one test image's step is unknown: the trainer does not report test_samples)\n"
             "Config file: config_003\nTest Accuracy: 88.51%\nFinal Sparsity: 70.0%\nTraining Time: 1842.3s\n"
             "\nHyperparameters:\n"
             "  CONFIG_ADAMWPRUNE_BETA1=0.87\n  CONFIG_PRUNING_WARMUP=7800\n"  # swept first
@@ -61,7 +63,15 @@ def test_golden_analysis_follows_the_guide(records: list[dict[str, Any]]) -> Non
         in text
     )
     ranking = [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit() and ". config_" in line]
-    assert ranking == ["config_003", "config_001", "config_004", "config_006"]  # tie 88.43: lower name first
+    assert ranking == [  # tie 88.43: lower name first
+        "config_003  [best]",
+        "config_001  [tied with the best]",
+        "config_004  [tied with the best]",
+        "config_006",
+    ]
+    # "best" is a set: 88.43 is within the 0.5 pp resolution of 88.51, 87.90 is not
+    assert "Tie set (within 0.50 pp resolution, no seeds swept): config_003, config_001, config_004\n" in text
+    assert "Told apart, worse (1); the nearest: config_006: 0.61 pp behind: beyond the resolution\n" in text
     assert "4. config_006\n   Test Acc: 87.90% | Sparsity: 70.0% | Time: 1800.0s\n" in text
     assert "FAILED TESTS: 1\n" + "-" * 40 + "\nconfig_002: loss became nan/inf at epoch 3, step 1021" in text
     assert "SKIPPED OR NOT RUN: 1\n" + "-" * 40 + "\nconfig_005 (skipped): pruning warmup (39000 steps)" in text
@@ -194,13 +204,21 @@ def test_golden_replicates_analysis_uses_means_over_seeds() -> None:
     text = (GOLDEN / "sample_replicates_analysis.txt").read_text(encoding="utf-8")
     assert "Total configurations tested: 3 (9 trials: replicates over CONFIG_SEED)\n" in text
     assert (
-        "Config files: config_004, config_005, config_006 (CONFIG_SEED=1, 2, 3)\nTest Accuracy: 88.50 ± 0.10% (n=3)\n"
-        in text
+        "Config files: config_004, config_005, config_006 (CONFIG_SEED=1, 2, 3)\nTest Accuracy: 88.50 ± 0.10% (n=3); "
+        "95% bootstrap interval of the mean 88.40-88.60\n" in text
     )
     assert "CONFIG_SEED=" not in text.split("Hyperparameters:")[1].split("TOP 10")[0]
-    assert "3. config_007 (seeds 1, 2, 3: config_007, config_008, config_009)\n   Test Acc: 87.70 ± 0.14% (n=2)" in text
-    # differences 0.4, 0.3, 0.2: mean 0.3, sd 0.1, t = 0.3 / (0.1 / sqrt 3) = 5.20 > 4.30 (2 df)
-    assert "t = 5.20 with 2 degrees of freedom; 95% needs more than 4.30: the lead exceeds the seed noise.\n" in text
+    assert (
+        "3. config_007 (seeds 1, 2, 3: config_007, config_008, config_009)\n   Test Acc: 87.70 ± 0.14% (n=2)"
+    ) in text
+    # differences to config_001: 0.4, 0.3, 0.2 (3 seeds); to config_007: 0.7, 0.8 (seeds 1 and 3): pooled sd
+    # sqrt((0.02 + 0.005) / 3) = 0.091 with 3 df; config_001: t = 0.3 / (0.091 / sqrt 3) = 5.7, p = 0.011,
+    # times 2 comparisons 0.021 < 0.05: told apart
+    assert "Tie set (paired t over 3 seeds, Bonferroni): config_004\n" in text
+    assert (
+        "Told apart, worse (2); the nearest: config_001: 0.30 pp behind over 3 shared seeds: p = 0.011, "
+        "over 2 comparisons p = 0.021: worse\n"
+    ) in text
     table = (GOLDEN / "sample_replicates_table.txt").read_text(encoding="utf-8").splitlines()
     assert table[0].split() == [
         "rank",

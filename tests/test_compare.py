@@ -42,7 +42,7 @@ def test_a_drop_beyond_the_threshold_is_a_regression() -> None:
         ("config_003", 0.0),
         ("config_004", 3.0),
     ]
-    found = [(row.label, why) for row, _, why in result.regressions()]
+    found = [(f.label, f.why) for f in result.regressions()]
     assert found == [
         ("config_002", "test_acc 91.00% -> 89.50% (-1.50 pp, more than 1)"),
         ("config_004", "test_acc 93.00% -> 90.00% (-3.00 pp, more than 1)"),
@@ -56,7 +56,9 @@ def test_a_drop_beyond_the_threshold_is_a_regression() -> None:
     assert lines[1].split() == ["config", "test_acc", "then", "%", "test_acc", "now", "%", "change", "pp"]
     assert lines[3].split() == ["config_001", "90.00", "90.50", "+0.50"]
     assert lines[5].split() == ["config_003", "92.00", "92.00", "+0.00"]  # no change: not "-0.00"
-    assert lines[-3:] == [
+    assert lines[-4:] == [
+        "gate test_acc:1: no seeds swept in both sweeps: each trial's single number against the threshold "
+        "(no noise model: sweep CONFIG_SEED=1|2|3 in both for a statistical gate)",
         "regressions (test_acc:1): 2",
         "REGRESSION config_002: test_acc 91.00% -> 89.50% (-1.50 pp, more than 1)",
         "REGRESSION config_004: test_acc 93.00% -> 90.00% (-3.00 pp, more than 1)",
@@ -70,8 +72,8 @@ def test_only_identical_configs_are_matched_and_a_new_failure_counts() -> None:
     result = compare(then, now, [Threshold("test_acc", 1.0)])
     assert [r.label for r in result.rows] == ["config_001", "config_003", "config_004"]
     assert (result.only_now, result.only_then) == (1, 1)
-    assert [(row.label, why) for row, _, why in result.regressions()] == [
-        ("config_003", "passed in the baseline, failed now")
+    assert [(f.kind, f.label, f.why) for f in result.regressions()] == [
+        ("lost", "config_003", "passed in the baseline (92.00%), failed now (loss became nan)")
     ]
     assert render(compare(then, now, []))[-1].split()[:3] == ["config_004", "93.00", "93.00"]  # no threshold line
 

@@ -114,7 +114,7 @@ def test_entry_point_plugin_trains_and_reports(
     assert records["config_003"]["CONFIG_MYTRAINER_DEPTH"] == 5  # the swept column, typed
     analysis = (sweep_dir / "sweep_analysis.txt").read_text(encoding="utf-8")
     assert f"Config file: {best}\n" in analysis
-    result.stdout.fnmatch_lines([f"best: {best} at {expected[best][-1]:.2f}% test accuracy"])
+    result.stdout.fnmatch_lines([f"best: {best} at {expected[best][-1]:.2f}% test accuracy; *"])
 
     for name, folder in ((n, r["trial_dir"]) for n, r in records.items()):
         log = (sweep_dir / folder / "output.log").read_text(encoding="utf-8")

@@ -61,7 +61,7 @@ def test_full_additive_grid_gives_the_exact_main_effect_shares() -> None:
     assert optimizer.effect == 0.0 and optimizer.important is False and optimizer.best_value == "sgd"
     assert optimizer.tied and not beta1.tied
     assert "  CONFIG_OPTIMIZER=sgd  (value means span 0.00 pp; equal means: the first value)\n" in render_section(imp)
-    assert (imp.noise, imp.noise_source) == (DEFAULT_THRESHOLD, "threshold")
+    assert (imp.noise, imp.noise_source) == (DEFAULT_THRESHOLD, "resolution")
 
 
 def test_pure_interaction_has_no_main_effect() -> None:
@@ -99,26 +99,53 @@ def test_the_threshold_decides_what_to_fix() -> None:
     # an effect equal to the noise is not below it
     assert [p.name for p in compute(records, threshold=2.0).parameters if p.important is False] == ["CONFIG_OPTIMIZER"]
     text = render_section(compute(records, threshold=2.5))
-    assert "FIX THESE (effect below the noise of 2.50 pp):\n" in text
+    assert "FIX THESE (effect below the noise):\n" in text
     assert "  CONFIG_ADAMWPRUNE_AMSGRAD=n  (value means span 2.00 pp; best mean at n)\n" in text
-    assert "Noise: 2.50 pp (--sweep-importance-threshold)" in text
+    assert "resolution 2.50 pp, --sweep-importance-threshold (one test image's step is unknown" in text
+    assert (
+        "2. CONFIG_ADAMWPRUNE_AMSGRAD: value means span 2.00 pp; below the noise (the resolution of 2.50 pp)\n" in text
+    )
+
+
+def _seeded(accs: dict[tuple[str, str], float]) -> list[dict[str, object]]:
+    axes = {"CONFIG_OPTIMIZER": ["sgd", "adamw"], "CONFIG_SEED": ["1", "2", "3"]}
+    return grid_records(axes, lambda v: accs[(v["CONFIG_OPTIMIZER"], v["CONFIG_SEED"])])
 
 
 def test_a_swept_seed_measures_the_noise() -> None:
-    axes = {"CONFIG_OPTIMIZER": ["sgd", "adamw"], "CONFIG_SEED": ["1", "2", "3"]}
     accs = {("sgd", "1"): 90.0, ("sgd", "2"): 91.0, ("sgd", "3"): 92.0}
     accs |= {("adamw", "1"): 91.0, ("adamw", "2"): 93.0, ("adamw", "3"): 95.0}
-    imp = compute(grid_records(axes, lambda v: accs[(v["CONFIG_OPTIMIZER"], v["CONFIG_SEED"])]))
+    imp = compute(_seeded(accs))
     # within-configuration variances 1 and 4 (2 df each): pooled sd sqrt(10 / 4)
     assert imp.noise_source == "seed" and imp.noise == pytest.approx(math.sqrt(2.5), abs=1e-12)
     by_name = {p.name: p for p in imp.parameters}
-    assert by_name["CONFIG_OPTIMIZER"].effect == pytest.approx(2.0) and by_name["CONFIG_OPTIMIZER"].important
+    optimizer = by_name["CONFIG_OPTIMIZER"]
+    # means 91 and 93: between 6 (1 df) against within 10 (4 df): F = 2.4, p = 0.196: below the seed noise
+    assert optimizer.effect == pytest.approx(2.0) and optimizer.p == pytest.approx(0.1963, abs=1e-4)
+    assert optimizer.important is False and not imp.beyond_noise
     seed = by_name["CONFIG_SEED"]
     assert seed.replicate and seed.important is None  # never "fix the seed"
-    assert "CONFIG_SEED (replicates)" in render_section(imp)
-    assert "Noise: 1.58 pp (the seed noise: pooled standard deviation over seeds)" in render_section(imp)
-    # the option, when given, wins over the measured noise
-    assert compute(grid_records(axes, lambda v: accs[(v["CONFIG_OPTIMIZER"], v["CONFIG_SEED"])]), 3.0).noise == 3.0
+    text = render_section(imp)
+    assert "CONFIG_SEED (replicates)" in text
+    assert "Noise: measured over 3 seeds: seed-to-seed sd 1.58 pp (pooled, 4 degrees of freedom)" in text
+    assert "Below the noise: no two configurations differ beyond the seed noise" in text
+    assert "CONFIG_OPTIMIZER: value means span 2.00 pp; below the noise (no two configurations differ" in text
+    assert "% of the variance" not in text.split("CONFIG_OPTIMIZER")[1].split("\n")[0]  # no share for noise
+
+
+def test_an_effect_beyond_the_seed_noise_is_important() -> None:
+    accs = {("sgd", "1"): 90.0, ("sgd", "2"): 90.5, ("sgd", "3"): 91.0}
+    accs |= {("adamw", "1"): 93.0, ("adamw", "2"): 93.5, ("adamw", "3"): 94.0}
+    imp = compute(_seeded(accs))
+    (optimizer,) = [p for p in imp.parameters if p.name == "CONFIG_OPTIMIZER"]
+    # between 13.5 (1 df) against within 1 (4 df): F = 54, p = 0.0018
+    assert optimizer.important and optimizer.p == pytest.approx(0.00183, abs=1e-5) and imp.beyond_noise
+    assert "beyond the seed noise (F-test p = 0.002, Holm p = 0.002)" in render_section(imp)
+    # with a threshold above its effect (3 pp) it is significant, yet below what the user cares about
+    strict = compute(_seeded(accs), 3.5)
+    (optimizer,) = [p for p in strict.parameters if p.name == "CONFIG_OPTIMIZER"]
+    assert optimizer.important is False
+    assert "below the threshold of 3.50 pp" in render_section(strict)
 
 
 def test_too_few_trials_and_nothing_swept() -> None:
@@ -134,7 +161,8 @@ def test_too_few_trials_and_nothing_swept() -> None:
 def test_importance_json_is_plain_data() -> None:
     doc = compute(grid_records(AXES, additive)).to_json()
     again = json.loads(json.dumps(doc, allow_nan=False))
-    assert again["schema_version"] == 1 and again["complete_grid"] is True
+    assert again["schema_version"] == 2 and again["complete_grid"] is True
+    assert again["model"]["kind"] == "resolution" and again["model"]["resolution"] == 0.5
     assert again["parameters"][0]["name"] == "CONFIG_ADAMWPRUNE_BETA1"
     assert again["parameters"][0]["values"][0] == {
         "value": "0.85",

@@ -57,8 +57,20 @@ def test_accuracy_against_a_parameter_shows_every_trial(tmp_path: Path) -> None:
     assert passed.get_label() == "passed trials"
     (mean,) = ax.lines
     assert list(mean.get_xdata()) == [0.001, 0.01, 0.1] and list(mean.get_ydata()) == [80.5, 90.5, 85.0]
-    # failed trials along the bottom: below the lowest accuracy by a tenth of the range (at least 1 pp)
-    assert failed.get_label() == "failed (no accuracy)" and failed.get_offsets().tolist() == [[0.1, 80.0 - 1.1]]
+    # failed trials along the bottom: under every accuracy, inside the axis
+    bottom, _ = ax.get_ylim()
+    ((x, y),) = failed.get_offsets().tolist()
+    assert failed.get_label() == "failed (no accuracy)" and x == 0.1 and bottom < y < 80.0
+    # no seeds swept: the band within the resolution (0.5 pp, the default) of the best mean is drawn
+    (band,) = ax.patches
+    assert band.get_label() == "within the resolution (0.50 pp) of the best mean"
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+        "failed (no accuracy)",
+        "mean per value",
+        "passed trials",
+        "skipped / not run",
+        "within the resolution (0.50 pp) of the best mean",
+    ]
     assert skipped.get_label() == "skipped / not run" and len(skipped.get_offsets()) == 1
     assert ax.get_xscale() == "log"  # 0.001 to 0.1
     # a string parameter: categorical positions, labelled
@@ -121,9 +133,9 @@ def test_write_draws_valid_pngs_of_the_expected_size(tmp_path: Path) -> None:
     for spec in specs:
         assert png_size(tmp_path / "plots" / spec.name) == spec.size_px
     assert specs[0].size_px == (640, 480)
-    # the parallel coordinates widen with the parameters: 1.8 in per axis
+    # the parallel coordinates widen with the parameters: 2.2 in per axis, 1.5 in for the colour bar
     wide = grid_records({f"CONFIG_P{i}": ["1", "2"] for i in range(5)}, lambda v: float(v["CONFIG_P0"]))
-    assert plots.plan(wide, tmp_path)[-1].size_px == (1080, 480)
+    assert plots.plan(wide, tmp_path)[-1].size_px == (1470, 480)
 
 
 def test_a_plot_that_cannot_be_drawn_is_left_out_with_one_line(tmp_path: Path) -> None:
@@ -155,3 +167,46 @@ def _no_pyplot() -> Any:
     """The reporters never touch pyplot's global state (figures are built on the Agg canvas directly)."""
     yield
     assert "matplotlib.pyplot" not in sys.modules
+
+
+def test_a_spread_below_the_noise_is_not_stretched_over_the_axis() -> None:
+    """Four trials 0.28 pp apart (one digits test image) under a 0.5 pp resolution: the axis spans at
+    least four times the noise, so the spread fills at most a quarter of it."""
+    accs = {"0.85": 99.17, "0.9": 99.44}
+    records = grid_records({"CONFIG_ADAMWPRUNE_BETA1": ["0.85", "0.9"], "CONFIG_TARGET_SPARSITY": ["0.5", "0.7"]},
+                           lambda v: accs[v["CONFIG_ADAMWPRUNE_BETA1"]])  # fmt: skip
+    for r in records:
+        r["test_samples"] = 360
+    ax = plots.param_figure(records, "CONFIG_ADAMWPRUNE_BETA1").axes[0]
+    bottom, top = ax.get_ylim()
+    assert top - bottom >= 4 * 0.5 and bottom < 99.17 and top > 99.44
+    ax = plots.sparsity_figure(records).axes[0]
+    assert ax.get_ylim()[1] - ax.get_ylim()[0] >= 2.0
+
+
+def test_with_seeds_the_means_carry_their_interval_and_curves_their_range(tmp_path: Path) -> None:
+    noise = {"1": -0.5, "2": 0.0, "3": 0.5}
+    records = grid_records({"CONFIG_LEARNING_RATE": ["0.001", "0.01"], "CONFIG_SEED": ["1", "2", "3"]},
+                           lambda v: ACC[v["CONFIG_LEARNING_RATE"]] + noise[v["CONFIG_SEED"]])  # fmt: skip
+    _with_history(tmp_path, records)
+    ax = plots.param_figure(records, "CONFIG_LEARNING_RATE").axes[0]
+    (bars,) = ax.containers  # the error bars of the means
+    assert bars.get_label() == "mean per value, 95% interval (seed sd 0.50 pp)"
+    assert not ax.patches  # no resolution band: the noise is measured
+    ax = plots.curves_figure(records, tmp_path).axes[0]
+    assert [line.get_label() for line in ax.lines] == [
+        "config_004 (mean of 3 seeds, 90.00%)",
+        "config_001 (mean of 3 seeds, 80.00%)",
+    ]
+    assert list(ax.lines[0].get_ydata()) == [88.0, 89.0, 90.0]
+    assert len(ax.collections) == 2  # each configuration's range over its seeds, shaded
+    fig = plots.parallel_figure(records)
+    assert len([line for line in fig.axes[0].lines if line.get_linestyle() == "-"]) == 2  # one per configuration
+
+
+def test_identical_learning_curves_are_drawn_once_and_named_together(tmp_path: Path) -> None:
+    records = grid_records({"CONFIG_TARGET_SPARSITY": ["0.5", "0.7"]}, lambda v: 99.44)
+    _with_history(tmp_path, records)
+    ax = plots.curves_figure(records, tmp_path).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["config_001 (99.44%) = config_002 (99.44%) (identical)"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [ax.lines[0].get_label()]

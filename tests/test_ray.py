@@ -416,3 +416,14 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     epochs = [line.split() for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
     assert [(e, node == lost) for _, e, node in epochs] == [("1", True), ("2", True), ("3", False), ("4", False)]
     assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+
+def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:
+    """The actors share the sweep folder (one machine), so they share the search study (issue 22)."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_BATCH_SIZE=16|32|64|128\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-search=random", "--sweep-trials=3")
+    result.assert_outcomes(passed=3)
+    assert sorted(records) == ["trial_001", "trial_002", "trial_003"]
+    sizes = [r["CONFIG_BATCH_SIZE"] for r in records.values()]
+    assert len(set(sizes)) == 3  # no configuration twice
+    assert {r["search"] for r in records.values()} == {"random"}

@@ -21,6 +21,10 @@ SYMBOLS = builtin_symbols()
         (["0.03", "0.05", "0.07", "0.09"], "0.05", ("0.04", "0.05", "0.06")),  # exact decimals
         (["0.001", "0.003"], "0.003", ("0.002", "0.003", "0.005")),
         (["1e-3", "0.003"], "1e-3", ("-0.001", "1e-3", "0.002")),  # the best value stays as written
+        # decades: geometric midpoints, two significant figures; at the edge half a decade out
+        (["0.0001", "0.001", "0.01"], "0.001", ("0.00032", "0.001", "0.0032")),
+        (["0.0001", "0.001", "0.01"], "0.01", ("0.0032", "0.01", "0.032")),
+        (["1e-4", "1e-2"], "1e-4", ("0.00001", "1e-4", "0.001")),
     ],
 )
 def test_finer_grid_takes_the_midpoints_and_steps_out_at_the_edge(
@@ -86,8 +90,8 @@ def test_refine_writes_the_next_sweep_with_a_comment_per_line() -> None:
         "CONFIG_SEED=1|2",
     ]
     assert (
-        "# CONFIG_ADAMWPRUNE_AMSGRAD was y|n: unimportant: value means span 0.20 pp, below the noise of 0.50 pp; "
-        "fixed at its best mean value\n"
+        "# CONFIG_ADAMWPRUNE_AMSGRAD was y|n: unimportant: value means span 0.20 pp, below the threshold of 0.50 pp "
+        "(F-test p < 0.001, Holm p < 0.001); fixed at its best mean value\n"
     ) in text
     assert "# CONFIG_ADAMWPRUNE_BETA1 was 0.85|0.87|0.89: important: " in text
     assert "finer grid around the best configuration's 0.87 (midpoints to its neighbours)\n" in text

@@ -1,4 +1,4 @@
-"""Replicates: trials that differ only in CONFIG_SEED form one configuration; the paired comparison."""
+"""Replicates: trials that differ only in CONFIG_SEED form one configuration; paired tests over shared seeds."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ import math
 import pytest
 from synthetic import grid_records
 
-from pytest_sweep.plugins.replicates import (
-    T95,
-    configurations,
-    describe_paired,
-    paired,
-    pooled_sd,
-    ranked_configurations,
-    seed_swept,
-    t95,
-)
+from pytest_sweep.plugins.noise import best_set, model
+from pytest_sweep.plugins.replicates import configurations, pooled_sd, ranked_configurations, seed_swept
 
 
 def _sweep(best: list[float], second: list[float], failed: set[int] | None = None) -> list[dict[str, object]]:
@@ -50,43 +42,44 @@ def test_trials_that_differ_only_in_the_seed_are_one_configuration() -> None:
     assert not seed_swept([dict(r, swept=["CONFIG_OPTIMIZER"]) for r in records])
 
 
-def test_a_consistent_lead_within_the_seed_noise() -> None:
-    # every seed favours the best (+1, +2, +3) but the spread is large: t = 2 / (1 / sqrt 3) = 3.46 < 4.30
-    best, second = ranked_configurations(configurations(_sweep([91.0, 93.0, 95.0], [90.0, 91.0, 92.0])))
-    result = paired(best, second)
-    assert result.differences == (1.0, 2.0, 3.0) and (result.mean, result.sd) == (2.0, 1.0)
-    assert result.t == pytest.approx(2 * math.sqrt(3)) and result.critical == 4.303
-    assert result.exceeds_noise is False
-    lines = describe_paired(best, second, result)
-    assert (
-        lines[-1] == "t = 3.46 with 2 degrees of freedom; 95% needs more than 4.30: the lead is within the seed noise."
-    )
+def _second(records: list[dict[str, object]]) -> object:
+    bests = best_set(records, model(records))
+    assert bests.best is not None and bests.best.label == "config_001"
+    (second,) = bests.contenders
+    return second
 
 
-def test_a_lead_that_exceeds_the_seed_noise() -> None:
-    best, second = ranked_configurations(configurations(_sweep([92.0, 93.1, 93.9], [90.0, 91.0, 92.0])))
-    result = paired(best, second)  # differences 2.0, 2.1, 1.9: t = 2 / (0.1 / sqrt 3) = 34.6
-    assert result.exceeds_noise is True and result.t == pytest.approx(34.64, abs=0.01)
-    assert (
-        describe_paired(best, second, result)[0] == "config_001 leads config_004 by 2.00 pp (means over their seeds)."
-    )
+def test_a_consistent_lead_within_the_seed_noise_is_a_tie() -> None:
+    # every seed favours the best (+1, +2, +3) but the spread is large: t = 2 / (1 / sqrt 3) = 3.46, 2 df: p = 0.074
+    second = _second(_sweep([91.0, 93.0, 95.0], [90.0, 91.0, 92.0]))
+    assert second.tied and second.p == pytest.approx(0.0742, abs=1e-4) and second.p_adjusted == second.p  # type: ignore[attr-defined]
+    assert second.why == "2.00 pp behind over 3 shared seeds: p = 0.074: not distinguishable"  # type: ignore[attr-defined]
+
+
+def test_a_lead_beyond_the_seed_noise_is_told_apart() -> None:
+    second = _second(_sweep([92.0, 93.1, 93.9], [90.0, 91.0, 92.0]))  # differences 2.0, 2.1, 1.9: t = 34.6
+    assert not second.tied and second.p < 0.001  # type: ignore[attr-defined]
 
 
 def test_only_shared_seeds_are_paired() -> None:
-    # seed 2 of the best configuration failed: pairs over seeds 1 and 3 only
-    best, second = ranked_configurations(configurations(_sweep([92.0, 0.0, 94.0], [90.0, 91.0, 91.5], failed={2})))
-    assert best.n == 2 and best.mean == 93.0
-    result = paired(best, second)
-    assert result.seeds == ("1", "3") and result.differences == (2.0, 2.5)
-    assert result.critical == 12.706  # 1 degree of freedom
-    one = paired(*ranked_configurations(configurations(_sweep([92.0, 0.0, 0.0], [90.0, 91.0, 92.0], failed={2, 3}))))
-    assert one.exceeds_noise is None  # one shared seed: cannot tell
-    # the same difference on every seed: no spread, the lead is real
-    same = paired(*ranked_configurations(configurations(_sweep([91.0, 92.0, 93.0], [90.0, 91.0, 92.0]))))
-    assert (same.sd, same.exceeds_noise) == (0.0, True)
+    # seed 2 of the best configuration failed: pairs over seeds 1 and 3 only (differences 2.0, 2.5; 1 df)
+    second = _second(_sweep([92.0, 0.0, 94.0], [90.0, 91.0, 91.5], failed={2}))
+    assert second.shared == 2 and second.tied  # type: ignore[attr-defined]
+    # t = 2.25 / (0.354 / sqrt 2) = 9.0 with 1 df: p = 0.070, not below 0.05
+    assert second.p == pytest.approx(0.0704, abs=1e-3)  # type: ignore[attr-defined]
+    one = _second(_sweep([92.0, 0.0, 0.0], [90.0, 91.0, 92.0], failed={2, 3}))
+    assert one.tied and one.p is None and "1 shared seed with the best: cannot be told apart" in one.why  # type: ignore[attr-defined]
+    # the same difference on every seed: no spread at all, the lead is real
+    same = _second(_sweep([91.0, 92.0, 93.0], [90.0, 91.0, 92.0]))
+    assert (same.p, same.tied) == (0.0, False)  # type: ignore[attr-defined]
 
 
-def test_t_quantiles_are_conservative_between_table_entries() -> None:
-    assert t95(1) == 12.706 and t95(30) == 2.042
-    assert t95(35) == T95[30]  # the next lower entry: a larger quantile, never a smaller one
-    assert t95(1000) == 1.980
+def test_counted_accuracies_are_known_only_to_one_test_image() -> None:
+    """On 360 test images, two seeds that each favour the best by exactly one image are no proof."""
+    step = 100 / 360
+    records = _sweep([90.0 + step, 91.0 + step, 0.0], [90.0, 91.0, 0.0])
+    for r in records:
+        r["test_samples"] = 360
+    records = [r for r in records if r["config"]["CONFIG_SEED"] != "3"]
+    second = _second(records)
+    assert second.tied and second.p is not None and second.p > 0.05  # type: ignore[attr-defined]
