@@ -12,6 +12,7 @@ all of them reach (held by the controller or a Ray actor) behind the same interf
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,32 @@ class RungStore(Protocol):
         ...
 
 
+def _setup(db: sqlite3.Connection) -> None:
+    """WAL mode and the tables, retried while another process holds the file locked.
+
+    Two processes opening a new store at once (the first items of ``-n 2``) can meet
+    ``database is locked`` at once, without SQLite's busy timeout: switching a new file to WAL
+    needs it exclusively.  Every statement here is idempotent, so it is simply tried again.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (kind TEXT NOT NULL, step INTEGER NOT NULL, "
+                "trial TEXT NOT NULL, value REAL NOT NULL, stop INTEGER NOT NULL, reason TEXT NOT NULL, "
+                "PRIMARY KEY (kind, step, trial))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS finished (trial TEXT PRIMARY KEY)")
+            _decisions(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteRungStore:
     """:class:`RungStore` in an SQLite file (WAL mode), for every process on one machine."""
 
@@ -70,14 +97,11 @@ class SqliteRungStore:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS results (kind TEXT NOT NULL, step INTEGER NOT NULL, "
-                "trial TEXT NOT NULL, value REAL NOT NULL, stop INTEGER NOT NULL, reason TEXT NOT NULL, "
-                "PRIMARY KEY (kind, step, trial))"
-            )
-            db.execute("CREATE TABLE IF NOT EXISTS finished (trial TEXT PRIMARY KEY)")
+            try:
+                _setup(db)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 

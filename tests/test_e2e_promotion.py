@@ -8,6 +8,7 @@ training an epoch twice.
 
 from __future__ import annotations
 
+import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -194,3 +195,60 @@ def test_two_workers_promote_across_workers(sp: SweepPytester, order: str) -> No
     for epochs in trained.values():
         assert epochs == list(range(1, len(epochs) + 1))  # each epoch once, in order, across workers
     assert sum(map(len, trained.values())) <= 54 // 2
+
+
+def test_promotion_with_a_sampled_search_is_a_usage_error(sp: SweepPytester) -> None:
+    """A sampled trial's values are drawn when it starts: it cannot be split into stage items."""
+    result = sp.run("--range-config=sweep.rc", *PROMOTION, "--sweep-search=random", "--sweep-trials=3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.outlines + result.errlines
+    output = "\n".join(result.outlines + result.errlines)
+    assert "Traceback" not in output and "INTERNALERROR" not in output
+    errors = [line for line in result.errlines if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: --sweep-asha-mode=promotion works on a grid sweep (--sweep-search is random: a sampled trial's "
+        "values are drawn when it starts, so it cannot be split into stages); use --sweep-asha-mode=stopping "
+        "with a sampler"
+    ]
+    assert not (sp.path / "test_matrix_results").exists()  # nothing written
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="needs pip install -e '.[tensorboard]'")
+def test_tensorboard_shows_each_trial_once_across_its_stages(sp: SweepPytester) -> None:
+    """A later stage goes on from the checkpoint: its events join the earlier stages' (one step per epoch)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = sp.run_subprocess("--range-config=sweep.rc", *PROMOTION, "--sweep-order=grid", "--sweep-tensorboard")
+    assert result.ret == 0, result.outlines
+    sweep_dir = sp.only_sweep_dir(sp.path / "test_matrix_results")
+    records = sp.records(sweep_dir)
+    trained = epochs_trained(sp.path)
+    for name, quality in zip(sorted(records), (5, 1, 9, 2, 8, 3), strict=True):
+        acc = EventAccumulator(str(sweep_dir / records[name]["trial_dir"]))
+        acc.Reload()
+        steps = [(e.step, e.value) for e in acc.Scalars("test_acc")]
+        assert steps == [(e, 10.0 * quality + e) for e in trained[quality]], name
+    assert len(trained[9]) == 9  # the best went through all three stages
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs pip install -e '.[mlflow]'")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_mlflow_logs_each_trial_once_with_its_last_stage(sp: SweepPytester) -> None:
+    """A paused stage is not the trial's result: the nested run comes when the trial is done (or the run ends)."""
+    import mlflow
+
+    result = sp.run_subprocess("--range-config=sweep.rc", *PROMOTION, "--sweep-order=grid", "--sweep-mlflow")
+    assert result.ret == 0, result.outlines
+    out = sp.path / "test_matrix_results"
+    records = sp.records(sp.only_sweep_dir(out))
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlruns' / 'mlflow.db'}")
+    (exp,) = [e for e in client.search_experiments() if e.name != "Default"]
+    runs = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    by_name = {r.data.tags["pytest_sweep.config_file"]: r for r in runs}
+    assert len(runs) == len(by_name) == len(records) == 6  # one nested run per trial, none per stage
+    for name, rec in records.items():
+        run = by_name[name]
+        assert run.data.tags["pytest_sweep.status"] == rec["status"]
+        assert run.data.metrics["test_acc"] == rec["test_acc"]
+        history = client.get_metric_history(run.info.run_id, "epochs_run")
+        assert [m.value for m in history] == [rec["epochs_run"]]
+    assert records["config_003"]["epochs_run"] == 9
