@@ -71,7 +71,7 @@ def folder_name(name: str, swept: dict[str, str], limit: int = 96, label: str = 
 
 
 class Checkpoints(Protocol):
-    """What a :class:`TrialContext` delegates its checkpoint calls to (:mod:`.checkpoints`)."""
+    """What a :class:`TrialContext` delegates its checkpoint calls to (``pytest_sweep.matrix.checkpoints``)."""
 
     def due(self, final: bool = False) -> bool: ...
 
