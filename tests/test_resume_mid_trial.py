@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep import cli
+from pytest_sweep.matrix import storage
+
 from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester
 
 WATCHER = """
@@ -90,6 +93,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, sweep_tools: Any) ->
 def test_a_trial_killed_after_epoch_4_resumes_at_epoch_5_exactly(
     sweep_pytester: SweepPytester,
     monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
     uninterrupted: dict[str, Any],
     workers: tuple[str, ...],
 ) -> None:
@@ -127,3 +131,14 @@ def test_a_trial_killed_after_epoch_4_resumes_at_epoch_5_exactly(
     text = (folder / "output.log").read_text()
     assert "continuing from checkpoint checkpoints/checkpoint-000004-epoch4.ckpt: 4 epochs done" in text
     assert text.index("epoch 4/6") < text.index("continuing from checkpoint")  # the killed run's lines stay
+
+    if workers:
+        return
+    # pytest-sweep reproduce trains the resumed trial from scratch, in one go: the same result
+    capfd.readouterr()
+    code = cli.main(["reproduce", str(sweep_dir), "config_001", "--run"])
+    out = capfd.readouterr().out
+    assert code == 0, out
+    assert f"REPRODUCED: config_001 test_acc {record['test_acc']!r}% then and now, exactly" in out
+    (again,) = storage.sweep_dirs(sweep_dir / "reproduce")
+    assert sp.records(again)["config_001"]["resumed_from_epoch"] is None
