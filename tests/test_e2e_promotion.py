@@ -9,12 +9,19 @@ training an epoch twice.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+# numpy before any in-process pytester run: pytester drops modules a test imported, and numpy's
+# extension cannot be imported twice in one process (the trackers' readers below import it)
+import numpy  # noqa: F401
 import pytest
 
 from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester
+
+HAVE_TB = importlib.util.find_spec("tensorboard") is not None
+HAVE_MLFLOW = importlib.util.find_spec("mlflow") is not None
 
 KNOWN = """
 import os
@@ -66,6 +73,19 @@ def epochs_trained(path: Path, grid: tuple[int, ...] = (5, 1, 9, 2, 8, 3)) -> di
         name, epoch, _ = line.split()
         found.setdefault(quality[int(name[-3:])], []).append(int(epoch))
     return found
+
+
+@pytest.fixture(scope="module")
+def readers() -> None:
+    """Import the trackers' readers before ``pytester`` snapshots ``sys.modules`` (see test_trackers.py)."""
+    with warnings.catch_warnings():  # SQLAlchemy 2.1 deprecates a loader strategy MLflow's store uses
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        if HAVE_TB:
+            import tensorboard.backend.event_processing.event_accumulator  # noqa: F401
+        if HAVE_MLFLOW:
+            import mlflow.store.db.utils
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
 @pytest.fixture
@@ -212,8 +232,8 @@ def test_promotion_with_a_sampled_search_is_a_usage_error(sp: SweepPytester) -> 
     assert not (sp.path / "test_matrix_results").exists()  # nothing written
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="needs pip install -e '.[tensorboard]'")
-def test_tensorboard_shows_each_trial_once_across_its_stages(sp: SweepPytester) -> None:
+@pytest.mark.skipif(not HAVE_TB, reason="needs pip install -e '.[tensorboard]'")
+def test_tensorboard_shows_each_trial_once_across_its_stages(readers: None, sp: SweepPytester) -> None:
     """A later stage goes on from the checkpoint: its events join the earlier stages' (one step per epoch)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -230,9 +250,9 @@ def test_tensorboard_shows_each_trial_once_across_its_stages(sp: SweepPytester) 
     assert len(trained[9]) == 9  # the best went through all three stages
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs pip install -e '.[mlflow]'")
+@pytest.mark.skipif(not HAVE_MLFLOW, reason="needs pip install -e '.[mlflow]'")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
-def test_mlflow_logs_each_trial_once_with_its_last_stage(sp: SweepPytester) -> None:
+def test_mlflow_logs_each_trial_once_with_its_last_stage(readers: None, sp: SweepPytester) -> None:
     """A paused stage is not the trial's result: the nested run comes when the trial is done (or the run ends)."""
     import mlflow
 
