@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The strict editable install links every file of the package under build/__editable__.*/pytest_sweep
+# (mypy and editors follow it; nothing else of the checkout is importable as pytest_sweep).  A new or
+# removed module changes its folder's time stamp, and the links are made again.
+PACKAGE_DIRS := src/pytest_sweep matrix plugins trainers trainers/assets
+EDITABLE := $(VENV)/.editable
 RANGE_CONFIG ?= defconfigs/resnet18-digits-smoke
 CONFIG_DIR ?= sweep_configs
 PARALLEL ?= 2
@@ -19,47 +24,57 @@ $(info RANGE_CONFIG=$(RANGE_CONFIG) not found; using $(RANGE_FILE))
 endif
 SWEEP_ARGS := $(if $(OUTPUT_DIR),--sweep-output=$(OUTPUT_DIR)) $(PYTEST_ARGS)
 
-.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test lint types docs unit bench clean
+.PHONY: venv sweep sweep-parallel sweep-generate sweep-run sweep-clean test test-wheel lint types docs unit bench clean
 
-venv: $(STAMP)
+venv: $(EDITABLE)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# pinned: these install from local wheels; an unpinned torch is a multi-GB download
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	# dev: ruff and mypy; ray: the test suite runs the Ray backend on a simulated cluster;
-	# docs: Sphinx, MyST-Parser and furo for the documentation site (built by `make test` too); search: Optuna;
-	# tensorboard, mlflow: the trackers' tests read back what --sweep-tensorboard/--sweep-mlflow wrote
-	$(PY) -m pip install -q -e ".[dev,ray,docs,search,tensorboard,mlflow]"
-	touch $(STAMP)
+	# exact versions from constraints.txt (the metadata has ranges): torch 2.14.1 and torchvision
+	# 0.29.1 install from local wheels.  dev: ruff and mypy; ray: the suite runs the Ray backend on
+	# a simulated cluster; vision: CIFAR-10/MNIST; docs: Sphinx, MyST-Parser and furo for the
+	# documentation site (built by `make test` too); search: Optuna; tensorboard, mlflow: the trackers'
+	# tests read back what --sweep-tensorboard/--sweep-mlflow wrote; setuptools: the editable install
+	# is remade without build isolation
+	$(PY) -m pip install -q -c constraints.txt setuptools -e ".[dev,ray,vision,docs,search,tensorboard,mlflow]" --config-settings editable_mode=strict
+	touch $(STAMP) $(EDITABLE)
+
+$(EDITABLE): $(STAMP) $(PACKAGE_DIRS)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=strict
+	touch $(EDITABLE)
 
 ## make sweep RANGE_CONFIG=FILE: generate every combination and run it (serial)
-sweep: $(STAMP)
+sweep: $(EDITABLE)
 	$(PY) -m pytest --range-config=$(RANGE_FILE) $(SWEEP_ARGS)
 
 ## make sweep-parallel RANGE_CONFIG=FILE PARALLEL=4: the same on 4 xdist workers (one GPU each)
-sweep-parallel: $(STAMP)
+sweep-parallel: $(EDITABLE)
 	$(PY) -m pytest --range-config=$(RANGE_FILE) -n $(PARALLEL) --dist=load $(SWEEP_ARGS)
 
 ## make sweep-generate RANGE_CONFIG=FILE: write sweep_configs/config_NNN + combinations_summary.txt
-sweep-generate: $(STAMP)
+sweep-generate: $(EDITABLE)
 	$(PY) -m pytest --range-config=$(RANGE_FILE) --sweep-generate=$(CONFIG_DIR)
 
 ## make sweep-run [OUTPUT_DIR=DIR]: run the configs generated into sweep_configs/
-sweep-run: $(STAMP)
+sweep-run: $(EDITABLE)
 	$(PY) -m pytest --config-dir=$(CONFIG_DIR) $(SWEEP_ARGS)
 
 ## make sweep-clean: remove the generated configs (results stay in test_matrix_results/)
 sweep-clean:
 	rm -rf $(CONFIG_DIR)
 
-## make test: lint, type checks, the docs build, then the project's own test suite (what CI runs)
+## make test: lint, type checks, the docs build, the project's own test suite, then test-wheel (what CI runs)
 test: lint types docs
 	SWEEP_DOCS_SITE=$(DOCS_OUT)/html $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) .ci/test_wheel.py
+
+## make test-wheel: end-to-end tests against the built wheel, installed normally outside the checkout
+test-wheel: $(STAMP)
+	$(PY) .ci/test_wheel.py
 
 ## make unit: the fast unit tests only (no pytest-in-pytest, no subprocess sweeps)
-unit: $(STAMP)
+unit: $(EDITABLE)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 ## make lint: ruff (pytest-xdist's rules) and ruff format --check
@@ -67,22 +82,18 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-## make types: mypy --strict on the installed layout, through a link tree pytest_sweep/{matrix,plugins,trainers}
-TYPECHECK := build/typecheck
-types: $(STAMP)
-	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/pytest_sweep
-	ln -s ../../../pytest_sweep/__init__.py ../../../pytest_sweep/py.typed $(TYPECHECK)/pytest_sweep/
-	for pkg in matrix plugins trainers; do ln -s ../../../$$pkg $(TYPECHECK)/pytest_sweep/$$pkg; done
-	cd $(TYPECHECK) && $(abspath $(PY)) -m mypy --config-file ../../pyproject.toml -p pytest_sweep
+## make types: mypy --strict on the installed package, pytest_sweep.* (the strict editable install)
+types: $(EDITABLE)
+	$(PY) -m mypy -p pytest_sweep
 
 ## make docs: the documentation site into build/docs/html; warnings and unresolved references fail it
 ## (-E: a full build every time; the reference pages are generated from the code, which Sphinx does not watch)
 DOCS_OUT := build/docs
-docs: $(STAMP)
+docs: $(EDITABLE)
 	$(PY) -m sphinx -E -W --keep-going -n -q -b html -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
 
 ## make bench: the benchmarks recorded in docs/benchmarks.md
-bench: $(STAMP)
+bench: $(EDITABLE)
 	$(PY) bench/run_all.py
 
 clean: sweep-clean

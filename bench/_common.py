@@ -7,6 +7,7 @@ baseline measured in the same run, with the load average recorded next to it.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import os
 import platform
@@ -137,6 +138,26 @@ class Samples:
     def load_range(self) -> str:
         ones = [float(l.split()[0]) for l in self.loads if l != "n/a"]
         return f"{min(ones):.2f}–{max(ones):.2f}" if ones else "n/a"
+
+
+# -- smoke mode ----------------------------------------------------------------------------------
+#: The line a smoke run prints where its goal verdict would be.
+SMOKE_NOTE = "Smoke run (`--smoke`, tiny sizes): it shows that the benchmark runs; no goal applies to its figures."
+
+
+def parse_args(ap: argparse.ArgumentParser, argv: Sequence[str] | None, smoke: dict[str, object]) -> argparse.Namespace:
+    """Parse ``argv`` with a ``--smoke`` option whose ``smoke`` values become the defaults.
+
+    A smoke run takes the benchmark's own code paths at tiny sizes, in seconds, so that the test
+    suite can run every script; an option given explicitly still wins over the smoke value.
+    """
+    shown = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in smoke.items() if not isinstance(v, bool))
+    ap.add_argument("--smoke", action="store_true", help=f"tiny sizes, seconds, for the test suite ({shown})")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        ap.set_defaults(**smoke)
+        args = ap.parse_args(argv)
+    return args
 
 
 # -- output --------------------------------------------------------------------------------------

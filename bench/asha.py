@@ -1,6 +1,6 @@
 """Early stopping: how much compute ``--sweep-scheduler=asha`` (and ``median``) saves on a real sweep.
 
-A digits sweep (LeNet-5 on scikit-learn's bundled digits, no download) of 30 configurations at
+A digits sweep (LeNet-5 on the bundled digits, no download) of 30 configurations at
 27 epochs: AdamW with the learning rate over four orders of magnitude (1e-5 .. 1e-1), weight
 decay 0 | 0.01 | 0.1 and beta1 0.5 | 0.9, so many configurations are hopeless.  The same grid runs
 without a scheduler (the full grid), with ASHA (grace 1, eta 3: rungs at 1, 3 and 9 epochs) in

@@ -9,6 +9,7 @@ fresh process of this interpreter, in a temp dir, loading the plugins through th
 
     .venv/bin/python bench/collection.py                 # 3 repeats, prints a markdown block
     .venv/bin/python bench/collection.py --profile 100000   # also cProfile that size, print hot spots
+    .venv/bin/python bench/collection.py --smoke            # 1,000 trials once: seconds (the suite runs it)
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import _common as c
 
 GOAL_SIZE = 100_000
 GOAL_SECONDS = 10.0
+#: ``--smoke``: the smallest size, once.
+SMOKE: dict[str, object] = {"sizes": [1_000], "repeats": 1}
 
 #: Values per swept key for each size (product = size, every key swept).
 SHAPES = {
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also cProfile the collection of SIZE trials and print the hot spots (stderr)",
     )
     ap.add_argument("--top", type=int, default=25, help="functions shown by --profile")
-    args = ap.parse_args(argv)
+    args = c.parse_args(ap, argv, SMOKE)
 
     with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
         work, empty = Path(tmp) / "sweep", Path(tmp) / "empty"
@@ -177,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(runs[size].best - base.best <= spread for size in args.sizes):
         body.append(f"A net figure at or below the baseline's own spread ({spread:.2f} s) is within noise.")
         body.append("")
-    if GOAL_SIZE in runs:
+    if args.smoke:
+        body.append(c.SMOKE_NOTE)
+    elif GOAL_SIZE in runs:
         s = runs[GOAL_SIZE]
         net = s.best - base.best
         body.append(

@@ -9,6 +9,7 @@ run (no ``-n``, torch's own default thread count) is measured for reference.
 
     .venv/bin/python bench/parallel_scaling.py              # 3 repeats, 12 epochs per trial
     .venv/bin/python bench/parallel_scaling.py --epochs 24  # longer trials
+    .venv/bin/python bench/parallel_scaling.py --smoke      # 2 trials of 1 epoch, once: the suite runs it
 
 The headline ratio is the median of the per-repeat ratios (a repeat runs every mode back to
 back, so a burst of load from other work hits them alike); the ratio of the best runs is shown
@@ -29,6 +30,10 @@ from pathlib import Path
 import _common as c
 
 GOAL_RATIO = 0.6
+#: ``--smoke``: the three modes on 2 trials (one per ``-n 2`` worker) of 1 epoch, once, no control run.
+SMOKE: dict[str, object] = {"trials": 2, "epochs": 1, "repeats": 1, "no_control": True}
+#: Trials -> (learning rates, weight decays) of the range config.
+GRIDS = {8: ("0.001|0.002|0.003|0.004", "0.0|0.05"), 2: ("0.001|0.002", "0.0")}
 
 OBSERVER = '''\
 """bench/parallel_scaling.py: log the torch thread count each trial trains with."""
@@ -43,18 +48,19 @@ def pytest_sweep_trial_started(trial):
 '''
 
 
-def range_config(epochs: int) -> str:
+def range_config(epochs: int, trials: int = 8) -> str:
+    lrs, wds = GRIDS[trials]
     return "\n".join(
         [
-            "# 8 trials for bench/parallel_scaling.py",
+            f"# {trials} trials for bench/parallel_scaling.py",
             'CONFIG_MODEL="lenet5"',
             'CONFIG_DATASET="digits"',
             'CONFIG_DEVICE="cpu"',
             'CONFIG_OPTIMIZER="adamw"',
             f"CONFIG_NUM_EPOCHS={epochs}",
             "CONFIG_BATCH_SIZE=64",
-            "CONFIG_LEARNING_RATE=0.001|0.002|0.003|0.004",
-            "CONFIG_WEIGHT_DECAY=0.0|0.05",
+            f"CONFIG_LEARNING_RATE={lrs}",
+            f"CONFIG_WEIGHT_DECAY={wds}",
             "",
         ]
     )
@@ -88,16 +94,16 @@ def sweep_cmd(py: str, out: str, extra: list[str]) -> list[str]:
     ]
 
 
-def inspect(out: Path) -> tuple[list[float], set[str]]:
+def inspect(out: Path, trials: int) -> tuple[list[float], set[str]]:
     """Per-trial training times and the thread counts seen, from the sweep folder just written."""
     folders = sorted(out.glob("sweep_*"))
     if not folders:
         raise RuntimeError(f"no sweep folder under {out}")
     records = json.loads((folders[-1] / "sweep_summary.json").read_text(encoding="utf-8"))
     bad = [r for r in records if r["status"] != "passed"]
-    if len(records) != 8 or bad:
+    if len(records) != trials or bad:
         raise RuntimeError(
-            f"expected 8 passed trials, got {[(r['config_file'], r['status'], r['error']) for r in records]}"
+            f"expected {trials} passed trials, got {[(r['config_file'], r['status'], r['error']) for r in records]}"
         )
     threads = set()
     for log in folders[-1].glob("*/output.log"):
@@ -110,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=12, help="epochs per trial (12: about 1.5 s a trial on 1 thread)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--trials", type=int, choices=sorted(GRIDS), default=8, help="trials in the sweep")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument(
         "--no-control",
         action="store_true",
         help=f"skip the control run ({CONTROL}: is the speed-up parallelism or fewer threads?)",
     )
-    args = ap.parse_args(argv)
+    args = c.parse_args(ap, argv, SMOKE)
     modes = dict(MODES)
     if not args.no_control:
         modes[CONTROL] = (["-n", "1"], "1")
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     threads: dict[str, set[str]] = {m: set() for m in modes}
     with tempfile.TemporaryDirectory(prefix="bench-parallel-") as tmp:
         work = Path(tmp)
-        (work / "range").write_text(range_config(args.epochs), encoding="utf-8")
+        (work / "range").write_text(range_config(args.epochs, args.trials), encoding="utf-8")
         (work / "conftest.py").write_text(OBSERVER, encoding="utf-8")
         for rep in range(args.repeats):
             order = list(modes) if rep % 2 == 0 else list(reversed(modes))
@@ -135,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 extra, omp = modes[mode]
                 env = c.child_env({"OMP_NUM_THREADS": omp, "MKL_NUM_THREADS": omp} if omp else None)
                 run = c.timed(sweep_cmd(args.python, out, extra), work, env=env, timeout=1800)
-                times, seen = inspect(work / out)
+                times, seen = inspect(work / out, args.trials)
                 samples[mode].add(run.seconds, run.load)
                 trial_times[mode] += times
                 threads[mode] |= seen
@@ -150,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         s = samples[mode]
         tt = trial_times[mode]
         workers = 2 if mode == "-n 2" else 1
-        fixed = statistics.median(w - sum(tt[i * 8 : (i + 1) * 8]) / workers for i, w in enumerate(s.seconds))
+        fixed = statistics.median(
+            w - sum(tt[i * args.trials : (i + 1) * args.trials]) / workers for i, w in enumerate(s.seconds)
+        )
         rows.append(
             [
                 f"`{mode}`" if mode != "serial" else "serial (no `-n`)",
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(paired)
     body = "\n".join(
         [
-            f"8 trials (LeNet-5 on digits, {args.epochs} epochs, batch 64; learning rate × weight decay), the whole "
+            f"{args.trials} trials (LeNet-5 on digits, {args.epochs} epochs, batch 64; learning rate × weight decay), the whole "
             f"`python -m pytest --range-config=range -q -p no:cacheprovider [-n K]` timed, {args.repeats} repeats "
             "(order alternated). Torch threads as logged by each trial.",
             "",
@@ -190,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(f'{x:.2f}' for x in paired)}; best runs {ratio_best:.2f}). Best runs: `-n 2` / serial "
             f"{two.best / ser.best:.2f}; `-n 1` / serial {one.best / ser.best:.2f}.",
             "",
-            f"Goal: ratio ≤ {GOAL_RATIO} — {c.verdict(ratio <= GOAL_RATIO)}.",
+            c.SMOKE_NOTE if args.smoke else f"Goal: ratio ≤ {GOAL_RATIO} — {c.verdict(ratio <= GOAL_RATIO)}.",
         ]
     )
     if CONTROL in samples:

@@ -15,6 +15,7 @@ connecting, starting the actor (a pytest session that collects), stopping it, di
 
     .venv/bin/python bench/ray_overhead.py                 # N = 200, 3 repeats
     .venv/bin/python bench/ray_overhead.py -n 400 --repeats 5
+    .venv/bin/python bench/ray_overhead.py --smoke         # N = 3, once, one small cluster: the suite runs it
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import _common as c
 from overhead import sweep_cmd, write_plugin
 
 _PASSED = re.compile(r"(\d+) passed")
+#: ``--smoke``: three trials, once (the cluster's start is most of its time).
+SMOKE: dict[str, object] = {"trials": 3, "repeats": 1}
 
 
 def start_cluster(temp_dir: Path) -> object:
@@ -57,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=int, default=2000, help="sines summed per trial (the trial's real work)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each; best and median reported")
     ap.add_argument("--python", default=sys.executable)
-    args = ap.parse_args(argv)
+    args = c.parse_args(ap, argv, SMOKE)
     n = args.trials
+    if n < 2:
+        ap.error("-n/--trials must be at least 2 (per trial = (T(N) - T(1)) / (N - 1))")
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="bench-ray-", dir="/tmp"))
     started = time.perf_counter()
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Fixed cost of the Ray backend (T_ray(1) − T_serial(1)): **{fixed:.2f} s** from the best runs "
             f"({fixed_med:.2f} s from the medians).",
+            *(["", c.SMOKE_NOTE] if args.smoke else []),
         ]
     )
     print(c.block("Ray backend overhead (bench/ray_overhead.py)", c.script_command(), body))

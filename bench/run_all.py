@@ -6,6 +6,7 @@ a markdown block; this script prints them one after the other, ready to paste in
 
     .venv/bin/python bench/run_all.py
     .venv/bin/python bench/run_all.py --only collection overhead --repeats 5
+    .venv/bin/python bench/run_all.py --smoke        # each benchmark's --smoke: the suite runs it
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
     ap.add_argument("--repeats", type=int, default=None, help="passed to every benchmark (default: theirs, 3)")
+    ap.add_argument("--smoke", action="store_true", help="run each benchmark's --smoke (tiny sizes, seconds)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     blocks: list[str] = []
     failed: list[str] = []
     for name in args.only:
-        cmd = [sys.executable, str(HERE / f"{name}.py"), *BENCHMARKS[name]]
+        cmd = [sys.executable, str(HERE / f"{name}.py"), *(["--smoke"] if args.smoke else BENCHMARKS[name])]
         if args.repeats is not None:
             cmd += ["--repeats", str(args.repeats)]
         c.log(f"running {name}: {c.shell(cmd)}")
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             blocks.append(proc.stdout.strip() + "\n")
     total = time.perf_counter() - started
-    print(f"## CPU benchmarks (bench/run_all.py, {total / 60:.1f} min in all)\n")
+    smoke = ", smoke run" if args.smoke else ""
+    print(f"## CPU benchmarks (bench/run_all.py{smoke}, {total / 60:.1f} min in all)\n")
     print("\n".join(blocks))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

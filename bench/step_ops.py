@@ -13,6 +13,7 @@ CUDA default, ``foreach=True``) or the CPU default (``--flags cpu``)::
 
     .venv/bin/python bench/step_ops.py                  # CUDA flags (emulated on the CPU)
     .venv/bin/python bench/step_ops.py --flags cpu
+    .venv/bin/python bench/step_ops.py --smoke          # one setup (the most ops): the suite runs it
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 from collections import Counter
 from typing import Any
 
+import _common as c
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -51,6 +53,10 @@ SETUPS = {
     "adamw + magnitude pruning": ("adamw", "magnitude", None),
     "sgd, no pruning": ("sgd", "none", None),
 }
+
+
+#: ``--smoke``: the setup with the most work after ``backward()`` only (spike guard and clipping).
+SMOKE: dict[str, object] = {"setups": ["adamwprune state, adamwspam base"]}
 
 
 def build(model_name: str, setup: str, flags: str) -> tuple[Any, Any, Any, Any, float | None]:
@@ -121,7 +127,8 @@ def count_step(model_name: str, setup: str, flags: str) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flags", choices=("cuda", "cpu"), default="cuda")
-    a = ap.parse_args(argv)
+    ap.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS), metavar="SETUP")
+    a = c.parse_args(ap, argv, SMOKE)
     torch.set_num_threads(1)
     print(f"optimizer flags: {a.flags}; ops dispatched in one step (forward+backward | after backward)")
     print(
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "ResNet-18 w8 fwd+bwd | ResNet-18 w8 update |"
     )
     print("|---|---|---|---|---|---|---|")
-    for setup in SETUPS:
+    for setup in a.setups:
         le = count_step("lenet5", setup, a.flags)
         rn = count_step("resnet18", setup, a.flags)
         print(

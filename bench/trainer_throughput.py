@@ -19,6 +19,8 @@ ratio of the best images/s is shown too.  On the CPU the default is one torch th
 
     .venv/bin/python bench/trainer_throughput.py --device cpu --width 16 --steps 10   # CPU, < 2 min
     python bench/trainer_throughput.py --device cuda                     # GPU: width 64
+    python bench/trainer_throughput.py --device cuda --dataset cifar10 --data-dir DIR   # real images
+    .venv/bin/python bench/trainer_throughput.py --smoke                 # seconds: the suite runs it
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _common as c
 
 CPU_GOAL = 1.0
+#: ``--smoke``: the same code paths at tiny sizes (a few seconds on one CPU thread), for the suite.
+SMOKE: dict[str, object] = {"device": "cpu", "width": 4, "batch": 16, "steps": 2, "warmup": 1, "repeats": 2}
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Settings:
     dataset: str = "synthetic"
     data_dir: str = "data"
     threads: int | None = None
+    smoke: bool = False
 
 
 def _data(s: Settings, n_train: int) -> Any:
@@ -57,7 +62,12 @@ def _data(s: Settings, n_train: int) -> Any:
 
     if s.dataset == "synthetic":
         return make_synthetic(n_train=n_train, n_test=s.batch, seed=0)
-    full = load_dataset(s.dataset, data_dir=s.data_dir)
+    from pytest_sweep.trainers.errors import DataUnavailableError
+
+    try:
+        full = load_dataset(s.dataset, data_dir=s.data_dir)
+    except DataUnavailableError as exc:
+        raise SystemExit(f"--dataset {s.dataset} --data-dir {s.data_dir}: {exc}") from None
     if n_train > len(full.train_y):
         raise SystemExit(f"--steps x --batch = {n_train} is more than the {len(full.train_y)} training images")
     from pytest_sweep.trainers.data import DataBundle
@@ -280,7 +290,9 @@ def markdown(r: dict[str, Any], command: str, machine: bool = True) -> str:
         f"Ratio ours / reference-style: **{r['ratio']:.2f}×** (median of the per-repeat ratios "
         f"{', '.join(f'{x:.2f}' for x in r['paired_ratios'])}; ratio of the best runs {r['ratio_of_best']:.2f}×).",
     ]
-    if not cuda:
+    if s.get("smoke"):
+        body += ["", c.SMOKE_NOTE]
+    elif not cuda:
         body += ["", f"CPU goal: ratio not below {CPU_GOAL:g} — {c.verdict(r['ratio'] >= CPU_GOAL)}."]
     return c.block("Trainer throughput (bench/trainer_throughput.py)", command, "\n".join(body), machine=machine)
 
@@ -300,14 +312,20 @@ def parse(argv: list[str] | None = None) -> Settings:
         help="DataLoader workers of the reference loop (default 0 on CPU, 4 on CUDA)",
     )
     ap.add_argument("--dataset", choices=("synthetic", "cifar10"), default="synthetic")
-    ap.add_argument("--sweep-data-dir", default="data")
+    ap.add_argument(
+        "--data-dir",
+        "--sweep-data-dir",
+        dest="data_dir",
+        default="data",
+        help="where --dataset cifar10 is (or is downloaded to); --sweep-data-dir is an alias",
+    )
     ap.add_argument(
         "--threads",
         type=int,
         default=None,
         help="torch.set_num_threads (default: 1 on CPU, torch's own on CUDA; 0: torch's own)",
     )
-    a = ap.parse_args(argv)
+    a = c.parse_args(ap, argv, SMOKE)
     if a.device is None:
         import torch
 
@@ -324,6 +342,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         dataset=a.dataset,
         data_dir=a.data_dir,
         threads=a.threads if a.threads is not None else (None if cuda else 1),
+        smoke=a.smoke,
     )
 
 

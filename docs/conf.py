@@ -53,7 +53,7 @@ def _run_type_checking_imports(package: str) -> None:
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
         try:
             module = importlib.import_module(info.name)
-        except ImportError:  # needs an optional dependency (ray_pool: Ray); none of these is documented
+        except ImportError:  # needs an optional dependency (ray.pool: Ray); none of these is documented
             continue
         tree = ast.parse(inspect.getsource(module))
         for node in tree.body:

@@ -243,14 +243,22 @@ def checkpoint_files(folder: Path) -> list[Path]:
     """A trial's checkpoints, newest first (by the sequence number in the name)."""
     found: list[tuple[int, Path]] = []
     try:
-        entries = list((folder / FOLDER).iterdir())
-    except OSError:
+        entries = list(storage.sweep_path(folder, FOLDER).iterdir())
+    except OSError:  # none yet, or a linked folder in its place (a save then fails naming it)
         return []
     for path in entries:
         match = _NAME.fullmatch(path.name)
         if match:
             found.append((int(match.group(1)), path))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def checkpoint_temps(folder: Path) -> list[Path]:
+    """The temporary files of saves that were killed halfway (or are in progress elsewhere)."""
+    try:
+        return list(storage.sweep_path(folder, FOLDER).glob(".checkpoint-*.tmp"))
+    except OSError:
+        return []
 
 
 def _sequence(path: Path) -> int:
@@ -391,7 +399,8 @@ class TrialCheckpoints:
         }
         files = checkpoint_files(self.folder)
         seq = (_sequence(files[0]) + 1) if files else 1
-        path = self.folder / FOLDER / f"checkpoint-{seq:06d}-epoch{epoch}.ckpt"
+        # inside the trial folder, never through a link in its place (storage.sweep_path)
+        path = storage.sweep_path(self.folder, FOLDER, f"checkpoint-{seq:06d}-epoch{epoch}.ckpt")
         data = encode(header, payload)
         write_atomic(path, data)
         for old in checkpoint_files(self.folder)[self.policy.keep :]:
@@ -414,7 +423,7 @@ class TrialCheckpoints:
         """The newest usable checkpoint's state (None: train from scratch); see the module docstring."""
         self.aware = True
         now = time.time()
-        for tmp in (self.folder / FOLDER).glob(".checkpoint-*.tmp"):
+        for tmp in checkpoint_temps(self.folder):
             try:  # a save killed halfway (a young one may be another process's save in progress)
                 if now - tmp.stat().st_mtime > STALE_SECONDS:
                     tmp.unlink()
@@ -489,7 +498,10 @@ class TrialCheckpoints:
 
 def remove_checkpoints(folder: Path) -> None:
     """Remove a trial folder's checkpoints (and the temp files of a save that was killed)."""
-    where = folder / FOLDER
+    try:
+        where = storage.sweep_path(folder, FOLDER)
+    except storage.UnsafePath:
+        return  # a link in its place: nothing of this sweep's to remove there
     if not where.is_dir():
         return
     for path in where.iterdir():

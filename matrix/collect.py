@@ -40,6 +40,8 @@ class SweepItem(pytest.Item):
         self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
         if outcome.stop_session:
             self.session.shouldstop = outcome.stop_session
+        if outcome.unsafe is not None:
+            runner.cannot_go_on(self.session, outcome)
         if outcome.error is not None:
             raise outcome.error
         if outcome.skip is not None:

@@ -9,6 +9,8 @@ worker), and hands the sweep to the reporter hooks.
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, assign_ranks
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
 from pytest_sweep.matrix.sources import Sources
@@ -23,6 +27,10 @@ from pytest_sweep.matrix.trial import Trial
 
 #: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
 NOT_FINISHED_YET = "not finished when this summary was written"
+#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
+#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
+#: text and the table are known as interim by being the very file the interim write left.
+INTERIM_FILES = ("sweep_summary.json", "sweep_analysis.json", "sweep_analysis.txt", "sweep_summary.csv")
 
 
 def _last_error_line(text: str) -> str:
@@ -31,6 +39,18 @@ def _last_error_line(text: str) -> str:
         if line.startswith("E "):
             return line[1:].strip()
     return lines[-1] if lines else "unknown error"
+
+
+def _reason(exc: Exception) -> str:
+    """Why a write failed, in one line; a failed temp file is named by its folder, so that every
+    reporter refused by one unwritable folder gives the same reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = str(exc.filename or "")
+        name = os.path.basename(where)
+        if name.startswith(".") and name.endswith(".tmp"):
+            where = os.path.dirname(where)
+        return f"{type(exc).__name__}: {exc.strerror}" + (f": {where}" if where else "")
+    return one_line(exc)
 
 
 def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tuple[int, int, str]]:
@@ -45,6 +65,15 @@ def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tup
         return sources.get(rec.get("source"), len(sources)), int(digits) if digits.isdigit() else 0, name
 
     return key
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now (an atomic write makes a new one): inode, mtime and size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class Controller:
@@ -78,8 +107,13 @@ class Controller:
         self.finished = False
         self.result: SweepResult | None = None
         self.summary_interval = summary_interval
-        self._next_summary = time.monotonic() + summary_interval
+        self.started = time.time()
+        # the first result is written at once: a process killed seconds later still leaves a summary
+        self._next_summary = -math.inf
         self._interim_written = False
+        self._interim_failed = False
+        #: each of ``INTERIM_FILES`` as the last interim write left it (inode, mtime, size)
+        self._interim_files: dict[str, tuple[int, int, int]] = {}
 
     # -- what was collected ------------------------------------------------------------
     def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
@@ -137,10 +171,26 @@ class Controller:
                 return  # a teardown error does not undo a trained result
             crash = self.crashed.get(report.nodeid)
             if crash is not None:
-                error = f"worker crashed: {crash}"
+                words = self._last_words(str(base.get("trial_dir") or ""))
+                error = f"{words} (its worker ended: {crash})" if words else f"worker crashed: {crash}"
             else:
                 error = f"{report.when} failed: " + _last_error_line(str(report.longrepr or ""))
             self.records[key] = {**base, "status": "failed", "error": error}
+
+    def _last_words(self, trial_dir: str) -> str | None:
+        """The error a worker wrote into a trial's folder before it ended (a worker that could not
+        safely go on), if written in this run."""
+        try:
+            if not trial_dir:
+                return None
+            path = storage.sweep_path(self.dir, trial_dir, "training_metrics.json")
+            if path.stat().st_mtime < self.started:
+                return None
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        error = doc.get("error") if isinstance(doc, dict) and doc.get("status") == "failed" else None
+        return error if isinstance(error, str) and error else None
 
     # -- summaries -------------------------------------------------------------------------
     def finish(self, interrupted: bool) -> SweepResult | None:
@@ -160,36 +210,77 @@ class Controller:
         return result
 
     def _call_reporters(self, result: SweepResult) -> int:
-        """Every ``pytest_sweep_finished``, each on its own: one failing reporter (a full disk)
-        is one red line, and the others still write their files."""
-        failures = 0
+        """Every ``pytest_sweep_finished``, each on its own: failing reporters (a full disk, a
+        folder made read-only) are named in one red line, and the others still write their files."""
+        failures: list[tuple[str, Exception]] = []
         hook = self.config.hook.pytest_sweep_finished
         kwargs: dict[str, Any] = {"config": self.config, "sweep": result}
         for impl in reversed(hook.get_hookimpls()):
             try:
                 impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception as exc:
-                failures += 1
-                name = self.config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
-                self._line(
-                    f"sweep: {name} could not write its files: {one_line(exc)}; every trial's folder keeps "
-                    f"its results, and pytest --sweep-resume={self.dir} writes the summary again",
-                    red=True,
-                )
-        return failures
+                failures.append((self.config.pluginmanager.get_name(impl.plugin) or impl.plugin_name, exc))
+        if failures:
+            names = [name for name, _ in failures]
+            who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            reasons = list(dict.fromkeys(_reason(exc) for _, exc in failures))
+            why = "; ".join(reasons[:2]) + (f" (and {len(reasons) - 2} more reasons)" if len(reasons) > 2 else "")
+            self._line(
+                f"sweep: {who} could not write {'its' if len(names) == 1 else 'their'} files: {why}; every "
+                f"trial's folder keeps its results, and pytest --sweep-resume={self.dir} writes the summary again",
+                red=True,
+            )
+        return len(failures)
+
+    def process_ends(self, nodeid: str, record: dict[str, Any]) -> None:
+        """A serial run's trainer ends the process (``os._exit``): the final summary first, with
+        that trial's record (failed) and the rest not run."""
+        self.records[nodeid] = record
+        self.finish(interrupted=True)
+        self._line(
+            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / 'sweep_summary.json'}",
+            red=True,
+        )
 
     def _drop_stale_interim_summary(self) -> None:
-        """An interim summary must not outlive a failed final write: it would call trials that
-        finished since "not finished"."""
-        summary = self.dir / "sweep_summary.json"
+        """An interim file must not outlive a failed final write: it would call trials that
+        finished since "not finished".  Each of ``INTERIM_FILES`` goes only if it is known to be
+        interim (:meth:`_is_interim`): a final file (this run's, or a resumed sweep's) is never
+        deleted."""
+        removed = [name for name in INTERIM_FILES if self._is_interim(name)]
         try:
-            stale = self._interim_written and NOT_FINISHED_YET in summary.read_text(encoding="utf-8")
-        except OSError:
-            return
-        if stale:
-            for name in ("sweep_summary.json", "sweep_analysis.txt"):
+            for name in removed:
                 (self.dir / name).unlink(missing_ok=True)
-            self._line("sweep: removed the interim summary, which no longer describes the sweep", red=True)
+        except OSError as exc:  # a folder that cannot be changed any more keeps them
+            self._line(
+                f"sweep: the interim summary files ({', '.join(removed)}) no longer describe the sweep and could "
+                f"not be removed ({exc.strerror or exc}); the results above are the sweep's",
+                red=True,
+            )
+            return
+        if removed:
+            self._line(
+                f"sweep: removed the interim summary files ({', '.join(removed)}), which no longer describe the sweep",
+                red=True,
+            )
+
+    def _is_interim(self, name: str) -> bool:
+        """Whether ``name`` in the sweep folder is an interim file this run left: a JSON file by its
+        field (``"interim": true`` in a summary record, ``"running": true`` in the analysis), any
+        other by being unchanged since this run's last interim write."""
+        if not self._interim_written:
+            return False
+        path = self.dir / name
+        if name.endswith(".json"):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError):
+                return False  # unreadable: not known to be interim, so kept
+            if isinstance(data, list):
+                return any(isinstance(r, dict) and r.get("interim") is True for r in data)
+            return isinstance(data, dict) and data.get("running") is True
+        mark = self._interim_files.get(name)
+        return mark is not None and _signature(path) == mark
 
     def say(self, text: str, **markup: bool) -> None:
         """One line in the terminal (after pytest's own output of the moment)."""
@@ -198,7 +289,7 @@ class Controller:
     def _line(self, text: str, **markup: bool) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(text, **markup)
+            reporter.write_line(printable(text), **markup)
 
     def summary_due(self) -> bool:
         return not self.finished and time.monotonic() >= self._next_summary
@@ -212,12 +303,17 @@ class Controller:
         try:
             self.config.hook.pytest_sweep_progress(config=self.config, sweep=result)
             self._interim_written = True
+            self._interim_files = {
+                name: mark for name in INTERIM_FILES if (mark := _signature(self.dir / name)) is not None
+            }
         except Exception as exc:  # a full disk or a broken reporter must not stop the sweep
-            self._line(
-                f"sweep: interim summary not written: {one_line(exc)}; "
-                "the sweep goes on and writes the final summary at the end",
-                yellow=True,
-            )
+            if not self._interim_failed:  # once: every later interim summary would say the same
+                self._line(
+                    f"sweep: interim summary not written: {one_line(exc)}; "
+                    "the sweep goes on and writes the final summary at the end",
+                    yellow=True,
+                )
+            self._interim_failed = True
         now = time.monotonic()
         # an interval of 0 means after every trial, as asked; otherwise the writes may take at
         # most a tenth of the time, so a huge sweep does not spend it rewriting files
@@ -255,7 +351,17 @@ class Controller:
         rows = sorted(rows, key=_grid_order(rows))
         if not rows:
             return None
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # gone or replaced while the sweep ran: the reporters say so, the results stay in memory
+        # copies that say which kind of summary holds them (never the records themselves: an
+        # interim write must not mark what the final one writes)
+        rows = [{**r, "interim": running} for r in rows]
+        if not running:
+            for rec in rows:  # a resumed sweep's interim record, carried into a final summary
+                if rec["status"] == "not_run" and rec.get("error") == NOT_FINISHED_YET:
+                    rec["error"] = not_run_error
         assign_ranks(rows)
         return SweepResult(
             dir=self.dir,

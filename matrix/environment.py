@@ -118,7 +118,7 @@ def git_state(root: Path, exclude: Iterable[Path] = (), diff_to: Path | None = N
         try:
             diff = _run(["git", "diff", "HEAD" if commit else "--cached", "--binary", "--no-color", *spec], cwd=repo)
             if diff.returncode == 0 and diff.stdout:
-                storage.write_text_atomic(diff_to, diff.stdout)
+                storage.write_text_atomic(storage.sweep_path(diff_to.parent, diff_to.name), diff.stdout)
                 state["diff"] = diff_to.name
         except (OSError, subprocess.SubprocessError) as exc:
             state["diff_error"] = _why(exc)
@@ -356,7 +356,7 @@ def gather(
 
 def write(sweep_dir: Path, env: dict[str, Any]) -> Path:
     """Write ``environment.json``; an earlier run's (``--sweep-resume``) is kept as ``environment.N.json``."""
-    target = sweep_dir / ENVIRONMENT_JSON
+    target = storage.sweep_path(sweep_dir, ENVIRONMENT_JSON)
     if target.exists():
         n = 1
         while (sweep_dir / f"environment.{n}.json").exists():
@@ -367,12 +367,12 @@ def write(sweep_dir: Path, env: dict[str, Any]) -> Path:
 
 def load(sweep_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     """``(environment, None)``, or ``(None, why)`` for a folder without a readable one."""
-    path = sweep_dir / ENVIRONMENT_JSON
     try:
+        path = storage.sweep_path(sweep_dir, ENVIRONMENT_JSON)
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None, f"no {ENVIRONMENT_JSON} (a sweep from before pytest-sweep recorded its environment)"
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to parse
         return None, f"{ENVIRONMENT_JSON} is not readable ({type(exc).__name__})"
     if not isinstance(data, dict):
         return None, f"{ENVIRONMENT_JSON} is not readable (not a JSON object)"

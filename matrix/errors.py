@@ -16,6 +16,17 @@ class RangeConfigError(Exception):
         return f"{where}: {clip(self.message)}"
 
 
+def printable(text: str) -> str:
+    r"""``text`` as one line a terminal or a text file shows as it is: every character that is not
+    printable (line breaks, tabs, ANSI escapes, NUL, bidi overrides, lone surrogates) written as its
+    Python escape (``
+    ``, ````, ``‮``).  A value echoed into a report never starts a line
+    of its own or moves the cursor."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 #: Longest run of non-blank characters an error line shows before it is cut.
 CLIP_RUN = 200
 

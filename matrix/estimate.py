@@ -193,7 +193,10 @@ def _history_times(path: Path, trainers: set[str]) -> dict[str, list[float]]:
 
     Raises ``ValueError`` naming what is wrong with a file that is not a list of records.
     """
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
     if not isinstance(data, list):
         raise ValueError(f"holds {type(data).__name__}, not a list of records")
     times: dict[str, list[float]] = {}
@@ -224,7 +227,7 @@ def history(root: Path, trainers: set[str], skipped: list[str] | None = None) ->
             continue
         try:
             times = _history_times(path, trainers)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
             if skipped is not None:
                 skipped.append(f"{path} ({clip(str(exc))[:120]})")
             continue

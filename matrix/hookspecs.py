@@ -1,8 +1,11 @@
 """Every hook pytest-sweep defines.
 
-The hooks are added to pytest's own plugin manager (``pytest_addhooks``), so any
-pytest plugin implements them: a ``conftest.py``, a module given with ``-p``, or a
-package registered through the ``pytest11`` entry point.  The built-in plugins in
+The hooks are added to pytest's own plugin manager (``pytest_addhooks`` of the entry point
+``pytest_sweep.entry``, in every run, with or without a sweep), so any pytest plugin implements
+them: a ``conftest.py``, a module given with ``-p``, or a package registered through a
+``pytest11`` entry point; pluggy checks each implementation against its spec, also one
+registered before this module was added.  This module stays cheap to import (pluggy only;
+its type names are imported for type checkers alone).  The built-in plugins in
 ``pytest_sweep.plugins`` use exactly these hooks, and their factory implementations are
 ``trylast`` so that yours win.  The objects the factories return are described by the
 protocols in :mod:`pytest_sweep.matrix.contracts`.
@@ -364,24 +367,29 @@ def pytest_sweep_progress(config: pytest.Config, sweep: SweepResult) -> None:
     :param config: the controller's pytest config.
     :param sweep: the records so far (``sweep.running`` is true).
 
-    Called on the controller only, after a trial's result arrives, at most every
-    ``--sweep-summary-interval`` seconds (and, unless that is 0, never more often than ten times the
-    previous call's duration, so a huge sweep does not spend its time rewriting files).  ``sweep.running`` is
-    true; trials that have not finished are ``not_run`` with the error "not finished when this
-    summary was written".  The built-in reporter rewrites ``sweep_summary.json`` and
-    ``sweep_analysis.txt``, so a sweep whose process dies hard still leaves a summary of the
-    trials that finished.  ``pytest_sweep_finished`` follows at the end as usual.
+    Called on the controller only, after a trial's result arrives: at once for the first result
+    (a process killed seconds later still leaves a summary), then at most every
+    ``--sweep-summary-interval`` seconds (and, unless that is 0, never more often than ten times
+    the previous call's duration, so a huge sweep does not spend its time rewriting files).
+    ``sweep.running`` is true and every record written says ``"interim": true``; trials that have
+    not finished are ``not_run`` with the error "not finished when this summary was written".  The
+    built-in reporter rewrites ``sweep_summary.json`` and ``sweep_analysis.txt``, so a sweep whose
+    process dies hard still leaves a summary of the trials that finished.
+    ``pytest_sweep_finished`` follows at the end as usual.
     """
 
 
 @hookspec(firstresult=True)
-def pytest_sweep_describe_trial(trial: Trial) -> str | None:
+def pytest_sweep_describe_trial(trial: Trial, config: pytest.Config) -> str | None:
     """A short name for what trains a trial, e.g. ``resnet18/cifar10/adamwprune e100 b128``.
 
     :param trial: a collected trial.
+    :param config: the pytest config (new in issue 16; an implementation may leave it out).
 
     ``firstresult``.  Stored as the record's ``trainer``; the runtime estimate of ``--collect-only``
-    uses the mean time of earlier trials with the same description.  Cheap: no torch.
+    uses the mean time of earlier trials with the same description.  Cheap: no torch.  The built-in
+    trainer (``trylast``) describes only the trials it trains; a trial with no description gets the
+    class of the trainer that ran it (``package.module.Class``) once it ran.
     """
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,12 +15,22 @@ from pytest_sweep.matrix import search_options
 if TYPE_CHECKING:
     from pytest_sweep.matrix import checkpoints
 
+#: The shortest limit ``--sweep-trial-timeout`` accepts, and the shortest gap between two alarms
+#: (matrix/timeout.py): repeats any closer would leave the process no time between them (a livelock).
+MIN_TIMEOUT = 0.1
 DEFAULT_MAX_COMBINATIONS = 10_000
 DEFAULT_SUMMARY_INTERVAL = 10.0
 #: Options that set one config symbol in every trial, as ``--sweep-set KEY=VALUE`` would.
 #: ``--sweep-backend``: where the trials run.
 BACKENDS = ("serial", "ray")
 SHORTHANDS = {"sweep_epochs": "CONFIG_NUM_EPOCHS", "sweep_data_dir": "CONFIG_DATA_DIR", "sweep_device": "CONFIG_DEVICE"}
+#: The options that make a run a sweep (their ``dest`` names); without one, pytest-sweep changes nothing.
+SWEEP_OPTIONS = ("range_config", "config_dir", "sweep_generate", "sweep_symbols")
+
+
+def sweep_requested(namespace: Any) -> bool:
+    """Whether parsed options (``config.option``, ``config.known_args_namespace``) ask for a sweep."""
+    return any(getattr(namespace, dest, None) for dest in SWEEP_OPTIONS)
 
 
 def _whole_number(text: str, minimum: int, bound: str) -> int:
@@ -53,6 +65,8 @@ def _positive_float(text: str) -> float:
     value = parse_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a usable number; give a finite one")
     return value
 
 
@@ -61,9 +75,18 @@ MAX_TIMEOUT = 1e7
 
 
 def _timeout(text: str) -> float:
-    value = _positive_float(text)
+    value = parse_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
     if not value <= MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"{text} is not a usable limit; give seconds from above 0 to {MAX_TIMEOUT:g}")
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a usable limit; give seconds from {MIN_TIMEOUT:g} to {MAX_TIMEOUT:g}"
+        )
+    if value < MIN_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"{text} is below {MIN_TIMEOUT:g} s, too short for any trial; give seconds from {MIN_TIMEOUT:g} "
+            f"to {MAX_TIMEOUT:g}"
+        )
     return value
 
 
@@ -90,10 +113,25 @@ def _checkpoint_every(text: str) -> str:
     return text.strip()
 
 
+def _one_line(text: str) -> str:
+    """A config value given on the command line: one line of UTF-8 text, as a range config holds it
+    (config.txt and refine_range write one value per line, so a line break cannot be written there)."""
+    shown = text.encode("unicode_escape").decode("ascii")
+    if "\n" in text or "\r" in text:
+        raise argparse.ArgumentTypeError(f"'{shown}' holds a line break; a config value is one line of text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"'{shown}' is not UTF-8 text; give the value in UTF-8") from None
+    return text
+
+
 def _assignment(text: str) -> str:
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. CONFIG_NUM_EPOCHS=5)")
+        shown = text.encode("unicode_escape").decode("ascii")
+        raise argparse.ArgumentTypeError(f"'{shown}' is not KEY=VALUE (e.g. CONFIG_NUM_EPOCHS=5)")
+    _one_line(text)
     return f"{key.strip()}={value.strip()}"
 
 
@@ -322,9 +360,12 @@ def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
     try:
         value = kind(raw)
     except ValueError:
-        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {kind.__name__}") from None
-    if value <= 0:
+        what = "whole number" if kind is int else "number"
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a {what}") from None
+    if not value > 0:
         raise pytest.UsageError(f"ini value {name} = {raw!r} must be above 0")
+    if value == float("inf"):
+        raise pytest.UsageError(f"ini value {name} = {raw!r} is not a usable number; give a finite one")
     return value
 
 
@@ -391,7 +432,11 @@ def overrides(config: pytest.Config) -> dict[str, str]:
     for dest, key in SHORTHANDS.items():
         value = config.getoption(dest)
         if value is not None:
-            out[key] = str(value)
+            flag = "--" + dest.replace("_", "-")
+            try:
+                out[key] = _one_line(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise pytest.UsageError(f"{flag}: {exc}") from None
     return out
 
 
@@ -420,10 +465,45 @@ def _ray_setting(config: pytest.Config, name: str, parse: Any) -> Any:
         raise pytest.UsageError(f"ini value {name} = {raw!r}: {exc}") from None
 
 
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.%a-zA-Z]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)")
+
+
+def address_problem(address: str) -> str | None:
+    """Why ``address`` is not ``auto``, ``local`` or ``HOST:PORT`` (one phrase), or None."""
+    if address in ("auto", "local"):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or len(host) > 255 or not _HOST.fullmatch(host) or not port.isascii() or not port.isdigit():
+        return "not auto, local or HOST:PORT (e.g. 10.0.0.5:6379, [::1]:6379)"
+    if not 0 < int(port) < 65536:
+        return f"port {port} is not from 1 to 65535"
+    if ":" in host and not host.startswith("["):
+        return "an IPv6 address goes in brackets: [ADDRESS]:PORT"
+    return None
+
+
 def ray_address(config: pytest.Config) -> str:
-    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here)."""
+    """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here).
+
+    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it).
+    """
     opt = config.getoption("sweep_ray_address")
-    return str(opt) if opt is not None else str(config.getini("sweep_ray_address")).strip() or "auto"
+    if opt is not None:
+        address, where = str(opt).strip(), f"--sweep-ray-address={opt}"
+    else:
+        raw = str(config.getini("sweep_ray_address"))
+        address, where = raw.strip() or "auto", f"ini value sweep_ray_address = {raw!r}"
+    problem = address_problem(address)
+    if problem is not None:
+        raise pytest.UsageError(f"{where}: {problem}")
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if address == "auto" and env:
+        problem = address_problem(env)
+        if problem is not None:
+            raise pytest.UsageError(
+                f"RAY_ADDRESS={env} (--sweep-ray-address=auto connects there): {problem}; fix it or unset it"
+            )
+    return address
 
 
 def ray_cpus_per_trial(config: pytest.Config) -> float:
@@ -436,7 +516,12 @@ def ray_node_retries(config: pytest.Config) -> int:
 
 def ray_ship_files(config: pytest.Config) -> bool:
     opt = config.getoption("sweep_ray_ship_files")
-    return bool(opt if opt is not None else config.getini("sweep_ray_ship_files"))
+    if opt is not None:
+        return bool(opt)
+    try:
+        return bool(config.getini("sweep_ray_ship_files"))
+    except (ValueError, pytest.UsageError) as exc:  # pytest's own parsing of a bool ini value
+        raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None
 
 
 def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:

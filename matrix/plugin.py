@@ -1,7 +1,8 @@
-"""The pytest plugin: options, then one plugin object per role of the process.
+"""The pytest plugin of the core: one plugin object per role of the process.
 
-Registered through the ``pytest11`` entry point ``sweep``.  It stays inert unless
-``--range-config``, ``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
+Registered as ``sweep.core`` by the ``pytest11`` entry point ``sweep`` (``pytest_sweep.entry``,
+which also defines the options and adds the hookspecs) only when ``--range-config``,
+``--config-dir``, ``--sweep-generate`` or ``--sweep-symbols`` is given.
 When a sweep is active, every process parses the sources (:class:`~.sources.Sources`) and
 collects; then, as xdist splits its own roles:
 
@@ -17,6 +18,7 @@ import functools
 import gc
 import os
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Generator
@@ -25,32 +27,25 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, hookspecs, options, search, storage
+from pytest_sweep.matrix import estimate, options, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
-from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.preempt import EXIT_PREEMPTED, FLAG_FILE, GRACE_SECONDS, Preemption, clear_flag, raise_flag
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
-from pytest_sweep.matrix.ray_backend import RayBackend
-from pytest_sweep.matrix.ray_backend import check_usage as check_ray_usage
-from pytest_sweep.matrix.resume import grid_change, previous_records, resume_dir
-from pytest_sweep.matrix.runner import RUNNER_KEY, Runner
+from pytest_sweep.matrix.ray.backend import RayBackend
+from pytest_sweep.matrix.ray.backend import check_usage as check_ray_usage
+from pytest_sweep.matrix.resume import ResumeError, grid_change, previous_records, resume_dir
+from pytest_sweep.matrix.runner import RUNNER_KEY, Runner, process_unsafe
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
 from pytest_sweep.matrix.symbols import Symbol
 
 #: The process's :class:`~.preempt.Preemption` (an active sweep's every process).
 PREEMPTION_KEY = pytest.StashKey[Preemption]()
-#: The controller's session (its SIGTERM handler stops Ray's loop through it).
+#: The process's session: its exit status for a process that must end at once, and the
+#: controller's SIGTERM handler stops Ray's loop through it.
 SESSION_KEY = pytest.StashKey[pytest.Session]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    options.addoption(parser)
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
 
 
 def _active(config: pytest.Config) -> bool:
@@ -137,7 +132,13 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
     """``--sweep-resume``: the resumed sweep's records; a different grid is a usage error unless forced."""
     if config.getoption("sweep_resume") is None:
         return None
-    previous = previous_records(sweep_dir)
+    try:
+        previous = previous_records(sweep_dir)
+    except ResumeError as exc:
+        raise pytest.UsageError(
+            f"--sweep-resume={sweep_dir}: {exc}; repair the record or remove the file (each trial's folder "
+            "keeps its result, and the resume reuses those)"
+        ) from None
     if previous is None:
         return None
     if sources.search.sampled:
@@ -161,7 +162,6 @@ def _distributing(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sweep: a trial of a hyperparameter sweep (added by pytest-sweep)")
     if not _active(config):
         return
     options.estimate_asked(config)  # a bad ini value is a usage error before anything runs
@@ -193,6 +193,7 @@ def pytest_configure(config: pytest.Config) -> None:
             policy=policy,
             preemption=preemption,
             run_id=str(workerinput.get("testrunuid") or uuid.uuid4().hex),
+            on_process_end=None if worker else functools.partial(_process_ends, config),
         )
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
         if os.name == "posix":
@@ -207,7 +208,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker, preemption), "sweep-controller")
-        if options.backend(config) == "ray":  # the run loop on Ray actors (ray_backend.py)
+        if options.backend(config) == "ray":  # the run loop on Ray actors (ray/backend.py)
             check_ray_usage(config)
             config.pluginmanager.register(RayBackend(config, controller, ticker), "sweep-ray")
         if _distributing(config) and not config.option.collectonly:
@@ -217,7 +218,24 @@ def pytest_configure(config: pytest.Config) -> None:
     _freeze_at_exit()
 
 
+def _process_ends(config: pytest.Config, nodeid: str, record: dict[str, Any]) -> None:
+    """A serial run's trainer ends the process (``os._exit``): the controller writes the summary."""
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None:
+        controller.process_ends(nodeid, record)
+
+
 def _thaw(config: pytest.Config) -> None:
+    unsafe = process_unsafe()
+    if unsafe is not None and not hasattr(config, "workerinput"):
+        # a trial's import was cut short: leave its half-built objects to the OS, not to the
+        # collector or the interpreter's shutdown (which can crash on them); pytest's end of the
+        # run, the summary included, is done by now
+        session = config.stash.get(SESSION_KEY, None)
+        status = int(session.exitstatus) if session is not None else int(pytest.ExitCode.INTERRUPTED)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status or int(pytest.ExitCode.INTERRUPTED))
     plugin = config.pluginmanager.get_plugin("sweep-collector")
     if isinstance(plugin, CollectorPlugin):
         plugin.thaw()
@@ -359,6 +377,9 @@ class RunnerPlugin:
         self.runner = runner
         self.echo = echo
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        session.config.stash[SESSION_KEY] = session
+
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         if self.echo is not None:
             self.echo.reset()
@@ -387,7 +408,8 @@ class ControllerPlugin:
         if not trials:
             return []
         notes = [f"sweep: {s.display}: {note}" for s in self.controller.sources.sources for note in s.notes]
-        return notes + estimate.describe(config, self.controller.sources, self.controller.dir, trials)
+        lines = notes + estimate.describe(config, self.controller.sources, self.controller.dir, trials)
+        return [printable(line) for line in lines]  # a path or a value may hold a line break
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.controller.on_report(report)
@@ -420,6 +442,17 @@ class ControllerPlugin:
         if session.config.option.collectonly:
             return
         controller = self.controller
+        if exitstatus == pytest.ExitCode.USAGE_ERROR and not controller.records:
+            # refused before any trial ran (an unreachable Ray cluster, a damaged rung store): no
+            # summary of trials that never started, and no empty folder left behind
+            if _distributing(session.config):
+                clear_flag(controller.dir)
+            if session.config.getoption("sweep_resume") is None:
+                try:
+                    controller.dir.rmdir()
+                except OSError:
+                    pass  # not empty: something of the run's is in it
+            return
         preempted = self.preemption.reason is not None or any(
             str(r.get("error") or "").startswith("preempted") for r in controller.records.values()
         )

@@ -21,6 +21,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from pytest_sweep.matrix import storage
+
 #: The exit code of a run that SIGTERM ended (sysexits.h's EX_TEMPFAIL).
 EXIT_PREEMPTED = 75
 #: The file in the sweep folder by which a controller asks its workers to stop.
@@ -58,7 +60,7 @@ class Preemption:
 def raise_flag(sweep_dir: Path) -> None:
     """Ask the workers to stop (the controller's side)."""
     try:
-        (sweep_dir / FLAG_FILE).write_text("SIGTERM\n", encoding="utf-8")
+        storage.write_text_atomic(storage.sweep_path(sweep_dir, FLAG_FILE), "SIGTERM\n")
     except OSError:
         pass  # the workers still get SIGTERM from the cluster, or the grace period ends the run
 
@@ -66,6 +68,6 @@ def raise_flag(sweep_dir: Path) -> None:
 def clear_flag(sweep_dir: Path) -> None:
     """No stale request from an earlier run may stop this one (the controller, at start and end)."""
     try:
-        (sweep_dir / FLAG_FILE).unlink(missing_ok=True)
-    except OSError:
+        storage.sweep_path(sweep_dir, FLAG_FILE).unlink(missing_ok=True)
+    except OSError:  # a link in its place (storage.UnsafePath) is left alone too
         pass

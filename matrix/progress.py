@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.estimate import Clock
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class TrialTicker:
         writer = getattr(reporter, "_tw", None)  # xdist's progress dots leave the line open
         if writer is not None and int(getattr(writer, "width_of_current_line", 0)):
             reporter.write("\n")
-        reporter.write_line(line, red=" FAILED: " in line)
+        reporter.write_line(printable(line), red=" FAILED: " in line)
 
 
 class TerminalEcho:
@@ -134,4 +135,4 @@ class TerminalEcho:
         if self.fresh:
             self.reporter.ensure_newline()
             self.fresh = False
-        self.reporter.write_line(f"  {message}", cyan=True)
+        self.reporter.write_line(f"  {printable(message)}", cyan=True)

@@ -1,9 +1,12 @@
-"""Parse a range config (the sweep guide's format) into ordered parameter specs.
+r"""Parse a range config (the sweep guide's format) into ordered parameter specs.
 
 One ``KEY=VALUE`` per line. A value is a single value (``0.999``, ``y``, ``"state"``), a list of
 choices (``0.85|0.87|0.89``) or an inclusive decimal range (``0.03:0.02:0.09``); a double-quoted
 whole value with choices or a range (``"0.85|0.87"``, ``"0.03:0.02:0.09"``) expands the same way,
-as the reference's generator does. Lines that start with ``#`` are comments, except
+as the reference's generator does. Inside double quotes a backslash makes the next ``\``,
+``"``, ``|`` or ``:`` literal (``"a\|b"`` is the one string ``a|b``, ``"1\:2\:3"`` is not a range,
+``"say \"hi\""`` holds quotes); any other backslash is itself (``"C:\data"``).
+:mod:`~pytest_sweep.matrix.rangewrite` writes values so. Lines that start with ``#`` are comments, except
 ``# CONFIG_X is not set`` (kconfig's spelling), kept as an ``"unset"`` parameter: ``n`` for a bool
 symbol, the symbol's default for any other type (:func:`resolve_not_set`, once the types are known).
 An inline comment starts at the first ``#`` outside double quotes. Values stay strings here:
@@ -225,20 +228,66 @@ def _parse_line(line: str, lineno: int) -> Param | None:
     return Param(key, values, lineno, kind, quoted)
 
 
+#: Inside double quotes, a backslash before one of these makes it literal (kconfig escapes ``\\``
+#: and ``"``; ``|`` and ``:`` so that a string holding them is neither choices nor a range).
+ESCAPED = '\\"|:'
+
+
 def _unquoted(text: str, char: str) -> list[int]:
     """Positions of ``char`` outside double quotes; raises on an unterminated quote."""
     positions: list[int] = []
     in_quotes = False
-    for i, c in enumerate(text):
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if in_quotes and c == "\\" and text[i + 1 : i + 2] in tuple(ESCAPED):
+            i += 2  # an escaped character inside quotes
+            continue
         if c == '"':
             in_quotes = not in_quotes
         elif c == char and not in_quotes:
             if char == "#":  # everything after an inline comment is ignored
                 return [i]
             positions.append(i)
+        i += 1
     if in_quotes:
-        raise _LineError(f"unterminated double quote in {_short(text)}; add the closing '\"'")
+        hint = " (a backslash before a quote makes it part of the value: write \\\\ for a backslash)"
+        raise _LineError(
+            f"unterminated double quote in {_short(text)}; add the closing '\"'" + (hint if '\\"' in text else "")
+        )
     return positions
+
+
+def _split_escaped(text: str, char: str) -> list[str]:
+    """``text`` (the inside of a quoted value, escapes kept) split at each ``char`` not escaped."""
+    pieces: list[str] = []
+    start = i = 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 2] in tuple(ESCAPED):
+            i += 2
+            continue
+        if text[i] == char:
+            pieces.append(text[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(text[start:])
+    return pieces
+
+
+def unescape(text: str) -> str:
+    r"""The inside of a quoted value with its escapes resolved (``a\|b`` -> ``a|b``)."""
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1 : i + 2] in tuple(ESCAPED):
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def _strip_comment(line: str) -> str:
@@ -257,38 +306,71 @@ def _split_choices(value: str) -> list[str]:
 
 
 def _unquote(key: str, item: str) -> tuple[str, bool]:
-    """``"abc"`` -> (``abc``, True); ``abc`` -> (``abc``, False); misplaced quotes raise."""
+    r"""``"abc"`` -> (``abc``, True); ``abc`` -> (``abc``, False); misplaced quotes raise.
+
+    The inside of a quoted item keeps its escapes (``"a\|b"`` -> ``a\|b``): whether it expands
+    into choices or a range is decided on them; :func:`unescape` gives the value.
+    """
     if '"' not in item:
         return item, False
-    if len(item) >= 2 and item[0] == item[-1] == '"' and '"' not in item[1:-1]:
+    if item[0] == '"' and _closes_last(item):
         return item[1:-1], True
     raise _LineError(f'misplaced double quote in {_short(item)}; quote the whole value, e.g. {key}="state"')
+
+
+def _closes_last(item: str) -> bool:
+    """Whether the quote that opens ``item`` is closed by its last character (and by no other)."""
+    i = 1
+    while i < len(item):
+        c = item[i]
+        if c == "\\" and item[i + 1 : i + 2] in tuple(ESCAPED):
+            i += 2
+            continue
+        if c == '"':
+            return i == len(item) - 1
+        i += 1
+    return False
 
 
 def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
     items = _split_choices(value)
     if len(items) == 1:
         text, quoted = _unquote(key, value)
-        if quoted and ("|" in text or _range_parts(text) is not None):
-            # the reference's generator strips the quotes before it looks for '|' and ':'
-            kind, expanded, _ = _parse_value(key, text)
-            return kind, expanded, True
         if not quoted:
             parts = _range_parts(text)
             if parts is not None:
                 return "range", _expand_range(*parts), False
-        return "fixed", (text,), quoted
+            return "fixed", (text,), False
+        # the reference's generator strips the quotes before it looks for '|' and ':' (escaped
+        # ones excepted: they are the value's own)
+        pieces = _split_escaped(text, "|")
+        if len(pieces) > 1:
+            tokens = [(p.strip(), unescape(p.strip()), False) for p in pieces]
+            return "choice", _choices(key, text, tokens)[0], True
+        parts = _range_parts(text)
+        if parts is not None:
+            return "range", _expand_range(*parts), True
+        return "fixed", (unescape(text),), True
+    tokens = []
+    for item in items:
+        raw, quoted = _unquote(key, item) if item else ("", False)
+        tokens.append((raw, unescape(raw) if quoted else raw, quoted))
+    values, quoted = _choices(key, value, tokens)
+    return "choice", values, quoted
+
+
+def _choices(key: str, value: str, tokens: list[tuple[str, str, bool]]) -> tuple[tuple[str, ...], bool]:
+    """The values of a list of choices, each ``(as written, its value, quoted)``; whether quoted."""
     values: list[str] = []
     quoting: set[bool] = set()
     seen: dict[str, int] = {}
-    for pos, item in enumerate(items, start=1):
-        if not item:
+    for pos, (raw, text, quoted) in enumerate(tokens, start=1):
+        if not raw and not quoted:
             raise _LineError(
-                f"empty choice at position {pos} of {len(items)} in {_short(value)}; "
+                f"empty choice at position {pos} of {len(tokens)} in {_short(value)}; "
                 "remove the extra '|' or write a value there"
             )
-        text, quoted = _unquote(key, item)
-        if not quoted and _range_parts(text) is not None:
+        if not quoted and _range_parts(raw) is not None:
             raise _LineError(
                 f"range {text} cannot be one of several choices; list its values with '|' or use the range alone"
             )
@@ -304,7 +386,7 @@ def _parse_value(key: str, value: str) -> tuple[str, tuple[str, ...], bool]:
         raise _LineError(
             f'some choices in {_short(value)} are quoted and some are not; quote all of them ("a"|"b") or none'
         )
-    return "choice", tuple(values), quoting.pop()
+    return tuple(values), quoting.pop()
 
 
 def _same_value(text: str, quoted: bool) -> str:

@@ -40,6 +40,8 @@ test_samples         the test set's size (one image is 100 / test_samples pp of 
 source               the range file (or generated config) the trial came from
 node, node_id        ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
 requeued             Ray only, when its node was lost: why it ran again (one line per time)
+interim              true in an interim summary, written while the sweep still ran (its ``not_run``
+                     trials had not finished yet); false in the final summary
 ===================  ==========================================================
 """
 
@@ -98,6 +100,7 @@ _DEFAULTS: dict[str, Any] = {
     "stop_reason": None,
     "paused": False,
     "resumed_from_epoch": None,
+    "interim": False,
 }
 
 
@@ -141,10 +144,116 @@ def normalize(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def clean_number(value: Any) -> Any:
-    """JSON cannot hold NaN or infinity: such a number becomes None."""
+    """JSON cannot hold NaN or infinity, and no reader's float holds an integer such as ``10**400``
+    (it reads back as infinity): such a number becomes None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return None
     return value
+
+
+#: Record fields that hold a finite number or None.
+NUMBER_FIELDS = (
+    "test_acc",
+    "best_acc",
+    "final_sparsity",
+    "training_time",
+    "epochs_run",
+    "images_per_s",
+    "peak_memory_mb",
+    "torch_threads",
+    "rank",
+    "rung",
+    "seed",
+    "resumed_from_epoch",
+)
+#: Record fields that hold text or None.
+TEXT_FIELDS = ("status", "config_file", "error", "nodeid", "worker", "trial_dir", "device", "trainer", "source")
+
+
+def _number_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"is {_shown(value)}, not a number"
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        finite = False
+    return None if finite else f"is {_shown(value)}, not a finite number"
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def record_problem(record: Any) -> str | None:
+    """Why ``record`` (read from a file) is not a record this tool could have written; None when it is.
+
+    A field may be missing (:func:`normalize` fills it in); one that is there must have its type:
+    the metrics finite numbers, ``config`` an object of text (or number) values, ``swept`` a list of
+    its keys.  Readers refuse such a file with one line instead of failing deep in a report.
+    """
+    if not isinstance(record, dict):
+        return f"is {type(record).__name__}, not an object"
+    broken = _broken_text(record)
+    if broken is not None:
+        return f"{broken} is not valid Unicode text (a lone surrogate); no file can hold it"
+    for key in NUMBER_FIELDS:
+        problem = _number_problem(record.get(key))
+        if problem:
+            return f"{key} {problem}"
+    for key in TEXT_FIELDS:
+        value = record.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} is {_shown(value)}, not text"
+    config = record.get("config", {})
+    if config is not None and not isinstance(config, dict):
+        return f"config is {_shown(config)}, not an object"
+    for key, value in (config or {}).items():
+        if not _is_value(value):
+            return f"config[{_shown(key)}] is {_shown(value)}, not a value"
+    swept = record.get("swept", [])
+    if swept is not None and (not isinstance(swept, list) or not all(isinstance(k, str) for k in swept)):
+        return f"swept is {_shown(swept)}, not a list of keys"
+    for key in swept or []:
+        if not _is_value(record.get(key)):
+            return f"{key} is {_shown(record.get(key))}, not a value"
+    return None
+
+
+def _broken_text(value: Any, where: str = "") -> str | None:
+    r"""Where in ``value`` (a record read from JSON) a text holds a lone surrogate, which JSON's
+    ``\ud800`` can spell but no UTF-8 file can hold; None when nowhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "a text"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _broken_text(key, "a key") or _broken_text(item, f"{where}[{_shown(key)}]" if where else str(key))
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _broken_text(item, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _is_value(value: Any) -> bool:
+    """A config value as a record holds it: text, a finite number, a bool, or nothing."""
+    if value is None or isinstance(value, str | bool):
+        return True
+    return isinstance(value, int | float) and _number_problem(value) is None
 
 
 def ranked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,11 +276,30 @@ def assign_ranks(records: list[dict[str, Any]]) -> None:
         rec["rank"] = rank
 
 
+class SummaryError(ValueError):
+    """A ``sweep_summary.json`` that is not one this tool could have written; the message says where."""
+
+
 def load_summary(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    """The records of a ``sweep_summary.json``, normalized; :class:`SummaryError` (a ``ValueError``)
+    names the record and field when the file is not a list of records (:func:`record_problem`)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except UnicodeDecodeError as exc:
+        raise SummaryError(f"not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise SummaryError("nested too deeply to be a list of records") from None
+    except ValueError as exc:
+        raise SummaryError(f"not JSON ({exc})") from None
     if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON list of records")
+        raise SummaryError(f"holds {type(data).__name__}, not a list of records")
+    for i, record in enumerate(data, start=1):
+        problem = record_problem(record)
+        if problem is not None:
+            name = record.get("config_file") if isinstance(record, dict) else None
+            which = f"record {i}" + (f" ({_shown(name)[1:-1]})" if isinstance(name, str) and name else "")
+            raise SummaryError(f"{which}: {problem}")
     return [normalize(r) for r in data]
 
 

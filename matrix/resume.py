@@ -73,8 +73,10 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for metrics in sorted(folder.glob("*/training_metrics.json")):
         try:
-            doc = json.loads(metrics.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            # a trial folder (or file) that is a symbolic link is not this sweep's: it runs again
+            path = storage.sweep_path(folder, metrics.parent.name, metrics.name)
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep
             continue  # a trial killed while writing leaves no usable file: it runs again
         if isinstance(doc, dict) and doc.get("status") in ("passed", "stopped") and doc.get("config_file"):
             if doc.get("paused") is True:
@@ -129,21 +131,94 @@ def reusable(trial: Trial, done: dict[str, dict[str, Any]]) -> tuple[dict[str, A
     return doc, None
 
 
+class ResumeError(ValueError):
+    """The resumed sweep's ``sweep_summary.json`` holds a record this run cannot use (one line)."""
+
+
+#: Record fields that hold text or null.
+_TEXT_FIELDS = ("config_file", "error", "nodeid", "worker", "source", "trainer", "device", "stop_reason")
+#: Record fields that hold a whole number or null.
+_WHOLE_FIELDS = ("rung", "seed")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """Why a summary record cannot be resumed (the field and what it holds), or None."""
+    config = record.get("config") or {}
+    if not isinstance(config, dict):
+        return f"'config' is {_kind(config)}, not an object"
+    for key, value in config.items():
+        if not isinstance(value, _SCALARS):
+            return f"'config' holds {_kind(value)} under {clip(key)[:40]}, not a value"
+    swept = record.get("swept") or []
+    if not isinstance(swept, list):
+        return f"'swept' is {_kind(swept)}, not a list of config keys"
+    if not all(isinstance(k, str) for k in swept):
+        return "'swept' is not a list of config keys"
+    for key in swept:
+        if not isinstance(record.get(key), _SCALARS):
+            return f"'{clip(key)[:40]}' is {_kind(record.get(key))}, not a value"
+    for key in _TEXT_FIELDS:
+        if not isinstance(record.get(key), (str, type(None))):
+            return f"'{key}' is {_kind(record.get(key))}, not text"
+    for key in _WHOLE_FIELDS:
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"'{key}' is {_kind(value)}, not a whole number"
+    if not isinstance(record.get("status", "not_run"), str):
+        return f"'status' is {_kind(record.get('status'))}, not text"
+    if record.get("status") not in ("passed", "stopped"):
+        for key in (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS):
+            if record.get(key) is not None and _number_problem(key, record[key]) is not None:
+                return f"'{key}' is {_kind(record[key])}, not a finite number"
+    return None
+
+
 def previous_records(folder: Path) -> list[dict[str, Any]] | None:
-    """The records of the resumed sweep's ``sweep_summary.json`` (None: none readable)."""
+    """The records of the resumed sweep's ``sweep_summary.json`` (None: none readable).
+
+    A record whose fields have the wrong types raises :class:`ResumeError`; a trial that appears
+    twice is kept once (a finished record over an unfinished one, else the later).
+    """
+    path = folder / "sweep_summary.json"
     try:
-        data = json.loads((folder / "sweep_summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep
         return None
     if not isinstance(data, list):
         return None
-    found = [
-        normalize(r)
-        for r in data
-        if isinstance(r, dict)
-        and isinstance(r.get("trial_dir"), str)
-        and not (r.get("status") in ("passed", "stopped") and invalid_metrics(r) is not None)
-    ]
+    kept: dict[str, dict[str, Any]] = {}
+    for i, r in enumerate(data, 1):
+        if not (isinstance(r, dict) and isinstance(r.get("trial_dir"), str)):
+            continue
+        if r.get("status") in ("passed", "stopped") and invalid_metrics(r) is not None:
+            continue  # its trial runs again
+        problem = record_problem(r)
+        if problem is not None:
+            name = r.get("config_file")
+            shown = f" ({clip(name)[:60]})" if isinstance(name, str) else ""
+            raise ResumeError(f"{path}: record {i}{shown}: {problem}")
+        r = {**r, "config": r.get("config") or {}, "swept": r.get("swept") or []}  # null: none
+        earlier = kept.pop(r["trial_dir"], None)
+        finished = ("passed", "stopped")
+        if earlier is not None and earlier.get("status") in finished and r.get("status") not in finished:
+            r = earlier
+        kept[r["trial_dir"]] = r
+    found = [normalize(r) for r in kept.values()]
     return found or None
 
 

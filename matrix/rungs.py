@@ -11,6 +11,7 @@ all of them reach (held by the controller or a Ray actor) behind the same interf
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -60,6 +61,14 @@ class RungStore(Protocol):
         ...
 
 
+#: The tables of the store and their columns, in order.
+TABLES = {
+    "results": ("kind", "step", "trial", "value", "stop", "reason"),
+    "finished": ("trial",),
+    "promotions": ("kind", "step", "trial", "stop", "reason"),  # ASHA's promotion mode
+}
+
+
 def _setup(db: sqlite3.Connection) -> None:
     """WAL mode and the tables, retried while another process holds the file locked.
 
@@ -93,6 +102,38 @@ class SqliteRungStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
 
+    def problem(self) -> str | None:
+        """Why the store cannot be used (one phrase), or None; checked before the first trial.
+
+        A resumed sweep's file may be damaged, replaced by a folder, or another program's database:
+        without this check every trial would fail at its first rung with SQLite's own error.
+        """
+        if self.path.is_dir():
+            return "it is a folder"
+        if self.path.exists() and not self.path.is_file():
+            return "it is not a regular file"
+        try:
+            db = self._connect()
+            found = {
+                str(table): tuple(str(c[1]) for c in db.execute(f"PRAGMA table_info({table})")) for table in TABLES
+            }
+            db.execute("BEGIN IMMEDIATE")  # the write lock, as every decision takes it
+            db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            self.close()
+            return f"{type(exc).__name__}: {exc}"
+        except OSError as exc:
+            self.close()
+            return exc.strerror or str(exc)
+        for table, columns in TABLES.items():
+            if found[table] != columns:
+                self.close()
+                return f"its table {table} has the columns ({', '.join(found[table])}), not ({', '.join(columns)})"
+        # closed again: the trials may run in another thread (a Ray actor's), and an SQLite
+        # connection belongs to the thread that opened it
+        self.close()
+        return None
+
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +147,8 @@ class SqliteRungStore:
         return self._db
 
     def decide(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        if not math.isfinite(value):  # SQLite would store NaN as NULL (and the rules cannot rank it)
+            raise ValueError(f"a rung value must be a finite number, not {value}")
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process decides in between
         try:

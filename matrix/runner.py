@@ -7,22 +7,27 @@ pytest worker config (the item calls :meth:`Runner.run`; the record rides on the
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+import numbers
+import os
+import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pytest
 
-from pytest_sweep.matrix import storage
+from pytest_sweep.matrix import rangewrite, storage
 from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
 from pytest_sweep.matrix.checkpoints import PlainCodec, Policy, TrialCheckpoints, epochs, remove_checkpoints
-from pytest_sweep.matrix.errors import clip
+from pytest_sweep.matrix.errors import clip, printable
 from pytest_sweep.matrix.preempt import Preemption
 from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, invalid_metrics, reusable
@@ -33,6 +38,7 @@ from pytest_sweep.matrix.trial import (
     CONTEXT_KEY,
     STAGE_KEY,
     STOP_KEY,
+    UNSAFE_KEY,
     Stage,
     Stop,
     Trial,
@@ -46,22 +52,35 @@ RECORD_PROPERTY = "sweep_record"
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one line of at most ``limit`` characters."""
-    if isinstance(exc, (TrialFailed, TrialPreempted)):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}".strip()
-    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    """An exception as one line of at most ``limit`` characters, safe for a terminal and a JSON file.
+
+    Control, format (bidirectional overrides) and surrogate characters are escaped; an exception
+    whose ``__str__`` itself raises is still named.
+    """
+    name = type(exc).__name__
+    try:
+        message = str(exc)
+    except Exception as inner:
+        return f"{name} (its message could not be shown: {type(inner).__name__})"
+    text = message if isinstance(exc, (TrialFailed, TrialPreempted)) else f"{name}: {message}"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    text = clip(lines[0].strip()) if lines and lines[0].strip() not in (f"{name}:", "") else name
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def render_trial_config(trial: Trial) -> str:
-    """The exact config a trial ran with: every key it set (overrides included)."""
-    lines = [f"# {trial.name} ({trial.source})", f"# seed {trial.seed}"]
+    """The exact config a trial ran with: every key it set (overrides included), a range config
+    that reads back as ``trial.raw`` (a string symbol's value quoted)."""
+    lines = [rangewrite.comment(f"{trial.name} ({trial.source})"), rangewrite.comment(f"seed {trial.seed}")]
     for key, raw in trial.raw.items():
-        quoted = isinstance(trial.values.get(key), str) and raw not in ("y", "n")
-        lines.append(f'{key}="{raw}"' if quoted else f"{key}={raw}")
+        lines.append(rangewrite.assignment(key, [raw], string=isinstance(trial.values.get(key), str)))
     return "\n".join(lines) + "\n"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return str(exc)
 
 
 #: Metrics that must be finite numbers when a trainer returns them.
@@ -95,6 +114,98 @@ def check_metrics(metrics: dict[str, Any]) -> None:
             raise TrialFailed(f"{key} is infinite")
 
 
+#: Metrics a trainer may return as text (or null).
+TEXT_METRICS = ("device", "trainer")
+
+
+def trainer_name(trainer: object) -> str:
+    """What a trainer object is called in messages and records: ``package.module.Class``."""
+    kind = type(trainer)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def plain(value: Any) -> Any:
+    """Numbers of other types (numpy's scalars, fractions) as ``int``/``float``, in lists and dicts too."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` cannot go into a JSON file as it is (``where``: its place, for the message)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            problem = _json_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"a key {clip(repr(key))[:40]} at {where or 'the top'}; the keys must be strings"
+            problem = _json_problem(item, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    return f"{type(value).__name__} at {where}; give numbers, strings, lists or dicts"
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {clip(repr(value))[:40]}" if value is not None else "None"
+
+
+def checked_result(result: Any, name: str) -> dict[str, Any]:
+    """A trainer's ``run()`` result as the record takes it; a malformed one fails the trial in a
+    sentence naming the trainer and the field (not "AttributeError" from deep in the runner)."""
+    fix = "return a dict of metrics with test_acc"
+    if result is None:
+        raise TrialFailed(f"the trainer {name} returned None from run(); {fix}")
+    if not isinstance(result, Mapping):
+        raise TrialFailed(f"the trainer {name} returned a {type(result).__name__} from run(), not a dict of metrics")
+    metrics = {k: plain(v) for k, v in result.items()}
+    for key in metrics:
+        if not isinstance(key, str):
+            raise TrialFailed(f"the trainer {name} returned a key {clip(repr(key))[:40]}; the keys must be strings")
+    for key in (*NUMERIC_METRICS, "torch_threads"):
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TrialFailed(f"the trainer {name} returned {key!r} as {_shown(value)}, not a number")
+    for key in TEXT_METRICS:
+        value = metrics.get(key)
+        if value is not None and not isinstance(value, str):
+            raise TrialFailed(f"the trainer {name} returned {key!r} as {_shown(value)}; give a string or null")
+    if "history" in metrics:
+        history = metrics["history"]
+        need = "it must be a list of per-epoch dicts"
+        if not isinstance(history, (list, tuple)):
+            raise TrialFailed(f"the trainer {name} returned 'history' as {_shown(history)}; {need}")
+        for i, epoch in enumerate(history):
+            if not isinstance(epoch, Mapping):
+                raise TrialFailed(f"the trainer {name} returned 'history' with {_shown(epoch)} at [{i}]; {need}")
+        problem = _json_problem(list(history), "")
+        if problem:
+            raise TrialFailed(f"the trainer {name} returned 'history' with {problem}")
+    if metrics.get("test_acc") is None:
+        raise TrialFailed(f"the trainer {name} returned no test_acc; {fix}")
+    return metrics
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` if a JSON file can hold it (non-finite numbers become None), else None."""
+    value = clean_number(value)
+    return value if _json_problem(value, "") is None else None
+
+
 def drop_frames(exc: BaseException) -> None:
     """Clear the local variables of every frame in ``exc``'s tracebacks (its chain included).
 
@@ -114,18 +225,50 @@ def drop_frames(exc: BaseException) -> None:
         todo += [current.__cause__, current.__context__]
 
 
+def unwritable(folder: Path, exc: BaseException) -> str:
+    """The error of a trial whose folder cannot hold its files (a full disk, a folder made read-only,
+    replaced or linked elsewhere while the sweep runs)."""
+    return f"cannot write its folder {folder.name}: {_why(exc)}"
+
+
+def _write(log: IO[str], text: str) -> None:
+    """A line of the runner's own in a trial's log, which a full disk must not turn into a crash."""
+    try:
+        log.write(text)
+    except (OSError, ValueError):
+        pass
+
+
 @dataclass
 class Outcome:
     """A run's record, and the exception that failed the trial (the item re-raises it).
 
     :ivar skip: the item is skipped with this reason (a preempted trial, a stage with nothing to do).
     :ivar stop_session: the process runs no further item (preemption), with this reason.
+    :ivar unsafe: why the process cannot safely run another trial (an import the timeout had to
+        cut short), or None.
     """
 
     record: dict[str, Any]
     error: BaseException | None = None
+    unsafe: str | None = None
     skip: str | None = None
     stop_session: str | None = None
+
+
+#: Why this process cannot safely run another trial (set once, never cleared), or None.
+_unsafe: list[str] = []
+
+
+def process_unsafe() -> str | None:
+    """Why this process cannot safely go on (a trial's import was interrupted), or None."""
+    return _unsafe[0] if _unsafe else None
+
+
+#: The exit status of a serial run whose trainer ended the process with ``os._exit(0)``.
+EXIT_TRAINER_ENDED = 1
+#: The exit status of a worker that ends because it cannot safely run another trial.
+EXIT_UNSAFE = 3
 
 
 class Runner:
@@ -137,6 +280,8 @@ class Runner:
     :param preemption: whether the run was asked to stop (SIGTERM); see :mod:`.preempt`.
     :param run_id: this run's id, the same on every process of it (stage items tell their own
         run's results from a resumed sweep's).
+    :param on_process_end: a serial run's controller: called with the node id and the record of a
+        trial whose trainer ends the process (``os._exit``), before it ends, to write the summary.
     """
 
     def __init__(
@@ -151,8 +296,12 @@ class Runner:
         policy: Policy | None = None,
         preemption: Preemption | None = None,
         run_id: str | None = None,
+        on_process_end: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_process_end = on_process_end
+        #: ``trainer_name`` of the trainer of the trial running now
+        self._trainer: str | None = None
         self.sources = sources
         self.dir = sweep_dir
         self.timeout = timeout
@@ -213,16 +362,24 @@ class Runner:
         reason = self.preemption.requested()
         if reason is not None:
             return self.preempted_before_start(trial, nodeid, reason)
-        folder = self.dir / trial.folder
-        folder.mkdir(parents=True, exist_ok=True)
         record = self.sources.base_record(trial, nodeid)
         record["worker"] = self.worker
         history: list[dict[str, Any]] = []
-        storage.write_text_atomic(folder / "config.txt", render_trial_config(trial))
+        self._trainer = None
+        try:
+            folder, log = self._open_folder(trial, stage)
+        except (OSError, rangewrite.Unwritable) as exc:
+            # an unwritable sweep folder (a full disk, a folder made read-only or replaced while
+            # the sweep runs, a symbolic link in its place) fails this trial with one line
+            record.update(status="failed", error=printable(unwritable(self.dir / trial.folder, exc)))
+            failure: BaseException = TrialFailed(record["error"])
+            try:
+                self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+            except Exception as hook_exc:  # a plugin's clean-up failed: the trial's record stands
+                failure = hook_exc
+            return Outcome(record, failure)
         skip = stop_session = None
-        # a trial that goes on (a later stage, or from a checkpoint) keeps its log's earlier lines
-        goes_on = (stage is not None and stage.index > 0) or (folder / CHECKPOINT_FOLDER).is_dir()
-        with open(folder / "output.log", "a" if goes_on else "w", encoding="utf-8", buffering=1) as log:
+        with log:
             trial.stash[CONTEXT_KEY] = ctx = self._context(trial, folder, log, history)
             checkpoints = ctx.checkpoints
             assert isinstance(checkpoints, TrialCheckpoints)
@@ -231,6 +388,17 @@ class Runner:
             started = time.perf_counter()
             metrics: dict[str, Any] = {}
             error: BaseException | None = None
+            unsafe: str | None = None
+
+            def ended(code: int) -> None:  # the trainer (or a plugin) called os._exit(code) in a serial run
+                who = f"the trainer {self._trainer}" if self._trainer else "a plugin (before the trainer ran)"
+                record.update(
+                    status="failed", error=f"{who} ended the process with os._exit({code}); the sweep stopped here"
+                )
+                self._settle(trial, folder, record, history, {}, started, log, checkpoints, stage)
+                if self.on_process_end is not None:
+                    self.on_process_end(nodeid, record)
+
             self.current = checkpoints
             try:
                 for note in self._notes:
@@ -238,10 +406,11 @@ class Runner:
                 self._notes.clear()
                 part = f", stage {stage.label}" if stage is not None else ""
                 ctx.log(f"started on {self.worker} (seed {trial.seed}) from {trial.source}{part}")
-                self.config.hook.pytest_sweep_trial_started(trial=trial)
-                with trial_timeout(self.timeout):
-                    metrics = self._train(trial, ctx)
-                    check_metrics(metrics)
+                with self._exit_guard(ended):
+                    self.config.hook.pytest_sweep_trial_started(trial=trial)
+                    with trial_timeout(self.timeout):
+                        metrics = self._train(trial, ctx)
+                        check_metrics(metrics)
                 record["status"] = "passed"
                 stop = trial.stash.get(STOP_KEY, None)
                 if stop is not None:
@@ -264,8 +433,14 @@ class Runner:
                 timeout = timeout_in_chain(exc)
                 # a fresh one: a library may have appended its own lines to the one it caught
                 error = exc if timeout is None else TrialTimeout(one_line(timeout))
-                record.update(status="failed", error=one_line(error))
-                log.write(traceback.format_exc())
+                unsafe = timeout.unsafe if timeout is not None else None
+                message = one_line(error)
+                if unsafe is not None:
+                    _unsafe.append(unsafe)
+                    trial.stash[UNSAFE_KEY] = unsafe
+                    message += "; the process that ran it cannot safely go on"
+                record.update(status="failed", error=message)
+                _write(log, traceback.format_exc())
                 drop_frames(exc)
             finally:
                 self.current = None
@@ -274,9 +449,15 @@ class Runner:
                     del trial.stash[STOP_KEY]
                 if STAGE_KEY in trial.stash:
                     del trial.stash[STAGE_KEY]
-            self._settle(trial, folder, record, history, metrics, started, log, checkpoints, stage)
-        self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
-        return Outcome(record, error, skip=skip, stop_session=stop_session)
+            problem = self._settle(trial, folder, record, history, metrics, started, log, checkpoints, stage)
+            if problem is not None and record["status"] != "failed":  # its result stays in the record
+                record.update(status="failed", error=unwritable(folder, problem))
+                error = TrialFailed(record["error"])
+        try:
+            self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+        except Exception as exc:  # a plugin's clean-up failed: the item fails, the trial's record stands
+            error = error or exc
+        return Outcome(record, error, unsafe, skip=skip, stop_session=stop_session)
 
     def _settle(
         self,
@@ -289,13 +470,17 @@ class Runner:
         log: IO[str],
         checkpoints: TrialCheckpoints,
         stage: Stage | None,
-    ) -> None:
-        """The trial's files after it ran: metrics, and its checkpoints gone once it completed."""
+    ) -> OSError | None:
+        """The trial's files after it ran: metrics, and its checkpoints gone once it completed (kept
+        when its ``training_metrics.json`` could not be written: the error is returned)."""
         record["resumed_from_epoch"] = checkpoints.resumed_from
         record.setdefault("paused", False)
-        self._finish(trial, folder, record, history, metrics, started, log, stage)
-        if record["status"] == "passed" or (record["status"] == "stopped" and not record["paused"]):
+        problem = self._finish(trial, folder, record, history, metrics, started, log, stage)
+        if problem is None and (
+            record["status"] == "passed" or (record["status"] == "stopped" and not record["paused"])
+        ):
             checkpoints.remove_all()
+        return problem
 
     # -- stages (ASHA's promotion mode) ----------------------------------------------------
     def run_stage(self, trial: Trial, nodeid: str, stage: Stage) -> Outcome:
@@ -313,8 +498,12 @@ class Runner:
         - done already (passed, or paused at or past ``stage.until``): its record, reused;
         - stopped for good, or failed in an earlier stage of this run: skipped, with the reason.
         """
-        folder = self.dir / trial.folder
-        with stage_lock(folder) as waited:
+        with ExitStack() as held:
+            try:
+                folder = storage.sweep_path(self.dir, trial.folder)
+                waited = held.enter_context(stage_lock(folder))
+            except OSError:
+                return self.train(trial, nodeid, stage)  # it fails there, with one line naming the folder
             if waited >= 1.0:
                 self._notes.append(f"waited {waited:.1f} s for its previous stage to finish on another worker")
             doc = self._stage_doc(trial, folder)
@@ -348,19 +537,29 @@ class Runner:
             self._notes.append(f"promoted at epoch {stage.after}: continues to epoch {stage.until}")
             return self.train(trial, nodeid, stage)
         doc.update(status="stopped", paused=False, rung=stop.rung, stop_reason=stop.reason, run=self.run_id)
-        storage.write_json_atomic(folder / "training_metrics.json", doc)
-        with open(folder / "output.log", "a", encoding="utf-8") as log:
-            log.write(f"{stop.reason}\nstatus: stopped\n")
-        if not self.policy.keep_after:
-            remove_checkpoints(folder)
         record = self._record_of(trial, nodeid, doc, reused=False)
-        self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+        error: BaseException | None = None
+        try:
+            storage.write_json_atomic(storage.sweep_path(folder, "training_metrics.json"), doc)
+            with open(storage.sweep_path(folder, "output.log"), "a", encoding="utf-8") as log:
+                _write(log, f"{stop.reason}\nstatus: stopped\n")
+        except OSError as exc:
+            record.update(status="failed", error=unwritable(folder, exc))
+            error = TrialFailed(record["error"])
+        if error is None and not self.policy.keep_after:
+            remove_checkpoints(folder)
+        try:
+            self.config.hook.pytest_sweep_trial_finished(trial=trial, record=record)
+        except Exception as exc:  # a plugin's clean-up failed: the item fails, the trial's record stands
+            error = error or exc
+        if error is not None:
+            return Outcome(record, error)
         return Outcome(record, skip=f"{trial.name} {stop.reason}")
 
     def _stage_doc(self, trial: Trial, folder: Path) -> dict[str, Any] | None:
         """The trial's ``training_metrics.json`` when it is this trial's (same config and seed)."""
         try:
-            doc = json.loads((folder / "training_metrics.json").read_text(encoding="utf-8"))
+            doc = json.loads(storage.sweep_path(folder, "training_metrics.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(doc, dict) or doc.get("config_file") != trial.name:
@@ -388,12 +587,74 @@ class Runner:
         )
         return record
 
+    def cannot_go_on(self, session: pytest.Session, outcome: Outcome) -> None:
+        """After a trial that left this process unsafe: a worker ends (xdist or Ray starts another,
+        and the controller takes the trial's error from its ``training_metrics.json``); a serial run
+        stops after this trial, with the summary written and a non-zero exit."""
+        name = outcome.record.get("config_file")
+        if self.worker != "main":
+            sys.stderr.write(f"sweep: worker {self.worker} ends after {name}: {outcome.unsafe}\n")
+            sys.stderr.flush()
+            sys.stdout.flush()
+            os._exit(EXIT_UNSAFE)
+        gc.freeze()  # from now on no collection walks the half-built objects
+        session.shouldstop = (
+            f"sweep: {name}: {outcome.unsafe}, so this process cannot safely run another trial; "
+            f"the sweep stops here (resume it with --sweep-resume={self.dir})"
+        )
+
+    @contextmanager
+    def _exit_guard(self, ended: Callable[[int], None]) -> Iterator[None]:
+        """A serial run: a trainer calling ``os._exit`` ends the process after the summary is
+        written, and never with exit status 0 (the sweep did not finish).
+
+        Only this process's own calls are caught: a child forked by the trainer (a DataLoader
+        worker) exits through the real ``os._exit``.  Not caught: ``posix._exit`` called directly,
+        an ``_exit`` bound before the trial, a C library's ``exit()``.
+        """
+        if self.on_process_end is None:
+            yield
+            return
+        real = os._exit
+        pid = os.getpid()
+
+        def guarded(status: int) -> NoReturn:
+            if os.getpid() == pid:
+                os._exit = real
+                try:
+                    ended(int(status))
+                finally:
+                    real(int(status) or EXIT_TRAINER_ENDED)
+            real(status)
+
+        os._exit = guarded
+        try:
+            yield
+        finally:
+            os._exit = real
+
+    def _open_folder(self, trial: Trial, stage: Stage | None = None) -> tuple[Path, IO[str]]:
+        """The trial's folder, its ``config.txt`` written and its ``output.log`` open; every path
+        inside the sweep folder, with no symbolic link on the way (``--sweep-resume`` of a folder
+        where a trial folder links elsewhere must not write there).
+
+        A trial that goes on (a later stage, or from a checkpoint) keeps its log's earlier lines.
+        """
+        folder = storage.sweep_path(self.dir, trial.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        storage.write_text_atomic(storage.sweep_path(self.dir, trial.folder, "config.txt"), render_trial_config(trial))
+        goes_on = (stage is not None and stage.index > 0) or storage.sweep_path(folder, CHECKPOINT_FOLDER).is_dir()
+        mode = "a" if goes_on else "w"
+        log = open(storage.sweep_path(self.dir, trial.folder, "output.log"), mode, encoding="utf-8", buffering=1)
+        return folder, log
+
     def _train(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         # its own frame: the trainer object is gone when the trial_finished clean-up runs
         trainer = self.config.hook.pytest_sweep_make_trainer(trial=trial, config=self.config)
         if trainer is None:
             raise TrialFailed("no installed plugin provides a trainer for this trial")
-        return dict(trainer.run(trial, ctx) or {})
+        self._trainer = name = trainer_name(trainer)
+        return checked_result(trainer.run(trial, ctx), name)
 
     def codecs(self) -> list[Any]:
         """The checkpoint codecs of the installed plugins, the core's plain one last."""
@@ -416,7 +677,12 @@ class Runner:
             log.write(message.rstrip("\n") + "\n")
 
         def epoch_ended(metrics: dict[str, Any]) -> bool:
-            history.append({k: clean_number(v) for k, v in metrics.items()})
+            if not isinstance(metrics, Mapping):
+                raise TrialFailed(
+                    f"the trainer {self._trainer or '?'} reported an epoch's metrics as {_shown(metrics)}; "
+                    "ctx.epoch_ended takes a dict"
+                )
+            history.append({k: clean_number(plain(v)) for k, v in metrics.items()})
             stop = any(bool(a) for a in hook.pytest_sweep_epoch_ended(trial=trial, metrics=metrics))
             reason = preemption.requested()
             if reason is not None and not checkpoints.aware:  # it keeps no checkpoint: end it now
@@ -471,16 +737,21 @@ class Runner:
         started: float,
         log: IO[str],
         stage: Stage | None = None,
-    ) -> None:
+    ) -> OSError | None:
+        """Write the trial's ``training_metrics.json`` and last log line; the error if they cannot be."""
         elapsed = time.perf_counter() - started
         for key in METRIC_KEYS:
             if key in metrics:
-                record[key] = clean_number(metrics[key])
+                record[key] = json_safe(metrics[key])
+        if record.get("trainer") is None and self._trainer is not None:
+            record["trainer"] = self._trainer  # no description from a plugin: the trainer that ran it
         if record.get("training_time") is None:
             record["training_time"] = round(elapsed, 3)
         if record.get("epochs_run") is None:
             record["epochs_run"] = len(history)
         epochs = metrics.get("history", history)
+        if not isinstance(epochs, (list, tuple)) or not all(isinstance(e, Mapping) for e in epochs):
+            epochs = history  # a malformed history failed the trial; the epochs reported stand
         doc = {
             "config_file": trial.name,
             "status": record["status"],
@@ -495,10 +766,14 @@ class Runner:
             "paused": bool(record.get("paused")),
             "stage": stage.until if stage is not None else None,
             "run": self.run_id,
-            "epochs": [{k: clean_number(v) for k, v in e.items()} for e in epochs],
+            "epochs": [{str(k): json_safe(v) for k, v in e.items()} for e in epochs],
         }
-        storage.write_json_atomic(folder / "training_metrics.json", doc)
-        log.write(f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")
+        try:
+            storage.write_json_atomic(storage.sweep_path(self.dir, trial.folder, "training_metrics.json"), doc)
+        except OSError as exc:
+            return exc
+        _write(log, f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")
+        return None
 
 
 RUNNER_KEY = pytest.StashKey[Runner]()

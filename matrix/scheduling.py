@@ -21,11 +21,13 @@ sweep; neither ever waits for another trial.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.rungs import PromotionStore, RungStore, Verdict
 from pytest_sweep.matrix.trial import STAGE_KEY, Stage, Stop, Trial, TrialFailed
 
@@ -58,17 +60,55 @@ class Objective:
                 f"--sweep-metric={self.metric}: the trainer's epoch metrics have no number {self.metric} "
                 f"(they have {have})"
             )
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:
+            raise TrialFailed(
+                f"--sweep-metric={self.metric}: the trainer's epoch metric {self.metric} is too large for a number"
+            ) from None
+
+
+def _rung(grace: int, eta: float, k: int) -> int:
+    return round(grace * eta**k)
+
+
+def _exponent(grace: int, eta: float, value: float) -> float:
+    """The ``k`` where ``grace × η^k`` reaches ``value`` (logarithms of each: either may be huge)."""
+    return (math.log(value) - math.log(grace)) / math.log(eta)
+
+
+def is_rung(epoch: int, grace: int, eta: float, epochs: int | None = None) -> bool:
+    """Whether ``epoch`` is a rung: ``round(grace × η^k) == epoch`` for a whole ``k ≥ 0``, below ``epochs``.
+
+    In closed form: the values ``grace × η^k`` grow with ``k``, so the ones nearest to ``epoch`` have
+    ``k`` next to ``log(epoch / grace) / log(η)``; a few neighbours cover rounding in the logarithm.
+    """
+    if epoch < grace or (epochs is not None and epoch >= epochs):
+        return False
+    centre = _exponent(grace, eta, epoch)
+    if not math.isfinite(centre):
+        return False
+    k = math.floor(centre)
+    return any(_rung(grace, eta, j) == epoch for j in range(max(0, k - 1), k + 3))
 
 
 def rungs(grace: int, eta: float, epochs: int | None, limit: int = 64) -> list[int]:
-    """The rung epochs ``grace × η^k`` below ``epochs`` (rounded; ``limit`` of them when unknown)."""
+    """The rung epochs ``grace × η^k`` below ``epochs`` (rounded; ``limit`` of them when unknown).
+
+    Each rung is found from the last in closed form (a logarithm), never by stepping ``k`` through
+    the values that round to the same epoch (there are ~10^12 of them for η = 1 + 1e-12).
+    """
     found: list[int] = []
-    rung = float(grace)
-    while len(found) < limit and (epochs is None or round(rung) < epochs):
-        if not found or round(rung) > found[-1]:
-            found.append(round(rung))
-        rung *= eta
+    k = 0
+    while len(found) < limit:
+        rung = _rung(grace, eta, k)
+        if epochs is not None and rung >= epochs:
+            break
+        found.append(rung)
+        # the first k whose value rounds above this rung: from the logarithm, then a step or two
+        k = max(k + 1, math.floor(_exponent(grace, eta, rung + 0.5)) - 1)
+        while _rung(grace, eta, k) <= rung:
+            k += 1
     return found
 
 
@@ -100,11 +140,30 @@ def median_verdict(value: float, others: list[float], objective: Objective, epoc
     )
 
 
+def _finite(value: float, objective: Objective, epoch: int, scheduler: str) -> float:
+    """A metric a rule can rank; NaN or infinity fails the trial (its rung stays free of it)."""
+    if not math.isfinite(value):
+        word = "NaN" if math.isnan(value) else "infinite"
+        raise TrialFailed(
+            f"{objective.metric} is {word} at epoch {epoch} (the trainer's epoch metrics); "
+            f"the {scheduler} scheduler cannot compare it with the other trials"
+        )
+    return value
+
+
+#: The largest epoch number a scheduler takes (the rung store keeps it as a 64-bit integer).
+MAX_EPOCH = 2**62
+
+
 def _epoch(trial: Trial, metrics: Mapping[str, Any]) -> int:
     epoch = metrics.get("epoch")
-    if isinstance(epoch, int) and not isinstance(epoch, bool):
-        return epoch
-    raise TrialFailed("the trainer's epoch metrics have no whole-number 'epoch'; the scheduler needs it")
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise TrialFailed("the trainer's epoch metrics have no whole-number 'epoch'; the scheduler needs it")
+    if epoch > MAX_EPOCH:
+        raise TrialFailed(
+            f"the trainer's epoch metrics have epoch {clip(str(epoch))}, not an epoch number (0 to 2**62)"
+        )
+    return epoch
 
 
 class AshaScheduler:
@@ -120,9 +179,9 @@ class AshaScheduler:
 
     def epoch_ended(self, trial: Trial, metrics: Mapping[str, Any]) -> Stop | None:
         epoch = _epoch(trial, metrics)
-        if epoch not in rungs(self.grace, self.eta, trial.get("CONFIG_NUM_EPOCHS"), limit=epoch + 1):
+        if not is_rung(epoch, self.grace, self.eta, trial.get("CONFIG_NUM_EPOCHS")):
             return None
-        value = self.objective.value(metrics)
+        value = _finite(self.objective.value(metrics), self.objective, epoch, self.name)
         eta, objective = self.eta, self.objective
         verdict = self.store.decide(
             "rung", epoch, trial.folder, value, lambda v, others: asha_verdict(v, others, eta, objective, epoch)
@@ -220,6 +279,7 @@ class MedianScheduler:
         value = self.objective.value(metrics)
         if epoch >= (trial.get("CONFIG_NUM_EPOCHS") or epoch + 1):
             return None  # the last epoch: nothing left to save
+        value = _finite(value, self.objective, epoch, self.name)
         warm = epoch >= self.grace and self.store.finished() >= self.startup
         objective = self.objective
 

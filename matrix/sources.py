@@ -285,7 +285,7 @@ class Sources:
         for key, raw in self.overrides.items():
             if key not in self.symbols:
                 raise pytest.UsageError(
-                    f"--sweep-set {key}={raw}: {key} is not a known symbol{self.symbols.suggest(key)} "
+                    f"--sweep-set {clip(key)}={clip(raw)}: {clip(key)} is not a known symbol{self.symbols.suggest(key)} "
                     "(pytest --sweep-symbols lists them)"
                 )
             try:
@@ -358,7 +358,7 @@ class Sources:
     def describe(self, trial: Trial) -> str | None:
         """``pytest_sweep_describe_trial``, asked once per trial."""
         if _DESCRIPTION not in trial.stash:
-            trial.stash[_DESCRIPTION] = self.config.hook.pytest_sweep_describe_trial(trial=trial)
+            trial.stash[_DESCRIPTION] = self.config.hook.pytest_sweep_describe_trial(trial=trial, config=self.config)
         return trial.stash[_DESCRIPTION]
 
     def validate(self, trial: Trial) -> str | None:

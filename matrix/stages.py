@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.trial import Stage
 
 #: The lock file a stage item holds in its trial's folder while it runs.
@@ -56,7 +57,7 @@ def stage_lock(folder: Path) -> Iterator[float]:
     except ImportError:  # pragma: no cover - not POSIX
         yield 0.0
         return
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(storage.sweep_path(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         started = time.monotonic()
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -24,14 +26,70 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
+class UnsafePath(OSError):
+    """A path in the sweep folder that would lead out of it: a symbolic link on the way, or a name
+    that is not one plain name (``..``, ``/etc``, ``a/b``).  An ``OSError``, so every writer's
+    handling of a failed write covers it."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(errno.EPERM, why, os.fspath(path))
+
+
+def plain_name(name: object) -> bool:
+    """Whether ``name`` is one file or folder name: text, not empty, not ``.`` or ``..``, without a
+    path separator or NUL (what ``trial_dir`` in a record must be to name a trial folder)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and os.sep not in name
+        and "\0" not in name
+        and (os.altsep is None or os.altsep not in name)
+    )
+
+
+def sweep_path(root: str | os.PathLike[str], *names: str) -> Path:
+    """``root/names...``: a path inside the sweep folder ``root`` with no symbolic link on the way.
+
+    The one check every writer (and every reader of a path a file names) makes before it touches
+    a path in a sweep folder: each of ``names`` must be one plain name (:func:`plain_name`), and no
+    existing component below ``root``, the last included, may be a symbolic link (a linked trial
+    folder or ``plots/`` would take the writes wherever it points).  ``root`` itself is the user's
+    choice (``--sweep-output``, ``pytest-sweep report DIR``) and is not checked.  Raises
+    :class:`UnsafePath`; a missing component is fine (the writer creates it).
+    """
+    path = Path(root)
+    for name in names:
+        if not plain_name(name):
+            shown = name.encode("unicode_escape").decode("ascii") if isinstance(name, str) else repr(name)
+            raise UnsafePath(path / "?", f"{shown!r} is not a file or folder name inside the sweep folder")
+        path = path / name
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # missing (created by the writer) or not reachable (the write reports it)
+        if stat.S_ISLNK(mode):
+            raise UnsafePath(
+                path,
+                "a symbolic link in the sweep folder; pytest-sweep writes only into the sweep folder itself "
+                "(remove the link)",
+            )
+    return path
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fchmod(fh.fileno(), FILE_MODE)
             os.fsync(fh.fileno())

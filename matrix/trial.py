@@ -165,6 +165,11 @@ class Stop:
 #: Where a scheduler leaves its :class:`Stop` for the runner.
 STOP_KEY = pytest.StashKey[Stop]()
 
+#: Why the process that ran a trial cannot safely go on (an import cut short by the timeout), set
+#: before ``pytest_sweep_trial_finished``: a clean-up must then leave the trial's objects alone
+#: (a ``gc.collect()`` can crash on a half-initialised extension module).
+UNSAFE_KEY = pytest.StashKey[str]()
+
 
 @dataclass(frozen=True)
 class Stage:

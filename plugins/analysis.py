@@ -15,6 +15,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import ranked, stopped
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import stats
@@ -53,12 +54,12 @@ def labeller(records: list[dict[str, Any]]) -> Callable[[dict[str, Any]], str]:
     """
     names = [r["config_file"] for r in records]
     if len(set(names)) == len(names):
-        return lambda rec: str(rec["config_file"])
+        return lambda rec: printable(str(rec["config_file"]))
 
     def label(rec: dict[str, Any]) -> str:
         source = PurePath(str(rec.get("source") or ""))
         origin = source.parent.name if source.name == rec["config_file"] else source.name
-        return f"{origin}:{rec['config_file']}" if origin else str(rec["config_file"])
+        return printable(f"{origin}:{rec['config_file']}" if origin else str(rec["config_file"]))
 
     return label
 
@@ -68,7 +69,7 @@ def _hyperparameters(record: dict[str, Any]) -> list[str]:
     config: dict[str, str] = record.get("config") or {}
     swept = list(record.get("swept") or [])
     fixed = [k for k in config if k not in swept]
-    return [f"  {k}={config.get(k, record.get(k))}" for k in swept + fixed]
+    return [f"  {printable(str(k))}={printable(str(config.get(k, record.get(k))))}" for k in swept + fixed]
 
 
 def _mean_sd(config: Configuration) -> str:
@@ -226,15 +227,16 @@ def render_analysis(
     failed = [r for r in records if r["status"] == "failed"]
     out += ["", RULE, f"FAILED TESTS: {len(failed)}", THIN]
     for rec in failed:
-        out.append(f"{label(rec)}: {rec.get('error') or 'unknown error'}")
+        out.append(f"{label(rec)}: {printable(str(rec.get('error') or 'unknown error'))}")
     skipped = [r for r in records if r["status"] in ("skipped", "not_run")]
     if skipped:
         out += ["", RULE, f"SKIPPED OR NOT RUN: {len(skipped)}", THIN]
         for rec in skipped:
-            out.append(f"{label(rec)} ({rec['status']}): {rec.get('error') or ''}".rstrip())
+            out.append(f"{label(rec)} ({rec['status']}): {printable(str(rec.get('error') or ''))}".rstrip())
     for section in sections or ():
         out += ["", RULE, section.rstrip("\n")]
-    return "\n".join(out) + "\n"
+    # every line as a text file shows it: no control character from a section or a value
+    return "\n".join(printable(line) for text in out for line in text.split("\n")) + "\n"
 
 
 def stopped_lines(records: list[dict[str, Any]], label: Callable[[dict[str, Any]], str]) -> list[str]:
@@ -245,7 +247,7 @@ def stopped_lines(records: list[dict[str, Any]], label: Callable[[dict[str, Any]
         last = f"{float(acc):.2f}%" if acc is not None else "n/a"
         n = rec.get("epochs_run")
         epochs = f"{n} epoch{'' if n == 1 else 's'}"
-        out.append(f"{label(rec)}: {last} after {epochs}; {rec.get('stop_reason') or 'stopped'}")
+        out.append(f"{label(rec)}: {last} after {epochs}; {printable(str(rec.get('stop_reason') or 'stopped'))}")
     return out
 
 
@@ -274,9 +276,9 @@ def render_table(records: list[dict[str, Any]], limit: int = TOP_N) -> str:
                 _sparsity(rec["final_sparsity"]),
                 _time(rec["training_time"]),
             ]
-            + [rec.get("config", {}).get(k, "") for k in swept]
+            + [printable(str(rec.get("config", {}).get(k, ""))) for k in swept]
         )
-    headers = ["rank", "config", "test_acc %", "sparsity", "time"] + [short_key(k) for k in swept]
+    headers = ["rank", "config", "test_acc %", "sparsity", "time"] + [printable(short_key(k)) for k in swept]
     return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
 
 
@@ -297,7 +299,9 @@ def _replicate_table(
                 _sparsity(config.mean_of("final_sparsity")),
                 _time(config.mean_of("training_time")),
             ]
-            + [config.first.get("config", {}).get(k, "") for k in swept]
+            + [printable(str(config.first.get("config", {}).get(k, ""))) for k in swept]
         )
-    headers = ["rank", "config", "test_acc %", "± sd", "n", "sparsity", "time"] + [short_key(k) for k in swept]
+    headers = ["rank", "config", "test_acc %", "± sd", "n", "sparsity", "time"] + [
+        printable(short_key(k)) for k in swept
+    ]
     return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))

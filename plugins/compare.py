@@ -29,8 +29,10 @@ training.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ from tabulate import tabulate
 
 from pytest_sweep.matrix import search_options
 from pytest_sweep.matrix.objectives import Objective
-from pytest_sweep.matrix.records import SweepResult, load_summary, ranked
+from pytest_sweep.matrix.records import SummaryError, SweepResult, load_summary, ranked
 from pytest_sweep.plugins import pareto, stats
 from pytest_sweep.plugins.analysis import labeller
 from pytest_sweep.plugins.importance import shown
@@ -86,16 +88,24 @@ def load_baseline(folder: Path, flag: str = "--sweep-compare", given: str | None
     :param given: the folder as the user wrote it (for the message).
     """
     path = folder / SUMMARY_JSON
-    why = None
-    if not folder.is_dir():
-        why = "no such folder"
+    try:
+        os.stat(folder)
+    except OSError as exc:
+        why = "a loop of symbolic links" if exc.errno == errno.ELOOP else "no such folder"
     else:
-        try:
-            return load_summary(path)
-        except FileNotFoundError:
-            why = f"no {SUMMARY_JSON} in it"
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            why = f"{SUMMARY_JSON} is not readable ({type(exc).__name__})"
+        if not folder.is_dir():
+            why = "not a folder"
+        else:
+            try:
+                return load_summary(path)
+            except FileNotFoundError:
+                why = f"no {SUMMARY_JSON} in it"
+            except SummaryError as exc:
+                why = f"{SUMMARY_JSON} is not readable: {shown(str(exc), 160)}"
+            except IsADirectoryError:
+                why = f"{SUMMARY_JSON} is a folder"
+            except OSError as exc:
+                why = f"cannot read {SUMMARY_JSON} ({exc.strerror or type(exc).__name__})"
     name = shown(given if given is not None else str(folder), 200)
     raise ValueError(f"{flag}={name}: {why}; pass the sweep_YYYYMMDD_HHMMSS folder of a finished sweep")
 
@@ -484,30 +494,6 @@ def _shown(record: dict[str, Any], metric: str) -> float | None:
 # -- the plugin ----------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-compare",
-        dest="sweep_compare",
-        default=None,
-        metavar="DIR",
-        help="After the run, compare each trial's accuracy with the same config in the sweep folder DIR",
-    )
-    group.addoption(
-        "--sweep-compare-fail",
-        dest="sweep_compare_fail",
-        action="append",
-        default=[],
-        metavar="METRIC:PP",
-        help="With --sweep-compare: exit non-zero when a configuration's METRIC (test_acc or best_acc) dropped by "
-        "more than PP percentage points (with seeds swept in both: by a one-sided test, Holm-corrected), or a "
-        "result the baseline had is lost; hypervolume:PCT: when the Pareto front's hypervolume lost more than "
-        "PCT percent (repeatable)",
-    )
-    parser.addini("sweep_compare", "Baseline sweep folder for --sweep-compare", default="")
-    parser.addini("sweep_compare_fail", "Thresholds for --sweep-compare-fail (METRIC:PP ...)", type="args", default=[])
-
-
 @dataclass
 class _State:
     baseline: list[dict[str, Any]]
@@ -537,7 +523,13 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         return
     base = config.invocation_params.dir if opt is not None else config.rootpath
-    folder = (base / Path(raw).expanduser()).resolve()
+    try:
+        folder = (base / Path(raw).expanduser()).resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of symbolic links, ~user unknown
+        raise pytest.UsageError(
+            f"--sweep-compare={shown(raw, 200)}: cannot resolve the path ({shown(str(exc), 120)}); "
+            "pass the sweep_YYYYMMDD_HHMMSS folder of a finished sweep"
+        ) from None
     try:
         baseline = load_baseline(folder, given=raw)
     except ValueError as exc:

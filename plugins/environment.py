@@ -108,6 +108,14 @@ def html_section(sweep_dir: Path) -> list[str]:
     env, why = environment.load(sweep_dir)
     if env is None:
         return ["<h2>Environment</h2>", f"<p>{html.escape(str(why))}</p>"]
+    try:
+        return _html_section(env)
+    except (TypeError, AttributeError, ValueError):  # a file this tool did not write (`pytest-sweep report`)
+        why = f"{environment.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
+        return ["<h2>Environment</h2>", f"<p>{html.escape(why)}</p>"]
+
+
+def _html_section(env: dict[str, Any]) -> list[str]:
     e = html.escape
     rows = [
         ("code", environment.code_line(env).removeprefix("code: ")),

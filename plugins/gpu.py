@@ -10,6 +10,9 @@ workers with all cores each ran 3x slower than with one thread each.
 
 Ray actors (``--sweep-backend=ray``) get no GPU list from here: Ray already sets each actor's
 ``CUDA_VISIBLE_DEVICES`` and thread count, and nothing re-pins them.
+
+Only in a sweep: another project's ``pytest -n 2`` keeps its workers' environment as it was, even
+where this plugin is registered (the entry point registers it only in a sweep anyway).
 """
 
 from __future__ import annotations
@@ -21,16 +24,7 @@ from typing import Any
 
 import pytest
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-workers-per-gpu",
-        type=int,
-        default=1,
-        metavar="K",
-        help="Pack K xdist workers onto each GPU (small models); default 1",
-    )
+from pytest_sweep.matrix.options import sweep_requested
 
 
 def visible_gpus(environ: dict[str, str] | None = None) -> list[str]:
@@ -92,6 +86,8 @@ def threads_for(workers: int, cores: int | None = None) -> int:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not sweep_requested(config.option):
+        return  # another project's run: its workers keep their GPUs and threads
     per_gpu = config.getoption("sweep_workers_per_gpu")
     if per_gpu < 1:
         raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
@@ -116,4 +112,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
+    if not sweep_requested(node.config.option):
+        return
     node.workerinput["sweep_gpus"] = visible_gpus()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -81,15 +82,21 @@ def _e(value: Any) -> str:
 
 
 def _num(value: Any, fmt: str = "{:.2f}") -> str:
-    """A numeric cell: shown formatted, sorted by its exact value."""
-    if value is None:
+    """A numeric cell: shown formatted, sorted by its exact value (empty for no finite number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number) or isinstance(value, bool):
         return '<td class="num" data-value=""></td>'
-    return f'<td class="num" data-value="{float(value)!r}">{_e(fmt.format(float(value)))}</td>'
+    return f'<td class="num" data-value="{number!r}">{_e(fmt.format(number))}</td>'
 
 
 def _link(record: dict[str, Any]) -> str:
+    """A relative link to the trial's log; none unless ``trial_dir`` is one folder name (a record read
+    from a file may say ``/etc`` or ``../../x``: no link leads out of the sweep folder)."""
     folder = record.get("trial_dir")
-    if not folder or record["status"] in ("skipped",):
+    if not storage.plain_name(folder) or record["status"] in ("skipped",):
         return ""
     href = urllib.parse.quote(f"{folder}/output.log")
     return f'<a href="{_e(href)}">output.log</a>'
@@ -231,9 +238,13 @@ def _importance_section(imp: Importance) -> list[str]:
 def _plots_section(sweep_dir: Path, specs: list[plots.PlotSpec]) -> list[str]:
     out = ["<h2>Plots</h2>"]
     for spec in specs:
-        path = sweep_dir / plots.PLOTS_DIR / spec.name
-        if spec.reason is None and path.is_file():
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
+        try:
+            path = storage.sweep_path(sweep_dir, plots.PLOTS_DIR, spec.name)
+            png = path.read_bytes() if spec.reason is None and path.is_file() else None
+        except OSError:
+            png = None
+        if png is not None:
+            data = base64.b64encode(png).decode("ascii")
             out.append(
                 f'<figure><img alt="{_e(spec.name)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{_e(spec.name)}</figcaption></figure>"
@@ -320,10 +331,14 @@ def write(
     sources: list[str] | None = None,
     threshold: float | None = None,
 ) -> Path:
-    ref_path = sweep_dir / refine.REFINE_RANGE
-    refine_text = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
+    try:
+        ref_path = storage.sweep_path(sweep_dir, refine.REFINE_RANGE)
+        refine_text = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
+    except (OSError, ValueError):  # a link, unreadable, not UTF-8: the page says it is not written
+        refine_text = None
     return storage.write_text_atomic(
-        sweep_dir / REPORT_HTML, render(sweep_dir, records, imp, refine_text, specs, sources, threshold)
+        storage.sweep_path(sweep_dir, REPORT_HTML),
+        render(sweep_dir, records, imp, refine_text, specs, sources, threshold),
     )
 
 

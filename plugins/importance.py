@@ -36,6 +36,7 @@ import pytest
 from tabulate import tabulate
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.plugins import stats
 from pytest_sweep.plugins.noise import DEFAULT_THRESHOLD, Noise, configurations_differ, focus, model
@@ -343,7 +344,7 @@ def render_section(imp: Importance) -> str:
     """The ``PARAMETER IMPORTANCE`` section of ``sweep_analysis.txt``."""
     out = ["PARAMETER IMPORTANCE (test accuracy):", THIN]
     if imp.scope:
-        out.append(f"Trials of {imp.scope} only (the source of the best trial; the run had several).")
+        out.append(f"Trials of {printable(imp.scope)} only (the source of the best trial; the run had several).")
     if imp.reason == "nothing was swept":
         out.append("Nothing was swept: no parameter to rank.")
         return "\n".join(out) + "\n"
@@ -366,7 +367,7 @@ def render_section(imp: Importance) -> str:
     if imp.reason is None and not imp.beyond_noise:
         out.append(_whole_spread(imp))
     for rank, p in enumerate(imp.parameters, 1):
-        name = f"{p.name} (replicates)" if p.replicate else p.name
+        name = printable(f"{p.name} (replicates)" if p.replicate else p.name)
         span = "n/a" if p.effect is None else f"{p.effect:.2f} pp"
         if p.important is False or p.share is None:
             head = f"{rank}. {name}: value means span {span}; {verdict(imp, p)}"
@@ -374,7 +375,14 @@ def render_section(imp: Importance) -> str:
             head = f"{rank}. {name}: {p.share * 100:.1f}% of the variance; value means span {span}; {verdict(imp, p)}"
         out += ["", head]
         rows = [
-            [s.value, s.passed, _pct(s.mean), _pct(s.best), _pct(s.worst), "n/a" if s.sd is None else f"{s.sd:.2f}"]
+            [
+                printable(s.value),
+                s.passed,
+                _pct(s.mean),
+                _pct(s.best),
+                _pct(s.worst),
+                "n/a" if s.sd is None else f"{s.sd:.2f}",
+            ]
             for s in p.values
         ]
         table = tabulate(
@@ -389,32 +397,16 @@ def render_section(imp: Importance) -> str:
     if fix:
         out.append("FIX THESE (effect below the noise):")
         for p in fix:
-            best = "equal means: the first value" if p.tied else f"best mean at {p.best_value}"
-            out.append(f"  {p.name}={p.best_value}  (value means span {p.effect:.2f} pp; {best})")
+            best = "equal means: the first value" if p.tied else f"best mean at {printable(str(p.best_value))}"
+            out.append(
+                f"  {printable(p.name)}={printable(str(p.best_value))}  (value means span {p.effect:.2f} pp; {best})"
+            )
     elif imp.reason is None:
         out.append("FIX THESE: none (every swept parameter's effect is beyond the noise).")
     return "\n".join(out) + "\n"
 
 
 # -- the plugin ----------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-importance-threshold",
-        dest="sweep_importance_threshold",
-        default=None,
-        metavar="PP",
-        help="The noise floor in percentage points: without swept seeds, differences below the larger of PP "
-        f"and one test image are noise (default: {DEFAULT_THRESHOLD:g}); with CONFIG_SEED swept, an effect must "
-        "also reach PP to count as important",
-    )
-    parser.addini(
-        "sweep_importance_threshold",
-        "Percentage points below which a parameter's effect is unimportant",
-        default="",
-    )
 
 
 def parse_threshold(text: str, flag: str = "--sweep-importance-threshold") -> float:
@@ -457,7 +449,7 @@ def for_sweep(config: pytest.Config, sweep: SweepResult) -> Importance:
 
 @pytest.hookimpl
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(sweep.dir / IMPORTANCE_JSON, for_sweep(config, sweep).to_json())
+    storage.write_json_atomic(storage.sweep_path(sweep.dir, IMPORTANCE_JSON), for_sweep(config, sweep).to_json())
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -37,13 +37,14 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import environment, options
+from pytest_sweep.matrix import environment, options, storage
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.records import METRIC_KEYS, SweepResult
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
+from pytest_sweep.plugins.options import MLFLOW_EXTRA
 
-EXTRA = "pip install 'pytest-sweep[mlflow]'"
+EXTRA = MLFLOW_EXTRA  # the options are defined in plugins/options.py (light, at start-up)
 DEFAULT_FOLDER = "mlruns"
 DB_NAME = "mlflow.db"
 TAG = "pytest_sweep."
@@ -66,31 +67,6 @@ _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 PARAM_LIMIT = 6000
 _TRUE = ("1", "true", "yes", "on", "y")
 _FALSE = ("", "0", "false", "no", "off", "n")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-mlflow",
-        dest="sweep_mlflow",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="TRACKING_URI",
-        help=f"Log the sweep to MLflow: a parent run, a nested run per trial (default store: mlruns/ beside the "
-        f"sweep folders; {EXTRA})",
-    )
-    group.addoption(
-        "--sweep-mlflow-experiment",
-        dest="sweep_mlflow_experiment",
-        default=None,
-        metavar="NAME",
-        help="The MLflow experiment of --sweep-mlflow (default: the range config's file name)",
-    )
-    parser.addini(
-        "sweep_mlflow", "MLflow tracking: true (mlruns/ beside the sweep folders) or a tracking URI", default=""
-    )
-    parser.addini("sweep_mlflow_experiment", "The MLflow experiment of --sweep-mlflow", default="")
 
 
 def store(config: pytest.Config) -> tuple[str, Path | None] | None:
@@ -396,8 +372,8 @@ class MlflowTracker:
         assert self.sweep_dir is not None and self.parent_id is not None
         end_ms = int(time.time() * 1000)
         seconds = _number(record.get("training_time")) or 0.0
-        folder = self.sweep_dir / str(record.get("trial_dir") or "")
-        history = _history(folder)
+        folder = _inside(self.sweep_dir, str(record.get("trial_dir") or ""))
+        history = _history(folder) if folder is not None else []
         tags = {
             "mlflow.parentRunId": self.parent_id,
             f"{TAG}status": str(record.get("status")),
@@ -424,7 +400,7 @@ class MlflowTracker:
             self.client.log_batch(
                 run_id, params=params[i] if i < len(params) else [], metrics=metrics[i] if i < len(metrics) else []
             )
-        if folder.is_dir() and record.get("trial_dir"):
+        if folder is not None and folder.is_dir():
             self.client.log_artifacts(run_id, str(folder))
         self.client.set_terminated(run_id, status=RUN_STATUS[str(record["status"])], end_time=end_ms)
         self.count += 1
@@ -450,19 +426,30 @@ class MlflowTracker:
             metrics.append(Metric("best_test_acc", max(best), now, 0))
         self.client.log_batch(self.parent_id, metrics=metrics)
         for name in SWEEP_FILES:
-            path = self.sweep_dir / name
-            if path.is_file():
+            path = _inside(self.sweep_dir, name)
+            if path is not None and path.is_file():
                 self.client.log_artifact(self.parent_id, str(path))
-        plots = self.sweep_dir / "plots"
-        if plots.is_dir() and any(plots.iterdir()):
+        plots = _inside(self.sweep_dir, "plots")
+        if plots is not None and plots.is_dir() and any(plots.iterdir()):
             self.client.log_artifacts(self.parent_id, str(plots), "plots")
         self.client.set_terminated(self.parent_id, status="KILLED" if interrupted else "FINISHED")
 
 
+def _inside(sweep_dir: Path, name: str) -> Path | None:
+    """``sweep_dir/name``, or None where ``name`` is empty, not one plain name (a record's
+    ``trial_dir`` of ``../..``) or a symbolic link: nothing outside the sweep folder is uploaded."""
+    if not name:
+        return None
+    try:
+        return storage.sweep_path(sweep_dir, name)
+    except storage.UnsafePath:
+        return None
+
+
 def _history(folder: Path) -> list[dict[str, Any]]:
     try:
-        doc = json.loads((folder / "training_metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads(storage.sweep_path(folder, "training_metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return []
     epochs = doc.get("epochs") if isinstance(doc, dict) else None
     return [e for e in epochs if isinstance(e, dict)] if isinstance(epochs, list) else []

@@ -25,6 +25,7 @@ from typing import Any
 
 from pytest_sweep.matrix.records import ranked
 from pytest_sweep.plugins import stats
+from pytest_sweep.plugins.options import DEFAULT_IMPORTANCE_THRESHOLD
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
     Configuration,
@@ -36,7 +37,7 @@ from pytest_sweep.plugins.replicates import (
 )
 
 #: The resolution's floor when no seeds are swept and no threshold is given [pp].
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = DEFAULT_IMPORTANCE_THRESHOLD  # --sweep-importance-threshold's default (plugins/options.py)
 
 
 def focus(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:

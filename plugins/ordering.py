@@ -16,37 +16,12 @@ points.
 
 from __future__ import annotations
 
-import argparse
 import random
 
 import pytest
 
 from pytest_sweep.matrix.collect import SampledItem, SweepItem
-
-ORDERS = ("grid", "interleaved", "random")
-
-
-def _order(text: str) -> str:
-    if text not in ORDERS:
-        raise argparse.ArgumentTypeError(f"{text!r}: use grid, interleaved or random")
-    return text
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-order",
-        dest="sweep_order",
-        type=_order,
-        default=None,
-        metavar="ORDER",
-        help="Order of the trials: grid (as expanded), interleaved (spread over the grid) or random (CONFIG_SEED)",
-    )
-    parser.addini(
-        "sweep_order",
-        "Order of the trials: grid, interleaved or random (default interleaved with a scheduler, else grid)",
-        default="",
-    )
+from pytest_sweep.plugins.options import ORDERS  # the option itself is defined there (light, at start-up)
 
 
 def order(config: pytest.Config) -> str:

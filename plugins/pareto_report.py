@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,8 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     if found is None:
         return
     config.stash[_FRONT] = found
-    storage.write_json_atomic(sweep.dir / PARETO_JSON, found.to_json())
-    png = sweep.dir / PARETO_PNG
+    storage.write_json_atomic(storage.sweep_path(sweep.dir, PARETO_JSON), found.to_json())
+    png = storage.sweep_path(sweep.dir, PARETO_PNG)
     if len(found.objectives) >= 2 and found.points:
         try:
             storage_png(png, figure_bytes(found))
@@ -183,30 +184,45 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def html_section(sweep_dir: Path) -> list[str]:
-    """The front in the HTML report, from ``sweep_pareto.json`` (nothing when the sweep has none)."""
+    """The front in the HTML report, from ``sweep_pareto.json`` (nothing when the sweep has none, or
+    when the file is not one this plugin wrote: ``pytest-sweep report`` reads whatever a folder holds)."""
     try:
-        data = json.loads((sweep_dir / PARETO_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(storage.sweep_path(sweep_dir, PARETO_JSON).read_text(encoding="utf-8"))
+        return _html_rows(sweep_dir, data) if isinstance(data, dict) else []
+    except (OSError, ValueError, RecursionError, TypeError, AttributeError, KeyError):
         return []
-    e = html.escape
+
+
+def _html_rows(sweep_dir: Path, data: dict[str, Any]) -> list[str]:
+    def e(value: Any) -> str:
+        return html.escape(str(value), quote=True)
+
+    def number(value: Any) -> str:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return _fmt(float(value)) if ok else "n/a"
+
     objectives = [str(o) for o in data.get("objectives", [])]
     out = [f"<h2>Pareto front ({e(', '.join(objectives))})</h2>"]
     out.append(
-        f"<p>{len(data.get('front', []))} of {data.get('configurations', 0)} configurations are not dominated"
+        f"<p>{len(data.get('front', []))} of {e(data.get('configurations', 0))} configurations are not dominated"
         + (
-            f"; {data.get('infeasible')} infeasible ({e(', '.join(data.get('constraints', [])))})"
+            f"; {e(data.get('infeasible'))} infeasible ({e(', '.join(map(str, data.get('constraints', []))))})"
             if data.get("constraints")
             else ""
         )
-        + f". Rule: {e(str(data.get('noise_rule', '')))}.</p>"
+        + f". Rule: {e(data.get('noise_rule', ''))}.</p>"
     )
     metrics = [o.split(":")[0] for o in objectives]
     rows = ["<tr><th>config</th>" + "".join(f"<th>{e(m)}</th>" for m in metrics) + "<th>n</th><th>swept</th></tr>"]
     for p in data.get("front", []):
-        cells = "".join(f"<td>{_fmt(p['values'].get(m))}</td>" for m in metrics)
-        swept = " ".join(f"{k.removeprefix('CONFIG_')}={v}" for k, v in (p.get("swept") or {}).items())
-        rows.append(f"<tr><td>{e(str(p.get('config')))}</td>{cells}<td>{p.get('n')}</td><td>{e(swept)}</td></tr>")
+        cells = "".join(f"<td>{number(p['values'].get(m))}</td>" for m in metrics)
+        swept = " ".join(f"{str(k).removeprefix('CONFIG_')}={v}" for k, v in (p.get("swept") or {}).items())
+        rows.append(f"<tr><td>{e(p.get('config'))}</td>{cells}<td>{e(p.get('n'))}</td><td>{e(swept)}</td></tr>")
     out.append("<table>" + "".join(rows) + "</table>")
-    if (sweep_dir / PARETO_PNG).is_file():
+    try:
+        drawn = storage.sweep_path(sweep_dir, PARETO_PNG).is_file()
+    except OSError:
+        drawn = False
+    if drawn:
         out.append(f'<p><img src="{PARETO_PNG}" alt="Pareto front" style="max-width:100%"></p>')
     return out

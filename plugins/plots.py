@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import stats
@@ -77,8 +78,10 @@ def history(sweep_dir: Path, record: dict[str, Any]) -> list[float]:
     if not folder:
         return []
     try:
-        doc = json.loads((sweep_dir / str(folder) / "training_metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        # the record names the folder: read it only inside the sweep folder (never ../../x or /etc)
+        path = storage.sweep_path(sweep_dir, folder, "training_metrics.json")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return []
     epochs = doc.get("epochs") if isinstance(doc, dict) else None
     accs = [e.get("test_acc") for e in epochs or [] if isinstance(e, dict)]
@@ -399,25 +402,37 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 def write(sweep_dir: Path, records: list[dict[str, Any]], noise_threshold: float | None = None) -> list[PlotSpec]:
     """Draw every plot that can be drawn into ``sweep_dir/plots``; the outcome of each (reason: left out).
 
+    A plot that cannot be drawn is left out with the reason; a plot that cannot be written (a
+    full disk, a read-only folder, a symbolic link in its place) raises the ``OSError`` once every
+    other plot is written, so the write failure is reported, never taken for a drawing problem.
+
     :param noise_threshold: ``--sweep-importance-threshold`` (None: not given), for the noise band.
     """
     out = []
-    folder = sweep_dir / PLOTS_DIR
+    folder = storage.sweep_path(sweep_dir, PLOTS_DIR)  # never through a link to elsewhere
+    failed: OSError | None = None
     for spec in plan(records, sweep_dir):
         if spec.reason is None:
             try:
                 fig = build(spec, records, sweep_dir, noise_threshold)
                 buf = io.BytesIO()
                 fig.savefig(buf, format="png", dpi=DPI)
-                folder.mkdir(parents=True, exist_ok=True)
-                _write_bytes_atomic(folder / spec.name, buf.getvalue())
             except Exception as exc:  # a plot must never fail the sweep
                 spec = PlotSpec(spec.name, spec.kind, spec.key, f"could not be drawn: {type(exc).__name__}: {exc}")
+            else:
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    _write_bytes_atomic(storage.sweep_path(sweep_dir, PLOTS_DIR, spec.name), buf.getvalue())
+                except OSError as exc:
+                    failed = failed or exc
+                    spec = PlotSpec(spec.name, spec.kind, spec.key, f"not written: {exc.strerror or exc}")
         out.append(spec)
     drawn = {s.name for s in out if s.reason is None}
     for stale in folder.glob("*.png") if folder.is_dir() else ():
-        if stale.name not in drawn:  # an earlier run into this folder (--sweep-resume) drew it
+        if stale.name not in drawn and not stale.is_symlink():  # drawn by an earlier run into this folder
             stale.unlink(missing_ok=True)
+    if failed is not None:
+        raise failed
     return out
 
 

@@ -1,6 +1,6 @@
 """Compatibility with the reference's defconfigs: ``pytest --range-config=<its defconfig>`` runs its runs.
 
-A pytest plugin (entry point ``sweep.reference``).  It declares every symbol of the reference's
+A pytest plugin (``sweep.reference``).  It declares every symbol of the reference's
 ResNet-18 and LeNet-5 defconfigs that pytest-sweep does not have
 (:mod:`~pytest_sweep.plugins.reference_symbols`) and rewrites a range file that sets any of them
 (``pytest_sweep_rewrite_range_config``), before expansion:
@@ -116,6 +116,7 @@ class _Defconfig:
         no_effect, not_implemented, selection, datasets = self._sort_params()
         reader = Reader(list(self.params.values()) + selection, self.path)
         matrix = read_matrix(reader)
+        self._conflicts(matrix)
         self._datasets(datasets, matrix.models)
         runs = matrix.runs()
         published = self._published(runs)
@@ -191,6 +192,53 @@ class _Defconfig:
                 )
             self._merge(Param("CONFIG_DATASET", (dataset,), p.line, "fixed", quoted=True), p)
 
+    def _conflicts(self, matrix: Matrix) -> None:
+        """One of our own run symbols (``CONFIG_MODEL``, ``CONFIG_OPTIMIZER``...) that the file sets to
+        something its reference selection overrides: a usage error naming both lines (the runs would
+        otherwise train the selection's values without a word).
+
+        ``CONFIG_TARGET_SPARSITY`` is also the reference's own symbol, which it reads in its single
+        pruning mode only; the reference's defconfigs set it in the multiple mode too (6 of its 36
+        do), so there it is a note naming both lines, as the reference ignores it there.
+        """
+        chosen = {
+            "CONFIG_MODEL": matrix.models,
+            "CONFIG_OPTIMIZER": matrix.optimizers,
+            "CONFIG_PRUNING_METHOD": matrix.methods,
+            "CONFIG_TARGET_SPARSITY": matrix.sparsities,
+            "CONFIG_ADAMWPRUNE_VARIANT": matrix.variants,
+        }
+        for key, values in chosen.items():
+            ours = self.params.get(key)
+            if ours is None or key in matrix.used or _same_set(ours.values, tuple(values)):
+                continue  # not set, read into the runs, or the same values anyway
+            origin = self.origins.get(key, ours)
+            words = _DECIDERS[key]
+            deciders = sorted(
+                ("_MODE_" in k, line, k)
+                for k, line in matrix.used.items()
+                if k not in AXES and any(w in k for w in words)
+            )
+            if deciders:
+                _, line, decider = deciders[0]
+                param = self.rc.param(decider)
+                shown = f"{decider}={'|'.join(param.values)}" if param is not None else decider
+                other = f"{self.path}:{line}: {shown}"
+            else:
+                other = f"{self.path}:{self.first.line}: the reference's defaults for this defconfig ({self.first.key})"
+            selected = ", ".join(values) if values else "no sparsity (no pruning)"
+            if key == "CONFIG_TARGET_SPARSITY":
+                self.notes.append(
+                    f"{origin.key}={'|'.join(origin.values)} ({self.path}:{origin.line}) has no effect, as in the "
+                    f"reference: {other} selects {selected}"
+                )
+                continue
+            raise self.error(
+                origin,
+                f"{origin.key}={'|'.join(origin.values)} conflicts with {other}, which selects {selected}; "
+                f"keep one of them (remove {origin.key} or change the reference's selection)",
+            )
+
     @staticmethod
     def _axis_line(used: dict[str, int], axis: str) -> int:
         """The first line among the symbols that chose this axis (0: kconfig's default chose it)."""
@@ -257,11 +305,6 @@ class _Defconfig:
         if dropped:
             head += f", and {dropped} pair{'s' if dropped > 1 else ''} it drops (collected as skipped)"
         notes = [head + ("; as at its published commit cf07123" if published else "")]
-        target = self.rc.param("CONFIG_TARGET_SPARSITY")
-        if target is not None and "CONFIG_TARGET_SPARSITY" not in matrix.used:
-            notes.append(
-                f"CONFIG_TARGET_SPARSITY (line {target.line}) has no effect: SPARSITY_ENABLE_* choose the sparsities"
-            )
         if no_effect:
             notes.append("no effect in pytest-sweep: " + ", ".join(p.key for p in no_effect))
         differ = [p for p in not_implemented if not _matches(p)]
@@ -277,6 +320,28 @@ class _Defconfig:
             )
         notes += [f"differs from the reference: {d}" for d in _differences(self.params, runs, published)]
         self.notes[:0] = notes
+
+
+#: Words in the reference's symbols that decide each of our run symbols (``MODEL_SELECT_RESNET18``...).
+_DECIDERS = {
+    "CONFIG_MODEL": ("MODEL",),
+    "CONFIG_OPTIMIZER": ("OPTIMIZER",),
+    "CONFIG_PRUNING_METHOD": ("PRUNING",),
+    "CONFIG_TARGET_SPARSITY": ("SPARSITY", "PRUNING_MODE"),
+    "CONFIG_ADAMWPRUNE_VARIANT": ("VARIANT",),
+}
+
+
+def _same_set(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """The same values in any order, numbers compared as numbers and words without case."""
+
+    def norm(value: str) -> str:
+        try:
+            return "number:" + str(Decimal(value.strip()).normalize())
+        except InvalidOperation:
+            return "text:" + value.strip().lower()
+
+    return {norm(v) for v in a} == {norm(v) for v in b}
 
 
 def _matches(param: Param) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix import options, rangewrite, storage
 from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
 from pytest_sweep.matrix.records import SweepResult
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
@@ -69,11 +69,13 @@ class Refinement:
 
 
 def _decimal(text: str) -> Decimal | None:
+    """``text`` as a number, or None; a number no symbol takes (``1e999999``: its grid would need a
+    million digits) is text here, as :meth:`~pytest_sweep.matrix.symbols.Symbol.coerce` refuses it."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    return value if value.is_finite() and abs(value.adjusted()) <= 300 else None
 
 
 def show(value: Decimal) -> str:
@@ -84,9 +86,11 @@ def show(value: Decimal) -> str:
 
 
 def _numeric(key: str, values: list[str], symbols: SymbolTable | None) -> bool:
+    # every value a number either way: a summary read by `pytest-sweep report` may hold anything
+    numbers = all(_decimal(v) is not None for v in values)
     if symbols is not None and key in symbols:
-        return symbols[key].type in ("int", "float")
-    return all(_decimal(v) is not None for v in values) and not set(values) <= _BOOLS
+        return symbols[key].type in ("int", "float") and numbers
+    return numbers and not set(values) <= _BOOLS
 
 
 def _integer(key: str, values: list[str], symbols: SymbolTable | None) -> bool:
@@ -294,43 +298,48 @@ def _line(
     return Line(key, old, old, f"{verdict}; kept as it was", "kept")
 
 
-def _quote(key: str, value: str, symbols: SymbolTable | None) -> str:
+def _string(key: str, values: tuple[str, ...] | list[str], symbols: SymbolTable | None) -> bool:
+    """Whether ``key``'s values are strings (quoted): its symbol's type, else any value not a number or y/n."""
     if symbols is not None and key in symbols:
-        quoted = symbols[key].type == "str"
-    else:
-        quoted = _decimal(value) is None and value not in _BOOLS
-    return f'"{value}"' if quoted else value
+        return symbols[key].type == "str"
+    return any(_decimal(v) is None and v not in _BOOLS for v in values)
 
 
 def _assign(key: str, values: tuple[str, ...] | list[str], symbols: SymbolTable | None) -> str:
-    return f"{key}={'|'.join(_quote(key, v, symbols) for v in values)}"
+    return rangewrite.assignment(key, list(values), string=_string(key, values, symbols))
 
 
 def render(ref: Refinement, sweep_name: str, symbols: SymbolTable | None = None) -> str:
-    """The text of ``refine_range``."""
+    """The text of ``refine_range``; :class:`~pytest_sweep.matrix.rangewrite.Unwritable` when a key
+    or value cannot be written in a range config (e.g. a value with a line break)."""
+    comment = rangewrite.comment
     out = [
-        f"# refine_range: the next sweep, written by pytest-sweep from {sweep_name}",
-        f"# around its best configuration {ref.best_name} ({ref.best_acc}); "
-        f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''}.",
-        "# Run it as is: pytest --range-config=<this file>",
+        comment(f"refine_range: the next sweep, written by pytest-sweep from {sweep_name}"),
+        comment(
+            f"around its best configuration {ref.best_name} ({ref.best_acc}); "
+            f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''}."
+        ),
+        comment("Run it as is: pytest --range-config=<this file>"),
     ]
     if ref.narrowed:
         keys = ", ".join(sorted(ref.narrowed))
         out.append(
-            f"# Narrowed to fit --sweep-max-combinations={ref.limit} (refining all {len(ref.narrowed) + _refined(ref)} "
-            f"would be {ref.unnarrowed} combinations): {keys} fixed at the best configuration's values "
-            "(the least important)."
+            comment(
+                f"Narrowed to fit --sweep-max-combinations={ref.limit} (refining all {len(ref.narrowed) + _refined(ref)} "
+                f"would be {ref.unnarrowed} combinations): {keys} fixed at the best configuration's values "
+                "(the least important)."
+            )
         )
     if ref.scope:
-        out.append(f"# From the trials of {ref.scope} only (the source of the best trial; the run had several).")
+        out.append(comment(f"From the trials of {ref.scope} only (the source of the best trial; the run had several)."))
     elif ref.source:
-        out.append(f"# The last sweep ran {ref.source}.")
-    out += ["", "# Fixed keys, as every trial ran them (command-line overrides included):"]
+        out.append(comment(f"The last sweep ran {ref.source}."))
+    out += ["", comment("Fixed keys, as every trial ran them (command-line overrides included):")]
     out += [_assign(k, [v], symbols) for k, v in ref.fixed.items()]
     if ref.lines:
-        out += ["", "# Swept in the last sweep:"]
+        out += ["", comment("Swept in the last sweep:")]
     for line in ref.lines:
-        out.append(f"# {line.key} was {'|'.join(line.old)}: {line.why}")
+        out.append(comment(f"{line.key} was {'|'.join(line.old)}: {line.why}"))
         out.append(_assign(line.key, line.new, symbols))
     return "\n".join(out) + "\n"
 
@@ -339,12 +348,23 @@ def _refined(ref: Refinement) -> int:
     return sum(1 for line in ref.lines if line.kind in ("finer", "best-two", "kept") and len(line.new) > 1)
 
 
-def render_section(ref: Refinement | None, path: str) -> str:
-    """The ``NEXT SWEEP`` section of ``sweep_analysis.txt``."""
-    out = ["NEXT SWEEP (refine_range):", THIN]
+def rendered(ref: Refinement | None, sweep_name: str, symbols: SymbolTable | None) -> tuple[str | None, str | None]:
+    """``(text of refine_range, None)``, or ``(None, why it is not written)``."""
     if ref is None:
-        out.append("refine_range not written: no trial passed.")
+        return None, "no trial passed"
+    try:
+        return render(ref, sweep_name, symbols), None
+    except rangewrite.Unwritable as exc:
+        return None, f"{exc} (a range config cannot hold it)"
+
+
+def render_section(ref: Refinement | None, path: str, reason: str | None = None) -> str:
+    """The ``NEXT SWEEP`` section of ``sweep_analysis.txt``; ``reason``: why the file is not written."""
+    out = ["NEXT SWEEP (refine_range):", THIN]
+    if ref is None or reason is not None:
+        out.append(f"refine_range not written: {reason or 'no trial passed'}.")
         return "\n".join(out) + "\n"
+    show_ = rangewrite.one_line
     was = math.prod(len(line.old) for line in ref.lines)
     out.append(f"{ref.combinations} combination{'s' if ref.combinations != 1 else ''} (this sweep: {was})")
     if ref.narrowed:
@@ -353,8 +373,8 @@ def render_section(ref: Refinement | None, path: str) -> str:
             f"{', '.join(sorted(ref.narrowed))} fixed at the best configuration's values"
         )
     for line in ref.lines:
-        out.append(f"  {line.key}={'|'.join(line.new)}  ({line.kind}; was {'|'.join(line.old)})")
-    out.append(f"Run it with: pytest --range-config={path}")
+        out.append(f"  {line.key}={show_('|'.join(line.new))}  ({line.kind}; was {show_('|'.join(line.old))})")
+    out.append(f"Run it with: pytest --range-config={show_(path)}")
     return "\n".join(out) + "\n"
 
 
@@ -395,12 +415,29 @@ def write(
     symbols: SymbolTable | None,
     limit: int = DEFAULT_MAX_COMBINATIONS,
 ) -> Refinement | None:
+    """Write ``refine_range`` (None when it is not written: no trial passed, or it cannot be)."""
     ref = refine(records, imp, symbols, limit)
-    if ref is not None:
-        storage.write_text_atomic(sweep_dir / REFINE_RANGE, render(ref, sweep_dir.resolve().name, symbols))
-    else:  # no trial passed: no next sweep (and none left from an earlier run into this folder)
-        (sweep_dir / REFINE_RANGE).unlink(missing_ok=True)
-    return ref
+    text, _ = rendered(ref, sweep_dir.resolve().name, symbols)
+    path = storage.sweep_path(sweep_dir, REFINE_RANGE)
+    if text is not None:
+        storage.write_text_atomic(path, text)
+        return ref
+    # no next sweep (and none left from an earlier run into this folder)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def section(
+    sweep_dir: Path,
+    records: list[dict[str, Any]],
+    imp: Importance,
+    symbols: SymbolTable | None,
+    limit: int = DEFAULT_MAX_COMBINATIONS,
+) -> str:
+    """The analysis section for the ``refine_range`` that :func:`write` writes from the same records."""
+    ref = refine(records, imp, symbols, limit)
+    _, reason = rendered(ref, sweep_dir.resolve().name, symbols)
+    return render_section(ref, str(sweep_dir / REFINE_RANGE), reason)
 
 
 @pytest.hookimpl
@@ -412,5 +449,4 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
 def pytest_sweep_analysis_sections(config: pytest.Config, sweep: SweepResult) -> str | None:
     if sweep.running:
         return None
-    ref = refine(sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config), _limit(config))
-    return render_section(ref, str(sweep.dir / REFINE_RANGE))
+    return section(sweep.dir, sweep.records, imp_mod.for_sweep(config, sweep), _symbols(config), _limit(config))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult
 from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table, stopped_lines
 from pytest_sweep.plugins.noise import BestSet, best_set, focus, model
@@ -25,6 +26,8 @@ ANALYSIS_SCHEMA_VERSION = 1
 #: How many tied configurations the terminal names (the files list every one).
 TERMINAL_TIES = 5
 _RESULT = pytest.StashKey[SweepResult]()
+#: The final summary could not be written (the controller has said why).
+_NOT_WRITTEN = pytest.StashKey[bool]()
 
 
 def bests_of(records: list[dict[str, Any]], threshold: float | None) -> BestSet:
@@ -87,15 +90,16 @@ def _threshold(config: pytest.Config) -> float | None:
 
 
 def _write_files(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(sweep.dir / SUMMARY_JSON, sweep.records)
+    storage.write_json_atomic(storage.sweep_path(sweep.dir, SUMMARY_JSON), sweep.records)
     threshold = _threshold(config)
     sections = [s for s in config.hook.pytest_sweep_analysis_sections(config=config, sweep=sweep) if s]
     storage.write_text_atomic(
-        sweep.dir / ANALYSIS_TXT,
+        storage.sweep_path(sweep.dir, ANALYSIS_TXT),
         render_analysis(sweep.records, sweep.interrupted, sweep.running, sections, threshold),
     )
     storage.write_json_atomic(
-        sweep.dir / ANALYSIS_JSON, finite(analysis_doc(sweep.records, threshold, sweep.running, sweep.interrupted))
+        storage.sweep_path(sweep.dir, ANALYSIS_JSON),
+        finite(analysis_doc(sweep.records, threshold, sweep.running, sweep.interrupted)),
     )
 
 
@@ -112,8 +116,12 @@ def finite(data: Any) -> Any:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
-    _write_files(config, sweep)
-    config.stash[_RESULT] = sweep
+    config.stash[_RESULT] = sweep  # first: the terminal shows the results even when the files fail
+    try:
+        _write_files(config, sweep)
+    except Exception:
+        config.stash[_NOT_WRITTEN] = True
+        raise
 
 
 @pytest.hookimpl(trylast=True)
@@ -144,9 +152,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(f"reused: {reused} trial{'s' if reused != 1 else ''} finished in an earlier run (--sweep-resume)")
     failed = [r for r in sweep.records if r["status"] == "failed"]
     for rec in failed:
-        tr.write_line(f"FAILED {label(rec)}: {rec.get('error')}", red=True)
+        tr.write_line(f"FAILED {label(rec)}: {printable(str(rec.get('error')))}", red=True)
+    if config.stash.get(_NOT_WRITTEN, False):
+        tr.write_line(
+            f"summary and analysis: not written into {printable(str(sweep.dir))} (see above); the results above are complete"
+        )
+        return
     for name, path in files_to_open(sweep.dir):
-        tr.write_line(f"{name}: {path}")
+        tr.write_line(f"{name}: {printable(path)}")
 
 
 #: The files a person opens, in the order the end of the run names them (what: path).

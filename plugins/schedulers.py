@@ -1,4 +1,4 @@
-"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (entry point ``sweep.schedulers``).
+"""Early stopping across the sweep: ``--sweep-scheduler=asha|median`` (plugin ``sweep.schedulers``).
 
 The scheduler is built through ``pytest_sweep_make_scheduler`` (the built-in implementation here
 is ``trylast``) on every process of an active sweep; on a process that trains, a
@@ -10,7 +10,6 @@ reason in ``trial.stash[STOP_KEY]``, so the trial's record says ``stopped``.  Th
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,103 +18,17 @@ import pytest
 
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
-from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
+from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
-from pytest_sweep.matrix.runner import RUNNER_KEY
-from pytest_sweep.matrix.scheduling import (
-    MODES,
-    AshaScheduler,
-    MedianScheduler,
-    Objective,
-    PromotionAsha,
-    stage_ends,
-)
-from pytest_sweep.matrix.trial import STOP_KEY, Stage, Stop, Trial
+from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
+from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective, PromotionAsha, stage_ends
+from pytest_sweep.matrix.trial import STOP_KEY, Stage, Stop, Trial, TrialFailed
 from pytest_sweep.plugins.choices import choices
+from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, option_dest
 
 BUILTIN = ("none", "asha", "median")
-ASHA_MODES = ("stopping", "promotion")
-
-
-def _asha_mode(text: str) -> str:
-    if text.strip() not in ASHA_MODES:
-        raise argparse.ArgumentTypeError(f"{text!r}: use stopping or promotion")
-    return text.strip()
-
-
-def _reduction(text: str) -> float:
-    value = parse_float(text)
-    if not 1 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"{text} must be above 1 (e.g. 2, 3 or 4)")
-    return value
-
-
-def _scheduler(text: str) -> str:
-    if not text.strip() or not text.replace("-", "_").replace(".", "_").isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a scheduler name; use none, asha or median")
-    return text.strip()
-
-
-def _objective(text: str) -> Objective:
-    metric, sep, mode = text.strip().partition(":")
-    if not metric.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r}: give an epoch metric, e.g. test_acc or test_loss:min")
-    if sep and mode not in MODES:
-        raise argparse.ArgumentTypeError(f"{text!r}: the direction after ':' must be max or min")
-    return Objective(metric, mode or "max")
-
-
-#: option -> (parser, ini name, ini default, help)
-OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
-    "--sweep-scheduler": (
-        _scheduler,
-        "sweep_scheduler",
-        "none",
-        "Stop hopeless trials early: none, asha (asynchronous successive halving) or median",
-    ),
-    "--sweep-grace-epochs": (
-        positive_int,
-        "sweep_grace_epochs",
-        "1",
-        "Epochs before the first decision: ASHA's first rung, the median rule's warm-up",
-    ),
-    "--sweep-reduction": (
-        _reduction,
-        "sweep_reduction",
-        "3",
-        "ASHA's reduction factor eta: rungs at grace x eta^k epochs, the top 1/eta go on",
-    ),
-    "--sweep-metric": (
-        _objective,
-        "sweep_metric",
-        "test_acc",
-        "The epoch metric the scheduler compares, with :max (default) or :min, e.g. test_loss:min",
-    ),
-    "--sweep-startup-trials": (
-        non_negative_int,
-        "sweep_startup_trials",
-        "3",
-        "The median rule stops nothing before this many trials completed",
-    ),
-    "--sweep-asha-mode": (
-        _asha_mode,
-        "sweep_asha_mode",
-        "stopping",
-        "ASHA's mode: stopping (a trial below a rung's cutoff stops there) or promotion (every trial pauses "
-        "at each rung, checkpointed, and the rung's best are continued later)",
-    ),
-}
-
-
-def _dest(flag: str) -> str:
-    return flag.removeprefix("--").replace("-", "_")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    for flag, (parse, ini, default, text) in OPTIONS.items():
-        group.addoption(flag, dest=_dest(flag), type=parse, default=None, metavar="VALUE", help=text)
-        parser.addini(ini, f"{text} (default {default})", default=default)
+#: the options, defined (light, at start-up) in plugins/options.py
+OPTIONS = SCHEDULER_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -138,7 +51,7 @@ def settings(config: pytest.Config) -> Settings:
     """The options' values; a bad ini value is a usage error naming it."""
     values: list[Any] = []
     for flag, (parse, ini, _, _) in OPTIONS.items():
-        value = config.getoption(_dest(flag), None)
+        value = config.getoption(option_dest(flag), None)
         if value is None:
             raw = str(config.getini(ini)).strip()
             try:
@@ -191,6 +104,12 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
     store = SqliteRungStore(sweep_dir / STORE_FILE)
+    problem = store.problem()
+    if problem is not None:
+        raise pytest.UsageError(
+            f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "
+            f"scheduler's earlier decisions go with it) or run without --sweep-scheduler={s.name}"
+        )
     if s.promotion:
         return PromotionAsha(store, s.grace, s.eta, s.objective)
     if s.name == "asha":
@@ -215,7 +134,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sweep_dir = _sweep_dir(config)
     if sweep_dir is None or config.option.collectonly:
         return  # no active sweep
-    scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    flag = f"--sweep-scheduler={config.stash[_SETTINGS].name if _SETTINGS in config.stash else '?'}"
+    try:
+        scheduler = config.hook.pytest_sweep_make_scheduler(config=config, sweep_dir=sweep_dir)
+    except pytest.UsageError:
+        raise
+    except Exception as exc:
+        raise pytest.UsageError(f"{flag}: pytest_sweep_make_scheduler failed: {one_line(exc)}") from None
+    if scheduler is not None and not isinstance(scheduler, Scheduler):
+        raise pytest.UsageError(
+            f"{flag}: pytest_sweep_make_scheduler returned {type(scheduler).__name__} {clip(repr(scheduler))[:60]}, "
+            "not a scheduler (an object with epoch_ended and trial_finished)"
+        )
     if scheduler is not None and config.stash.get(RUNNER_KEY, None) is not None:
         config.pluginmanager.register(SchedulerPlugin(scheduler), "sweep-scheduler")
 
@@ -228,9 +158,15 @@ class SchedulerPlugin:
 
     @pytest.hookimpl
     def pytest_sweep_epoch_ended(self, trial: Trial, metrics: dict[str, Any]) -> bool | None:
-        stop = self.scheduler.epoch_ended(trial, metrics)
+        stop: Any = self.scheduler.epoch_ended(trial, metrics)  # a plugin's: any value at all
         if stop is None:
             return None
+        if not (isinstance(stop, Stop) and isinstance(stop.rung, int) and isinstance(stop.reason, str)):
+            kind = type(self.scheduler)
+            raise TrialFailed(
+                f"the scheduler {kind.__module__}.{kind.__qualname__} returned {clip(repr(stop))[:80]} from "
+                "epoch_ended, not a Stop or None"
+            )
         trial.stash[STOP_KEY] = stop
         return True
 

@@ -29,16 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
 from pytest_sweep.matrix.trial import STAGE_KEY, Trial, short_key
+from pytest_sweep.plugins.options import TENSORBOARD_EXTRA
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.sources import Sources
 
-EXTRA = "pip install 'pytest-sweep[tensorboard]'"
+EXTRA = TENSORBOARD_EXTRA  # the options are defined in plugins/options.py (light, at start-up)
 EVENTS_GLOB = "events.out.tfevents.*"
 SEED_KEY = "CONFIG_SEED"
 #: The final metrics: record key -> (tag, what the HParams dashboard calls it).
@@ -50,21 +52,6 @@ FINAL_METRICS = {
 }
 _TRUE = ("1", "true", "yes", "on", "y")
 _FALSE = ("", "0", "false", "no", "off", "n")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sweep")
-    group.addoption(
-        "--sweep-tensorboard",
-        dest="sweep_tensorboard",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="DIR",
-        help="Log each trial's per-epoch metrics and the sweep's HParams for TensorBoard, into the sweep "
-        f"folder or DIR/<sweep folder name> ({EXTRA})",
-    )
-    parser.addini("sweep_tensorboard", "TensorBoard logs: true (the sweep folder) or a folder; empty: off", default="")
 
 
 def setting(config: pytest.Config) -> Path | bool | None:
@@ -257,13 +244,16 @@ class TensorBoardTracker:
         expected = controller.expected.get(report.nodeid) if controller is not None else None
         if controller is None or expected is None:
             return
-        trial_dir = controller.dir / expected[0].folder
-        shipped = sorted(trial_dir.glob(EVENTS_GLOB)) if trial_dir.is_dir() else []
-        if shipped:
-            target = self.logroot(controller.dir) / expected[0].folder
-            target.mkdir(parents=True, exist_ok=True)
-            for path in shipped:
-                shutil.move(str(path), target / path.name)
+        try:
+            trial_dir = storage.sweep_path(controller.dir, expected[0].folder)
+            shipped = sorted(trial_dir.glob(EVENTS_GLOB)) if trial_dir.is_dir() else []
+            if shipped:
+                target = storage.sweep_path(self.logroot(controller.dir), expected[0].folder)
+                target.mkdir(parents=True, exist_ok=True)
+                for path in shipped:
+                    shutil.move(str(path), storage.sweep_path(target, path.name))
+        except OSError as exc:  # a linked trial folder, a full disk: the trial's result stands
+            self._warn(f"the events of {expected[0].folder} were not moved: {one_line(exc)}")
 
     # -- the process that trains: one run per trial ------------------------------------------------
     def _trial_logdir(self, trial: Trial) -> Path | None:
@@ -271,11 +261,15 @@ class TensorBoardTracker:
         if runner is None:
             return None
         if self.base is not None and not _shipped(self.config, runner.dir):
-            return self.logroot(runner.dir) / trial.folder
-        return runner.dir / trial.folder
+            return storage.sweep_path(self.logroot(runner.dir), trial.folder)
+        return storage.sweep_path(runner.dir, trial.folder)  # never through a linked trial folder
 
     def pytest_sweep_trial_started(self, trial: Trial) -> None:
-        logdir = self._trial_logdir(trial)
+        try:
+            logdir = self._trial_logdir(trial)
+        except storage.UnsafePath as exc:
+            trial.log(f"TensorBoard: not logging this trial: {one_line(exc)}")
+            return
         if logdir is None:
             return
         runner = self.config.stash[RUNNER_KEY]
@@ -344,7 +338,7 @@ def _shipped(config: pytest.Config, sweep_dir: Path) -> bool:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None or not str(workerinput.get("workerid", "")).startswith("ray"):
         return False
-    from pytest_sweep.matrix.ray_worker import TOKEN_FILE
+    from pytest_sweep.matrix.ray.worker import TOKEN_FILE
 
     return not (sweep_dir / TOKEN_FILE).exists()
 

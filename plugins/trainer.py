@@ -1,6 +1,6 @@
 """The built-in trainer: ResNet-18 / LeNet-5 on CIFAR-10 / MNIST / digits.
 
-A pytest plugin (entry point ``sweep.trainer``) that declares the model, data and
+A pytest plugin (``sweep.trainer``) that declares the model, data and
 training-loop symbols and answers the factory hooks with ``trylast`` implementations,
 so any plugin can replace the trainer, the model or the dataset.  It imports torch
 only when a trial runs, never during collection.
@@ -22,7 +22,7 @@ import pytest
 
 from pytest_sweep.matrix import Symbol, Trial, TrialFailed, options
 from pytest_sweep.matrix.checkpoints import unsupported, walk
-from pytest_sweep.matrix.trial import TrialContext
+from pytest_sweep.matrix.trial import UNSAFE_KEY, TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
 from pytest_sweep.trainers.names import (
     DATASETS,
@@ -122,8 +122,18 @@ def pytest_sweep_validate_trial(trial: Trial) -> str | None:
     return "; ".join(problems) or None
 
 
+def trains(trial: Trial, config: pytest.Config) -> bool:
+    """Whether the built-in trainer trains ``trial`` (no plugin's ``pytest_sweep_make_trainer`` wins)."""
+    impls = config.hook.pytest_sweep_make_trainer.get_hookimpls()
+    if all(impl.function is pytest_sweep_make_trainer for impl in impls):
+        return True  # ours is the only one: no need to build a trainer to find out
+    return isinstance(config.hook.pytest_sweep_make_trainer(trial=trial, config=config), BuiltinTrainer)
+
+
 @pytest.hookimpl(trylast=True)
-def pytest_sweep_describe_trial(trial: Trial) -> str:
+def pytest_sweep_describe_trial(trial: Trial, config: pytest.Config) -> str | None:
+    if not trains(trial, config):
+        return None  # another plugin's trainer: the runner names it in the record
     c = choices(trial)
     model = c.model
     if model == "resnet18" and trial["CONFIG_MODEL_WIDTH"] != 64:
@@ -181,7 +191,7 @@ def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | 
     shape = IMAGE_SHAPES.get(c.dataset)
     if shape is None or c.steps_per_epoch is None:
         return None
-    if not isinstance(config.hook.pytest_sweep_make_trainer(trial=trial, config=config), BuiltinTrainer):
+    if not trains(trial, config):
         return None  # another plugin trains this trial: its time is not ours to guess
     name, prune, kwargs = optimizer_spec(trial, c.steps_per_epoch)
     spec = {
@@ -227,8 +237,11 @@ def pytest_sweep_trial_finished(trial: Trial, record: dict[str, Any]) -> None:
     reference cycle, and ``empty_cache()`` hands the GPU memory to the other workers on that GPU
     (``--sweep-workers-per-gpu``).  After a passed trial only where CUDA was used: a full
     collection with torch loaded costs ~0.4 s, which doubled the time of a CPU sweep of small
-    trials.
+    trials.  Never after a trial whose import the timeout cut short (``UNSAFE_KEY``): the process
+    ends without touching its objects.
     """
+    if UNSAFE_KEY in trial.stash:
+        return  # an import was cut short: collecting its half-built objects can crash the process
     torch = sys.modules.get("torch")
     cuda = torch is not None and torch.cuda.is_initialized()
     if cuda or record.get("status") == "failed":

@@ -6,6 +6,7 @@ automatically, and run after the fast unit tests (``-m "not slow"`` runs the uni
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -17,10 +18,18 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep import BUILTIN_PLUGINS
+
 from sweep_helpers import HERMETIC_ENV, SweepPytester, SweepTools
 
 #: Not tests: the example plugin package and the golden files.
 collect_ignore = ["plugin_pkg", "golden"]
+
+# The built-in plugins are imported once for the session (the entry point imports them only in a
+# sweep): pytester's in-process runs drop every module they import themselves, so each run would
+# import them again, and a class kept from an earlier run would not be the class of the next one.
+for _module in BUILTIN_PLUGINS.values():
+    importlib.import_module(_module)
 
 
 @pytest.fixture
@@ -159,9 +168,20 @@ class RayCluster:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
-    """One simulated Ray cluster for every Ray test of the session; shut down, leaving no process."""
+def ray_imported() -> None:
+    """Ray, imported into this process once, before any ``pytester`` starts.
+
+    ``pytester`` drops at its teardown every module imported since it started, and Ray imported a
+    second time into one process crashes it (SIGSEGV in ``get_all_node_info_until_retrieved`` when
+    the session's cluster adds a node).  Every test that imports Ray here, itself or through an
+    in-process run of ``--sweep-backend=ray``, asks for this fixture.
+    """
     pytest.importorskip("ray", reason="the Ray tests need the extra: pip install -e '.[ray]'")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_imported: None) -> Iterator[RayCluster]:
+    """One simulated Ray cluster for every Ray test of the session; shut down, leaving no process."""
     # Ray's sockets live in its temp folder, whose path must stay short (Unix sockets: 107 bytes);
     # its own folder also keeps Ray's "current cluster" file away from any other Ray on the machine
     temp_dir = Path(tempfile.mkdtemp(prefix="sw-ray-", dir="/tmp"))

@@ -9,6 +9,7 @@ the same classes in fixtures.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -25,14 +26,19 @@ PLUGIN_ARGS = tuple(plugin_args())
 #: The built-in plugins plus xdist, for runs with ``-n`` (autoload stays off).
 XDIST_PLUGIN_ARGS = (*PLUGIN_ARGS, "-p", "xdist.plugin")
 HERMETIC_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-#: Generous: a trial subprocess imports torch and sklearn (about 10 s on a busy machine).
+#: The CIFAR-10/MNIST loaders and the dataloader input path need torchvision (the ``vision`` extra),
+#: which the environment of the lowest versions (``tox -e minimums``, torch 2.13) cannot have.
+needs_torchvision = pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None, reason="needs torchvision: pip install -e '.[vision]'"
+)
+#: Generous: a trial subprocess imports torch (about 10 s on a busy machine).
 SUBPROCESS_TIMEOUT = 300.0
 
 
 class SweepTools:
     """Helpers that need no ``pytester`` (so module-scoped fixtures can use them)."""
 
-    #: LeNet-5 on scikit-learn's bundled digits: no download, a fraction of a second per epoch.
+    #: LeNet-5 on the bundled digits (UCI ML hand-written digits): no download, a fraction of a second per epoch.
     DIGITS_BASE = (
         'CONFIG_MODEL="lenet5"\n'
         'CONFIG_DATASET="digits"\n'

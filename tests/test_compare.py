@@ -116,7 +116,10 @@ def test_console_script_compare(tmp_path: Path) -> None:
     [
         (["--sweep-compare=nope"], "--sweep-compare=nope: no such folder; pass the sweep_YYYYMMDD_HHMMSS folder"),
         (["--sweep-compare=empty"], "--sweep-compare=empty: no sweep_summary.json in it; pass the"),
-        (["--sweep-compare=broken"], "--sweep-compare=broken: sweep_summary.json is not readable (ValueError); pass"),
+        (
+            ["--sweep-compare=broken"],
+            "--sweep-compare=broken: sweep_summary.json is not readable: holds NoneType, not a list of records; pass",
+        ),
         (["--sweep-compare=base", "--sweep-compare-fail=test_acc:x"], "--sweep-compare-fail=test_acc:x: the points"),
         (["--sweep-compare-fail=test_acc:1.0"], "--sweep-compare-fail needs a baseline: add --sweep-compare="),
     ],

@@ -191,10 +191,13 @@ def test_interval_zero_writes_an_interim_summary_after_every_result(tmp_path: Pa
     assert progress[0].records[1]["error"] == NOT_FINISHED_YET
 
 
-def test_a_long_interval_writes_nothing_while_the_sweep_runs(tmp_path: Path) -> None:
+def test_a_long_interval_writes_the_first_result_then_nothing_while_the_sweep_runs(tmp_path: Path) -> None:
     controller, config = _controller(tmp_path, interval=3600.0)
     controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
-    assert config.reporter.calls == []
+    # at once: a process killed seconds after its first result still leaves a summary (issue 16)
+    assert [name for name, _ in config.reporter.calls] == ["progress"]
+    controller.on_report(_report(NODEIDS[1], "passed", record=_shipped(NODEIDS[1], "passed", 93.0)))
+    assert [name for name, _ in config.reporter.calls] == ["progress"]
 
 
 def test_a_failing_interim_write_is_one_line_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -218,10 +221,14 @@ def test_a_failing_final_write_is_one_line_and_the_other_reporters_still_write(t
     controller, config = _controller(tmp_path, interval=0.0)
     second = Reporter()
     config.pluginmanager.register(second, "second-reporter")
-    controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
-    # the interim summary the built-in reporter would have written, now on disk
-    (controller.dir / "sweep_summary.json").write_text(json.dumps([{"error": NOT_FINISHED_YET}]), encoding="utf-8")
+    # the interim files the built-in reporter would write, on disk when the interim write returns
+    # (the analysis text is known by being that very file; the JSON files by their field)
+    controller.dir.mkdir(parents=True)
+    interim = [{"error": NOT_FINISHED_YET, "interim": True}]
+    (controller.dir / "sweep_summary.json").write_text(json.dumps(interim), encoding="utf-8")
     (controller.dir / "sweep_analysis.txt").write_text("still running", encoding="utf-8")
+    (controller.dir / "sweep_analysis.json").write_text('{"running": true}', encoding="utf-8")
+    controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
     config.reporter.fail = True
     controller.take_report(_report(NODEIDS[1], "passed", record=_shipped(NODEIDS[1], "passed", 93.0)))
     result = controller.finish(interrupted=False)
@@ -233,6 +240,35 @@ def test_a_failing_final_write_is_one_line_and_the_other_reporters_still_write(t
     # the interim summary would call config_002 "not finished": it is gone
     assert not (controller.dir / "sweep_summary.json").exists()
     assert not (controller.dir / "sweep_analysis.txt").exists()
+    assert not (controller.dir / "sweep_analysis.json").exists()
+
+
+def test_an_analysis_text_rewritten_since_the_interim_write_is_kept(tmp_path: Path) -> None:
+    """A text file is interim only while it is the very file the last interim write left: one
+    written since (the final analysis, before a later reporter failed) stays."""
+    controller, config = _controller(tmp_path, interval=0.0)
+    controller.dir.mkdir(parents=True)
+    (controller.dir / "sweep_analysis.txt").write_text("still running", encoding="utf-8")
+    controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
+    (controller.dir / "sweep_analysis.txt").write_text("the final analysis", encoding="utf-8")
+    (controller.dir / "sweep_analysis.json").write_text('{"running": false}', encoding="utf-8")
+    config.reporter.fail = True
+    assert controller.finish(interrupted=False) is not None
+    assert (controller.dir / "sweep_analysis.txt").read_text(encoding="utf-8") == "the final analysis"
+    assert (controller.dir / "sweep_analysis.json").is_file()
+    assert not any("removed the interim" in line for line in config.terminal.lines)
+
+
+def test_a_final_summary_is_never_taken_for_an_interim_one(tmp_path: Path) -> None:
+    """Issue 16, item 1: the final file of a resumed sweep may still quote "not finished ..." in a
+    deselected trial's record; its ``interim`` field says what it is."""
+    controller, config = _controller(tmp_path, interval=0.0)
+    controller.on_report(_report(NODEIDS[0], "passed", record=_shipped(NODEIDS[0], "passed", 92.0)))
+    final = [{"error": NOT_FINISHED_YET, "status": "not_run", "interim": False}]
+    (controller.dir / "sweep_summary.json").write_text(json.dumps(final), encoding="utf-8")
+    config.reporter.fail = True
+    assert controller.finish(interrupted=False) is not None
+    assert json.loads((controller.dir / "sweep_summary.json").read_text(encoding="utf-8")) == final
 
 
 def _previous(status: dict[str, str]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_sweep.plugins.choices import choices
 
-from sweep_helpers import SweepPytester
+from sweep_helpers import SweepPytester, needs_torchvision
 
 DEFCONFIGS = Path(__file__).resolve().parent.parent / "defconfigs"
 
@@ -163,7 +163,7 @@ def test_guide_configs_resolve_to_the_guide_defaults(sweep_pytester: SweepPytest
     assert items
     for item in items:
         trial = item.trial
-        assert item.config.hook.pytest_sweep_describe_trial(trial=trial) == GUIDE_TRAINER
+        assert item.config.hook.pytest_sweep_describe_trial(trial=trial, config=item.config) == GUIDE_TRAINER
         assert trial["CONFIG_MODEL_WIDTH"] == 64  # the published 11.2M-parameter model
         assert trial["CONFIG_TARGET_SPARSITY"] == 0.7
         assert trial["CONFIG_PRUNING_METHOD"] == "state"
@@ -216,6 +216,7 @@ def test_the_published_table_trains_as_the_reference_did(sweep_pytester: SweepPy
         assert (trial["CONFIG_AMP"], trial["CONFIG_CHANNELS_LAST"]) == (False, False)  # fp32
 
 
+@needs_torchvision
 def test_missing_cifar10_fails_the_trial_with_one_line(sweep_pytester: SweepPytester) -> None:
     """The guide's quick test without CIFAR-10 on disk: one clear line, no torchvision traceback."""
     empty = sweep_pytester.path / "no-cifar"

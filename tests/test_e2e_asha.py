@@ -153,7 +153,7 @@ def test_resume_after_kill_keeps_the_decisions(sweep_pytester: SweepPytester, mo
             ("--sweep-scheduler=hyperband",),
             "*--sweep-scheduler=hyperband: no installed plugin provides this scheduler*",
         ),
-        (("--sweep-reduction=1",), "*--sweep-reduction: 1 must be above 1*"),
+        (("--sweep-reduction=1",), "*--sweep-reduction: 1 must be from 1.1 to 100*"),
         (("--sweep-grace-epochs=0",), "*--sweep-grace-epochs: 0 must be at least 1*"),
         (
             ("--sweep-metric=test_acc:up",),
@@ -171,7 +171,7 @@ def test_bad_option_values_are_usage_errors(sweep_pytester: SweepPytester, args:
 @pytest.mark.parametrize(
     ("ini", "message"),
     [
-        ("sweep_reduction = 0.5", "*ini value sweep_reduction = '0.5': 0.5 must be above 1*"),
+        ("sweep_reduction = 0.5", "*ini value sweep_reduction = '0.5': 0.5 must be from 1.1 to 100*"),
         ("sweep_metric = 3x", "*ini value sweep_metric = '3x': give an epoch metric*"),
         ("sweep_order = up", "*ini value sweep_order = 'up': use grid, interleaved or random*"),
     ],

@@ -1,6 +1,6 @@
 """End to end: real digits sweeps through pytest, from the range config to the ranked summary.
 
-One module-scoped sweep trains for real (LeNet-5 on sklearn digits, 2 epochs) and feeds
+One module-scoped sweep trains for real (LeNet-5 on the bundled digits, 2 epochs) and feeds
 most tests here: 6 combinations, two of them with a learning rate of 1e10 whose loss
 becomes NaN within a few steps, so a failed trial sits among passed ones.  The other
 tests only collect, or run trials that fail in their first steps.

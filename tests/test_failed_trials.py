@@ -1,29 +1,36 @@
 """A failed trial fails its item in one line and gives its memory back (issue 13, items 3 and 4).
 
-One real sweep in a subprocess: LeNet-5 on the digits with the built-in trainer, where a
-``conftest.py`` plants one fault per trial through the factory hooks: a loss that turns NaN, the
-CUDA allocator's out-of-memory error, a trainer whose broad ``except`` swallows the timeout alarm,
-one that re-raises the alarm as its own error (as torch.compile does).  The recorder looks at each
-trial's model through a weak reference when ``pytest_sweep_trial_finished`` has run (the
-built-in clean-up, ``trylast`` after it): a failed trial's model must be gone by then, before the
-next trial starts, and not when pytest drops the exception later.
+Two real sweeps in subprocesses, each with a clean trial that must pass next to the faulty ones:
+
+- LeNet-5 on the digits with the built-in trainer, where a ``conftest.py`` plants one fault per
+  trial through the factory hooks: a loss that turns NaN, the CUDA allocator's out-of-memory
+  error.  ``--sweep-trial-timeout`` is armed, generous: nothing here may reach it, and the faults
+  must still be reported as themselves.
+- Torch-free plugin trainers that hang until the timeout fires: one whose broad ``except``
+  swallows the alarm, one that re-raises it as its own error (as torch.compile does), and a clean
+  one that returns at once.  Their timeout is short, and only the hanging trials can reach it (a
+  trial that trains for real would, on a loaded machine: it once did).
+
+The recorder looks at each trial's model through a weak reference when
+``pytest_sweep_trial_finished`` has run (the built-in clean-up, ``trylast`` after it): a failed
+trial's model must be gone by then, before the next trial starts, and not when pytest drops the
+exception later.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-FAULTS = r"""
+RECORDER = r"""
 import json
-import time
 import weakref
 from pathlib import Path
 
 import pytest
-import torch
 
 from pytest_sweep.matrix import Symbol
 
@@ -34,6 +41,19 @@ ALIVE = {}
 def pytest_sweep_declare_symbols():
     return [Symbol("CONFIG_FAULT", "str", "none", "A fault planted in the trial",
                    choices=("none", "nan", "oom", "swallow", "wrap"))]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_trial_finished(trial, record):
+    ref = MODELS.get(trial.name)
+    ALIVE[trial.name] = None if ref is None else ref() is not None
+    Path("alive.json").write_text(json.dumps(ALIVE))
+"""
+
+FAULTS = (
+    RECORDER
+    + r"""
+import torch
 
 
 class Faulty(torch.nn.Module):
@@ -57,12 +77,24 @@ def pytest_sweep_make_model(trial, data):
     model = Faulty((yield), trial["CONFIG_FAULT"])
     MODELS[trial.name] = weakref.ref(model)
     return model
+"""
+)
+
+HANGS = (
+    RECORDER
+    + r"""
+import time
 
 
 def spin(seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+
+
+class Clean:
+    def run(self, trial, ctx):
+        return {"test_acc": 1.0}
 
 
 class Swallows:
@@ -87,26 +119,24 @@ class Wraps:
 
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
-    return {"swallow": Swallows, "wrap": Wraps}.get(trial["CONFIG_FAULT"], lambda: None)()
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sweep_trial_finished(trial, record):
-    ref = MODELS.get(trial.name)
-    ALIVE[trial.name] = None if ref is None else ref() is not None
-    Path("alive.json").write_text(json.dumps(ALIVE))
+    return {"none": Clean, "swallow": Swallows, "wrap": Wraps}[trial["CONFIG_FAULT"]]()
 """
+)
+
+#: Far above a clean digits trial on a loaded machine, never reached: it trains for 0.9-1.1 s (load 5.6),
+#: and with the first trial's imports and data it once passed 4 s (load 3), failing this test.
+GENEROUS_TIMEOUT = 120
+#: The hanging trials spin 6 s before their ``except``: they reach it surely; the clean plugin
+#: trainer returns at once and cannot.
+SHORT_TIMEOUT = 2
 
 
-@pytest.fixture(scope="module")
-def faulty_sweep(tmp_path_factory: pytest.TempPathFactory, sweep_tools: Any) -> dict[str, Any]:
-    work = tmp_path_factory.mktemp("faults")
-    (work / "conftest.py").write_text(FAULTS, encoding="utf-8")
-    (work / "range").write_text(
-        sweep_tools.digits_config('CONFIG_FAULT="none"|"nan"|"oom"|"swallow"|"wrap"'), encoding="utf-8"
-    )
+def _sweep(work: Path, conftest: str, faults: str, timeout: int, sweep_tools: Any) -> dict[str, Any]:
+    work.mkdir()
+    (work / "conftest.py").write_text(conftest, encoding="utf-8")
+    (work / "range").write_text(sweep_tools.digits_config(f"CONFIG_FAULT={faults}"), encoding="utf-8")
     result = sweep_tools.run_process(
-        work, "--range-config=range", "--sweep-output=out", "--sweep-trial-timeout=4", "-p", "no:cacheprovider"
+        work, "--range-config=range", "--sweep-output=out", f"--sweep-trial-timeout={timeout}", "-p", "no:cacheprovider"
     )
     records = {r["config"]["CONFIG_FAULT"]: r for r in sweep_tools.summary(sweep_tools.only_sweep_dir(work / "out"))}
     alive = json.loads((work / "alive.json").read_text())
@@ -114,25 +144,48 @@ def faulty_sweep(tmp_path_factory: pytest.TempPathFactory, sweep_tools: Any) -> 
     return {"result": result, "records": records, "alive": {f: alive[n] for f, n in names.items()}, "names": names}
 
 
-def test_each_fault_fails_only_its_item_in_one_line(faulty_sweep: dict[str, Any]) -> None:
-    result: pytest.RunResult = faulty_sweep["result"]
-    result.assert_outcomes(passed=1, failed=4)
-    records = faulty_sweep["records"]
+@pytest.fixture(scope="module")
+def faulty_sweep(tmp_path_factory: pytest.TempPathFactory, sweep_tools: Any) -> dict[str, Any]:
+    """The built-in trainer's faults, under a timeout none of them may reach."""
+    work = tmp_path_factory.mktemp("faults")
+    return _sweep(work / "trained", FAULTS, '"none"|"nan"|"oom"', GENEROUS_TIMEOUT, sweep_tools)
+
+
+@pytest.fixture(scope="module")
+def hanging_sweep(tmp_path_factory: pytest.TempPathFactory, sweep_tools: Any) -> dict[str, Any]:
+    """Plugin trainers that hang past a short timeout, and a clean one that cannot reach it."""
+    work = tmp_path_factory.mktemp("hangs")
+    return _sweep(work / "hangs", HANGS, '"none"|"swallow"|"wrap"', SHORT_TIMEOUT, sweep_tools)
+
+
+def _one_line_each(sweep: dict[str, Any], expected: dict[str, str]) -> None:
+    result: pytest.RunResult = sweep["result"]
+    result.assert_outcomes(passed=1, failed=len(expected))
+    records = sweep["records"]
     assert records["none"]["status"] == "passed"
-    expected = {
-        "nan": "loss became nan/inf at epoch 1, step 3; lower the learning rate",
-        "oom": "CPU out of memory at epoch 1, batch 2 (batch size 64); lower CONFIG_BATCH_SIZE",
-        "swallow": "timed out after 4 s (--sweep-trial-timeout)",
-        "wrap": "timed out after 4 s (--sweep-trial-timeout)",
-    }
     for fault, error in expected.items():
         assert records[fault]["error"] == error, fault
-        result.stdout.fnmatch_lines([f"*{faulty_sweep['names'][fault]}: {error} (log: *output.log)"])
-    assert records["swallow"]["training_time"] < 8  # not the 12 s of work it swallowed the alarm in
+        result.stdout.fnmatch_lines([f"*{sweep['names'][fault]}: {error} (log: *output.log)"])
     assert "Traceback" not in result.stdout.str() and "TORCHDYNAMO_VERBOSE" not in result.stdout.str()
+
+
+def test_each_fault_fails_only_its_item_in_one_line(faulty_sweep: dict[str, Any]) -> None:
+    _one_line_each(
+        faulty_sweep,
+        {
+            "nan": "loss became nan/inf at epoch 1, step 3; lower the learning rate",
+            "oom": "CPU out of memory at epoch 1, batch 2 (batch size 64); lower CONFIG_BATCH_SIZE",
+        },
+    )
+
+
+def test_each_hang_fails_only_its_item_in_one_line(hanging_sweep: dict[str, Any]) -> None:
+    timed_out = f"timed out after {SHORT_TIMEOUT} s (--sweep-trial-timeout)"
+    _one_line_each(hanging_sweep, {"swallow": timed_out, "wrap": timed_out})
+    # not the 12 s of work it swallowed the alarm in: the alarm came again
+    assert hanging_sweep["records"]["swallow"]["training_time"] < SHORT_TIMEOUT + 4
 
 
 def test_a_failed_trials_model_is_freed_before_the_next_trial(faulty_sweep: dict[str, Any]) -> None:
     alive = faulty_sweep["alive"]
     assert alive["nan"] is False and alive["oom"] is False, alive
-    assert alive["swallow"] is None and alive["wrap"] is None  # their trainers build no model

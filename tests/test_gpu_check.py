@@ -14,9 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sweep_helpers import needs_torchvision
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@needs_torchvision  # the loop comparison's reference side is torchvision's DataLoader
 def test_the_dry_mode_runs_every_part(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

@@ -29,6 +29,7 @@ CONFIG_BATCH_SIZE=64
 # A plugin of the test's own: declares CONFIG_FAULT_CRASH and counts trainings.
 FAULTS = """\
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from pytest_sweep.matrix import Symbol
 def pytest_sweep_declare_symbols():
     return [
         Symbol("CONFIG_FAULT_CRASH", "bool", False, "Kill the worker inside the trial"),
-        Symbol("CONFIG_FAULT_CRASH_ONCE", "bool", False, "Kill the process inside the first such trial only"),
+        Symbol("CONFIG_FAULT_CRASH_ONCE", "bool", False, "Kill -9 the process inside the first such trial only"),
         Symbol("CONFIG_FAULT_SPIN", "float", 0.0, "Seconds of pure-Python work instead of training (-1: forever)"),
     ]
 
@@ -75,7 +76,7 @@ def pytest_sweep_trial_started(trial):
     marker = Path(__file__).parent / "crashed-once"
     if trial["CONFIG_FAULT_CRASH_ONCE"] and not marker.exists():
         marker.write_text(trial.name)
-        os._exit(1)
+        os.kill(os.getpid(), signal.SIGKILL)  # a hard death (a serial run catches os._exit)
 
 
 def pytest_unconfigure(config):
@@ -219,7 +220,7 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     # nothing reaches pytest_sessionfinish, so only the summaries written along the way are left
     body = "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\nCONFIG_LEARNING_RATE=0.001|0.002\n"
     died, records = sweep(body, "--sweep-summary-interval=0")
-    assert died.ret == 1 and "passed" not in died.stdout.str().splitlines()[-1]
+    assert died.ret == -signal.SIGKILL and "passed" not in died.stdout.str().splitlines()[-1]
     assert [(r["config_file"], r["status"], r["error"]) for r in records] == [
         ("config_001", "passed", None),
         ("config_002", "passed", None),
@@ -243,10 +244,12 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     assert "still running" not in analysis
 
 
-def test_an_interval_not_yet_due_writes_no_interim_summary(sweep, pytester) -> None:
-    # an hour's interval (no timing involved): the run dies before the first interim summary is due
+def test_a_long_interval_still_writes_the_first_result_at_once(sweep, pytester) -> None:
+    # an hour's interval (no timing involved): the summary is written after the first result, then
+    # not again before the run dies (issue 16: a hard death in the first seconds left no summary)
     died, records = sweep("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\n", "--sweep-summary-interval=3600")
-    assert died.ret == 1 and records == []
+    assert died.ret == -signal.SIGKILL
+    assert [(r["config_file"], r["status"]) for r in records] == [("config_001", "passed"), ("config_002", "not_run")]
     assert trainings(pytester) == ["config_001", "config_002"]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+from _pytest import unraisableexception
+
 from sweep_helpers import SweepPytester
 
 #: Registered at conftest import, so it runs after the plugin's own atexit handler (atexit is LIFO).
@@ -41,9 +43,13 @@ def test_a_sweep_process_freezes_torchs_objects_before_it_exits(sweep_pytester: 
     # the freezes of the run were undone by its last cleanup, so these are the objects frozen at
     # exit: torch, torch._dynamo and the trial's leftovers (about 300,000 objects)
     assert int(frozen) > 100_000
-    # pytest's own full collections at the end of the run found torch's objects frozen too
-    during = [int(n) for n in (sweep_pytester.path / "collects.txt").read_text().split()]
-    assert len(during) >= 2 and min(during) > 100_000, during
+    # pytest's own full collections at the end of the run (unraisableexception's, since pytest 8.4;
+    # the lowest pytest we support, 8.2, makes none) found torch's objects frozen too
+    log = sweep_pytester.path / "collects.txt"
+    during = [int(n) for n in log.read_text().split()] if log.exists() else []
+    if hasattr(unraisableexception, "gc_collect_harder"):
+        assert len(during) >= 2, during
+    assert all(n > 100_000 for n in during), during
 
 
 def test_an_in_process_run_leaves_nothing_frozen(sweep_pytester: SweepPytester) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_sweep.matrix.ray_backend import annotate, worker_env, worker_sys_path
-from pytest_sweep.matrix.ray_plan import plan_actors
+from pytest_sweep.matrix.ray.backend import worker_env, worker_sys_path
+from pytest_sweep.matrix.ray.plan import plan_actors
 
 if TYPE_CHECKING:
     from conftest import SweepPytester
@@ -48,17 +47,6 @@ def test_the_worker_environment_follows_the_controller() -> None:
     assert worker_sys_path(Path("/proj"), {"PYTHONPATH": "site:/abs"}) == ["/proj", "/proj/site", "/abs"]
 
 
-def test_annotate_adds_fields_to_the_shipped_record_only() -> None:
-    data = {"user_properties": [("other", "x"), ("sweep_record", json.dumps({"worker": "ray1"}))]}
-    annotate(data, {"node": "10.0.0.3", "requeued": ["node 10.0.0.2 of worker 'ray2' died"]})
-    assert data["user_properties"][0] == ("other", "x")
-    assert json.loads(data["user_properties"][1][1]) == {
-        "worker": "ray1",
-        "node": "10.0.0.3",
-        "requeued": ["node 10.0.0.2 of worker 'ray2' died"],
-    }
-
-
 def test_n_with_the_ray_backend_is_a_usage_error(sweep_pytester: SweepPytester) -> None:
     sweep_pytester.range_config("CONFIG_SEED=1|2\n")
     result = sweep_pytester.run("-p", "xdist.plugin", "--range-config=sweep.rc", "--sweep-backend=ray", "-n", "2")
@@ -81,7 +69,9 @@ def test_without_ray_the_backend_is_a_one_line_usage_error(
     ]
 
 
-def test_the_backend_and_its_settings_come_from_the_ini_file_too(sweep_pytester: SweepPytester) -> None:
+def test_the_backend_and_its_settings_come_from_the_ini_file_too(
+    ray_imported: None, sweep_pytester: SweepPytester
+) -> None:
     sweep_pytester.range_config("CONFIG_SEED=1|2\n")
     sweep_pytester.pytester.makeini("[pytest]\nsweep_backend = ray\n")
     result = sweep_pytester.run("-p", "xdist.plugin", "--range-config=sweep.rc", "-n", "2")
@@ -96,8 +86,9 @@ def test_the_backend_and_its_settings_come_from_the_ini_file_too(sweep_pytester:
     result.stderr.fnmatch_lines(["ERROR: ini value sweep_ray_node_retries = 'many': 'many' is not a whole number"])
 
 
-def test_an_address_where_nothing_answers_is_a_usage_error_at_once(sweep_pytester: SweepPytester) -> None:
-    pytest.importorskip("ray", reason="needs the ray extra")
+def test_an_address_where_nothing_answers_is_a_usage_error_at_once(
+    ray_imported: None, sweep_pytester: SweepPytester
+) -> None:
     sweep_pytester.range_config("CONFIG_SEED=1|2\n")
     result = sweep_pytester.run("--range-config=sweep.rc", "--sweep-backend=ray", "--sweep-ray-address=127.0.0.1:1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -103,7 +103,7 @@ def test_load_summary_normalizes_and_refuses_a_non_list(tmp_path: Path) -> None:
     (loaded,) = load_summary(path)
     assert loaded == normalize(OLD_RECORD)
     path.write_text(json.dumps({"config_file": "config_001"}), encoding="utf-8")
-    with pytest.raises(ValueError, match="expected a JSON list of records"):
+    with pytest.raises(ValueError, match="holds dict, not a list of records"):
         load_summary(path)
 
 
@@ -209,6 +209,18 @@ def test_an_interrupted_write_keeps_the_old_file_and_no_temp_file(
     monkeypatch.undo()
     assert target.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["sweep_analysis.txt"]
+
+
+def test_bytes_are_written_atomically_too(tmp_path: Path) -> None:
+    """Trial files shipped back from a Ray node: any bytes, the same guarantees and mode as text."""
+    target = tmp_path / "trial" / "model.pt"
+    data = bytes(range(256)) * 3
+    assert storage.write_bytes_atomic(target, data) == target  # its folder is made
+    assert target.read_bytes() == data
+    assert target.stat().st_mode & 0o777 == storage.FILE_MODE
+    storage.write_bytes_atomic(target, b"")
+    assert target.read_bytes() == b""
+    assert [p.name for p in target.parent.iterdir()] == ["model.pt"]
 
 
 def test_new_sweep_dir_names_by_time_and_never_reuses_a_folder(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def test_reproduce_run_of_a_digits_lenet5_trial_gives_its_test_acc_exactly(
     config_dir = sweep_dir / "reproduce" / then["trial_dir"]
     assert command.startswith(f"cd {sp.path} && ") and " OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 " in command
     assert f"--config-dir={config_dir} --sweep-output={sweep_dir / 'reproduce'} --sweep-backend=serial" in command
-    assert " -p pytest_sweep.plugins.trainer " in command and "--range-config" not in command
+    assert " -p pytest_sweep.entry " in command and "--range-config" not in command  # the recorded -p
     written = (config_dir / "config_002").read_text()
     assert "CONFIG_LEARNING_RATE=0.003\n" in written and "CONFIG_SEED=42\n" in written
     assert 'CONFIG_MODEL="lenet5"\n' in written
@@ -105,11 +105,12 @@ def test_unknown_and_ambiguous_trials_and_damaged_records_are_usage_errors(
     assert code == 4 and err[0].endswith(
         "2 trials are named 'config_001' (one per range file); name its folder: config_001, b.rc-config_001"
     )
-    for damage, why in (("{not json", "JSONDecodeError"), ('{"a": 1}', "ValueError")):
+    for damage, why in (("{not json", "not JSON (Expecting property name"), ('{"a": 1}', "holds dict, not a list")):
         (two / "sweep_summary.json").write_text(damage)
         code, _, err = reproduce(capfd, two, "config_001")
         assert code == 4 and len(err) == 1
-        assert f"{two}: sweep_summary.json is not readable ({why}); the trial folders still hold each result" in err[0]
+        assert f"{two}: sweep_summary.json is not readable ({why}" in err[0]
+        assert "; the trial folders still hold each result" in err[0]
     code, _, err = reproduce(capfd, tmp_path / "nowhere", "config_001")
     assert (code, err) == (
         4,

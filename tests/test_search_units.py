@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,21 @@ def test_the_search_benchmark_smoke_mode() -> None:
         "told": 10,
     }
     assert set(summary) >= {"random", "qmc", "tpe"}
+
+
+def test_the_digits_search_benchmark_smoke_mode() -> None:
+    """``bench/search_digits.py --smoke``: trains a real 4-configuration digits grid, replays the samplers on it."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "search_digits.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--smoke"], capture_output=True, text=True, timeout=300, check=False, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["grid"] == 4 and 0 < summary["grid_best"] <= 100
+    for search in ("random", "qmc", "tpe"):
+        assert all(n is not None and 1 <= n <= 4 for n in summary[search]["needed"]), summary[search]
+    assert not Path(summary["summary"]).exists()  # the smoke run's trained grid is removed

@@ -21,6 +21,7 @@ test fails when a built-in plugin declares a symbol that is neither swept here n
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -33,6 +34,8 @@ import pytest
 from pytest_sweep.plugins.reference_symbols import reference_symbols
 
 from sweep_helpers import SweepPytester, SweepTools
+
+HAVE_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 #: The recorder plugin of the inner run (its ``conftest.py``).
 RECORDER = r'''
@@ -341,6 +344,7 @@ class Case:
     name: str
     config: dict[str, str]
     check: Check
+    vision: bool = False  # a trial loads MNIST or takes the dataloader path: torchvision (the vision extra)
 
     @property
     def swept(self) -> set[str]:
@@ -354,7 +358,7 @@ class Case:
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, base: dict[str, str], **swept: str | None) -> Callable[[Check], Check]:
+def case(name: str, base: dict[str, str], *, vision: bool = False, **swept: str | None) -> Callable[[Check], Check]:
     """Register a check; ``swept`` overrides ``base`` (``None`` removes a key)."""
 
     def register(check: Check) -> Check:
@@ -363,7 +367,7 @@ def case(name: str, base: dict[str, str], **swept: str | None) -> Callable[[Chec
             config.pop(key, None)
             if value is not None:
                 config[key] = value
-        CASES[name] = Case(name, config, check)
+        CASES[name] = Case(name, config, check, vision)
         return check
 
     return register
@@ -731,14 +735,14 @@ def _(trials: dict[str, Obs]) -> None:
         assert o["compile_calls"] == (1 if value == "y" else 0)
 
 
-@case("data_loader", BASE, CONFIG_DATA_LOADER='"tensor"|"dataloader"')
+@case("data_loader", BASE, vision=True, CONFIG_DATA_LOADER='"tensor"|"dataloader"')
 def _(trials: dict[str, Obs]) -> None:
     for value, o in one_swept(trials, "CONFIG_DATA_LOADER").items():
         assert o["train"]["loader"] == value
         assert o["dataloader_calls"] == (2 if value == "dataloader" else 0)  # train and test splits
 
 
-@case("num_workers", BASE, CONFIG_DATA_LOADER='"tensor"|"dataloader"', CONFIG_NUM_WORKERS="0|1")
+@case("num_workers", BASE, vision=True, CONFIG_DATA_LOADER='"tensor"|"dataloader"', CONFIG_NUM_WORKERS="0|1")
 def _(trials: dict[str, Obs]) -> None:
     by = {
         (o.record["config"]["CONFIG_DATA_LOADER"], o.record["config"]["CONFIG_NUM_WORKERS"]): o for o in trials.values()
@@ -840,7 +844,7 @@ def _(trials: dict[str, Obs]) -> None:
     assert ran == len(keys) + 1
 
 
-@case("dataset", BASE, CONFIG_DATASET='"digits"|"mnist"', CONFIG_DATA_DIR=f'"{NO_DATA}"')
+@case("dataset", BASE, vision=True, CONFIG_DATASET='"digits"|"mnist"', CONFIG_DATA_DIR=f'"{NO_DATA}"')
 def _(trials: dict[str, Obs]) -> None:
     by = {o.record["config"]["CONFIG_DATASET"]: o for o in trials.values()}
     assert by["digits"].status == "passed" and by["digits"]["data"]["name"] == "digits"
@@ -851,6 +855,7 @@ def _(trials: dict[str, Obs]) -> None:
 @case(
     "dataset_select",
     BASE,
+    vision=True,
     CONFIG_DATASET=None,
     CONFIG_DATA_DIR=f'"{NO_DATA}"',
     CONFIG_DATASET_SELECT_DIGITS="y|n",
@@ -874,7 +879,7 @@ def _(trials: dict[str, Obs]) -> None:
             assert o.status == "failed" and f"{labels[name]} not found under" in o.error, o.error
 
 
-@case("data_dir", BASE, CONFIG_DATASET='"mnist"', CONFIG_DATA_DIR='"nodata_a"|"nodata_b"')
+@case("data_dir", BASE, vision=True, CONFIG_DATASET='"mnist"', CONFIG_DATA_DIR='"nodata_a"|"nodata_b"')
 def _(trials: dict[str, Obs]) -> None:
     by = {o.record["config"]["CONFIG_DATA_DIR"]: o for o in trials.values()}
     assert set(by) == {"nodata_a", "nodata_b"}
@@ -884,7 +889,14 @@ def _(trials: dict[str, Obs]) -> None:
         assert re.search(rf"MNIST not found under \S*/{value};", o.error), o.error
 
 
-@case("data_download", BASE, CONFIG_DATASET='"mnist"', CONFIG_DATA_DIR=f'"{NO_DATA}"', CONFIG_DATA_DOWNLOAD="n|y")
+@case(
+    "data_download",
+    BASE,
+    vision=True,
+    CONFIG_DATASET='"mnist"',
+    CONFIG_DATA_DIR=f'"{NO_DATA}"',
+    CONFIG_DATA_DOWNLOAD="n|y",
+)
 def _(trials: dict[str, Obs]) -> None:
     by = {o.record["config"]["CONFIG_DATA_DOWNLOAD"]: o for o in trials.values()}
     assert by["n"]["load_dataset"]["download"] is False and by["y"]["load_dataset"]["download"] is True
@@ -975,19 +987,24 @@ class Reach:
     trials: dict[str, dict[str, Obs]]  # case -> trial node id -> observation
 
 
+def _runs(c: Case) -> bool:
+    """Whether the case runs here: the vision cases need torchvision (``tox -e minimums`` has none)."""
+    return not c.vision or HAVE_TORCHVISION
+
+
 @pytest.fixture(scope="module")
 def reach(tmp_path_factory: pytest.TempPathFactory, sweep_tools: SweepTools) -> Reach:
     """The one real run: every case's range config on one command line."""
     cwd = tmp_path_factory.mktemp("reach")
     (cwd / "conftest.py").write_text(RECORDER, encoding="utf-8")
     args = []
-    for c in CASES.values():
+    for c in filter(_runs, CASES.values()):
         (cwd / f"{c.name}.rc").write_text(c.text, encoding="utf-8")
         args.append(f"--range-config={c.name}.rc")
     result = sweep_tools.run_process(cwd, *args, "--sweep-output=out", "--sweep-progress=none", "-q")
     out = cwd / "out"
     assert sweep_tools.sweep_dirs(out), "\n".join(result.outlines[-40:] + result.errlines[-40:])
-    trials: dict[str, dict[str, Obs]] = {name: {} for name in CASES}
+    trials: dict[str, dict[str, Obs]] = {c.name: {} for c in filter(_runs, CASES.values())}
     for rec in sweep_tools.summary(sweep_tools.only_sweep_dir(out)):
         source = rec["nodeid"].split("::")[0].removesuffix(".rc")
         path = cwd / "obs" / f"{source}__{rec['config_file']}.json"
@@ -1008,19 +1025,24 @@ def test_every_case_ran_and_only_the_expected_trials_failed(reach: Reach) -> Non
     }
     expected |= {
         ("dataset_select", o.name)
-        for o in reach.trials["dataset_select"].values()
+        for o in reach.trials.get("dataset_select", {}).values()
         if o.status != "skipped" and o.record["config"]["CONFIG_DATASET_SELECT_DIGITS"] == "n"
     }
+    expected = {(c, name) for c, name in expected if c in reach.trials}
     if any(o.status == "passed" for o in reach.trials["device"].values() if o.name == "config_002"):
         expected.discard(("device", "config_002"))  # a machine with CUDA
     assert failed == expected, "\n".join(reach.result.outlines[-60:])
     for name, c in CASES.items():
+        if not _runs(c):
+            continue
         assert len(reach.trials[name]) == math.prod(len(c.config[k].split("|")) for k in c.swept), name
     assert "Traceback" not in reach.result.stdout.str()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_swept_symbol_reaches_its_consumer(reach: Reach, name: str) -> None:
+    if not _runs(CASES[name]):
+        pytest.skip("needs torchvision: pip install -e '.[vision]'")
     CASES[name].check({o.record["nodeid"]: o for o in reach.trials[name].values()})
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from pytest_sweep.trainers.data import DataBundle
+from pytest_sweep.trainers.data import DataBundle, import_torchvision
 
 Split = Literal["train", "test"]
 
@@ -203,8 +203,7 @@ def dataloader_batches(
     comes from a generator seeded with ``seed``; with ``num_workers=0`` the crops use torch's
     global RNG (seeded by the training loop). Re-iterable: each pass is one epoch.
     """
-    from torchvision import transforms
-
+    transforms = import_torchvision("CONFIG_DATA_LOADER=dataloader").transforms
     x, y = _split(bundle, split)
     steps: list[object] = []
     if bundle.augment and split == "train":

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch.nn import functional as F
 
-from pytest_sweep.trainers.errors import DataUnavailableError
+from pytest_sweep.trainers.errors import DataUnavailableError, TorchvisionUnavailableError
 from pytest_sweep.trainers.names import DATASETS
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -111,9 +112,22 @@ def _load_digits() -> DataBundle:
     )
 
 
-def _torchvision_split(kind: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    import torchvision
+def import_torchvision(needed_by: str) -> ModuleType:
+    """torchvision, imported now; else one line that names what needs it and how to install it."""
+    try:
+        import torchvision
+    except Exception as exc:  # not installed, or built for another torch ("operator torchvision::nms does not exist")
+        why = "is not installed" if isinstance(exc, ModuleNotFoundError) else f"does not import ({exc})"
+        raise TorchvisionUnavailableError(
+            f"{needed_by} needs torchvision, which {why}; install the one built for torch {torch.__version__} "
+            "(pip install 'pytest-sweep[vision]'), or train on the bundled digits (CONFIG_DATASET=\"digits\")"
+        ) from None
+    module: ModuleType = torchvision
+    return module
 
+
+def _torchvision_split(kind: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    torchvision = import_torchvision("CIFAR-10" if kind == "cifar10" else "MNIST")
     cls = torchvision.datasets.CIFAR10 if kind == "cifar10" else torchvision.datasets.MNIST
     label = "CIFAR-10" if kind == "cifar10" else "MNIST"
     try:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import gzip
+import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +14,12 @@ from torch.nn import functional as F
 from pytest_sweep.trainers import data as data_module
 from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches, random_crop_flip
 from pytest_sweep.trainers.data import DataUnavailableError, load_dataset, make_synthetic
-from pytest_sweep.trainers.digits import digits_csv_path, read_digits, stratified_split
+from pytest_sweep.trainers.digits import digits_file, read_digits, stratified_split
 
+from sweep_helpers import needs_torchvision
+
+#: ``trainers/assets/digits.csv.gz``, as ``trainers/assets/DIGITS.md`` gives it
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -46,24 +53,48 @@ def test_digits_split_is_deterministic_and_cached() -> None:
     assert torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
 
 
-def test_digits_are_sklearns_digits_read_without_importing_sklearn() -> None:
-    from sklearn.datasets import load_digits
+def test_the_shipped_digits_are_the_uci_test_set() -> None:
+    """1,797 images of 8x8 values 0..16 with the class counts UCI documents for ``optdigits.tes``."""
+    images, labels = read_digits()
+    assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
+    assert float(images.min()) == 0 and float(images.max()) == 16 and torch.equal(images, images.round())
+    assert torch.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    data = digits_file().read_bytes()
+    assert hashlib.sha256(data).hexdigest() == DIGITS_SHA256  # the file DIGITS.md describes
 
-    reference = load_digits()
+
+def test_digits_are_sklearns_digits_where_sklearn_is_installed() -> None:
+    datasets = pytest.importorskip("sklearn.datasets", reason="scikit-learn is not a dependency any more")
+    reference = datasets.load_digits()
     images, labels = read_digits()
     assert torch.equal(images, torch.as_tensor(reference.images))
     assert torch.equal(labels, torch.as_tensor(reference.target))
-    # in a fresh process, loading the bundle leaves sklearn (1.4-2 s of imports) out
+
+
+def test_digits_load_where_sklearn_and_scipy_cannot_be_imported() -> None:
     code = (
         "import sys\n"
+        "sys.modules.update(sklearn=None, scipy=None)  # an import of either fails\n"
         "from pytest_sweep.trainers.data import load_dataset\n"
-        "load_dataset('digits')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+        "data = load_dataset('digits')\n"
+        "print(tuple(data.train_x.shape), tuple(data.test_x.shape))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
     )
-    assert done.stdout.strip() == "[]"
+    assert done.stdout.strip() == "(1437, 1, 8, 8) (360, 1, 8, 8)"
+
+
+@pytest.mark.parametrize(
+    ("content", "why"), [(None, "No such file"), (b"not gzip", "Not a gzipped file"), (b"", "does not hold 8x8")]
+)
+def test_an_unreadable_digits_file_is_a_clear_error(tmp_path: Path, content: bytes | None, why: str) -> None:
+    path = tmp_path / "digits.csv.gz"
+    if content is not None:
+        path.write_bytes(content if content != b"" else gzip.compress(b"1,2,3\n"))
+    with pytest.raises(DataUnavailableError, match=why) as info:
+        read_digits(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_stratified_split_keeps_class_shares_and_is_disjoint() -> None:
@@ -85,14 +116,7 @@ def test_stratified_split_keeps_class_shares_and_is_disjoint() -> None:
         stratified_split(toy, test_size=40)
 
 
-def test_missing_sklearn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(DataUnavailableError, match="pip install scikit-learn"):
-        digits_csv_path()
-
-
+@needs_torchvision
 @pytest.mark.parametrize("name", ["cifar10", "mnist"])
 def test_missing_files_raise_a_clear_error(name: str, tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError) as info:
@@ -102,6 +126,37 @@ def test_missing_files_raise_a_clear_error(name: str, tmp_path: Path) -> None:
     assert "CONFIG_DATA_DOWNLOAD=y" in message and "--sweep-data-dir" in message
     assert "\n" not in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+BROKEN_TORCHVISION = 'raise RuntimeError("operator torchvision::nms does not exist")\n'
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["not installed", "built for another torch"])
+def test_a_missing_torchvision_is_one_line_naming_the_extra(tmp_path: Path, broken: bool) -> None:
+    """CIFAR-10, MNIST and the dataloader path import torchvision only when they run (the vision extra)."""
+    code = (
+        "import sys\n"
+        "from pytest_sweep.trainers import errors\n"
+        "from pytest_sweep.trainers.data import load_dataset\n"
+        "for name in ('mnist', 'cifar10'):\n"
+        "    try:\n"
+        f"        load_dataset(name, data_dir={str(tmp_path)!r})\n"
+        "    except errors.TorchvisionUnavailableError as exc:\n"
+        "        print(exc)\n"
+    )
+    env = dict(os.environ)
+    if broken:  # a torchvision that cannot load its operators beside this torch, as PyPI's beside torch 2.13
+        (tmp_path / "torchvision").mkdir()
+        (tmp_path / "torchvision" / "__init__.py").write_text(BROKEN_TORCHVISION, encoding="utf-8")
+        env["PYTHONPATH"] = str(tmp_path)
+    else:
+        code = "import sys; sys.modules['torchvision'] = None\n" + code
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    lines = done.stdout.splitlines()
+    assert [line.split(" needs torchvision, which ")[0] for line in lines] == ["MNIST", "CIFAR-10"]
+    why = "does not import (operator torchvision::nms does not exist)" if broken else "is not installed"
+    for line in lines:
+        assert f"needs torchvision, which {why}; " in line and "pip install 'pytest-sweep[vision]'" in line
 
 
 def test_unknown_dataset() -> None:
@@ -174,6 +229,7 @@ def test_tensor_batches_are_reproducible_from_the_seed() -> None:
     assert all(torch.equal(u, v) for u, v in zip(a, b, strict=False))
 
 
+@needs_torchvision
 def test_dataloader_path_matches_shapes_and_test_values() -> None:
     data = make_synthetic(n_train=40, n_test=20, seed=6)
     train = dataloader_batches(data, "train", 16, "cpu", seed=0)
@@ -191,6 +247,7 @@ def test_bad_split() -> None:
         TensorBatches(load_dataset("digits"), "val", 8, "cpu", torch.Generator())  # type: ignore[arg-type]
 
 
+@needs_torchvision
 def test_mnist_test_split_is_normalised_with_its_own_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
     """As the reference's LeNet-5 script: train (0.1307, 0.3081), test (0.1325, 0.3105)."""
 

@@ -26,6 +26,9 @@ from pytest_sweep.trainers.optimizers import build_optimizer
 from pytest_sweep.trainers.pruning import build_pruner
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
+#: A fake CUDA device still needs a torch built with CUDA (torch's CPU builds, such as 2.13.0+cpu of
+#: ``tox -e minimums``, raise "PyTorch is not linked with support for cuda devices").
+needs_cuda_build = pytest.mark.skipif(not torch.backends.cuda.is_built(), reason="needs a torch built with CUDA")
 
 
 class Transfers(TorchDispatchMode):
@@ -48,6 +51,7 @@ class Transfers(TorchDispatchMode):
         return out
 
 
+@needs_cuda_build
 def test_tensor_path_copies_to_the_device_once_per_pass() -> None:
     data = make_synthetic(n_train=256, n_test=64, seed=0)  # CIFAR-shaped, crop + flip
     per_batch: list[list[int]] = []
@@ -84,6 +88,7 @@ def test_a_pass_crops_as_per_batch_draws_did() -> None:
     assert [x.shape[0] for x in got] == [32, 32, 32, 4]
 
 
+@needs_cuda_build
 def test_the_update_on_cuda_neither_copies_nor_syncs() -> None:
     """Masks, spike guard (with its clip), gradient clipping and the fused AdamW update."""
     with FakeTensorMode(allow_non_fake_inputs=True):

@@ -13,6 +13,8 @@ from pytest_sweep.trainers.models import build_model
 from pytest_sweep.trainers.optimizers import build_optimizer
 from pytest_sweep.trainers.pruning import build_pruner
 
+from sweep_helpers import needs_torchvision
+
 EPOCH_KEYS = {
     "epoch",
     "train_loss",
@@ -211,6 +213,7 @@ def test_step_order_and_grad_clip(digits: DataBundle) -> None:
     assert result["final_sparsity"] == 0.25
 
 
+@needs_torchvision
 def test_dataloader_path_and_cuda_only_options_on_cpu(digits: DataBundle) -> None:
     result, lines = _run(digits, epochs=2, loader="dataloader", amp=True, channels_last=True)
     assert result["epochs_run"] == 2 and result["final_acc"] > 50.0

@@ -8,25 +8,54 @@
     compare sweep B with baseline A; exit 1 when a threshold is broken.
 ``pytest-sweep reproduce DIR TRIAL [--run] [--output OUT]``
     print the command that trains one trial of sweep DIR again (``--run``: run it and compare).
+``pytest-sweep --version``
+    the installed version.
 
-A folder without a readable ``sweep_summary.json`` or a threshold that does not parse is a usage
-error: one line, exit code 4 (as pytest's own).
+Exit codes (pytest's, where they mean the same; ``docs/reference/cli.md``):
+
+- 0: done (``compare``: no threshold broken; ``reproduce --run``: reproduced);
+- 1: ``compare --fail``: a regression; ``reproduce --run``: not reproduced (nothing else exits 1,
+  so CI can tell a regression apart from a broken input);
+- 2: interrupted (Ctrl-C);
+- 3: internal error: a bug, one line (``PYTEST_SWEEP_TRACEBACK=1`` shows the traceback);
+- 4: usage error: a bad argument, a folder without a readable ``sweep_summary.json`` (a field
+  of the wrong type included), or reports that could not be written into the folder.
+
+Every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
+from pytest_sweep import __version__
+
+OK = 0
+REGRESSION = 1
+INTERRUPTED = 2
+INTERNAL_ERROR = 3
 USAGE_ERROR = 4
+#: Set to show the traceback of an internal error (exit code 3).
+TRACEBACK_ENV = "PYTEST_SWEEP_TRACEBACK"
+
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+def _one_line(text: str) -> str:
+    from pytest_sweep.matrix.rangewrite import one_line
+
+    return one_line(text)
 
 
 def _positive(text: str) -> int:
@@ -40,7 +69,7 @@ def _positive(text: str) -> int:
 
 
 def _usage_error(message: str) -> int:
-    print(f"pytest-sweep: error: {message}", file=sys.stderr)
+    print(f"pytest-sweep: error: {_one_line(message)}", file=sys.stderr)
     return USAGE_ERROR
 
 
@@ -48,6 +77,7 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     import pytest
 
     from pytest_sweep.matrix import storage
+    from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
     from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
     from pytest_sweep.plugins.analysis import render_analysis
     from pytest_sweep.plugins.compare import load_baseline
@@ -58,35 +88,81 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
         noise = importance.parse_threshold(threshold, "--importance-threshold") if threshold is not None else None
     except (ValueError, pytest.UsageError) as exc:
         return _usage_error(str(exc))
+    failed: list[str] = []
+
+    def attempt(name: str, write: Callable[[], T], otherwise: T) -> T:
+        """One file (or the plots): a failed write is named once at the end, the others still go on."""
+        try:
+            return write()
+        except OSError as exc:
+            failed.append(f"{name} ({exc.strerror or type(exc).__name__})")
+            return otherwise
+
     symbols = refine.builtin_symbols()
     imp = importance.compute(records, noise)
-    storage.write_json_atomic(folder / importance.IMPORTANCE_JSON, imp.to_json())
-    ref = refine.write(folder, records, imp, symbols, limit or refine.DEFAULT_MAX_COMBINATIONS)
-    specs = plots.write(folder, records, noise)
-    storage.write_text_atomic(folder / csv_report.SUMMARY_CSV, csv_report.render_csv(records))
+    attempt(
+        importance.IMPORTANCE_JSON,
+        lambda: storage.write_json_atomic(storage.sweep_path(folder, importance.IMPORTANCE_JSON), imp.to_json()),
+        None,
+    )
+    ref = attempt(
+        refine.REFINE_RANGE,
+        lambda: refine.write(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
+        None,
+    )
+    specs: list[plots.PlotSpec] = attempt(f"{plots.PLOTS_DIR}/", lambda: plots.write(folder, records, noise), [])
+    attempt(
+        csv_report.SUMMARY_CSV,
+        lambda: storage.write_text_atomic(
+            storage.sweep_path(folder, csv_report.SUMMARY_CSV), csv_report.render_csv(records)
+        ),
+        None,
+    )
     sections = [
         importance.render_section(imp),
-        refine.render_section(ref, str(folder / refine.REFINE_RANGE)),
+        refine.section(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
         plots.render_section(specs),
     ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
-    storage.write_text_atomic(
-        folder / ANALYSIS_TXT, render_analysis(records, interrupted, sections=sections, threshold=noise)
+    attempt(
+        ANALYSIS_TXT,
+        lambda: storage.write_text_atomic(
+            storage.sweep_path(folder, ANALYSIS_TXT),
+            render_analysis(records, interrupted, sections=sections, threshold=noise),
+        ),
+        None,
     )
-    storage.write_json_atomic(folder / ANALYSIS_JSON, finite(analysis_doc(records, noise, interrupted=interrupted)))
+    attempt(
+        ANALYSIS_JSON,
+        lambda: storage.write_json_atomic(
+            storage.sweep_path(folder, ANALYSIS_JSON), finite(analysis_doc(records, noise, interrupted=interrupted))
+        ),
+        None,
+    )
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
-    html_report.write(folder, records, imp, specs, sources, noise)
+    attempt(html_report.REPORT_HTML, lambda: html_report.write(folder, records, imp, specs, sources, noise), None)
+    if failed:
+        return _usage_error(
+            f"report={folder}: could not write {', '.join(failed)}; "
+            "pass a folder you can write to (or report a copy of this one)"
+        )
     drawn = sum(1 for s in specs if s.reason is None)
     from pytest_sweep.matrix import environment
 
     env, why = environment.load(folder)
-    print(f"environment: {environment.summary_line(env) if env is not None else why}")
+    try:
+        line = environment.summary_line(env) if env is not None else why
+    except (TypeError, AttributeError, ValueError):  # an environment.json this tool did not write
+        line = f"{environment.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
+    print(_one_line(f"environment: {line}"))
     print(
-        f"{folder}: {ANALYSIS_TXT}, {ANALYSIS_JSON}, {importance.IMPORTANCE_JSON}, "
-        + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
-        + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+        _one_line(
+            f"{folder}: {ANALYSIS_TXT}, {ANALYSIS_JSON}, {importance.IMPORTANCE_JSON}, "
+            + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
+            + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+        )
     )
-    return 0
+    return OK
 
 
 def compare(baseline: Path, current: Path, fails: list[str]) -> int:
@@ -100,12 +176,16 @@ def compare(baseline: Path, current: Path, fails: list[str]) -> int:
         return _usage_error(str(exc))
     result = cmp.compare(then, now, thresholds, str(baseline))
     for line in cmp.render(result):
-        print(line)
+        print(_one_line(line))
     from pytest_sweep.plugins.environment import compare_lines
 
-    for line in compare_lines(baseline, current):
-        print(line)
-    return 1 if result.regressions() else 0
+    try:
+        env_lines = compare_lines(baseline, current)
+    except (TypeError, AttributeError, ValueError):  # an environment.json this tool did not write
+        env_lines = ["environment: not compared (an environment.json holds fields pytest-sweep does not write)"]
+    for line in env_lines:
+        print(_one_line(line))
+    return REGRESSION if result.regressions() else OK
 
 
 def reproduce(folder: Path, trial: str, run: bool, out: Path | None) -> int:
@@ -124,18 +204,19 @@ def reproduce(folder: Path, trial: str, run: bool, out: Path | None) -> int:
             f"cannot write the trial's config under {plan.out} ({exc.strerror or exc}); pass --output=DIR"
         )
     for note in plan.notes:
-        print(f"note: {note}")
+        print(_one_line(f"note: {note}"))
     print(plan.shell())
     if not run:
         return 0
     verdict = rep.run(plan, rep.load_records(plan.sweep_dir))
     for line in verdict.lines:
-        print(line)
-    return 0 if verdict.reproduced else 1
+        print(_one_line(line))
+    return OK if verdict.reproduced else REGRESSION
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pytest-sweep", description="pytest-sweep's reporters, without training")
+    parser.add_argument("--version", action="version", version=f"pytest-sweep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="Re-render a sweep folder's reports from its sweep_summary.json")
     rep.add_argument("folder", type=Path, metavar="DIR")
@@ -174,11 +255,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Where its config and sweep go (default: DIR/reproduce)",
     )
     args = parser.parse_args(argv)
-    if args.command == "report":
-        return report(args.folder, args.importance_threshold, args.max_combinations)
-    if args.command == "reproduce":
-        return reproduce(args.folder, args.trial, args.run, args.output)
-    return compare(args.baseline, args.current, args.fail)
+    try:
+        if args.command == "report":
+            return report(args.folder, args.importance_threshold, args.max_combinations)
+        if args.command == "reproduce":
+            return reproduce(args.folder, args.trial, args.run, args.output)
+        return compare(args.baseline, args.current, args.fail)
+    except KeyboardInterrupt:
+        print("pytest-sweep: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:  # a bug: one line and its own code, never Python's 1 ("a regression")
+        if os.environ.get(TRACEBACK_ENV):
+            traceback.print_exc()
+        print(
+            f"pytest-sweep: internal error: {_one_line(f'{type(exc).__name__}: {exc}')[:300]}; this is a bug, "
+            f"please report it ({TRACEBACK_ENV}=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,13 +1,16 @@
 """pytest-sweep: hyperparameter sweeps for PyTorch training, run as a pytest test matrix.
 
 One import name for the whole distribution.  Its subpackages live in the repository's top-level
-folders (``setuptools`` maps them, see ``pyproject.toml``):
+folders (``setuptools`` maps them, see ``pyproject.toml``), this package itself in ``src/``:
 
 - :mod:`pytest_sweep.matrix` (``matrix/``): the core: range configs, trials, records, the
   hookspecs and the pytest plugin; never imports torch;
 - :mod:`pytest_sweep.plugins` (``plugins/``): the built-in plugins, every hook implementation;
 - :mod:`pytest_sweep.trainers` (``trainers/``): pure torch: models, data, optimizers, pruning,
   the training loop; imports neither pytest nor the other two.
+
+pytest loads one entry point, ``sweep`` (:mod:`pytest_sweep.entry`); it registers the built-in
+plugins of :data:`BUILTIN_PLUGINS` only in a run with a sweep.
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ import importlib.metadata
 
 __version__ = "0.2.0"
 
-#: Every built-in plugin: its ``pytest11`` entry-point name and its module.
+#: The one ``pytest11`` entry point: its name and module.
+ENTRY_POINT = ("sweep", "pytest_sweep.entry")
+
+#: Every built-in plugin, registered under its name (``-p no:NAME`` turns it off) in this order,
+#: and imported only when a sweep is active (``pytest_sweep.entry``).  A new plugin is one line here;
+#: its options go to ``plugins/options.py`` (or ``matrix/options.py``), since pytest reads them
+#: before the plugin is imported.
 BUILTIN_PLUGINS = {
-    "sweep": "pytest_sweep.matrix.plugin",
+    "sweep.core": "pytest_sweep.matrix.plugin",
     "sweep.reporters": "pytest_sweep.plugins.reporters",
     "sweep.optimizers": "pytest_sweep.plugins.optimizers",
     "sweep.pruning": "pytest_sweep.plugins.pruning",
@@ -41,14 +50,14 @@ BUILTIN_PLUGINS = {
 
 
 def installed() -> bool:
-    """Whether the plugins load through their ``pytest11`` entry points (the checkout is installed)."""
+    """Whether pytest loads the plugin through its ``pytest11`` entry point (the checkout is installed)."""
     try:
         eps = importlib.metadata.entry_points(group="pytest11")
     except Exception:  # pragma: no cover - broken metadata
         return False
-    return any(ep.name == "sweep" and ep.value == BUILTIN_PLUGINS["sweep"] for ep in eps)
+    return any((ep.name, ep.value) == ENTRY_POINT for ep in eps)
 
 
 def plugin_args() -> list[str]:
-    """``-p`` options that load every built-in plugin by module name (autoload disabled)."""
-    return [arg for module in BUILTIN_PLUGINS.values() for arg in ("-p", module)]
+    """``-p`` options that load the plugin by module name (plugin autoload disabled)."""
+    return ["-p", ENTRY_POINT[1]]

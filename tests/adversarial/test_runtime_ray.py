@@ -1,0 +1,69 @@
+"""``--sweep-backend=ray`` without a cluster: every bad combination or value is one usage line before Ray starts.
+
+In process; nothing here connects to Ray (a malformed address is refused before ``ray.init``, an
+unreachable one by a socket probe), so no cluster and no Ray process is needed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from runtime_toy import write_toy
+
+from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester, assert_usage_error
+
+RAY = "--sweep-backend=ray"
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "env", "expected"),
+    [
+        (["--sweep-ray-address=http://x"], "", {}, "ERROR: --sweep-ray-address=http://x: not auto, local or HOST:PORT*"),
+        (["--sweep-ray-address="], "", {}, "ERROR: --sweep-ray-address=: not auto, local or HOST:PORT*"),
+        (["--sweep-ray-address=host:99999"], "", {}, "ERROR: --sweep-ray-address=host:99999: port 99999 is not from 1*"),
+        (["--sweep-ray-address=::1:6379"], "", {}, "ERROR: --sweep-ray-address=::1:6379: *"),
+        ([], "sweep_ray_address = http://x", {}, "ERROR: ini value sweep_ray_address = 'http://x': not auto*"),
+        ([], "", {"RAY_ADDRESS": "http://x"}, "ERROR: RAY_ADDRESS=http://x (--sweep-ray-address=auto connects there)*"),
+        ([], "", {"RAY_ADDRESS": "host:abc"}, "ERROR: RAY_ADDRESS=host:abc *"),
+        (["--sweep-ray-cpus-per-trial=0"], "", {}, "*--sweep-ray-cpus-per-trial: 0 must be above 0*"),
+        (["--sweep-ray-cpus-per-trial=inf"], "", {}, "*--sweep-ray-cpus-per-trial: inf*"),
+        (["--sweep-ray-node-retries=-1"], "", {}, "*--sweep-ray-node-retries: -1 must be 0 or more*"),
+        ([], "sweep_ray_cpus_per_trial = nan", {}, "ERROR: ini value sweep_ray_cpus_per_trial = 'nan'*"),
+        ([], "sweep_ray_cpus_per_trial = -2", {}, "ERROR: ini value sweep_ray_cpus_per_trial = '-2'*"),
+        ([], "sweep_ray_cpus_per_trial = inf", {}, "ERROR: ini value sweep_ray_cpus_per_trial = 'inf'*"),
+        ([], "sweep_ray_node_retries = 1.5", {}, "ERROR: ini value sweep_ray_node_retries = '1.5'*"),
+        ([], "sweep_ray_node_retries = x", {}, "ERROR: ini value sweep_ray_node_retries = 'x'*"),
+        ([], "sweep_ray_ship_files = maybe", {}, "ERROR: *sweep_ray_ship_files*"),
+        (["--pdb"], "", {}, "ERROR: --pdb is incompatible with distributing tests*"),
+        (["--sweep-ray-address=127.0.0.1:1"], "", {}, "ERROR: --sweep-ray-address=127.0.0.1:1: nothing answers there*"),
+    ],
+)  # fmt: skip
+def test_a_bad_ray_setting_is_one_usage_line(
+    sweep_pytester: SweepPytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    ini: str,
+    env: dict[str, str],
+    expected: str,
+) -> None:
+    rc = write_toy(sweep_pytester.pytester, "CONFIG_TOY_Q=1|2\n")
+    if ini:
+        sweep_pytester.pytester.makeini(f"[pytest]\n{ini}\n")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = sweep_pytester.run(f"--range-config={rc}", RAY, *args)
+    assert_usage_error(result, expected)
+    assert not list((sweep_pytester.path / "test_matrix_results").glob("sweep_*/sweep_summary.json"))
+
+
+def test_ray_with_xdist_is_one_usage_line(sweep_pytester: SweepPytester) -> None:
+    rc = write_toy(sweep_pytester.pytester, "CONFIG_TOY_Q=1|2\n")
+    result = sweep_pytester.pytester.runpytest(*XDIST_PLUGIN_ARGS, f"--range-config={rc}", RAY, "-n", "2")
+    assert_usage_error(result, "ERROR: -n and --sweep-backend=ray do not go together*")
+
+
+def test_ray_collect_only_needs_no_cluster(sweep_pytester: SweepPytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # nothing there: collection must not connect
+    rc = write_toy(sweep_pytester.pytester, "CONFIG_TOY_Q=1|2\n")
+    result = sweep_pytester.run(f"--range-config={rc}", RAY, "--collect-only", "-q")
+    assert result.ret == 0 and "2 tests collected" in result.stdout.str()
