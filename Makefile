@@ -16,6 +16,8 @@ PARALLEL ?= 2
 # where sweep folders go (the guide's --output-dir); empty: test_matrix_results/
 OUTPUT_DIR ?=
 PYTEST_ARGS ?=
+## the suite's xdist workers (make test): one per core; the Ray tests share one worker (loadgroup)
+TEST_WORKERS ?= auto
 
 # The guide names the defconfigs resnet18/defconfigs/NAME; here they live in defconfigs/NAME.
 RANGE_FILE := $(if $(wildcard $(RANGE_CONFIG)),$(RANGE_CONFIG),$(if $(wildcard defconfigs/$(notdir $(RANGE_CONFIG))),defconfigs/$(notdir $(RANGE_CONFIG)),$(RANGE_CONFIG)))
@@ -66,7 +68,7 @@ sweep-clean:
 
 ## make test: lint, type checks, the docs build, the project's own test suite, then test-wheel (what CI runs)
 test: lint types docs
-	SWEEP_DOCS_SITE=$(DOCS_OUT)/html $(PY) -m pytest -q $(PYTEST_ARGS)
+	SWEEP_DOCS_SITE=$(DOCS_OUT)/html $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	$(PY) .ci/test_wheel.py
 
 ## make test-wheel: end-to-end tests against the built wheel, installed normally outside the checkout

@@ -76,12 +76,20 @@ def _is_slow(item: pytest.Item) -> bool:
     return "pytester" in fixtures or item.get_closest_marker("slow") is not None or item.path.stem in SLOW_MODULES
 
 
+#: Fixtures that import Ray into the test process or start the simulated cluster.
+RAY_FIXTURES = {"ray_imported", "ray_cluster"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the end-to-end tests ``slow`` and run them after the unit tests (stable otherwise)."""
     slow = {id(item) for item in items if _is_slow(item)}
     for item in items:
         if id(item) in slow:
             item.add_marker(pytest.mark.slow)
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            # under `-n N --dist loadgroup` (make test) every Ray test runs on one worker: one
+            # simulated cluster (~1 GB) at a time, and Ray imported into one process only
+            item.add_marker(pytest.mark.xdist_group("ray"))
     items[:] = [i for i in items if id(i) not in slow] + [i for i in items if id(i) in slow]
 
 
