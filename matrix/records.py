@@ -42,6 +42,11 @@ node, node_id        ``--sweep-backend=ray`` only: the Ray node's IP and id (``w
 requeued             Ray only, when its node was lost: why it ran again (one line per time)
 interim              true in an interim summary, written while the sweep still ran (its ``not_run``
                      trials had not finished yet); false in the final summary
+search, study_trial  a sampled sweep (``--sweep-search``) only: the sampler and the number of the
+                     study's trial that proposed this configuration
+duplicate_of         a sampled item whose sampler kept proposing a finished configuration: the
+                     item whose result it reused (the item is ``skipped``)
+feasible             with ``--sweep-constraint``: whether the trial met every constraint
 ===================  ==========================================================
 """
 
