@@ -391,11 +391,8 @@ def test_x_stops_handing_out_trials_and_lets_the_running_ones_finish(sweep: Swee
     assert harness.calls[-1] == ("close", ["fake1", "fake2"])
 
 
-@pytest.mark.parametrize("signal_name", ["sigterm", "ctrl-c"])
-def test_sigterm_or_ctrl_c_kills_every_worker_at_once_and_writes_the_summary(
-    sweep: SweepPytester, signal_name: str
-) -> None:
-    harness = Harness({"config_004": [signal_name]})  # while fake1, done with config_003, is idle
+def test_ctrl_c_kills_every_worker_at_once_and_writes_the_summary(sweep: SweepPytester) -> None:
+    harness = Harness({"config_004": ["ctrl-c"]})  # while fake1, done with config_003, is idle
     result, records = run(sweep, harness)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert [(n, r["status"]) for n, r in records.items()] == [
@@ -405,6 +402,24 @@ def test_sigterm_or_ctrl_c_kills_every_worker_at_once_and_writes_the_summary(
         ("config_004", "not_run"),
     ]
     assert harness.calls[-1] == ("close", [])  # no session is waited for, not even the idle one's
+    sweep_dir = sweep.only_sweep_dir(sweep.path / "out")
+    assert "The sweep was interrupted" in (sweep_dir / "sweep_analysis.txt").read_text()
+
+
+def test_sigterm_is_a_preemption_the_running_trial_reports_and_the_run_exits_75(sweep: SweepPytester) -> None:
+    """SIGTERM (issue 21): no new trial starts, the running one reaches its boundary and reports,
+    the summary is written and the exit code (75, EX_TEMPFAIL) tells a requeue script to run again."""
+    harness = Harness({"config_004": ["sigterm"]})
+    result, records = run(sweep, harness)
+    assert result.ret == 75
+    assert [(n, r["status"]) for n, r in records.items()] == [
+        ("config_001", "passed"),
+        ("config_002", "passed"),
+        ("config_003", "passed"),
+        ("config_004", "passed"),
+    ]
+    after = harness.calls[harness.calls.index(("sigterm", "fake2", "config_004")) + 1 :]
+    assert after == [("close", ["fake1", "fake2"])]  # nothing new submitted, nothing killed
     sweep_dir = sweep.only_sweep_dir(sweep.path / "out")
     assert "The sweep was interrupted" in (sweep_dir / "sweep_analysis.txt").read_text()
 

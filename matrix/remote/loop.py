@@ -26,7 +26,9 @@ WorkerUnresponsive`)                   complete result wins)
 it overran ``--sweep-trial-timeout``   the worker enforces the limit itself (``SIGALRM``); one that
 by :func:`overrun_margin`              does not return (a hang inside a CUDA kernel or NCCL) is
 (:class:`~.protocol.TrialOverrun`)     killed and the trial fails
-Ctrl-C / SIGTERM on the controller     every worker is killed; the summary lists the rest as not run
+Ctrl-C on the controller               every worker is killed; the summary lists the rest as not run
+SIGTERM on the controller              a preemption: no new trial starts, the running ones reach a
+                                       checkpoint, the summary is written, the run exits 75
 =====================================  ===========================================================
 
 A lost worker is replaced by a fresh one (``rayN`` counts on) while trials still wait; the fresh one
