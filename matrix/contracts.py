@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sized
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from pytest_sweep.matrix.trial import Stop, Trial, TrialContext
+    from pytest_sweep.matrix.trial import Stage, Stop, Trial, TrialContext
 
 
 @runtime_checkable
@@ -78,4 +78,39 @@ class Scheduler(Protocol):
 
     def trial_finished(self, trial: Trial, record: Mapping[str, Any]) -> None:
         """``trial`` ended (its record's ``status`` says how), on the process that ran it."""
+        ...
+
+
+class CheckpointCodec(Protocol):
+    """What ``pytest_sweep_checkpoint_codecs`` returns: serialises a trainer's checkpoint state.
+
+    The core writes the checkpoint file (header, checksum, atomic rename); a codec turns the
+    state into the payload's bytes and back.  ``name`` is stored in each file, so the same codec
+    reads it back.
+    """
+
+    name: str
+
+    def accepts(self, state: Any) -> str | None:
+        """None when this codec can save ``state``; otherwise why not (one line, naming the object)."""
+        ...
+
+    def dumps(self, state: Any) -> bytes:
+        """The payload for ``state``."""
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """The state from a payload ``dumps`` made; raise on anything else (the file is then not used)."""
+        ...
+
+
+class Promoter(Protocol):
+    """A scheduler that pauses trials at rungs and promotes them later (ASHA's promotion mode).
+
+    Besides :class:`Scheduler`'s methods it answers ``pytest_sweep_promote`` through this one.
+    """
+
+    def promote(self, trial: Trial, stage: Stage, metrics: Mapping[str, Any]) -> Stop | None:
+        """``trial`` is paused at ``stage.after`` with ``metrics`` (its epoch there): None promotes
+        it (its stage item continues it), a :class:`~pytest_sweep.matrix.trial.Stop` ends it there."""
         ...

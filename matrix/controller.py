@@ -99,6 +99,11 @@ class Controller:
         self.expected: dict[str, tuple[Trial, str | None]] = {}
         #: node id -> the executor's message, for trials whose worker process died
         self.crashed: dict[str, str] = {}
+        #: a stage item's node id -> its trial's first stage item's (where the trial's record is kept)
+        self.alias: dict[str, str] = {}
+        self._by_folder: dict[str, str] = {}
+        #: SIGTERM asked the run to stop (set by the plugin's handlers; see :mod:`.preempt`)
+        self.preempted = False
         self.interrupted = False
         self.finished = False
         self.result: SweepResult | None = None
@@ -113,13 +118,18 @@ class Controller:
 
     # -- what was collected ------------------------------------------------------------
     def expect(self, nodeid: str, trial: Trial, skip_reason: str | None = None) -> None:
+        """A collected sweep item; a trial's later stage items keep their record under its first."""
+        key = self._by_folder.setdefault(trial.folder, nodeid)
+        if key != nodeid:
+            self.alias[nodeid] = key
+            return
         self.expected[nodeid] = (trial, skip_reason)
 
     def expect_nodeid(self, nodeid: str) -> None:
         """Learn a collected sweep item from its node id alone (xdist controller)."""
         trial = self.sources.trial_for_nodeid(nodeid)
         if trial is not None:
-            self.expected[nodeid] = (trial, None)
+            self.expect(nodeid, trial)
 
     def expected_record(self, nodeid: str) -> dict[str, Any] | None:
         found = self.expected.get(nodeid)
@@ -143,20 +153,22 @@ class Controller:
             self.write_interim_summary()  # only when a result arrived or changed
 
     def take_report(self, report: pytest.TestReport) -> None:
-        """Turn one test report into (or onto) its trial's record."""
+        """Turn one test report into (or onto) its trial's record (a stage item's: its trial's)."""
+        key = self.alias.get(report.nodeid, report.nodeid)
         shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
         if shipped:
-            self.records[report.nodeid] = json.loads(str(shipped[-1]))
+            self.records[key] = json.loads(str(shipped[-1]))
             return
-        base = self.expected_record(report.nodeid)
+        base = self.expected_record(key)
         if base is None:
             return
-        known = self.records.get(report.nodeid)
+        known = self.records.get(key)
+        later_stage = key != report.nodeid and report.when == "call"
         if report.skipped and known is None:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            self.records[report.nodeid] = {**base, "status": "skipped", "error": reason.removeprefix("Skipped: ")}
+            self.records[key] = {**base, "status": "skipped", "error": reason.removeprefix("Skipped: ")}
         elif report.failed and (known is None or known["status"] != "failed"):
-            if known is not None and known["status"] in ("passed", "stopped"):
+            if known is not None and known["status"] in ("passed", "stopped") and not later_stage:
                 return  # a teardown error does not undo a trained result
             crash = self.crashed.get(report.nodeid)
             if crash is not None:
@@ -164,7 +176,7 @@ class Controller:
                 error = f"{words} (its worker ended: {crash})" if words else f"worker crashed: {crash}"
             else:
                 error = f"{report.when} failed: " + _last_error_line(str(report.longrepr or ""))
-            self.records[report.nodeid] = {**base, "status": "failed", "error": error}
+            self.records[key] = {**base, "status": "failed", "error": error}
 
     def _last_words(self, trial_dir: str) -> str | None:
         """The error a worker wrote into a trial's folder before it ended (a worker that could not
@@ -188,7 +200,8 @@ class Controller:
             return self.result
         self.finished = True
         interrupted = interrupted or self.interrupted
-        result = self.result_so_far("sweep interrupted" if interrupted else "not run", interrupted=interrupted)
+        why = "sweep preempted (SIGTERM); pytest --sweep-resume runs it" if self.preempted else "sweep interrupted"
+        result = self.result_so_far(why if interrupted else "not run", interrupted=interrupted)
         if result is None:
             return None
         self.result = result
@@ -265,6 +278,10 @@ class Controller:
         mark = self._interim_files.get(name)
         return mark is not None and _signature(path) == mark
 
+    def say(self, text: str, **markup: bool) -> None:
+        """One line in the terminal (after pytest's own output of the moment)."""
+        self._line(text, **markup)
+
     def _line(self, text: str, **markup: bool) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -322,11 +339,12 @@ class Controller:
                     rec.update(status="not_run", error=not_run_error)
             rows.append(rec)
         rows.extend(r for n, r in self.records.items() if n not in self.expected)
-        if self.previous:  # a resume: every record of the resumed sweep stays, in grid order
+        if self.previous:  # a resume: every record of the resumed sweep stays
             field = "nodeid" if by_node else "trial_dir"
             fresh = {str(r.get(field)): r for r in rows}
-            merged = [fresh.pop(str(r.get(field)), r) for r in self.previous]
-            rows = sorted(merged + list(fresh.values()), key=_grid_order(rows))
+            rows = [fresh.pop(str(r.get(field)), r) for r in self.previous] + list(fresh.values())
+        # in grid order, whatever order they ran in (--sweep-order, stage waves)
+        rows = sorted(rows, key=_grid_order(rows))
         if not rows:
             return None
         try:

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 
     import pytest
 
-    from pytest_sweep.matrix.contracts import DataBundle, Pruner, Scheduler, Trainer
+    from pytest_sweep.matrix.contracts import CheckpointCodec, DataBundle, Pruner, Scheduler, Trainer
     from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten
     from pytest_sweep.matrix.records import SweepResult
     from pytest_sweep.matrix.symbols import Symbol, SymbolTable
-    from pytest_sweep.matrix.trial import Trial
+    from pytest_sweep.matrix.trial import Stage, Stop, Trial
 
 hookspec = pluggy.HookspecMarker("pytest")
 
@@ -224,6 +224,73 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
         def pytest_sweep_make_scheduler(config, sweep_dir):
             if config.getoption("sweep_scheduler") == "below20":
                 return StopBelow()
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_trial_stages(trial: Trial, config: pytest.Config) -> list[int] | None:
+    """Split a trial into stage items: the epochs where its stages end (the last: its final epoch), or None.
+
+    Called at collection for every trial that is not skipped, on every process (keep it cheap:
+    no torch).  With ``[1, 3, 9, 27]``, a 27-epoch trial is collected as four items,
+    ``config_001[...-to_epoch1]``, ``-to_epoch3``, ``-to_epoch9`` and ``-to_epoch27``; the first
+    trains it to epoch 1 and pauses it there (checkpointed), each later one continues it from its
+    checkpoint when ``pytest_sweep_promote`` promotes it.  The items run in waves: every trial's
+    first stage, then every second stage, and so on (``--sweep-order`` orders the trials in each
+    wave).
+
+    ``firstresult``; the built-in implementation answers for ``--sweep-asha-mode=promotion``
+    (the rungs of ``--sweep-scheduler=asha``) and is ``trylast``.
+
+    :param trial: a collected trial, with typed values.
+    :param config: the process's pytest config.
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_sweep_promote(trial: Trial, stage: Stage, metrics: dict[str, Any]) -> Stop | None:
+    """A stage item is about to continue a trial paused at ``stage.after``: promote it or not.
+
+    Called on the process that runs the stage item, before it trains.  Return None to promote
+    (the item continues the trial from its checkpoint up to ``stage.until``), or a
+    :class:`~pytest_sweep.matrix.trial.Stop` to end the trial at the rung for good (the item is
+    skipped with its reason; the record says ``stopped``).  With no answer the trial is promoted.
+
+    ``firstresult``; the built-in ASHA scheduler in promotion mode answers it.
+
+    :param trial: the paused trial.
+    :param stage: the stage about to run.
+    :param metrics: the trial's epoch metrics at the rung (the last entry of its history).
+    """
+
+
+@hookspec
+def pytest_sweep_checkpoint_codecs() -> list[CheckpointCodec]:
+    """Serialisers for the states trainers save with ``ctx.save_checkpoint`` (:class:`~pytest_sweep.matrix.contracts.CheckpointCodec`).
+
+    Called once per process that trains.  Every implementation's codecs are tried in hook order
+    (``tryfirst`` first): the first whose ``accepts(state)`` says yes writes the payload, and its
+    ``name`` in the file picks it again to read it.  Built in: ``torch`` (states holding torch
+    tensors; ``torch.save``, read back with ``weights_only=True``, from the built-in trainer's
+    plugin) and, always last, the core's ``plain`` (plain Python data, no torch).
+
+    Example (NumPy arrays as lists)::
+
+        class NumpyCodec:
+            name = "numpy-json"
+
+            def accepts(self, state):
+                return None if isinstance(state, dict) and "weights" in state else "not mine"
+
+            def dumps(self, state):
+                return json.dumps({"weights": state["weights"].tolist()}).encode()
+
+            def loads(self, data):
+                return {"weights": numpy.array(json.loads(data)["weights"])}
+
+
+        def pytest_sweep_checkpoint_codecs():
+            return [NumpyCodec()]
     """
 
 

@@ -6,11 +6,14 @@ import argparse
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_sweep.matrix import search_options
+
+if TYPE_CHECKING:
+    from pytest_sweep.matrix import checkpoints
 
 #: The shortest limit ``--sweep-trial-timeout`` accepts, and the shortest gap between two alarms
 #: (matrix/timeout.py): repeats any closer would leave the process no time between them (a livelock).
@@ -98,6 +101,16 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a number of seconds, 0 or more")
     return value
+
+
+def _checkpoint_every(text: str) -> str:
+    from pytest_sweep.matrix.checkpoints import parse_every
+
+    try:
+        parse_every(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def _one_line(text: str) -> str:
@@ -254,6 +267,30 @@ def addoption(parser: pytest.Parser) -> None:
         help="Resume even where this run's grid differs from the resumed sweep's (its other records are kept)",
     )
     group.addoption(
+        "--sweep-checkpoint-every",
+        dest="sweep_checkpoint_every",
+        type=_checkpoint_every,
+        default=None,
+        metavar="EPOCHS|Ns",
+        help="Checkpoint each trial every EPOCHS epochs or every N seconds (e.g. 600s), or off; trainers "
+        "that checkpoint continue from there when resumed (default: 1)",
+    )
+    group.addoption(
+        "--sweep-checkpoint-keep",
+        dest="sweep_checkpoint_keep",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="Keep each trial's newest N checkpoints on disk (default: 1)",
+    )
+    group.addoption(
+        "--sweep-keep-checkpoints",
+        dest="sweep_keep_checkpoints",
+        action="store_true",
+        default=None,
+        help="Keep a trial's checkpoints after it completed (default: removed), with the final epoch's too",
+    )
+    group.addoption(
         "--sweep-backend",
         dest="sweep_backend",
         choices=BACKENDS,
@@ -292,6 +329,11 @@ def addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Ship each trial's files back to this process, which writes them, even where the output "
         "folder is shared (it is done anyway on a node that cannot see the folder)",
+    )
+    parser.addini("sweep_checkpoint_every", "Checkpoint every EPOCHS epochs, every Ns seconds, or off", default="1")
+    parser.addini("sweep_checkpoint_keep", "Checkpoints kept per trial", default="1")
+    parser.addini(
+        "sweep_keep_checkpoints", "Keep a trial's checkpoints after it completed (true/false)", default="false"
     )
     search_options.addoption(parser)
     parser.addini("sweep_backend", "Where trials run: serial or ray", default="serial")
@@ -480,3 +522,26 @@ def ray_ship_files(config: pytest.Config) -> bool:
         return bool(config.getini("sweep_ray_ship_files"))
     except (ValueError, pytest.UsageError) as exc:  # pytest's own parsing of a bool ini value
         raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None
+
+
+def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
+    """The :class:`~pytest_sweep.matrix.checkpoints.Policy` of ``--sweep-checkpoint-*`` (option, else ini)."""
+    from pytest_sweep.matrix.checkpoints import Policy, parse_every
+
+    every = config.getoption("sweep_checkpoint_every")
+    name = "--sweep-checkpoint-every" if every is not None else "ini value sweep_checkpoint_every"
+    raw = every if every is not None else str(config.getini("sweep_checkpoint_every")).strip()
+    try:
+        epochs, seconds = parse_every(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{name}: {exc}") from None
+    keep = config.getoption("sweep_checkpoint_keep")
+    if keep is None:
+        keep = _ray_setting(config, "sweep_checkpoint_keep", positive_int)
+    keep_after = config.getoption("sweep_keep_checkpoints")
+    if keep_after is None:
+        raw = str(config.getini("sweep_keep_checkpoints")).strip().lower()
+        if raw not in ("true", "false", "yes", "no", "1", "0", "on", "off", ""):
+            raise pytest.UsageError(f"ini value sweep_keep_checkpoints = {raw!r}: use true or false")
+        keep_after = raw in ("true", "yes", "1", "on")
+    return Policy(epochs, seconds, int(keep), bool(keep_after))

@@ -12,13 +12,16 @@ collects; then, as xdist splits its own roles:
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import functools
 import gc
 import os
 import signal
 import sys
-from collections.abc import Generator
+import threading
+import uuid
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
+from pytest_sweep.matrix.preempt import EXIT_PREEMPTED, FLAG_FILE, GRACE_SECONDS, Preemption, clear_flag, raise_flag
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
 from pytest_sweep.matrix.ray.backend import RayBackend
 from pytest_sweep.matrix.ray.backend import check_usage as check_ray_usage
@@ -37,7 +41,10 @@ from pytest_sweep.matrix.runner import RUNNER_KEY, Runner, process_unsafe
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
 from pytest_sweep.matrix.symbols import Symbol
 
-#: The session of a process that trains (its exit status, for a process that must end at once).
+#: The process's :class:`~.preempt.Preemption` (an active sweep's every process).
+PREEMPTION_KEY = pytest.StashKey[Preemption]()
+#: The process's session: its exit status for a process that must end at once, and the
+#: controller's SIGTERM handler stops Ray's loop through it.
 SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 
@@ -170,6 +177,10 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = options.progress_mode(config)
     config.pluginmanager.register(CollectorPlugin(sources), "sweep-collector")
     worker = hasattr(config, "workerinput")
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    # a worker (xdist, Ray) also hears its controller's SIGTERM through the flag file
+    preemption = config.stash[PREEMPTION_KEY] = Preemption(sweep_dir / FLAG_FILE if worker else None)
+    policy = options.checkpoint_policy(config)  # a bad ini value fails on every process
     if not _distributing(config):
         echo = TerminalEcho(config) if mode != "none" and not worker else None
         runner = config.stash[RUNNER_KEY] = Runner(
@@ -179,9 +190,14 @@ def pytest_configure(config: pytest.Config) -> None:
             timeout=options.trial_timeout(config),
             resume=config.getoption("sweep_resume") is not None,
             echo=echo,
+            policy=policy,
+            preemption=preemption,
+            run_id=str(workerinput.get("testrunuid") or uuid.uuid4().hex),
             on_process_end=None if worker else functools.partial(_process_ends, config),
         )
         config.pluginmanager.register(RunnerPlugin(runner, echo), "sweep-runner")
+        if os.name == "posix":
+            _trap(config, lambda: runner.on_sigterm(serial=not worker))
     search.configure(config, sources, sweep_dir, runs_trials=not _distributing(config))
     if not worker:
         previous = _resumed_records(config, sources, sweep_dir)
@@ -191,12 +207,14 @@ def pytest_configure(config: pytest.Config) -> None:
         ticker = TrialTicker(config, controller, quiet=mode == "none")
         if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
-        config.pluginmanager.register(ControllerPlugin(controller, ticker), "sweep-controller")
+        config.pluginmanager.register(ControllerPlugin(controller, ticker, preemption), "sweep-controller")
         if options.backend(config) == "ray":  # the run loop on Ray actors (ray/backend.py)
             check_ray_usage(config)
             config.pluginmanager.register(RayBackend(config, controller, ticker), "sweep-ray")
-        if os.name == "posix":
-            _trap_sigterm(config)
+        if _distributing(config) and not config.option.collectonly:
+            clear_flag(sweep_dir)  # a request of an earlier run in this folder must not stop this one
+            if os.name == "posix":
+                _trap(config, functools.partial(_preempt_workers, config, controller, preemption))
     _freeze_at_exit()
 
 
@@ -241,21 +259,41 @@ def _freeze_at_exit() -> None:
         atexit.register(gc.freeze)
 
 
-def _trap_sigterm(config: pytest.Config) -> None:
-    """SIGTERM ends the run like Ctrl-C, so the summary of finished trials is still written."""
+def _trap(config: pytest.Config, action: Callable[[], None]) -> None:
+    """SIGTERM calls ``action`` for the run (see :mod:`.preempt`); the old handler comes back after it."""
 
     def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+        action()
 
     try:
         previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
+    except ValueError:  # not the main thread (a Ray actor's session): the flag file still reaches it
         return
 
     def restore() -> None:
         signal.signal(signal.SIGTERM, previous)
 
     config.add_cleanup(restore)
+
+
+def _preempt_workers(config: pytest.Config, controller: Controller, preemption: Preemption) -> None:
+    """SIGTERM on a controller that runs no trial (xdist, Ray): its workers checkpoint, then the run ends.
+
+    The flag file asks the workers to stop; no new trial starts.  After :data:`GRACE_SECONDS`
+    (the cluster's SIGKILL is near), or at a second SIGTERM, the run stops as Ctrl-C stops it.
+    """
+    if preemption.reason is not None:
+        raise KeyboardInterrupt("SIGTERM")
+    preemption.request("SIGTERM")
+    controller.preempted = True
+    raise_flag(controller.dir)
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.shouldstop = "sweep preempted (SIGTERM)"  # Ray's loop starts no further trial
+    timer = threading.Timer(GRACE_SECONDS, _thread.interrupt_main)
+    timer.daemon = True
+    timer.start()
+    config.add_cleanup(timer.cancel)
 
 
 class CollectorPlugin:
@@ -350,9 +388,15 @@ class RunnerPlugin:
 class ControllerPlugin:
     """A process where results arrive (serial run, xdist controller): records and summaries."""
 
-    def __init__(self, controller: Controller, ticker: TrialTicker | None = None) -> None:
+    def __init__(
+        self, controller: Controller, ticker: TrialTicker | None = None, preemption: Preemption | None = None
+    ) -> None:
         self.controller = controller
         self.ticker = ticker
+        self.preemption = preemption or Preemption()
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        session.config.stash[SESSION_KEY] = session  # for the SIGTERM handler
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
@@ -360,7 +404,7 @@ class ControllerPlugin:
                 self.controller.expect(item.nodeid, item.trial, item.skip_reason)
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
-        trials = [i for i in items if isinstance(i, SweepItem)]
+        trials = [i for i in items if isinstance(i, SweepItem) and (i.stage is None or i.stage.index == 0)]
         if not trials:
             return []
         notes = [f"sweep: {s.display}: {note}" for s in self.controller.sources.sources for note in s.notes]
@@ -397,16 +441,32 @@ class ControllerPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if session.config.option.collectonly:
             return
-        if exitstatus == pytest.ExitCode.USAGE_ERROR and not self.controller.records:
+        controller = self.controller
+        if exitstatus == pytest.ExitCode.USAGE_ERROR and not controller.records:
             # refused before any trial ran (an unreachable Ray cluster, a damaged rung store): no
             # summary of trials that never started, and no empty folder left behind
+            if _distributing(session.config):
+                clear_flag(controller.dir)
             if session.config.getoption("sweep_resume") is None:
                 try:
-                    self.controller.dir.rmdir()
+                    controller.dir.rmdir()
                 except OSError:
                     pass  # not empty: something of the run's is in it
             return
-        self.controller.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        preempted = self.preemption.reason is not None or any(
+            str(r.get("error") or "").startswith("preempted") for r in controller.records.values()
+        )
+        controller.preempted = controller.preempted or preempted
+        controller.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED or preempted)
+        if _distributing(session.config):
+            clear_flag(controller.dir)
+        if preempted:
+            session.exitstatus = EXIT_PREEMPTED
+            controller.say(
+                f"sweep: preempted (SIGTERM): running trials checkpointed, summary written; "
+                f"pytest --sweep-resume={controller.dir} continues the sweep (exit code {EXIT_PREEMPTED})",
+                yellow=True,
+            )
 
 
 @pytest.hookimpl

@@ -44,14 +44,14 @@ class TrialTicker:
         self.best: tuple[float, str] | None = None
 
     def report(self, report: pytest.TestReport) -> None:
-        nodeid = report.nodeid
+        nodeid = self.sweep.alias.get(report.nodeid, report.nodeid)  # a stage item: its trial
         if nodeid in self.done or nodeid in self.skipped or nodeid not in self.sweep.expected:
             return
         if not self.clock.started:
             self.clock.start(t for t, skip in self.sweep.expected.values() if not skip)
         self.running[nodeid] = self.running.get(nodeid, 0.0) + float(report.duration or 0.0)
         record = self.sweep.records.get(nodeid)
-        if record is None:
+        if record is None or (report.when != "call" and report.passed):
             return  # a passed setup: the result comes with the call
         trial, skip = self.sweep.expected[nodeid]
         if record["status"] not in ("passed", "stopped", "failed"):
@@ -59,6 +59,10 @@ class TrialTicker:
             self.running.pop(nodeid, None)
             if not skip:
                 self.clock.gone(trial)
+            return
+        if record.get("paused"):  # a stage ended: the trial waits for its promotion
+            if not self.quiet:
+                self._write(self._line(record))
             return
         self.done.add(nodeid)
         self.clock.finished(trial, record, self.running.pop(nodeid, 0.0))
@@ -77,7 +81,8 @@ class TrialTicker:
                 self.best = (float(acc), name)
         elif record["status"] == "stopped":
             acc = record.get("test_acc")
-            what = f"{name} stopped at epoch {record.get('rung')}" + (f" {float(acc):.2f}%" if acc is not None else "")
+            verb = "paused" if record.get("paused") else "stopped"
+            what = f"{name} {verb} at epoch {record.get('rung')}" + (f" {float(acc):.2f}%" if acc is not None else "")
         else:
             self.failed += 1
             error = str(record.get("error") or "failed")

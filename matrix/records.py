@@ -7,39 +7,47 @@ fields an older file lacks, so readers can rely on every key below.
 Schema version 2 (units in brackets); version 1 had no ``stopped`` status, ``rung`` or
 ``stop_reason`` (:func:`normalize` fills them in):
 
-=================  ==========================================================
-config_file        ``config_017``
-status             ``passed`` | ``stopped`` | ``failed`` | ``skipped`` | ``not_run``;
-                   ``stopped``: a scheduler (``--sweep-scheduler``) stopped it early
-rank               1 for the best completed (``passed``) trial by ``test_acc``, then the rest of
-                   them; the ``stopped`` trials follow (best last accuracy first); None otherwise
-rung               ``stopped`` only: the epoch (rung) at which it was stopped
-stop_reason        ``stopped`` only: one line, why
-reused             true when ``--sweep-resume`` took the result from an earlier sweep
-test_acc           final test accuracy [%]
-best_acc           best test accuracy over the epochs [%]
-final_sparsity     fraction of exact zeros in Conv/Linear weights [0..1]
-training_time      wall time of the trial's training [s]
-error              one line: why the trial failed, was skipped or did not run
-``CONFIG_...``     one column per swept parameter (numbers as numbers)
-config             every ``KEY: value`` of the trial's config, as written
-swept              the swept keys
-nodeid, worker     pytest node id; ``main``, the xdist worker id (``gw0``) or the Ray actor's (``ray1``)
-trial_dir          the trial's folder, relative to the sweep folder
-seed, device       the seed it trained with (``CONFIG_SEED``); ``cpu`` / ``cuda:0``
-epochs_run         epochs actually trained
-images_per_s       mean training throughput
-peak_memory_mb     peak GPU memory (CUDA only)
-torch_threads      torch's intra-op CPU threads during the trial (CPU results depend on it)
-trainer            what trained it, e.g. ``resnet18/cifar10/adamwprune``
-test_samples       the test set's size (one image is 100 / test_samples pp of ``test_acc``);
-                   None when the trainer does not say (the analysis then knows no granularity)
-source             the range file (or generated config) the trial came from
-node, node_id      ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
-requeued           Ray only, when its node was lost: why it ran again (one line per time)
-interim            true in an interim summary, written while the sweep still ran (its ``not_run``
-                   trials had not finished yet); false in the final summary
-=================  ==========================================================
+===================  ==========================================================
+config_file          ``config_017``
+status               ``passed`` | ``stopped`` | ``failed`` | ``skipped`` | ``not_run``;
+                     ``stopped``: a scheduler (``--sweep-scheduler``) stopped it early
+rank                 1 for the best completed (``passed``) trial by ``test_acc``, then the rest of
+                     them; the ``stopped`` trials follow (best last accuracy first); None otherwise
+rung                 ``stopped`` only: the epoch (rung) at which it was stopped
+stop_reason          ``stopped`` only: one line, why
+paused               ``stopped`` only: true while it waits at its rung for a promotion
+                     (``--sweep-asha-mode=promotion``) that has not run (yet)
+resumed_from_epoch   the epochs done in the checkpoint it continued from (None: trained from scratch)
+reused               true when ``--sweep-resume`` took the result from an earlier sweep
+test_acc             final test accuracy [%]
+best_acc             best test accuracy over the epochs [%]
+final_sparsity       fraction of exact zeros in Conv/Linear weights [0..1]
+training_time        wall time of the trial's training [s]
+error                one line: why the trial failed, was skipped or did not run
+``CONFIG_...``       one column per swept parameter (numbers as numbers)
+config               every ``KEY: value`` of the trial's config, as written
+swept                the swept keys
+nodeid, worker       pytest node id; ``main``, the xdist worker id (``gw0``) or the Ray actor's (``ray1``)
+trial_dir            the trial's folder, relative to the sweep folder
+seed, device         the seed it trained with (``CONFIG_SEED``); ``cpu`` / ``cuda:0``
+epochs_run           epochs actually trained
+images_per_s         mean training throughput
+peak_memory_mb       peak GPU memory (CUDA only)
+torch_threads        torch's intra-op CPU threads during the trial (CPU results depend on it)
+trainer              what trained it, e.g. ``resnet18/cifar10/adamwprune``
+test_samples         the test set's size (one image is 100 / test_samples pp of ``test_acc``);
+                     None when the trainer does not say (the analysis then knows no granularity)
+source               the range file (or generated config) the trial came from
+node, node_id        ``--sweep-backend=ray`` only: the Ray node's IP and id (``worker`` is ``ray1``...)
+requeued             Ray only, when its node was lost: why it ran again (one line per time)
+interim              true in an interim summary, written while the sweep still ran (its ``not_run``
+                     trials had not finished yet); false in the final summary
+search, study_trial  a sampled sweep (``--sweep-search``) only: the sampler and the number of the
+                     study's trial that proposed this configuration
+duplicate_of         a sampled item whose sampler kept proposing a finished configuration: the
+                     item whose result it reused (the item is ``skipped``)
+feasible             with ``--sweep-constraint``: whether the trial met every constraint
+===================  ==========================================================
 """
 
 from __future__ import annotations
@@ -95,6 +103,8 @@ _DEFAULTS: dict[str, Any] = {
     "rank": None,
     "rung": None,
     "stop_reason": None,
+    "paused": False,
+    "resumed_from_epoch": None,
     "interim": False,
 }
 
@@ -164,6 +174,7 @@ NUMBER_FIELDS = (
     "rank",
     "rung",
     "seed",
+    "resumed_from_epoch",
 )
 #: Record fields that hold text or None.
 TEXT_FIELDS = ("status", "config_file", "error", "nodeid", "worker", "trial_dir", "device", "trainer", "source")

@@ -65,7 +65,11 @@ def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
 
 
 def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
-    """``trial folder name -> training_metrics.json`` of every passed or stopped trial in ``folder``."""
+    """``trial folder name -> training_metrics.json`` of every passed or stopped trial in ``folder``.
+
+    A trial paused at a rung (ASHA's promotion mode: ``"paused": true``) has not finished: it is
+    left out, so a resume continues it from its checkpoint.
+    """
     found: dict[str, dict[str, Any]] = {}
     for metrics in sorted(folder.glob("*/training_metrics.json")):
         try:
@@ -75,6 +79,8 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep
             continue  # a trial killed while writing leaves no usable file: it runs again
         if isinstance(doc, dict) and doc.get("status") in ("passed", "stopped") and doc.get("config_file"):
+            if doc.get("paused") is True:
+                continue
             doc["_folder"] = metrics.parent.name
             found[metrics.parent.name] = doc
     return found

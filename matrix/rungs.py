@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,34 @@ class RungStore(Protocol):
 TABLES = {
     "results": ("kind", "step", "trial", "value", "stop", "reason"),
     "finished": ("trial",),
+    "promotions": ("kind", "step", "trial", "stop", "reason"),  # ASHA's promotion mode
 }
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    """WAL mode and the tables, retried while another process holds the file locked.
+
+    Two processes opening a new store at once (the first items of ``-n 2``) can meet
+    ``database is locked`` at once, without SQLite's busy timeout: switching a new file to WAL
+    needs it exclusively.  Every statement here is idempotent, so it is simply tried again.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS results (kind TEXT NOT NULL, step INTEGER NOT NULL, "
+                "trial TEXT NOT NULL, value REAL NOT NULL, stop INTEGER NOT NULL, reason TEXT NOT NULL, "
+                "PRIMARY KEY (kind, step, trial))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS finished (trial TEXT PRIMARY KEY)")
+            _decisions(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class SqliteRungStore:
@@ -110,14 +138,11 @@ class SqliteRungStore:
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS results (kind TEXT NOT NULL, step INTEGER NOT NULL, "
-                "trial TEXT NOT NULL, value REAL NOT NULL, stop INTEGER NOT NULL, reason TEXT NOT NULL, "
-                "PRIMARY KEY (kind, step, trial))"
-            )
-            db.execute("CREATE TABLE IF NOT EXISTS finished (trial TEXT PRIMARY KEY)")
+            try:
+                _setup(db)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
@@ -162,7 +187,73 @@ class SqliteRungStore:
         rows = self._connect().execute("SELECT trial, value FROM results WHERE kind = ? AND step = ?", (kind, step))
         return {str(t): float(v) for t, v in rows}
 
+    def record(self, kind: str, step: int, trial: str, value: float) -> None:
+        record_value(self, kind, step, trial, value)
+
+    def promote(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        return promote(self, kind, step, trial, value, rule)
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class PromotionStore(RungStore, Protocol):
+    """A :class:`RungStore` that also keeps values without a decision, and promotions decided later
+    (ASHA's promotion mode: a trial records its value when it pauses at a rung; whether it is
+    promoted is decided when its next stage starts, against the values recorded by then)."""
+
+    def record(self, kind: str, step: int, trial: str, value: float) -> None:
+        """Keep ``trial``'s ``value`` at ``step`` (the first value stays)."""
+        ...
+
+    def promote(self, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+        """Decide once, atomically, with ``rule`` against the other values at ``step``; later calls
+        return that decision.  ``value`` is recorded first if ``trial`` has none there."""
+        ...
+
+
+def _decisions(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS promotions (kind TEXT NOT NULL, step INTEGER NOT NULL, trial TEXT NOT NULL, "
+        "stop INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (kind, step, trial))"
+    )
+
+
+def record_value(store: SqliteRungStore, kind: str, step: int, trial: str, value: float) -> None:
+    """:meth:`PromotionStore.record` for :class:`SqliteRungStore`."""
+    store._connect().execute(
+        "INSERT OR IGNORE INTO results (kind, step, trial, value, stop, reason) VALUES (?, ?, ?, ?, 0, '')",
+        (kind, step, trial, value),
+    )
+
+
+def promote(store: SqliteRungStore, kind: str, step: int, trial: str, value: float, rule: Rule) -> Verdict:
+    """:meth:`PromotionStore.promote` for :class:`SqliteRungStore` (one ``BEGIN IMMEDIATE``)."""
+    db = store._connect()
+    _decisions(db)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        known = db.execute(
+            "SELECT stop, reason FROM promotions WHERE kind = ? AND step = ? AND trial = ?", (kind, step, trial)
+        ).fetchone()
+        if known is not None:
+            db.execute("COMMIT")
+            return Verdict(bool(known[0]), str(known[1]))
+        db.execute(
+            "INSERT OR IGNORE INTO results (kind, step, trial, value, stop, reason) VALUES (?, ?, ?, ?, 0, '')",
+            (kind, step, trial, value),
+        )
+        rows = db.execute("SELECT trial, value FROM results WHERE kind = ? AND step = ?", (kind, step)).fetchall()
+        mine = next(float(v) for t, v in rows if t == trial)
+        verdict = rule(mine, [float(v) for t, v in rows if t != trial])
+        db.execute(
+            "INSERT INTO promotions (kind, step, trial, stop, reason) VALUES (?, ?, ?, ?, ?)",
+            (kind, step, trial, int(verdict.stop), verdict.reason),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return verdict

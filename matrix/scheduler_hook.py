@@ -5,7 +5,8 @@ The core owns the factory hook and calls it (as xdist's ``DSession`` calls
 ``--sweep-scheduler=asha|median``) only answer it, so ``-p no:sweep.schedulers`` leaves a
 ``conftest.py``'s or another plugin's scheduler working.  On a process that trains,
 :class:`SchedulerPlugin` answers ``pytest_sweep_epoch_ended`` with the scheduler's decision and
-leaves the reason in ``trial.stash[STOP_KEY]``, so the trial's record says ``stopped``.
+leaves the reason in ``trial.stash[STOP_KEY]``, so the trial's record says ``stopped``, and
+``pytest_sweep_promote`` with the scheduler's ``promote`` where it has one (ASHA's promotion mode).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.runner import one_line
-from pytest_sweep.matrix.trial import STOP_KEY, Stop, Trial, TrialFailed
+from pytest_sweep.matrix.trial import STOP_KEY, Stage, Stop, Trial, TrialFailed
 
 #: The registration name of :class:`SchedulerPlugin`.
 NAME = "sweep-scheduler"
@@ -79,6 +80,11 @@ class SchedulerPlugin:
             )
         trial.stash[STOP_KEY] = stop
         return True
+
+    @pytest.hookimpl
+    def pytest_sweep_promote(self, trial: Trial, stage: Stage, metrics: dict[str, Any]) -> Stop | None:
+        promote = getattr(self.scheduler, "promote", None)
+        return promote(trial, stage, metrics) if promote is not None else None
 
     @pytest.hookimpl
     def pytest_sweep_trial_finished(self, trial: Trial, record: dict[str, Any]) -> None:

@@ -8,6 +8,12 @@ sweep; neither ever waits for another trial.
   only if its metric is within the top ``max(1, n // η)`` of the ``n`` results recorded at that
   rung so far, its own included (ties go on); otherwise it stops there.  The first trial at a
   rung always goes on.
+- **ASHA, promotion mode** (Ray Tune's and Syne Tune's "promotion" type): every trial pauses
+  at each rung, checkpointed, and its worker goes on with other work; a paused trial is promoted
+  (continued from its checkpoint to the next rung) if its metric is within the top
+  ``max(1, n // η)`` of the ``n`` results recorded at that rung when its next stage starts.  The
+  stages run as items in waves (:mod:`pytest_sweep.matrix.stages`), so most of a rung's results
+  are in when the promotions are decided, whatever the order of the trials.
 - **median** (Optuna's ``MedianPruner``): after ``grace`` epochs, and once ``startup`` trials
   have completed, a trial whose metric at an epoch is worse than the median of the other trials'
   metrics at the same epoch stops.
@@ -22,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_sweep.matrix.errors import clip
-from pytest_sweep.matrix.rungs import RungStore, Verdict
-from pytest_sweep.matrix.trial import Stop, Trial, TrialFailed
+from pytest_sweep.matrix.rungs import PromotionStore, RungStore, Verdict
+from pytest_sweep.matrix.trial import STAGE_KEY, Stage, Stop, Trial, TrialFailed
 
 MODES = ("max", "min")
 
@@ -179,6 +185,76 @@ class AshaScheduler:
         eta, objective = self.eta, self.objective
         verdict = self.store.decide(
             "rung", epoch, trial.folder, value, lambda v, others: asha_verdict(v, others, eta, objective, epoch)
+        )
+        return Stop(epoch, verdict.reason) if verdict.stop else None
+
+    def trial_finished(self, trial: Trial, record: Mapping[str, Any]) -> None:
+        if record.get("status") == "passed":
+            self.store.finish(trial.folder)
+
+
+def promotion_verdict(value: float, others: list[float], eta: float, objective: Objective, epoch: int) -> Verdict:
+    """ASHA's promotion rule: the same cutoff as :func:`asha_verdict`, decided when the next stage starts."""
+    verdict = asha_verdict(value, others, eta, objective, epoch)
+    if not verdict.stop:
+        return verdict
+    return Verdict(True, verdict.reason.replace(f"stopped at epoch {epoch}", f"not promoted at epoch {epoch}", 1))
+
+
+def stage_ends(grace: int, eta: float, epochs: int) -> list[int] | None:
+    """Where a trial of ``epochs`` epochs ends its stages in promotion mode: its rungs, then ``epochs``."""
+    ladder = rungs(grace, eta, epochs)
+    return [*ladder, epochs] if ladder else None
+
+
+class PromotionAsha:
+    """ASHA in promotion mode (see the module's docstring): pauses at rungs, promotes later.
+
+    Its values live in the store's ``prung`` rows, its decisions among its promotions.
+    """
+
+    name = "asha"
+    KIND = "prung"
+
+    def __init__(
+        self, store: PromotionStore, grace: int = 1, eta: float = 3.0, objective: Objective | None = None
+    ) -> None:
+        self.store = store
+        self.grace = grace
+        self.eta = eta
+        self.objective = objective or Objective()
+
+    def epoch_ended(self, trial: Trial, metrics: Mapping[str, Any]) -> Stop | None:
+        epoch = _epoch(trial, metrics)
+        stage = trial.stash.get(STAGE_KEY, None)
+        if stage is not None and stage.last and epoch >= stage.until:
+            return None  # its last epoch: nothing left to decide
+        if epoch not in rungs(self.grace, self.eta, trial.get("CONFIG_NUM_EPOCHS"), limit=epoch + 1):
+            return None
+        value = self.objective.value(metrics)
+        self.store.record(self.KIND, epoch, trial.folder, value)
+        if stage is not None and epoch == stage.until:
+            return Stop(
+                epoch,
+                f"paused at epoch {epoch} with {self.objective.metric} {self.objective.show(value)}: waits for its "
+                f"promotion (the top 1/{self.eta:g} of the rung go on)",
+                pause=True,
+            )
+        # a rung on the way (its earlier stages did not run in this sweep, or it runs as one item)
+        return self._decide(trial, epoch, value)
+
+    def promote(self, trial: Trial, stage: Stage, metrics: Mapping[str, Any]) -> Stop | None:
+        rung = stage.after if stage.after is not None else _epoch(trial, metrics)
+        return self._decide(trial, rung, self.objective.value(metrics))
+
+    def _decide(self, trial: Trial, epoch: int, value: float) -> Stop | None:
+        eta, objective = self.eta, self.objective
+        verdict = self.store.promote(
+            self.KIND,
+            epoch,
+            trial.folder,
+            value,
+            lambda v, others: promotion_verdict(v, others, eta, objective, epoch),
         )
         return Stop(epoch, verdict.reason) if verdict.stop else None
 

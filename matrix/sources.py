@@ -22,7 +22,7 @@ from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, 
 from pytest_sweep.matrix.records import new_record
 from pytest_sweep.matrix.space import SEED_KEY, SearchSpace
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
-from pytest_sweep.matrix.trial import Trial, TrialFailed, trial_id
+from pytest_sweep.matrix.trial import Trial, TrialFailed, trial_id, unstaged_id
 
 #: ``pytest_sweep_describe_trial``'s answer, asked once per trial.
 _DESCRIPTION = pytest.StashKey[str | None]()
@@ -360,7 +360,8 @@ class Sources:
             for source in self.sources:
                 for combo in source.combinations:
                     self._by_id.setdefault(trial_id(combo.name, combo.swept, combo.label), []).append((source, combo))
-        matches = self._by_id.get(nodeid.rsplit("::", 1)[-1])
+        last = nodeid.rsplit("::", 1)[-1]
+        matches = self._by_id.get(last) or self._by_id.get(unstaged_id(last))
         if not matches:
             return None
         source, combo = matches[0]

@@ -252,9 +252,12 @@ class MlflowTracker:
         if report.when != "teardown" or self.parent_id is None:
             return
         controller = self.config.stash.get(CONTROLLER_KEY, None)
-        record = controller.records.get(report.nodeid) if controller is not None else None
-        if record is not None:
-            self._trial(report.nodeid, record, ran=not record.get("reused"))
+        if controller is None:
+            return
+        nodeid = controller.alias.get(report.nodeid, report.nodeid)  # a stage item: its trial
+        record = controller.records.get(nodeid)
+        if record is not None and not record.get("paused"):  # a paused trial may be promoted later
+            self._trial(nodeid, record, ran=not record.get("reused"))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sweep_finished(self, config: pytest.Config, sweep: SweepResult) -> None:
@@ -263,8 +266,10 @@ class MlflowTracker:
             return
         controller = self.config.stash.get(CONTROLLER_KEY, None)
         reported = controller.records if controller is not None else {}
+        alias = controller.alias if controller is not None else {}
         for record in sweep.records:
             nodeid = str(record.get("nodeid") or record.get("trial_dir"))
+            nodeid = alias.get(nodeid, nodeid)  # a stage item's record: its trial's
             self._trial(nodeid, record, ran=nodeid in reported and not record.get("reused"))
 
     @pytest.hookimpl(trylast=True)
@@ -376,7 +381,8 @@ class MlflowTracker:
             f"{TAG}trial_dir": str(record.get("trial_dir")),
             f"{TAG}nodeid": str(record.get("nodeid")),
         }
-        for key in ("worker", "node", "trainer", "device", "error", "stop_reason", "reused", "source"):
+        kept = ("worker", "node", "trainer", "device", "error", "stop_reason", "reused", "resumed_from_epoch", "source")
+        for key in kept:
             if record.get(key) not in (None, "", False):
                 tags[f"{TAG}{key}"] = str(record[key])[:5000]
         run = self.client.create_run(

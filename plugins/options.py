@@ -101,7 +101,11 @@ def _ordering(parser: pytest.Parser) -> None:
         metavar="ORDER",
         help="Order of the trials: grid (as expanded), interleaved (spread over the grid) or random (CONFIG_SEED)",
     )
-    parser.addini("sweep_order", "Order of the trials: grid, interleaved or random (default grid)", default="grid")
+    parser.addini(
+        "sweep_order",
+        "Order of the trials: grid, interleaved or random (default interleaved with a scheduler, else grid)",
+        default="",
+    )
 
 
 # -- sweep.schedulers ----------------------------------------------------------------------------
@@ -135,6 +139,16 @@ def parse_objective(text: str) -> Objective:
     return Objective(metric, mode or "max")
 
 
+#: ``--sweep-asha-mode``: a trial below a rung's cutoff stops there, or every trial pauses there.
+ASHA_MODES = ("stopping", "promotion")
+
+
+def parse_asha_mode(text: str) -> str:
+    if text.strip() not in ASHA_MODES:
+        raise argparse.ArgumentTypeError(f"{text!r}: use stopping or promotion")
+    return text.strip()
+
+
 #: ``sweep.schedulers``: option -> (parser, ini name, ini default, help)
 SCHEDULER_OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
     "--sweep-scheduler": (
@@ -166,6 +180,13 @@ SCHEDULER_OPTIONS: dict[str, tuple[Callable[[str], Any], str, str, str]] = {
         "sweep_startup_trials",
         "3",
         "The median rule stops nothing before this many trials completed",
+    ),
+    "--sweep-asha-mode": (
+        parse_asha_mode,
+        "sweep_asha_mode",
+        "stopping",
+        "ASHA's mode: stopping (a trial below a rung's cutoff stops there) or promotion (every trial pauses "
+        "at each rung, checkpointed, and the rung's best are continued later)",
     ),
 }
 

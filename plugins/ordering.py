@@ -4,8 +4,14 @@ An asynchronous rule (``--sweep-scheduler=asha``) compares a trial with those th
 rung before it, so the order matters: in grid order the first trials may all share one bad value
 of the first swept key.  ``interleaved`` runs them in bit-reversed (van der Corput) order of
 their grid index, so that every stretch of the run covers the whole grid; ``random`` shuffles
-them with ``CONFIG_SEED``.  Every process computes the same order (xdist's workers must collect
-the same items in the same order).
+them with ``CONFIG_SEED``.  Without the option, the order is ``interleaved`` when a scheduler is
+on (``--sweep-scheduler``) and ``grid`` otherwise.  Every process computes the same order
+(xdist's workers must collect the same items in the same order).
+
+A trial split into stage items (``--sweep-asha-mode=promotion``) runs in waves: every trial's
+first stage in that order, then every trial's second stage, and so on.  A sampled search's items
+(``--sweep-search``, ``trial_001``...) keep their order: they are slots the sampler fills, not grid
+points.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import random
 
 import pytest
 
-from pytest_sweep.matrix.collect import SweepItem
+from pytest_sweep.matrix.collect import SampledItem, SweepItem
 from pytest_sweep.plugins.options import ORDERS  # the option itself is defined there (light, at start-up)
 
 
@@ -22,9 +28,22 @@ def order(config: pytest.Config) -> str:
     value = config.getoption("sweep_order", None)
     if value is None:
         value = str(config.getini("sweep_order")).strip()
+        if not value:
+            return "interleaved" if _scheduling(config) else "grid"
         if value not in ORDERS:
             raise pytest.UsageError(f"ini value sweep_order = {value!r}: use grid, interleaved or random")
     return str(value)
+
+
+def _scheduling(config: pytest.Config) -> bool:
+    """Whether a scheduler is asked for (``--sweep-scheduler`` or its ini value, other than none)."""
+    name = config.getoption("sweep_scheduler", None)
+    if name is None:
+        try:
+            name = str(config.getini("sweep_scheduler")).strip()
+        except ValueError:  # the schedulers plugin is not loaded
+            return False
+    return bool(name) and name != "none"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,15 +59,30 @@ def bit_reversed(n: int) -> list[int]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     how = order(config)
-    if how == "grid":
-        return
     slots = [i for i, item in enumerate(items) if isinstance(item, SweepItem)]
-    trials = [items[i] for i in slots]
+    sweep = [item for item in items if isinstance(item, SweepItem)]
+    staged = any(item.stage is not None for item in sweep)
+    if (how == "grid" and not staged) or any(isinstance(item, SampledItem) for item in sweep):
+        return  # a sampled search's items are slots, not grid points: the sampler spreads them
+    # the trials' order, over each trial's first item (a staged trial has several)
+    firsts: dict[str, int] = {}
+    for item in sweep:
+        firsts.setdefault(item.trial.folder, len(firsts))
+    n = len(firsts)
     if how == "interleaved":
-        moved = [trials[i] for i in bit_reversed(len(trials))]
+        rank = {trial: i for i, trial in enumerate(bit_reversed(n))}
+    elif how == "random":
+        seed = sweep[0].trial.seed if sweep else 0
+        shuffled = list(range(n))
+        random.Random(seed).shuffle(shuffled)
+        rank = {trial: i for i, trial in enumerate(shuffled)}
     else:
-        seed = trials[0].trial.seed if trials and isinstance(trials[0], SweepItem) else 0
-        moved = list(trials)
-        random.Random(seed).shuffle(moved)
+        rank = {i: i for i in range(n)}
+
+    def key(item: SweepItem) -> tuple[int, int]:
+        wave = item.stage.index if item.stage is not None else 0
+        return wave, rank[firsts[item.trial.folder]]
+
+    moved = sorted(sweep, key=key)
     for slot, item in zip(slots, moved, strict=True):
         items[slot] = item

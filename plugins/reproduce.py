@@ -250,6 +250,8 @@ def plan(sweep_dir: Path, trial: str, out: Path | None = None) -> Plan:
     options = env.get("options") or {}
     if "sweep_scheduler" in options:  # the scheduler plugin was loaded: run the trial to its end
         argv.append("--sweep-scheduler=none")
+        if "sweep_asha_mode" in options:  # an ini's promotion mode would need the scheduler
+            argv.append("--sweep-asha-mode=stopping")
     variables = {k: str(v) for k, v in (env.get("env") or {}).items() if k in KEEP_ENV}
     threads = record.get("torch_threads")
     if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:

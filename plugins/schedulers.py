@@ -17,7 +17,9 @@ import pytest
 
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
-from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective
+from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective, PromotionAsha, stage_ends
+from pytest_sweep.matrix.trial import Trial
+from pytest_sweep.plugins.choices import choices
 from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, option_dest
 
 BUILTIN = ("none", "asha", "median")
@@ -34,6 +36,11 @@ class Settings:
     eta: float
     objective: Objective
     startup: int
+    asha_mode: str = "stopping"
+
+    @property
+    def promotion(self) -> bool:
+        return self.name == "asha" and self.asha_mode == "promotion"
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -49,7 +56,23 @@ def settings(config: pytest.Config) -> Settings:
                 why = str(exc).removeprefix(f"{raw!r}: ")
                 raise pytest.UsageError(f"ini value {ini} = {raw!r}: {why}") from None
         values.append(value)
-    return Settings(*values)
+    found = Settings(*values)
+    if found.asha_mode == "promotion" and found.name != "asha":
+        raise pytest.UsageError(
+            f"--sweep-asha-mode=promotion needs --sweep-scheduler=asha (the scheduler is {found.name}); "
+            "add --sweep-scheduler=asha or drop the mode"
+        )
+    if found.promotion:
+        from pytest_sweep.matrix import search_options
+
+        search = search_options.settings(config).search
+        if search != "grid":
+            raise pytest.UsageError(
+                f"--sweep-asha-mode=promotion works on a grid sweep (--sweep-search is {search}: a sampled "
+                "trial's values are drawn when it starts, so it cannot be split into stages); "
+                "use --sweep-asha-mode=stopping with a sampler"
+            )
+    return found
 
 
 _SETTINGS = pytest.StashKey[Settings]()
@@ -75,6 +98,20 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "
             f"scheduler's earlier decisions go with it) or run without --sweep-scheduler={s.name}"
         )
+    if s.promotion:
+        return PromotionAsha(store, s.grace, s.eta, s.objective)
     if s.name == "asha":
         return AshaScheduler(store, s.grace, s.eta, s.objective)
     return MedianScheduler(store, s.grace, s.startup, s.objective)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_trial_stages(trial: Trial, config: pytest.Config) -> list[int] | None:
+    """``--sweep-asha-mode=promotion``: a stage per rung (the trial's epochs from ``CONFIG_NUM_EPOCHS``,
+    else the built-in trainer's default for its model)."""
+    s = config.stash[_SETTINGS] if _SETTINGS in config.stash else settings(config)
+    if not s.promotion:
+        return None
+    epochs = trial.get("CONFIG_NUM_EPOCHS")
+    total = int(epochs) if epochs is not None else choices(trial).epochs
+    return stage_ends(s.grace, s.eta, total)

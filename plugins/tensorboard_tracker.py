@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
-from pytest_sweep.matrix.trial import Trial, short_key
+from pytest_sweep.matrix.trial import STAGE_KEY, Trial, short_key
 from pytest_sweep.plugins.options import TENSORBOARD_EXTRA
 
 if TYPE_CHECKING:
@@ -199,6 +200,8 @@ def _clear_events(folder: Path) -> None:
 
 _WRITER = pytest.StashKey[Events]()
 _STEP = pytest.StashKey[int]()
+#: An earlier attempt's event files, kept while this attempt may continue it (a checkpoint, a stage).
+_EARLIER = pytest.StashKey[list[Path]]()
 
 
 class TensorBoardTracker:
@@ -269,9 +272,16 @@ class TensorBoardTracker:
             return
         if logdir is None:
             return
+        runner = self.config.stash[RUNNER_KEY]
+        stage = trial.stash.get(STAGE_KEY, None)
+        # a trial that may go on (a later stage, a checkpoint in its folder) keeps its earlier
+        # events until its first epoch shows whether it continued (see pytest_sweep_epoch_ended)
+        goes_on = (stage is not None and stage.index > 0) or (runner.dir / trial.folder / CHECKPOINT_FOLDER).is_dir()
         try:
-            if logdir.is_dir():
+            earlier = sorted(logdir.glob(EVENTS_GLOB)) if logdir.is_dir() else []
+            if not goes_on:
                 _clear_events(logdir)
+                earlier = []
             events = Events(logdir)
             # replicates (a swept seed) share a session group: the swept values without the seed
             others = [k for k in trial.swept if k != SEED_KEY]
@@ -283,6 +293,7 @@ class TensorBoardTracker:
             return
         trial.stash[_WRITER] = events
         trial.stash[_STEP] = 0
+        trial.stash[_EARLIER] = earlier
 
     def pytest_sweep_epoch_ended(self, trial: Trial, metrics: dict[str, Any]) -> None:
         events = trial.stash.get(_WRITER, None)
@@ -291,6 +302,12 @@ class TensorBoardTracker:
         step = metrics.get("epoch")
         step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else trial.stash[_STEP] + 1
         trial.stash[_STEP] = step
+        earlier = trial.stash.get(_EARLIER, [])
+        if earlier:  # this attempt's first epoch: an earlier attempt's events stay only if it continued
+            trial.stash[_EARLIER] = []
+            if step <= 1:  # it started over (no usable checkpoint): its run starts afresh
+                for old in earlier:
+                    old.unlink(missing_ok=True)
         try:
             for key, value in _numbers(metrics).items():
                 events.add(_scalar(key, value), step)

@@ -15,11 +15,13 @@ import os
 import re
 import subprocess
 import sys
+from collections import OrderedDict
 from typing import Any
 
 import pytest
 
 from pytest_sweep.matrix import Symbol, Trial, TrialFailed, options
+from pytest_sweep.matrix.checkpoints import unsupported, walk
 from pytest_sweep.matrix.trial import UNSAFE_KEY, TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
 from pytest_sweep.trainers.names import (
@@ -304,14 +306,33 @@ def resolve_device(trial: Trial) -> str:
 
 
 class BuiltinTrainer:
-    """Trains one trial: dataset, model, optimizer and pruner come from the factory hooks."""
+    """Trains one trial: dataset, model, optimizer and pruner come from the factory hooks.
+
+    It checkpoints (``ctx.save_checkpoint``) everything a bit-exact continuation needs (see
+    :mod:`pytest_sweep.trainers.checkpoint`) and continues from the trial's checkpoint when it
+    has one (``ctx.load_checkpoint``).
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
+    def build(self, trial: Trial, data: Any, device: str, steps: int) -> tuple[Any, Any, Any]:
+        """Model, optimizer and pruner, as a fresh trial builds them (the seed first)."""
+        import torch
+
+        hook = self.config.hook
+        torch.manual_seed(trial.seed)
+        model = hook.pytest_sweep_make_model(trial=trial, data=data)
+        channels_last = device.startswith("cuda") and bool(trial["CONFIG_CHANNELS_LAST"])
+        model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+        optimizer = hook.pytest_sweep_make_optimizer(trial=trial, model=model, steps_per_epoch=steps)
+        pruner = hook.pytest_sweep_make_pruner(trial=trial, model=model, optimizer=optimizer, steps_per_epoch=steps)
+        return model, optimizer, pruner
+
     def run(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
         import torch
 
+        from pytest_sweep.trainers.checkpoint import ResumeMismatch
         from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
         from pytest_sweep.trainers.loop import TrainSettings, steps_per_epoch, train
         from pytest_sweep.trainers.optimizers import default_grad_clip
@@ -320,15 +341,12 @@ class BuiltinTrainer:
         c = choices(trial)
         device = resolve_device(trial)
         data = hook.pytest_sweep_make_dataset(trial=trial)
-        torch.manual_seed(trial.seed)
-        model = hook.pytest_sweep_make_model(trial=trial, data=data)
         cuda = device.startswith("cuda")
         channels_last = cuda and bool(trial["CONFIG_CHANNELS_LAST"])
-        model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
         batch = c.batch_size
         steps = steps_per_epoch(len(data.train_y), batch)
-        optimizer = hook.pytest_sweep_make_optimizer(trial=trial, model=model, steps_per_epoch=steps)
-        pruner = hook.pytest_sweep_make_pruner(trial=trial, model=model, optimizer=optimizer, steps_per_epoch=steps)
+        resume = ctx.load_checkpoint()
+        model, optimizer, pruner = self.build(trial, data, device, steps)
         opt = c.optimizer
         base = trial["CONFIG_ADAMWPRUNE_BASE_OPTIMIZER"] if opt == "adamwprune" else None
         settings = TrainSettings(
@@ -352,9 +370,18 @@ class BuiltinTrainer:
             f"{opt}, {settings.epochs} epochs, batch {batch}, lr {settings.lr:g} ({schedule}), device {device}, "
             f"{torch.get_num_threads()} torch threads"
         )
+        checkpoint = _Checkpoint(ctx)
         failure = None
         try:
-            out = train(model, optimizer, pruner, data, settings, on_epoch=ctx.epoch_ended, log=ctx.log)
+            try:
+                out = train(model, optimizer, pruner, data, settings, on_epoch=ctx.epoch_ended, log=ctx.log,
+                            checkpoint=checkpoint, resume=resume)  # fmt: skip
+            except ResumeMismatch as exc:  # before anything trained: start again from scratch
+                ctx.discard_checkpoint(str(exc))
+                del model, optimizer, pruner, resume
+                model, optimizer, pruner = self.build(trial, data, device, steps)
+                out = train(model, optimizer, pruner, data, settings, on_epoch=ctx.epoch_ended, log=ctx.log,
+                            checkpoint=checkpoint)  # fmt: skip
         except NonFiniteLossError as exc:
             failure = str(exc)
         except DeviceOutOfMemoryError as exc:
@@ -378,3 +405,57 @@ class BuiltinTrainer:
             "test_samples": len(data.test_y),
             "history": out["history"],
         }
+
+
+class _Checkpoint:
+    """The training loop's :class:`~pytest_sweep.trainers.checkpoint.Checkpointing`, on the trial's context."""
+
+    def __init__(self, ctx: TrialContext) -> None:
+        self.ctx = ctx
+
+    def due(self, final: bool = False) -> bool:
+        return self.ctx.checkpoint_due(final=final)
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.ctx.save_checkpoint(state, force=True)
+
+
+#: What a ``torch`` checkpoint may hold besides plain data.
+def _torch_leaf(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, (torch.Tensor, torch.dtype, torch.Size, torch.device, OrderedDict))
+
+
+class TorchCodec:
+    """Checkpoint states holding torch tensors: ``torch.save``, read back with ``weights_only=True``
+    (no code in a checkpoint runs) onto the CPU (``load_state_dict`` moves them to their device)."""
+
+    name = "torch"
+
+    def accepts(self, state: Any) -> str | None:
+        if "torch" not in sys.modules:
+            return "torch is not loaded"
+        if not any(_torch_leaf(o) for _, o, _ in walk(state)):
+            return "it holds no torch tensor"  # plain data: the plain codec (no torch needed to read it)
+        return unsupported(state, _torch_leaf)
+
+    def dumps(self, state: Any) -> bytes:
+        import io
+
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def loads(self, data: bytes) -> Any:
+        import io
+
+        import torch
+
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sweep_checkpoint_codecs() -> list[Any]:
+    return [TorchCodec()]

@@ -254,3 +254,21 @@ def test_run_all_smoke_runs_each_benchmarks_smoke() -> None:
     assert out.startswith("## CPU benchmarks (bench/run_all.py, smoke run,")
     smoke_block(out, "Collection (bench/collection.py)")
     assert "`--range-config=range-1000`" in rows(out)
+
+
+# -- issue 21's benchmarks (figures in docs/benchmarks.md, section 14) ---------------------------
+@pytest.mark.slow
+def test_checkpoints_smoke() -> None:
+    out = ok(run_bench("checkpoints.py", "--smoke", timeout=600))
+    assert "| lenet5 | 21,430 |" in out
+    (row,) = [line for line in out.splitlines() if line.startswith("| with | ")]
+    kills, runs, trained = row.split(" | ")[1:4]
+    assert int(runs) == int(kills) + 1 and trained.endswith(" of 3")  # each kill resumed, the sweep completed
+
+
+@pytest.mark.slow
+def test_asha_smoke() -> None:
+    out = ok(run_bench("asha.py", "--smoke", timeout=600))
+    lines = [line for line in out.splitlines() if line.startswith("| ") and " | 1 | " in line]
+    assert [line.split(" | ")[0] for line in lines] == ["| none", "| asha grid", "| asha promotion grid"]
+    assert "| none | 1 | 12 | 100% |" in out

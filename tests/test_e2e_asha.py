@@ -16,7 +16,8 @@ import pytest
 from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester, assert_usage_error
 
 GRID = "CONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002"
-ASHA = ("--sweep-scheduler=asha", "--sweep-progress=none")
+#: in grid order (interleaved is the default with a scheduler): the good trials reach the rung first
+ASHA = ("--sweep-scheduler=asha", "--sweep-progress=none", "--sweep-order=grid")
 
 
 def rung_values(sweep_dir: Path) -> dict[str, float]:
@@ -183,9 +184,16 @@ def test_bad_ini_values_are_usage_errors(sweep_pytester: SweepPytester, ini: str
 
 def test_interleaved_order_spreads_the_grid(sweep_pytester: SweepPytester) -> None:
     rc = sweep_pytester.range_config(sweep_pytester.digits_config("CONFIG_LEARNING_RATE=1|2|3|4|5|6|7|8"))
-    result = sweep_pytester.run(f"--range-config={rc}", "--collect-only", "-q", "--sweep-order=interleaved")
-    ids = [line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::config_" in line]
-    assert ids == [f"config_00{i}" for i in (1, 5, 3, 7, 2, 6, 4, 8)]
+
+    def order(*args: str) -> list[str]:
+        result = sweep_pytester.run(f"--range-config={rc}", "--collect-only", "-q", *args)
+        return [line.split("::")[1].split("[")[0] for line in result.stdout.lines if "::config_" in line]
+
+    interleaved = [f"config_00{i}" for i in (1, 5, 3, 7, 2, 6, 4, 8)]
+    assert order("--sweep-order=interleaved") == interleaved
+    assert order("--sweep-scheduler=asha") == interleaved  # the default with a scheduler
+    assert order("--sweep-scheduler=median", "--sweep-order=grid") == sorted(interleaved)
+    assert order() == sorted(interleaved)  # without a scheduler: grid order
 
 
 # -- a plugin trainer whose accuracy is a known function of a swept value --------------------------
@@ -240,7 +248,7 @@ def test_asha_on_a_known_function_stops_the_hopeless_half_at_the_first_rung(swee
     sp = sweep_pytester
     sp.pytester.makeconftest(KNOWN)
     rc = sp.range_config(KNOWN_RANGE)
-    result = sp.run(f"--range-config={rc}", "--sweep-scheduler=asha", "--sweep-reduction=2", "--sweep-progress=none")
+    result = sp.run(f"--range-config={rc}", *ASHA, "--sweep-reduction=2")
     result.assert_outcomes(passed=6)
     records = sp.records(sp.only_sweep_dir(sp.path / "test_matrix_results"))
     got = {r["CONFIG_QUALITY"]: (r["status"], r["epochs_run"], r["rung"]) for r in records.values()}
@@ -261,7 +269,7 @@ def test_a_plugin_scheduler_wins_over_the_built_in(sweep_pytester: SweepPytester
     sp = sweep_pytester
     sp.pytester.makeconftest(KNOWN)
     rc = sp.range_config(KNOWN_RANGE)
-    result = sp.run(f"--range-config={rc}", "--sweep-scheduler=every2", "--sweep-progress=none")
+    result = sp.run(f"--range-config={rc}", "--sweep-scheduler=every2", "--sweep-progress=none", "--sweep-order=grid")
     result.assert_outcomes(passed=6)
     records = sp.records(sp.only_sweep_dir(sp.path / "test_matrix_results"))
     assert {(r["status"], r["epochs_run"], r["rung"], r["stop_reason"]) for r in records.values()} == {
@@ -275,7 +283,11 @@ def test_median_on_a_known_function(sweep_pytester: SweepPytester) -> None:
     sp.pytester.makeconftest(KNOWN)
     rc = sp.range_config(KNOWN_RANGE)
     result = sp.run(
-        f"--range-config={rc}", "--sweep-scheduler=median", "--sweep-startup-trials=1", "--sweep-progress=none"
+        f"--range-config={rc}",
+        "--sweep-scheduler=median",
+        "--sweep-startup-trials=1",
+        "--sweep-progress=none",
+        "--sweep-order=grid",
     )
     result.assert_outcomes(passed=6)
     records = sp.records(sp.only_sweep_dir(sp.path / "test_matrix_results"))

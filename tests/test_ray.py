@@ -38,7 +38,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once")
 
 
 @pytest.hookimpl
@@ -60,8 +60,28 @@ class Spinner:
         return {"test_acc": 50.0 + trial.index, "training_time": time.monotonic() - start}
 
 
+class Epochs:
+    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes)
+
+    def run(self, trial, ctx):
+        state = ctx.load_checkpoint() or {"epoch": 0, "acc": 0.0}
+        epoch, acc = state["epoch"], state["acc"]
+        while epoch < 4:
+            epoch += 1
+            acc = acc * 0.5 + epoch
+            with open(HERE / "epochs.txt", "a") as fh:
+                fh.write(f"{trial.name} {epoch} {node_id()}\\n")
+            ctx.epoch_ended({"epoch": epoch, "test_acc": acc})
+            ctx.save_checkpoint({"epoch": epoch, "acc": acc})
+            if epoch == 2 and first_time(trial):
+                time.sleep(300)  # until the test takes its node away
+        return {"test_acc": acc}
+
+
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
+    if trial["CONFIG_FAULT"] == "checkpoint_hold_once":
+        return Epochs()
     if trial["CONFIG_FAULT"] == "slow":
         return Spinner(60)
     if trial["CONFIG_FAULT_SPIN"]:
@@ -307,7 +327,8 @@ def test_sigterm_writes_the_summary_and_leaves_no_actor(ray_sweep: SweepPytester
         wait_for(ray_sweep.path / "hold_once-config_002", proc)
         wait_for(ray_sweep.path / "hold_once-config_004", proc)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+        # the actors' trials keep no checkpoints and never look: after the 20 s grace the run stops
+        assert proc.wait(timeout=90) == 75  # preempted: the requeue exit code
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -359,7 +380,7 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     """The actors share the sweep folder (one machine), so they share its rung store."""
     grid = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002\n"
     ray_sweep.range_config(ray_sweep.digits_config().replace("CONFIG_NUM_EPOCHS=2\n", "") + grid, name="range")
-    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha", "--sweep-order=grid")
     result.assert_outcomes(passed=4)
     statuses = [records[n]["status"] for n in sorted(records)]
     # config_001 and config_002 reach the first rung together: the later one may stop (if worse)
@@ -367,6 +388,34 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     assert {records[n]["epochs_run"] for n in ("config_003", "config_004")} == {1}
     assert {records[n]["rung"] for n in ("config_003", "config_004")} == {1}
     assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
+
+
+def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """The folder is shared (one machine), so the trial's checkpoint is where the other node looks."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
+    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    try:
+        lost = wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)
+        ray_cluster.remove_gpu_node(lost)
+        assert proc.wait(timeout=120) == pytest.ExitCode.OK
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ray_cluster.add_gpu_node()
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    record = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))["config_002"]
+    assert record["status"] == "passed" and record["node_id"] != lost and record["requeued"], out
+    assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    acc = 0.0
+    for epoch in range(1, 5):
+        acc = acc * 0.5 + epoch
+    assert record["test_acc"] == acc  # the same as an uninterrupted run
+    epochs = [line.split() for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert [(e, node == lost) for _, e, node in epochs] == [("1", True), ("2", True), ("3", False), ("4", False)]
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
 
 
 def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:

@@ -268,3 +268,39 @@ class AdamWPrune(PreparedStep, torch.optim.Adam):  # type: ignore[misc]  # Optim
     def sparsity(self) -> float:
         """Fraction of exact zeros over the prunable weights."""
         return zero_fraction(self.prunable)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The torch state plus AdamWPrune's own: masks, step counter, sparsity, spike guard."""
+        state = super().state_dict()
+        state["adamwprune"] = {
+            "masks": [self.masks[p].clone() for p in self.prunable] if self.masks else None,
+            "prune_step": self.prune_step,
+            "current_sparsity": self.current_sparsity,
+            "spam": self.spam.state_dict() if self.spam is not None else None,
+        }
+        return state
+
+    @torch.no_grad()
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        own = state_dict.pop("adamwprune", None)
+        if own is None:
+            raise ValueError("the checkpoint's optimizer state has no AdamWPrune state")
+        masks = own["masks"]
+        if masks is not None and [tuple(m.shape) for m in masks] != [tuple(p.shape) for p in self.prunable]:
+            raise ValueError("the checkpoint's AdamWPrune masks do not fit this model's weights")
+        if (own["spam"] is None) != (self.spam is None):
+            raise ValueError("the checkpoint's AdamWPrune base differs from this trial's (spike guard)")
+        super().load_state_dict(state_dict)
+        self.prune_step = int(own["prune_step"])
+        self.current_sparsity = float(own["current_sparsity"])
+        self.masks = {}
+        if masks is not None:
+            for p, m in zip(self.prunable, masks, strict=True):
+                self.masks[p] = m.to(device=p.device, dtype=torch.bool)
+            self._factors.set(list(self.masks), list(self.masks.values()))
+        else:
+            self._factors = MaskFactors()
+        if self.spam is not None:
+            device = self.prunable[0].device if self.prunable else None
+            self.spam.load_state_dict(own["spam"], device)

@@ -103,9 +103,14 @@ class TensorBatches:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate()
+
+    def iterate(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass from batch ``start`` on: the pass's draws are made as for a whole pass, so with
+        the generator in the same state the batches are those the whole pass serves from there."""
         n = self.x.shape[0]
         order, offsets, flips = self._draw_epoch()
-        for i in range(len(self)):
+        for i in range(start, len(self)):
             start, stop = i * self.batch_size, min(n, (i + 1) * self.batch_size)
             if order is None:
                 xb, yb = self.x[start:stop], self.y[start:stop]

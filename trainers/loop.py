@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,15 @@ import torch
 from torch import nn
 
 from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches
+from pytest_sweep.trainers.checkpoint import (
+    Checkpointing,
+    Position,
+    capture,
+    data_generator,
+    epoch_start_state,
+    restore,
+    set_rng_state,
+)
 from pytest_sweep.trainers.data import DataBundle
 from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
 from pytest_sweep.trainers.names import LOADERS, LR_SCHEDULES
@@ -192,8 +202,16 @@ def train(
     *,
     on_epoch: Callable[[dict[str, Any]], bool] | None = None,
     log: Callable[[str], None] = print,
+    checkpoint: Checkpointing | None = None,
+    resume: Any = None,
 ) -> dict[str, Any]:
     """Train ``model`` for ``settings.epochs`` epochs and evaluate on the test split each epoch.
+
+    ``checkpoint``: after every step and every epoch, when ``checkpoint.due()``, the loop saves
+    its whole state (:func:`trainers.checkpoint.capture`) there.  ``resume``: such a state; the
+    run goes on from it (the objects passed in are built as for a fresh run, then loaded), and
+    gives the numbers the uninterrupted run gives.  A state that does not fit raises
+    :class:`trainers.checkpoint.ResumeMismatch` before anything trains.
 
     Returns ``{"history", "final_acc", "best_acc", "best_epoch", "final_sparsity", "total_time",
     "epochs_run", "stopped_early", "peak_memory_bytes", "images_per_s", "compile_s"}``;
@@ -215,7 +233,7 @@ def train(
     if cuda:
         torch.backends.cudnn.benchmark = True
     try:
-        return _train(model, optimizer, pruner, data, settings, device, on_epoch, log)
+        return _train(model, optimizer, pruner, data, settings, device, on_epoch, log, checkpoint, resume)
     finally:
         torch.backends.cudnn.benchmark = benchmark
 
@@ -229,6 +247,8 @@ def _train(
     device: torch.device,
     on_epoch: Callable[[dict[str, Any]], bool] | None,
     log: Callable[[str], None],
+    checkpoint: Checkpointing | None = None,
+    resume: Any = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     cuda = device.type == "cuda"
@@ -267,7 +287,46 @@ def _train(
     global_step = 0
     stopped_early = False
     compile_s: float | None = None
-    for epoch in range(1, s.epochs + 1):
+    signature = {
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "loader": s.loader,
+        "schedule": s.schedule,
+        "steps_per_epoch": len(train_batches),  # type: ignore[arg-type]
+        "optimizer": type(optimizer).__name__,
+        "pruner": type(pruner).__name__,
+        "model": type(model).__name__,
+    }
+    objects: dict[str, Any] = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "pruner": pruner}
+    at: Position | None = None
+    if resume is not None:
+        at = restore(resume, signature=signature, **objects)
+        history, global_step = at.history, at.global_step
+        if at.batch is None:  # at an epoch boundary: the generators as they were
+            _set_data(train_batches, at.data_now)
+            for note in set_rng_state(at.rng):
+                log(f"note: {note}; the continuation may differ from an uninterrupted run")
+        if s.loader == "dataloader" and s.num_workers > 0:
+            log(
+                "note: the DataLoader's worker processes draw from generators a checkpoint cannot hold; "
+                "this continuation is not bit-exact"
+            )
+
+    def save(epochs_done: int, **where: Any) -> None:
+        assert checkpoint is not None
+        checkpoint.save(
+            capture(
+                **objects,
+                batches=train_batches,
+                signature=signature,
+                epochs_done=epochs_done,
+                global_step=global_step,
+                history=history,
+                **where,
+            )
+        )
+
+    for epoch in range((at.epochs_done if at is not None else 0) + 1, s.epochs + 1):
         t0 = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
         model.train()
@@ -278,8 +337,21 @@ def _train(
         timed_from, untimed = t0, 0  # images/s leaves out the compiling first step
         out_of_memory = None
         evaluating = False
+        if at is not None and at.batch is not None:  # mid-epoch: this epoch's draws again, then skip
+            assert at.loop is not None and at.epoch_start is not None
+            epoch_start = at.epoch_start
+            batches = _resume_pass(train_batches, at, log)
+            loss_sum.copy_(at.loop["loss_sum"])
+            correct.copy_(at.loop["correct"])
+            watch.bad.copy_(at.loop["bad"])
+            watch.bad_step.copy_(at.loop["bad_step"])
+            seen, batch = int(at.loop["seen"]), at.batch
+        else:
+            epoch_start = epoch_start_state(train_batches) if checkpoint is not None else {}
+            batches = iter(train_batches)
+        at = None
         try:
-            for xb, yb in train_batches:
+            for xb, yb in batches:
                 batch += 1
                 with _step_marker(profiling):
                     optimizer.zero_grad(set_to_none=True)
@@ -295,6 +367,10 @@ def _train(
                     correct += (out.detach().argmax(1) == yb).sum()
                     seen += yb.shape[0]
                     watch.poll(epoch, global_step)
+                if checkpoint is not None and checkpoint.due():  # a step boundary (SIGTERM, or by time)
+                    loop = {"loss_sum": loss_sum.clone(), "correct": correct.clone(), "seen": seen}
+                    loop.update(bad=watch.bad.clone(), bad_step=watch.bad_step.clone())
+                    save(epoch - 1, batch=batch, loop=loop, epoch_start=epoch_start)
                 if s.compile and global_step == 1:
                     _synchronize(device)
                     timed_from, untimed = time.perf_counter(), seen
@@ -338,9 +414,14 @@ def _train(
             f"lr {lr:.4g}  {metrics['epoch_time']:.1f}s  {metrics['images_per_s']:.0f} img/s"
             + (f"  (compile {compile_s:.1f}s, not in img/s)" if "compile_s" in metrics else "")
         )
-        if on_epoch is not None and on_epoch(metrics) and epoch < s.epochs:
+        stop = on_epoch is not None and on_epoch(metrics)
+        if checkpoint is not None and checkpoint.due(final=epoch == s.epochs):
+            save(epoch)
+        if stop and epoch < s.epochs:
             stopped_early = True
             break
+    if not history:
+        raise ValueError(f"nothing to train: the checkpoint is at the run's last epoch ({s.epochs})")
     best = max(history, key=lambda m: m["test_acc"])
     return {
         "history": history,
@@ -355,6 +436,37 @@ def _train(
         "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
         "compile_s": compile_s,
     }
+
+
+def _set_data(batches: Any, state: torch.Tensor | None) -> None:
+    gen = data_generator(batches)
+    if gen is not None and state is not None:
+        gen.set_state(state)
+
+
+def _resume_pass(batches: Any, at: Position, log: Callable[[str], None]) -> Iterator[Any]:
+    """The rest of an epoch a checkpoint left after ``at.batch`` batches, as the whole pass serves it.
+
+    The pass's draws are made again from the generators as they were when the epoch began; the
+    tensor path then starts at the batch (nothing is computed for the skipped ones), the
+    DataLoader path serves and drops them (its transforms draw from torch's generator in turn).
+    Then the global generators are set as they were at the save.
+    """
+    assert at.epoch_start is not None and at.batch is not None
+    _set_data(batches, at.epoch_start["data"])
+    if isinstance(batches, TensorBatches):
+        rest = batches.iterate(at.batch)
+        first = next(rest, None)  # the draws happen here
+        for note in set_rng_state(at.rng):
+            log(f"note: {note}; the continuation may differ from an uninterrupted run")
+        return itertools.chain([] if first is None else [first], rest)
+    torch.set_rng_state(at.epoch_start["torch"])
+    it: Iterator[Any] = iter(batches)
+    for _ in range(at.batch):
+        next(it, None)
+    for note in set_rng_state(at.rng):
+        log(f"note: {note}; the continuation may differ from an uninterrupted run")
+    return it
 
 
 def _synchronize(device: torch.device) -> None:

@@ -81,6 +81,26 @@ class AdamWSpam(PreparedStep, torch.optim.AdamW):  # type: ignore[misc]  # Optim
         self.spam_step += 1
         self.guard.reset(self.spam_step, self.param_groups, self.state)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The torch state plus the SPAM step counter and spike guard (a checkpoint's)."""
+        state = super().state_dict()
+        state["spam"] = {"step": self.spam_step, "guard": self.guard.state_dict()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        spam = state_dict.pop("spam", None)
+        if spam is None:
+            raise ValueError("the checkpoint's optimizer state has no AdamWSpam state")
+        super().load_state_dict(state_dict)
+        self.spam_step = int(spam["step"])
+        self.guard.load_state_dict(spam["guard"], _device(self.param_groups))
+
+
+def _device(groups: list[dict[str, Any]]) -> torch.device | None:
+    params = [p for g in groups for p in g["params"]]
+    return params[0].device if params else None
+
 
 def build_optimizer(
     name: str,

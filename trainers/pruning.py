@@ -8,7 +8,7 @@ Masks only ever grow sparser: a pruned weight is never revived.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -34,6 +34,23 @@ class Pruner(Protocol):
 
     def sparsity(self) -> float:
         """Fraction of exact zeros over all Conv2d/Linear weights."""
+
+
+def pruner_state(pruner: object) -> dict[str, Any] | None:
+    """A pruner's own state for a checkpoint (its ``state_dict()``; None when it keeps none)."""
+    state_dict = getattr(pruner, "state_dict", None)
+    return state_dict() if callable(state_dict) else None
+
+
+def load_pruner_state(pruner: object, state: dict[str, Any] | None) -> None:
+    """Put back what :func:`pruner_state` took; a pruner that keeps no state takes None only."""
+    load = getattr(pruner, "load_state_dict", None)
+    if callable(load):
+        if state is None:
+            raise ValueError(f"the checkpoint has no state for the {type(pruner).__name__} pruner")
+        load(state)
+    elif state is not None:
+        raise ValueError(f"the checkpoint holds a pruner state, but {type(pruner).__name__} keeps none")
 
 
 class NoPruning:
@@ -125,6 +142,35 @@ class ScheduledPruner:
             mask_moments(self.optimizer.state.get(w, {}), mask)
         self._factors.set(self.weights, self.masks)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Masks, movement's ``w0`` and the scheduled sparsity (for a checkpoint)."""
+        return {
+            "method": self.method,
+            "masks": None if self.masks is None else [m.clone() for m in self.masks],
+            "w0": None if self.w0 is None else [w.clone() for w in self.w0],
+            "current_sparsity": self.current_sparsity,
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("method") != self.method:
+            raise ValueError(
+                f"the checkpoint's pruner is {state.get('method')!r}, this trial prunes by {self.method!r}"
+            )
+        masks, w0 = state.get("masks"), state.get("w0")
+        for name, saved in (("masks", masks), ("w0", w0)):
+            if saved is not None and [tuple(t.shape) for t in saved] != [tuple(w.shape) for w in self.weights]:
+                raise ValueError(f"the checkpoint's pruning {name} do not fit this model's weights")
+        if w0 is not None and self.w0 is not None:
+            self.w0 = [w.to(mine.device) for w, mine in zip(w0, self.w0, strict=True)]
+        self.current_sparsity = float(state.get("current_sparsity", 0.0))
+        if masks is None:
+            self.masks = None
+            self._factors = MaskFactors()
+            return
+        self.masks = [m.to(device=w.device, dtype=torch.bool) for m, w in zip(masks, self.weights, strict=True)]
+        self._factors.set(self.weights, self.masks)
+
     def scores(self) -> list[torch.Tensor]:
         if self.method == "magnitude":
             return [w.detach().abs() for w in self.weights]
@@ -136,7 +182,10 @@ class ScheduledPruner:
 
 
 class StatePruning:
-    """The "state" pruning method: the AdamWPrune optimizer masks and prunes inside its own ``step``."""
+    """The "state" pruning method: the AdamWPrune optimizer masks and prunes inside its own ``step``.
+
+    Its state (masks, step counter) is the optimizer's: ``AdamWPrune.state_dict()`` holds it.
+    """
 
     def __init__(self, optimizer: AdamWPrune) -> None:
         self.optimizer = optimizer

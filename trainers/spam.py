@@ -79,6 +79,26 @@ class SpikeGuard:
     def spike_count(self) -> int:
         return 0 if self._spikes is None else int(self._spikes)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The norm history and spike count (for a checkpoint)."""
+
+        def clone(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.clone()
+
+        return {
+            "norms": clone(self._norms),
+            "valid": clone(self._valid),
+            "spikes": clone(self._spikes),
+            "pos": self._pos,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | None = None) -> None:
+        def put(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device) if device is not None else t.clone()
+
+        self._norms, self._valid, self._spikes = put(state["norms"]), put(state["valid"]), put(state["spikes"])
+        self._pos = int(state["pos"])
+
     def before_update(self, groups: list[dict[str, Any]], state: dict[Any, Any]) -> None:
         """Clip (optional) and spike-check this step's gradients; scale the moments on a spike.
 

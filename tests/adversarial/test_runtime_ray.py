@@ -12,6 +12,9 @@ from runtime_toy import write_toy
 from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester, assert_usage_error
 
 RAY = "--sweep-backend=ray"
+# Ray may be imported in process (the address probe): once per process, before pytester runs, and
+# on the worker that runs the other Ray tests (tests/conftest.py: ray_imported, the "ray" group)
+pytestmark = pytest.mark.usefixtures("ray_imported")
 
 
 @pytest.mark.parametrize(
