@@ -20,6 +20,7 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
+from pytest_sweep.matrix.hookcall import call_each
 from pytest_sweep.matrix.records import SweepResult, assign_ranks
 from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
 from pytest_sweep.matrix.sources import Sources
@@ -210,16 +211,11 @@ class Controller:
         return result
 
     def _call_reporters(self, result: SweepResult) -> int:
-        """Every ``pytest_sweep_finished``, each on its own: failing reporters (a full disk, a
-        folder made read-only) are named in one red line, and the others still write their files."""
-        failures: list[tuple[str, Exception]] = []
-        hook = self.config.hook.pytest_sweep_finished
+        """Every ``pytest_sweep_finished``, each on its own, through pluggy (wrappers run once around
+        them all, :func:`~pytest_sweep.matrix.hookcall.call_each`): failing reporters (a full disk,
+        a folder made read-only) are named in one red line, and the others still write their files."""
         kwargs: dict[str, Any] = {"config": self.config, "sweep": result}
-        for impl in reversed(hook.get_hookimpls()):
-            try:
-                impl.function(*(kwargs[name] for name in impl.argnames))
-            except Exception as exc:
-                failures.append((self.config.pluginmanager.get_name(impl.plugin) or impl.plugin_name, exc))
+        _, failures = call_each(self.config.pluginmanager, "pytest_sweep_finished", kwargs, isolate=True)
         if failures:
             names = [name for name, _ in failures]
             who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

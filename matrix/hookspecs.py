@@ -8,7 +8,8 @@ registered before this module was added.  This module stays cheap to import (plu
 its type names are imported for type checkers alone).  The built-in plugins in
 ``pytest_sweep.plugins`` use exactly these hooks, and their factory implementations are
 ``trylast`` so that yours win.  The objects the factories return are described by the
-protocols in :mod:`pytest_sweep.matrix.contracts`.
+protocols in :mod:`pytest_sweep.matrix.contracts`.  The core calls every hook through pluggy,
+so a wrapper implementation (``wrapper=True`` or ``hookwrapper=True``) of any of them runs.
 
 All hook names start with ``pytest_sweep_`` (pytest only takes hooks named ``pytest_*``).
 """
@@ -41,6 +42,9 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
     declares is a usage error naming ``file:line``.
 
     :return: a list of :class:`~pytest_sweep.matrix.symbols.Symbol`.
+
+    A wrapper gets the lists of the plugins inside it and may change them; a symbol it adds is
+    tagged with the wrapper's plugin name.
 
     Example::
 
@@ -201,6 +205,9 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
 
     ``firstresult``: the first non-``None`` answer wins; the built-in implementation (``asha``,
     ``median``, ``none``) is ``trylast`` and raises a usage error for a name nobody provides.
+    The core calls this hook (the built-in plugin ``sweep.schedulers`` only answers it), so a
+    scheduler of yours still works with ``-p no:sweep.schedulers``; a name other than ``none``
+    that no implementation answers is then a usage error.
 
     Example::
 
@@ -339,6 +346,11 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
 
     Called on the controller only (never on an xdist worker), also after an
     interrupt, with every record known so far.  ``sweep.dir`` is the sweep folder.
+
+    Each implementation runs on its own: one that raises (a full disk, a read-only folder) is
+    named in one red line (``sweep: NAME could not write its files: ...``) and the others still
+    write theirs.  A wrapper runs once around them all and sees the call succeed (its result is
+    the implementations' non-``None`` answers); if the wrapper itself raises, it is named so.
     """
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, options, search, storage
+from pytest_sweep.matrix import estimate, options, scheduler_hook, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
@@ -480,3 +480,14 @@ def pytest_sweep_declare_symbols() -> list[Symbol]:
             low=0,
         ),
     ]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The core calls the factory hook it owns, ``pytest_sweep_make_scheduler`` (on every process
+    of a sweep; the built-in schedulers only answer it), see :mod:`.scheduler_hook`."""
+    config = session.config
+    runner = config.stash.get(RUNNER_KEY, None)
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    sweep_dir = runner.dir if runner is not None else controller.dir if controller is not None else None
+    if sweep_dir is not None and not config.option.collectonly:
+        scheduler_hook.start(config, sweep_dir, trains=runner is not None)

@@ -17,6 +17,7 @@ from pytest_sweep.matrix import options, search_options
 from pytest_sweep.matrix.errors import RangeConfigError, clip
 from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.grid import Combination, expand
+from pytest_sweep.matrix.hookcall import call_each, plugin_name
 from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, quoted_keys, resolve_not_set
 from pytest_sweep.matrix.records import new_record
 from pytest_sweep.matrix.space import SEED_KEY, SearchSpace
@@ -51,25 +52,39 @@ class Source:
 
 
 def collect_symbols(config: pytest.Config) -> SymbolTable:
-    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name."""
+    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name.
+
+    Called through pluggy (:func:`~pytest_sweep.matrix.hookcall.call_each`), so a plugin's wrapper
+    runs around it and may change the lists; a symbol a wrapper adds is tagged with its name."""
+    pm = config.pluginmanager
+
+    def tagged(who: str, declared: Any) -> list[Symbol]:
+        return [replace(sym, plugin=who) for sym in _symbols(who, declared)]
+
+    answers, _ = call_each(pm, "pytest_sweep_declare_symbols", {}, isolate=False, answer=tagged)
+    wrappers = [i for i in pm.hook.pytest_sweep_declare_symbols.get_hookimpls() if i.wrapper or i.hookwrapper]
+    by_wrapper = ", ".join(plugin_name(pm, i) for i in wrappers) or "?"
+    if not isinstance(answers, list):
+        raise pytest.UsageError(f"plugin {by_wrapper}: a pytest_sweep_declare_symbols wrapper must return a list")
     table = SymbolTable()
-    for impl in config.pluginmanager.hook.pytest_sweep_declare_symbols.get_hookimpls():
-        plugin_name = config.pluginmanager.get_name(impl.plugin) or impl.plugin_name
-        declared = impl.function()
-        if declared is None:
-            continue
-        if not isinstance(declared, (list, tuple)):
-            raise pytest.UsageError(f"plugin {plugin_name}: pytest_sweep_declare_symbols must return a list of Symbol")
-        for sym in declared:
-            if not isinstance(sym, Symbol):
-                raise pytest.UsageError(
-                    f"plugin {plugin_name}: pytest_sweep_declare_symbols must return Symbol objects"
-                )
+    for declared in reversed(answers):  # the hook's order reversed: trylast first, as before
+        for sym in _symbols(by_wrapper, declared):
             try:
-                table.add(replace(sym, plugin=plugin_name))
+                table.add(sym if sym.plugin else replace(sym, plugin=by_wrapper))
             except ValueError as exc:
                 raise pytest.UsageError(str(exc)) from None
     return table
+
+
+def _symbols(who: str, declared: Any) -> list[Symbol]:
+    """One plugin's answer to ``pytest_sweep_declare_symbols``, checked."""
+    if declared is None:
+        return []
+    if not isinstance(declared, (list, tuple)):
+        raise pytest.UsageError(f"plugin {who}: pytest_sweep_declare_symbols must return a list of Symbol")
+    if not all(isinstance(sym, Symbol) for sym in declared):
+        raise pytest.UsageError(f"plugin {who}: pytest_sweep_declare_symbols must return Symbol objects")
+    return list(declared)
 
 
 def _suggest_defconfig(raw: str, path: Path, root: Path) -> None:
