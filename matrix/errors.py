@@ -19,8 +19,7 @@ class RangeConfigError(Exception):
 def printable(text: str) -> str:
     r"""``text`` as one line a terminal or a text file shows as it is: every character that is not
     printable (line breaks, tabs, ANSI escapes, NUL, bidi overrides, lone surrogates) written as its
-    Python escape (``
-    ``, ````, ``‮``).  A value echoed into a report never starts a line
+    Python escape (``\n``, ``\x1b``, ``\u202e``).  A value echoed into a report never starts a line
     of its own or moves the cursor."""
     if text.isprintable():
         return text

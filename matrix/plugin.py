@@ -253,7 +253,7 @@ def _freeze_at_exit() -> None:
     workers to exit before it writes the summary.  ``atexit`` runs only when the process really
     ends, never after an in-process ``pytester`` run.
     """
-    global _exit_freeze_registered
+    global _exit_freeze_registered  # noqa: PLW0603 (once per process, as atexit itself is)
     if not _exit_freeze_registered:
         _exit_freeze_registered = True
         atexit.register(gc.freeze)

@@ -149,7 +149,7 @@ def finer_grid(
     values: list[str], best: str, integer: bool = False, symbol: Symbol | None = None
 ) -> tuple[tuple[str, ...], str]:
     """The finer grid around ``best`` among ``values`` (numbers as text) and what was done, in words."""
-    ordered = sorted(values, key=lambda v: Decimal(v))
+    ordered = sorted(values, key=Decimal)
     numbers = [Decimal(v) for v in ordered]
     i = ordered.index(best)
     b = numbers[i]
