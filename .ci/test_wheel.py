@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -55,15 +54,16 @@ def run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None =
 
 def dependency_dirs() -> list[Path]:
     """The import folders of the running interpreter, outside the standard library and the checkout."""
-    stdlib = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
     found: list[Path] = []
     for entry in sys.path:
         if not entry or not Path(entry).is_dir():
             continue
         path = Path(entry).resolve()
-        if path.is_relative_to(REPO) or path in stdlib or path.parent in stdlib or path in found:
-            continue
-        if "site-packages" in path.parts or "dist-packages" in path.parts:
+        # only site-packages folders (never the standard library or the checkout's sources); one
+        # inside the checkout is fine, as CI's .venv is: the package itself is left out by name
+        # in borrow().  (A venv's "platstdlib" is its lib/pythonX.Y, the parent of its
+        # site-packages, so the standard library cannot be told apart by its parent.)
+        if path not in found and ("site-packages" in path.parts or "dist-packages" in path.parts):
             found.append(path)
     return found
 
