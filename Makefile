@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# exact versions from constraints.txt (the metadata has ranges): torch 2.14.1 and torchvision
-	# 0.29.1 install from local wheels.  dev: ruff and mypy; ray: the suite runs the Ray backend on
+	# 0.29.1 install from local wheels.  dev: ruff, pylint and mypy; ray: the suite runs the Ray backend on
 	# a simulated cluster; vision: CIFAR-10/MNIST; docs: Sphinx, MyST-Parser and furo for the
 	# documentation site (built by `make test` too); search: Optuna; tensorboard, mlflow: the trackers'
 	# tests read back what --sweep-tensorboard/--sweep-mlflow wrote; setuptools: the editable install
@@ -79,10 +79,12 @@ test-wheel: $(STAMP)
 unit: $(EDITABLE)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-## make lint: ruff (pytest-xdist's rules) and ruff format --check
+## make lint: ruff (pytest-xdist's rules), ruff format --check, and no copy-pasted blocks in the
+## product code (pylint's duplicate-code check alone; its settings are pyproject's [tool.pylint])
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m pylint $(PACKAGE_DIRS)
 
 ## make types: mypy --strict on the installed package, pytest_sweep.* (the strict editable install)
 types: $(EDITABLE)

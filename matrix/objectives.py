@@ -11,16 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_sweep.matrix.records import RESULT_METRICS
+
 #: The record's numeric metrics an objective or a constraint may name.
-METRICS = (
-    "test_acc",
-    "best_acc",
-    "final_sparsity",
-    "training_time",
-    "epochs_run",
-    "images_per_s",
-    "peak_memory_mb",
-)
+METRICS = RESULT_METRICS
 DIRECTIONS = ("max", "min")
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|=>|=<|>|<|=)\s*(\S.*?)\s*$")
 

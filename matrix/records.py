@@ -61,8 +61,8 @@ from typing import Any
 SCHEMA_VERSION = 2
 STATUSES = ("passed", "stopped", "failed", "skipped", "not_run")
 
-#: Keys a trainer's ``run()`` may return and that the record copies.
-METRIC_KEYS = (
+#: The record's numeric result metrics (what an objective, a constraint or a reused result names).
+RESULT_METRICS = (
     "test_acc",
     "best_acc",
     "final_sparsity",
@@ -70,11 +70,9 @@ METRIC_KEYS = (
     "epochs_run",
     "images_per_s",
     "peak_memory_mb",
-    "torch_threads",
-    "device",
-    "trainer",
-    "test_samples",
 )
+#: Keys a trainer's ``run()`` may return and that the record copies.
+METRIC_KEYS = (*RESULT_METRICS, "torch_threads", "device", "trainer", "test_samples")
 
 _DEFAULTS: dict[str, Any] = {
     "schema_version": SCHEMA_VERSION,
@@ -162,20 +160,7 @@ def clean_number(value: Any) -> Any:
 
 
 #: Record fields that hold a finite number or None.
-NUMBER_FIELDS = (
-    "test_acc",
-    "best_acc",
-    "final_sparsity",
-    "training_time",
-    "epochs_run",
-    "images_per_s",
-    "peak_memory_mb",
-    "torch_threads",
-    "rank",
-    "rung",
-    "seed",
-    "resumed_from_epoch",
-)
+NUMBER_FIELDS = (*RESULT_METRICS, "torch_threads", "rank", "rung", "seed", "resumed_from_epoch")
 #: Record fields that hold text or None.
 TEXT_FIELDS = ("status", "config_file", "error", "nodeid", "worker", "trial_dir", "device", "trainer", "source")
 

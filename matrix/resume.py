@@ -19,20 +19,12 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import clip
-from pytest_sweep.matrix.records import normalize
+from pytest_sweep.matrix.records import RESULT_METRICS, normalize
 from pytest_sweep.matrix.trial import Trial
 
 #: Metrics a reused result must hold as finite numbers (``test_acc``) or may leave out (the rest).
 REQUIRED_NUMBERS = ("test_acc",)
-OPTIONAL_NUMBERS = (
-    "best_acc",
-    "final_sparsity",
-    "training_time",
-    "epochs_run",
-    "images_per_s",
-    "peak_memory_mb",
-    "torch_threads",
-)
+OPTIONAL_NUMBERS = (*(m for m in RESULT_METRICS if m not in REQUIRED_NUMBERS), "torch_threads")
 OPTIONAL_TEXT = ("device", "trainer")
 
 

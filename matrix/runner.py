@@ -29,7 +29,7 @@ from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
 from pytest_sweep.matrix.checkpoints import PlainCodec, Policy, TrialCheckpoints, epochs, remove_checkpoints
 from pytest_sweep.matrix.errors import clip, printable
 from pytest_sweep.matrix.preempt import Preemption
-from pytest_sweep.matrix.records import METRIC_KEYS, clean_number
+from pytest_sweep.matrix.records import METRIC_KEYS, RESULT_METRICS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, invalid_metrics, reusable
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.stages import stage_lock
@@ -84,16 +84,7 @@ def _why(exc: BaseException) -> str:
 
 
 #: Metrics that must be finite numbers when a trainer returns them.
-NUMERIC_METRICS = (
-    "test_acc",
-    "best_acc",
-    "final_sparsity",
-    "training_time",
-    "epochs_run",
-    "images_per_s",
-    "peak_memory_mb",
-    "test_samples",
-)
+NUMERIC_METRICS = (*RESULT_METRICS, "test_samples")
 
 
 def check_metrics(metrics: dict[str, Any]) -> None:

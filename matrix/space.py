@@ -20,20 +20,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pytest_sweep.matrix.rangeconfig import RangeConfig
+from pytest_sweep.matrix.symbols import finite_decimal
 
 SEED_KEY = "CONFIG_SEED"
-
-
-def _number(raw: str) -> Decimal | None:
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
 
 
 def render_float(value: float) -> str:
@@ -98,7 +90,7 @@ class SearchSpace:
             if param.key == SEED_KEY:
                 seeds = param.values
                 continue
-            numbers = [_number(v) for v in param.values] if not param.quoted else [None]
+            numbers = [finite_decimal(v) for v in param.values] if not param.quoted else [None]
             if all(n is not None for n in numbers):
                 nums = [n for n in numbers if n is not None]
                 if continuous and param.kind == "range":

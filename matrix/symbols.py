@@ -18,6 +18,20 @@ from pytest_sweep.matrix.errors import RangeConfigError
 TYPES = ("bool", "int", "float", "str")
 _TRUE = {"y", "yes", "true", "1", "on"}
 _FALSE = {"n", "no", "false", "0", "off"}
+#: The largest decimal exponent an int or float symbol takes (``int(Decimal("1e999999"))`` runs for minutes).
+MAX_EXPONENT = 300
+
+
+def finite_decimal(text: str, max_exponent: int | None = None) -> Decimal | None:
+    """``text`` as an exact finite number, or None (not a number, nan or inf).  With ``max_exponent``
+    a number whose decimal exponent is larger in size (``1e999999``, ``1e-999999``) is None too."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or (max_exponent is not None and abs(value.adjusted()) > max_exponent):
+        return None
+    return value
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,7 @@ class Symbol:
             # InvalidOperation for sNaN); a huge exponent made int() run for minutes.
             if not num.is_finite():
                 raise ValueError(f"{self.name}={raw} is not a finite number; {self.help_hint()}")
-            if num.adjusted() > 300:
+            if num.adjusted() > MAX_EXPONENT:
                 raise ValueError(f"{self.name}={raw} is too large; {self.help_hint()}")
             if self.type == "int":
                 if num != num.to_integral_value():

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import asdict, dataclass, replace
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pytest
@@ -38,6 +37,7 @@ from tabulate import tabulate
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
 from pytest_sweep.matrix.records import SweepResult, ranked
+from pytest_sweep.matrix.symbols import finite_decimal
 from pytest_sweep.plugins import stats
 from pytest_sweep.plugins.noise import DEFAULT_THRESHOLD, Noise, configurations_differ, focus, model
 from pytest_sweep.plugins.replicates import (
@@ -133,18 +133,10 @@ class Importance:
         return doc
 
 
-def _decimal(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
-
-
 def value_order(values: list[str]) -> list[str]:
     """Distinct values: numerically sorted when every one is a number, else in first-seen order."""
     distinct = list(dict.fromkeys(values))
-    numbers = [_decimal(v) for v in distinct]
+    numbers = [finite_decimal(v) for v in distinct]
     if all(n is not None for n in numbers):
         return [v for _, v in sorted(zip(numbers, distinct, strict=True), key=lambda p: p[0])]  # type: ignore[arg-type,return-value]
     return distinct

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import pytest
 from pytest_sweep.matrix import options, rangewrite, storage
 from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
 from pytest_sweep.matrix.records import SweepResult
-from pytest_sweep.matrix.symbols import Symbol, SymbolTable
+from pytest_sweep.matrix.symbols import MAX_EXPONENT, Symbol, SymbolTable, finite_decimal
 from pytest_sweep.plugins import importance as imp_mod
 from pytest_sweep.plugins.importance import Importance, Parameter, best_configuration, focus, swept_keys, value_order
 from pytest_sweep.plugins.replicates import configurations, origin, seed_swept
@@ -71,11 +71,7 @@ class Refinement:
 def _decimal(text: str) -> Decimal | None:
     """``text`` as a number, or None; a number no symbol takes (``1e999999``: its grid would need a
     million digits) is text here, as :meth:`~pytest_sweep.matrix.symbols.Symbol.coerce` refuses it."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() and abs(value.adjusted()) <= 300 else None
+    return finite_decimal(text, max_exponent=MAX_EXPONENT)
 
 
 def show(value: Decimal) -> str:

@@ -251,191 +251,274 @@ def _train(
     resume: Any = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    cuda = device.type == "cuda"
-    cl = s.channels_last and cuda
-    torch.manual_seed(s.seed)
-    if (s.amp or s.channels_last) and not cuda:
-        log(f"note: amp/channels_last apply to CUDA only; ignored on {device}")
-    model.to(device)
-    if cl:
-        model.to(memory_format=torch.channels_last)
-    if cuda:
-        # Only once the model is there: in a process where nothing has used CUDA yet, resetting
-        # the peak statistics first raises "Invalid device argument 0: did you call init?".
-        torch.cuda.reset_peak_memory_stats(device)
-    net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if s.compile else model
-    if s.lr is not None:
-        for group in optimizer.param_groups:
-            group["lr"] = s.lr
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs, eta_min=s.eta_min)
-        if s.schedule == "cosine"
-        else None
-    )
-    amp_on = s.amp and cuda
+    run = _Run(model, optimizer, pruner, data, s, device, log, checkpoint)
+    at = run.restore(resume) if resume is not None else None
+    for epoch in range((at.epochs_done if at is not None else 0) + 1, s.epochs + 1):
+        metrics = run.epoch(epoch, at)
+        at = None
+        stop = on_epoch is not None and on_epoch(metrics)
+        if checkpoint is not None and checkpoint.due(final=epoch == s.epochs):
+            run.save(epoch)
+        if stop and epoch < s.epochs:
+            run.stopped_early = True
+            break
+    return run.result(started)
 
-    def autocast() -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if amp_on else contextlib.nullcontext()
 
-    train_batches = _batches(data, "train", s, device, cl)
-    test_batches = _batches(data, "test", s, device, cl)
-    _check_steps_per_epoch(len(train_batches), pruner, optimizer)  # type: ignore[arg-type]
-    update = make_update(optimizer, pruner, s.grad_clip)
-    watch = _LossWatch(device, s.nan_check_every)
-    profiling = torch.autograd._profiler_enabled()  # type: ignore[attr-defined]
-    history: list[dict[str, Any]] = []
-    global_step = 0
-    stopped_early = False
-    compile_s: float | None = None
-    signature = {
-        "epochs": s.epochs,
-        "batch_size": s.batch_size,
-        "loader": s.loader,
-        "schedule": s.schedule,
-        "steps_per_epoch": len(train_batches),  # type: ignore[arg-type]
-        "optimizer": type(optimizer).__name__,
-        "pruner": type(pruner).__name__,
-        "model": type(model).__name__,
-    }
-    objects: dict[str, Any] = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "pruner": pruner}
-    at: Position | None = None
-    if resume is not None:
-        at = restore(resume, signature=signature, **objects)
-        history, global_step = at.history, at.global_step
+@dataclass
+class _Epoch:
+    """One epoch's training pass as it goes: its sums stay on the device until the epoch ends."""
+
+    number: int
+    t0: float
+    lr: float
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    #: the generators' state when the epoch began (what a mid-epoch checkpoint needs to draw it again)
+    epoch_start: dict[str, Any]
+    seen: int = 0
+    batch: int = 0
+    #: images/s leaves out the compiling first step: the clock starts after it, its images do not count
+    timed_from: float = 0.0
+    untimed: int = 0
+    evaluating: bool = False
+
+
+class _Run:
+    """The state of one :func:`train` call, and its steps: set up, restore, one epoch, save, the result."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        pruner: Pruner,
+        data: DataBundle,
+        s: TrainSettings,
+        device: torch.device,
+        log: Callable[[str], None],
+        checkpoint: Checkpointing | None,
+    ) -> None:
+        self.model, self.optimizer, self.pruner, self.s = model, optimizer, pruner, s
+        self.device, self.log, self.checkpoint = device, log, checkpoint
+        self.cuda = device.type == "cuda"
+        cl = s.channels_last and self.cuda
+        torch.manual_seed(s.seed)
+        self.net = self._place_model(cl)
+        if s.lr is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = s.lr
+        self.scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs, eta_min=s.eta_min)
+            if s.schedule == "cosine"
+            else None
+        )
+        self.amp_on = s.amp and self.cuda
+        self.train_batches = _batches(data, "train", s, device, cl)
+        self.test_batches = _batches(data, "test", s, device, cl)
+        _check_steps_per_epoch(len(self.train_batches), pruner, optimizer)  # type: ignore[arg-type]
+        self.update = make_update(optimizer, pruner, s.grad_clip)
+        self.watch = _LossWatch(device, s.nan_check_every)
+        self.profiling = torch.autograd._profiler_enabled()  # type: ignore[attr-defined]
+        self.history: list[dict[str, Any]] = []
+        self.global_step = 0
+        self.stopped_early = False
+        self.compile_s: float | None = None
+        self.signature = {
+            "epochs": s.epochs,
+            "batch_size": s.batch_size,
+            "loader": s.loader,
+            "schedule": s.schedule,
+            "steps_per_epoch": len(self.train_batches),  # type: ignore[arg-type]
+            "optimizer": type(optimizer).__name__,
+            "pruner": type(pruner).__name__,
+            "model": type(model).__name__,
+        }
+        self.objects: dict[str, Any] = {
+            "model": model,
+            "optimizer": optimizer,
+            "scheduler": self.scheduler,
+            "pruner": pruner,
+        }
+
+    def _place_model(self, cl: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The model on the device (channels-last if asked), compiled if asked."""
+        s, device = self.s, self.device
+        if (s.amp or s.channels_last) and not self.cuda:
+            self.log(f"note: amp/channels_last apply to CUDA only; ignored on {device}")
+        self.model.to(device)
+        if cl:
+            self.model.to(memory_format=torch.channels_last)
+        if self.cuda:
+            # Only once the model is there: in a process where nothing has used CUDA yet, resetting
+            # the peak statistics first raises "Invalid device argument 0: did you call init?".
+            torch.cuda.reset_peak_memory_stats(device)
+        net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(self.model) if s.compile else self.model
+        return net
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp_on else contextlib.nullcontext()
+
+    def restore(self, resume: Any) -> Position:
+        """Load a checkpoint's state into the objects; where the run goes on from."""
+        at = restore(resume, signature=self.signature, **self.objects)
+        self.history, self.global_step = at.history, at.global_step
         if at.batch is None:  # at an epoch boundary: the generators as they were
-            _set_data(train_batches, at.data_now)
+            _set_data(self.train_batches, at.data_now)
             for note in set_rng_state(at.rng):
-                log(f"note: {note}; the continuation may differ from an uninterrupted run")
-        if s.loader == "dataloader" and s.num_workers > 0:
-            log(
+                self.log(f"note: {note}; the continuation may differ from an uninterrupted run")
+        if self.s.loader == "dataloader" and self.s.num_workers > 0:
+            self.log(
                 "note: the DataLoader's worker processes draw from generators a checkpoint cannot hold; "
                 "this continuation is not bit-exact"
             )
+        return at
 
-    def save(epochs_done: int, **where: Any) -> None:
-        assert checkpoint is not None
-        checkpoint.save(
+    def save(self, epochs_done: int, **where: Any) -> None:
+        assert self.checkpoint is not None
+        self.checkpoint.save(
             capture(
-                **objects,
-                batches=train_batches,
-                signature=signature,
+                **self.objects,
+                batches=self.train_batches,
+                signature=self.signature,
                 epochs_done=epochs_done,
-                global_step=global_step,
-                history=history,
+                global_step=self.global_step,
+                history=self.history,
                 **where,
             )
         )
 
-    for epoch in range((at.epochs_done if at is not None else 0) + 1, s.epochs + 1):
-        t0 = time.perf_counter()
-        lr = float(optimizer.param_groups[0]["lr"])
-        model.train()
-        watch.new_epoch()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen = batch = 0
-        timed_from, untimed = t0, 0  # images/s leaves out the compiling first step
+    def epoch(self, epoch: int, at: Position | None) -> dict[str, Any]:
+        """Train one epoch (from a mid-epoch checkpoint ``at``, if it holds one), evaluate, log; its metrics."""
+        ep, batches = self._start_epoch(epoch, at)
         out_of_memory = None
-        evaluating = False
-        if at is not None and at.batch is not None:  # mid-epoch: this epoch's draws again, then skip
-            assert at.loop is not None and at.epoch_start is not None
-            epoch_start = at.epoch_start
-            batches = _resume_pass(train_batches, at, log)
-            loss_sum.copy_(at.loop["loss_sum"])
-            correct.copy_(at.loop["correct"])
-            watch.bad.copy_(at.loop["bad"])
-            watch.bad_step.copy_(at.loop["bad_step"])
-            seen, batch = int(at.loop["seen"]), at.batch
-        else:
-            epoch_start = epoch_start_state(train_batches) if checkpoint is not None else {}
-            batches = iter(train_batches)
-        at = None
         try:
             for xb, yb in batches:
-                batch += 1
-                with _step_marker(profiling):
-                    optimizer.zero_grad(set_to_none=True)
-                    with autocast():
-                        out = net(xb)
-                    loss = nn.functional.cross_entropy(out.float(), yb)
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    global_step += 1
-                    update(global_step)
-                    detached = loss.detach()
-                    watch.record(detached, global_step)
-                    loss_sum += detached * yb.shape[0]
-                    correct += (out.detach().argmax(1) == yb).sum()
-                    seen += yb.shape[0]
-                    watch.poll(epoch, global_step)
-                if checkpoint is not None and checkpoint.due():  # a step boundary (SIGTERM, or by time)
-                    loop = {"loss_sum": loss_sum.clone(), "correct": correct.clone(), "seen": seen}
-                    loop.update(bad=watch.bad.clone(), bad_step=watch.bad_step.clone())
-                    save(epoch - 1, batch=batch, loop=loop, epoch_start=epoch_start)
-                if s.compile and global_step == 1:
-                    _synchronize(device)
-                    timed_from, untimed = time.perf_counter(), seen
-                    compile_s = timed_from - t0
-            watch.final(epoch)
-            train_loss, train_acc = float(loss_sum) / max(seen, 1), 100.0 * int(correct) / max(seen, 1)
-            _synchronize(device)
-            train_time = time.perf_counter() - timed_from
-            if seen == untimed:  # the compiling step was the only one
-                train_time, untimed = time.perf_counter() - t0, 0
-            evaluating = True
-            test_loss, test_acc = _evaluate(net, test_batches, autocast, device)  # type: ignore[arg-type]
+                self._step(ep, xb, yb)
+            train_loss, train_acc, train_time = self._end_pass(ep)
+            ep.evaluating = True
+            test_loss, test_acc = _evaluate(self.net, self.test_batches, self.autocast, self.device)  # type: ignore[arg-type]
         except torch.OutOfMemoryError as exc:
             # Only the message is made here; the error is raised below, outside this block: raised
             # in here it would carry this exception, whose traceback holds the activations.
-            where = " while evaluating" if evaluating else f", batch {batch}"
-            out_of_memory = f"{device.type.upper()} out of memory at epoch {epoch}{where} (batch size {s.batch_size})"
-            detail = str(exc).strip()
-            log(f"{out_of_memory}: {detail.splitlines()[0] if detail else type(exc).__name__}")
+            out_of_memory = self._out_of_memory(ep, exc)
         if out_of_memory is not None:
             raise DeviceOutOfMemoryError(out_of_memory)
-        if scheduler is not None:
-            scheduler.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         metrics: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_loss,
             "train_acc": train_acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
-            "sparsity": pruner.sparsity(),
-            "lr": lr,
-            "epoch_time": time.perf_counter() - t0,
-            "images_per_s": (seen - untimed) / max(train_time, 1e-9),
+            "sparsity": self.pruner.sparsity(),
+            "lr": ep.lr,
+            "epoch_time": time.perf_counter() - ep.t0,
+            "images_per_s": (ep.seen - ep.untimed) / max(train_time, 1e-9),
         }
-        if epoch == 1 and compile_s is not None:
-            metrics["compile_s"] = compile_s
-        history.append(metrics)
-        log(
-            f"epoch {epoch}/{s.epochs}  train_loss {train_loss:.3f}  train_acc {train_acc:.1f}%  "
-            f"test_loss {test_loss:.3f}  test_acc {test_acc:.1f}%  sparsity {metrics['sparsity']:.2f}  "
-            f"lr {lr:.4g}  {metrics['epoch_time']:.1f}s  {metrics['images_per_s']:.0f} img/s"
-            + (f"  (compile {compile_s:.1f}s, not in img/s)" if "compile_s" in metrics else "")
+        if epoch == 1 and self.compile_s is not None:
+            metrics["compile_s"] = self.compile_s
+        self.history.append(metrics)
+        self.log(_epoch_line(metrics, self.s.epochs))
+        return metrics
+
+    def _start_epoch(self, epoch: int, at: Position | None) -> tuple[_Epoch, Iterator[Any]]:
+        """The epoch's counters and its batches: from the start, or where a mid-epoch checkpoint left it."""
+        t0 = time.perf_counter()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.model.train()
+        self.watch.new_epoch()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        if at is not None and at.batch is not None:  # mid-epoch: this epoch's draws again, then skip
+            assert at.loop is not None and at.epoch_start is not None
+            ep = _Epoch(epoch, t0, lr, loss_sum, correct, at.epoch_start, timed_from=t0)
+            batches = _resume_pass(self.train_batches, at, self.log)
+            ep.loss_sum.copy_(at.loop["loss_sum"])
+            ep.correct.copy_(at.loop["correct"])
+            self.watch.bad.copy_(at.loop["bad"])
+            self.watch.bad_step.copy_(at.loop["bad_step"])
+            ep.seen, ep.batch = int(at.loop["seen"]), at.batch
+            return ep, batches
+        epoch_start = epoch_start_state(self.train_batches) if self.checkpoint is not None else {}
+        return _Epoch(epoch, t0, lr, loss_sum, correct, epoch_start, timed_from=t0), iter(self.train_batches)
+
+    def _step(self, ep: _Epoch, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """One optimizer step on a batch; then a checkpoint when one is due, and the compile timing."""
+        ep.batch += 1
+        with _step_marker(self.profiling):
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                out = self.net(xb)
+            loss = nn.functional.cross_entropy(out.float(), yb)
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.global_step += 1
+            self.update(self.global_step)
+            detached = loss.detach()
+            self.watch.record(detached, self.global_step)
+            ep.loss_sum += detached * yb.shape[0]
+            ep.correct += (out.detach().argmax(1) == yb).sum()
+            ep.seen += yb.shape[0]
+            self.watch.poll(ep.number, self.global_step)
+        if self.checkpoint is not None and self.checkpoint.due():  # a step boundary (SIGTERM, or by time)
+            loop = {"loss_sum": ep.loss_sum.clone(), "correct": ep.correct.clone(), "seen": ep.seen}
+            loop.update(bad=self.watch.bad.clone(), bad_step=self.watch.bad_step.clone())
+            self.save(ep.number - 1, batch=ep.batch, loop=loop, epoch_start=ep.epoch_start)
+        if self.s.compile and self.global_step == 1:
+            _synchronize(self.device)
+            ep.timed_from, ep.untimed = time.perf_counter(), ep.seen
+            self.compile_s = ep.timed_from - ep.t0
+
+    def _end_pass(self, ep: _Epoch) -> tuple[float, float, float]:
+        """The training pass's loss, accuracy and time (a NaN loss raises here at the latest)."""
+        self.watch.final(ep.number)
+        train_loss, train_acc = float(ep.loss_sum) / max(ep.seen, 1), 100.0 * int(ep.correct) / max(ep.seen, 1)
+        _synchronize(self.device)
+        train_time = time.perf_counter() - ep.timed_from
+        if ep.seen == ep.untimed:  # the compiling step was the only one
+            train_time, ep.untimed = time.perf_counter() - ep.t0, 0
+        return train_loss, train_acc, train_time
+
+    def _out_of_memory(self, ep: _Epoch, exc: torch.OutOfMemoryError) -> str:
+        """The one-line error for running out of device memory (logged with the device's own first line)."""
+        where = " while evaluating" if ep.evaluating else f", batch {ep.batch}"
+        message = (
+            f"{self.device.type.upper()} out of memory at epoch {ep.number}{where} (batch size {self.s.batch_size})"
         )
-        stop = on_epoch is not None and on_epoch(metrics)
-        if checkpoint is not None and checkpoint.due(final=epoch == s.epochs):
-            save(epoch)
-        if stop and epoch < s.epochs:
-            stopped_early = True
-            break
-    if not history:
-        raise ValueError(f"nothing to train: the checkpoint is at the run's last epoch ({s.epochs})")
-    best = max(history, key=lambda m: m["test_acc"])
-    return {
-        "history": history,
-        "final_acc": history[-1]["test_acc"],
-        "best_acc": best["test_acc"],
-        "best_epoch": best["epoch"],
-        "final_sparsity": history[-1]["sparsity"],
-        "total_time": time.perf_counter() - started,
-        "epochs_run": len(history),
-        "stopped_early": stopped_early,
-        "peak_memory_bytes": int(torch.cuda.max_memory_allocated(device)) if cuda else None,
-        "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
-        "compile_s": compile_s,
-    }
+        detail = str(exc).strip()
+        self.log(f"{message}: {detail.splitlines()[0] if detail else type(exc).__name__}")
+        return message
+
+    def result(self, started: float) -> dict[str, Any]:
+        """What :func:`train` returns."""
+        history = self.history
+        if not history:
+            raise ValueError(f"nothing to train: the checkpoint is at the run's last epoch ({self.s.epochs})")
+        best = max(history, key=lambda m: m["test_acc"])
+        return {
+            "history": history,
+            "final_acc": history[-1]["test_acc"],
+            "best_acc": best["test_acc"],
+            "best_epoch": best["epoch"],
+            "final_sparsity": history[-1]["sparsity"],
+            "total_time": time.perf_counter() - started,
+            "epochs_run": len(history),
+            "stopped_early": self.stopped_early,
+            "peak_memory_bytes": int(torch.cuda.max_memory_allocated(self.device)) if self.cuda else None,
+            "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
+            "compile_s": self.compile_s,
+        }
+
+
+def _epoch_line(metrics: dict[str, Any], epochs: int) -> str:
+    """The log line of an epoch."""
+    m = metrics
+    return (
+        f"epoch {m['epoch']}/{epochs}  train_loss {m['train_loss']:.3f}  train_acc {m['train_acc']:.1f}%  "
+        f"test_loss {m['test_loss']:.3f}  test_acc {m['test_acc']:.1f}%  sparsity {m['sparsity']:.2f}  "
+        f"lr {m['lr']:.4g}  {m['epoch_time']:.1f}s  {m['images_per_s']:.0f} img/s"
+        + (f"  (compile {m['compile_s']:.1f}s, not in img/s)" if "compile_s" in m else "")
+    )
 
 
 def _set_data(batches: Any, state: torch.Tensor | None) -> None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
+from pytest_sweep.matrix.contracts import Pruner as HookPruner
 from pytest_sweep.trainers.adamwprune import (
     AdamWPrune,
     AdamWPruneSettings,
@@ -25,6 +27,7 @@ from pytest_sweep.trainers.pruning import (
     StatePruning,
     build_pruner,
 )
+from pytest_sweep.trainers.pruning import Pruner as LoopPruner
 
 #: torch at one thread, as a sweep's xdist worker on this 2-core machine would run it
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -307,3 +310,16 @@ def test_a_ramp_shape_and_a_ramp_end_step_override_the_method_and_epoch_defaults
     settings = AdamWPruneSettings(steps_per_epoch=391, ramp_end_epoch=75, ramp_end_at_step=3000)
     assert settings.ramp_end_step == 3000
     assert AdamWPruneSettings(steps_per_epoch=391, ramp_end_epoch=75).ramp_end_step == 75 * 391
+
+
+def test_the_loop_takes_the_pruner_the_hook_contract_describes() -> None:
+    """The Pruner protocol is written twice: the torch-free core's contract (what
+    ``pytest_sweep_make_pruner`` returns) and the trainers' own (what ``train()`` calls), as neither
+    layer may import the other.  They name the same methods with the same signatures."""
+
+    def methods(protocol: type) -> dict[str, str]:
+        names = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
+        return {n: str(inspect.signature(getattr(protocol, n))) for n in names}
+
+    assert methods(HookPruner) == methods(LoopPruner)
+    assert sorted(methods(LoopPruner)) == ["after_step", "before_step", "sparsity"]
