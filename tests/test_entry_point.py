@@ -33,6 +33,7 @@ LIGHT_MODULES = {
     "pytest_sweep.matrix.hookspecs",
     "pytest_sweep.matrix.objectives",  # the search options' types (stdlib only)
     "pytest_sweep.matrix.options",
+    "pytest_sweep.matrix.records",  # the result metrics' names, which objectives validates (stdlib only)
     "pytest_sweep.matrix.search_options",
     "pytest_sweep.plugins",
     "pytest_sweep.plugins.options",
