@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
 from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective, PromotionAsha, stage_ends
@@ -91,8 +92,11 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
         raise pytest.UsageError(
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
-    store = SqliteRungStore(sweep_dir / STORE_FILE)
-    problem = store.problem()
+    try:  # in the sweep folder, never through a link (a resumed folder's store may point elsewhere)
+        store = SqliteRungStore(storage.sweep_path(sweep_dir, STORE_FILE))
+        problem = store.problem()
+    except storage.UnsafePath as exc:
+        store, problem = SqliteRungStore(sweep_dir / STORE_FILE), exc.strerror or str(exc)
     if problem is not None:
         raise pytest.UsageError(
             f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "

@@ -464,7 +464,7 @@ def test_item17_a_nan_metric_at_a_rung_fails_that_trial_alone(sweep_pytester: Sw
 
 
 # -- 18. a corrupt rung store on resume ------------------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["garbage", "directory", "empty-table", "wrong-table"])
+@pytest.mark.parametrize("damage", ["garbage", "directory", "empty-table", "wrong-table", "link"])
 def test_item18_a_damaged_rung_store_is_one_usage_line_at_start_up(sweep_pytester: SweepPytester, damage: str) -> None:
     sp = sweep_pytester
     rc = write_toy(sp.pytester, 'CONFIG_NUM_EPOCHS=3\nCONFIG_TOY_DO="ok"|"ok2"|"ok3"\n')
@@ -474,8 +474,12 @@ def test_item18_a_damaged_rung_store_is_one_usage_line_at_start_up(sweep_pyteste
     for extra in folder.glob("rungs.sqlite-*"):
         extra.unlink()
     store.unlink()
+    outside = sp.path / "elsewhere.sqlite"
     if damage == "garbage":
         store.write_bytes(b"this is not a database" * 100)
+    elif damage == "link":  # a usable store, but outside the sweep folder: never written through the link
+        sqlite3.connect(outside).close()
+        store.symlink_to(outside)
     elif damage == "directory":
         store.mkdir()
     else:
@@ -487,6 +491,9 @@ def test_item18_a_damaged_rung_store_is_one_usage_line_at_start_up(sweep_pyteste
         db.close()
     result = sp.run(f"--range-config={rc}", "--sweep-scheduler=asha", f"--sweep-resume={folder}")
     assert_usage_error(result, f"ERROR: --sweep-scheduler: {store} is not a usable rung store (*); remove it*")
+    if damage == "link":
+        assert outside.stat().st_size == 0  # not made a rung store
+        assert not list(sp.path.glob("elsewhere.sqlite-*"))
 
 
 # -- 20. resume keeps no duplicate; a record names the trainer that ran it ----------------------------------------------
