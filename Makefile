@@ -86,9 +86,11 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m pylint $(PACKAGE_DIRS)
 
-## make types: mypy --strict on the installed package, pytest_sweep.* (the strict editable install)
+## make types: mypy --strict on the installed package, pytest_sweep.* (the strict editable install), then on tests/
+## (each test file a top-level module, as pytest's rootdir conftest imports them; relaxations in pyproject)
 types: $(EDITABLE)
 	$(PY) -m mypy -p pytest_sweep
+	$(PY) -m mypy tests
 
 ## make docs: the documentation site into build/docs/html; warnings and unresolved references fail it
 ## (-E: a full build every time; the reference pages are generated from the code, which Sphinx does not watch)

@@ -173,7 +173,7 @@ class Chromium:
         self._id += 1
         self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
         while True:
-            msg = json.loads(self.ws.recv())
+            msg: dict[str, Any] = json.loads(self.ws.recv())
             if msg.get("id") == self._id:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
@@ -188,6 +188,7 @@ class Chromium:
         while True:
             msg = json.loads(self.ws.recv())
             self.events.append(msg)
+            assert isinstance(msg, dict)
             if msg.get("method") == method:
                 return msg
 

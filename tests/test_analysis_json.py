@@ -12,7 +12,8 @@ from pytest_sweep.plugins.reporters import analysis_doc, finite
 
 
 def _strict(doc: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(finite(doc), allow_nan=False))
+    strict: dict[str, Any] = json.loads(json.dumps(finite(doc), allow_nan=False))
+    return strict
 
 
 def _seeded(acc: Any, failed: set[int] | None = None) -> list[dict[str, Any]]:

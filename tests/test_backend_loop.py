@@ -35,7 +35,7 @@ from pytest_sweep.matrix.remote.protocol import (
 from pytest_sweep.matrix.runner import RECORD_PROPERTY
 
 if TYPE_CHECKING:
-    from conftest import SweepPytester
+    from sweep_helpers import SweepPytester
 
 
 #: What a worker does with a trial: an outcome per attempt (the last one repeats).
@@ -162,7 +162,7 @@ class Scripted:
         for when in ("setup", "call", "teardown"):
             report = pytest.TestReport(
                 nodeid, item.location, {}, "failed" if failed and when == "call" else "passed",
-                "failed on purpose" if failed and when == "call" else None, when,  # type: ignore[arg-type]
+                "failed on purpose" if failed and when == "call" else None, when,
                 user_properties=[(RECORD_PROPERTY, json.dumps(record))] if when == "call" else [],
             )  # fmt: skip
             reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))

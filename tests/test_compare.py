@@ -14,7 +14,7 @@ from synthetic import grid_records
 from pytest_sweep.plugins.compare import Threshold, compare, parse_threshold, render
 
 if TYPE_CHECKING:
-    from conftest import SweepPytester
+    from sweep_helpers import SweepPytester
 
 AXES = {"CONFIG_LEARNING_RATE": ["0.001", "0.003"], "CONFIG_WEIGHT_DECAY": ["0.0", "0.05"]}
 

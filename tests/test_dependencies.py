@@ -55,7 +55,7 @@ def test_runtime_requirements_are_lower_bounds_only(req: Requirement) -> None:
 
 
 def test_the_core_needs_neither_torchvision_nor_scikit_learn_and_admits_torch_2_13() -> None:
-    core = {canonicalize_name(req.name): req for req in CORE}
+    core: dict[str, Requirement] = {canonicalize_name(req.name): req for req in CORE}
     assert "torchvision" not in core and "scikit-learn" not in core
     assert core["torch"].specifier.contains("2.13.0+cpu")  # the CPU build a user may already have
     assert "scipy" in core

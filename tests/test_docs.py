@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,7 @@ def test_the_generator_reads_what_pytest_prints(help_text: Help, symbols: frozen
     ]
 
 
-def _import_facts():  # type: ignore[no-untyped-def]
+def _import_facts() -> types.ModuleType:
     spec = importlib.util.spec_from_file_location("sweep_facts", DOCS / "_ext" / "sweep_facts.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -28,7 +28,7 @@ from pytest_sweep.matrix.rangeconfig import parse_file
 from pytest_sweep.plugins import importance, plots
 
 if TYPE_CHECKING:
-    from conftest import SweepPytester, SweepTools
+    from sweep_helpers import SweepPytester, SweepTools
 
 SWEPT = ("CONFIG_LEARNING_RATE=1e10|0.001|0.003", "CONFIG_SEED=1|2")
 PLOTS = [
@@ -138,7 +138,8 @@ def test_importance_json_and_the_refined_range_run_as_is(sweep: Sweep, sweep_pyt
     assert (doc["combinations"], doc["combinations_passed"], doc["passed"]) == (6, 4, 4)
     # refine_range is a range config that collects as is: one item per combination it announces
     rc = parse_file(sweep.dir / "refine_range")
-    assert rc.param("CONFIG_SEED") is not None and rc.param("CONFIG_SEED").values == ("1", "2")
+    seed = rc.param("CONFIG_SEED")
+    assert seed is not None and seed.values == ("1", "2")
     announced = int((sweep.dir / "refine_range").read_text().splitlines()[1].split("; ")[1].split()[0])
     assert rc.count == announced
     result = sweep_pytester.run(f"--range-config={sweep.dir / 'refine_range'}", "--collect-only", "-q")

@@ -18,7 +18,7 @@ from pytest_sweep.matrix.study import JOURNAL_FILE
 from sweep_helpers import XDIST_PLUGIN_ARGS, assert_usage_error
 
 if TYPE_CHECKING:
-    from conftest import SweepPytester
+    from sweep_helpers import SweepPytester
 
 KNOWN = """
 import pytest

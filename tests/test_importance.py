@@ -13,7 +13,7 @@ from pytest_sweep.matrix.records import new_record
 from pytest_sweep.plugins.importance import DEFAULT_THRESHOLD, compute, render_section
 
 if TYPE_CHECKING:
-    from conftest import SweepPytester
+    from sweep_helpers import SweepPytester
 
 
 ALPHA = {"0.85": 0.0, "0.87": 3.0, "0.89": 6.0}  # deviations -3, 0, +3: variance 6

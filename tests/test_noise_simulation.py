@@ -45,7 +45,8 @@ def _sweep(
 
 def _doc(records: list[dict[str, Any]], threshold: float | None = None) -> dict[str, Any]:
     """``sweep_analysis.json`` as a reader sees it."""
-    return json.loads(json.dumps(analysis_doc(records, threshold), allow_nan=False))
+    doc: dict[str, Any] = json.loads(json.dumps(analysis_doc(records, threshold), allow_nan=False))
+    return doc
 
 
 def _value(doc: dict[str, Any], records: list[dict[str, Any]], name: str) -> str:

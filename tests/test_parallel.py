@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,12 @@ def pytest_unconfigure(config):
         (Path(__file__).parent / f"frozen-{config.workerinput['workerid']}.txt").write_text(str(gc.get_freeze_count()))
 """
 
+#: The ``sweep`` fixture: runs a sweep of ``BASE + body`` and gives the result and the summary records.
+Run = Callable[..., tuple[pytest.RunResult, list[dict[str, Any]]]]
+
 
 @pytest.fixture
-def sweep(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+def sweep(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # serial runs too: this box runs other tests at once
     pytester.makeconftest(FAULTS)
@@ -136,7 +140,7 @@ STABLE = (
 )
 
 
-def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytester) -> None:
+def test_serial_and_parallel_give_the_same_records(sweep: Run, pytester: pytest.Pytester) -> None:
     body = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.001|0.003\nCONFIG_WEIGHT_DECAY=0.0|0.05\n"
     serial, serial_records = sweep(body)
     serial.assert_outcomes(passed=4)
@@ -154,7 +158,7 @@ def test_serial_and_parallel_give_the_same_records(sweep, pytester: pytest.Pytes
     assert len(frozen) == 2 and min(frozen) > 100_000, frozen
 
 
-def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
+def test_crash_and_nan_fail_only_their_own_items(sweep: Run) -> None:
     body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|1e9\nCONFIG_FAULT_CRASH=n|y\n"
     # interim summaries after every result: on the controller, between crashed workers too
     result, records = sweep(
@@ -182,7 +186,7 @@ def test_crash_and_nan_fail_only_their_own_items(sweep) -> None:
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_trial_timeout_fails_the_hung_trial_only(sweep, workers: list[str]) -> None:
+def test_trial_timeout_fails_the_hung_trial_only(sweep: Run, workers: list[str]) -> None:
     # config_001 spins forever (a hung trial), config_002 works for 0.2 s
     result, records = sweep("CONFIG_FAULT_SPIN=-1|0.2\n", "--sweep-trial-timeout=3", *workers)
     result.assert_outcomes(passed=1, failed=1)
@@ -193,7 +197,7 @@ def test_trial_timeout_fails_the_hung_trial_only(sweep, workers: list[str]) -> N
     assert fine["status"] == "passed" and fine["test_acc"] == 52.0
 
 
-def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester) -> None:
+def test_resume_trains_only_the_missing_trials(sweep: Run, pytester: pytest.Pytester) -> None:
     body = "CONFIG_NUM_EPOCHS=2\nCONFIG_LEARNING_RATE=0.001|0.002|0.003\n"
     first, _ = sweep(body, "-k", "config_001 or config_003")
     first.assert_outcomes(passed=2)
@@ -215,7 +219,7 @@ def test_resume_trains_only_the_missing_trials(sweep, pytester: pytest.Pytester)
     assert trainings(pytester).count("config_001") == 2
 
 
-def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, pytester: pytest.Pytester) -> None:
+def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep: Run, pytester: pytest.Pytester) -> None:
     # config_001/002 finish, config_003 kills the whole (serial) pytest process, config_004 never starts:
     # nothing reaches pytest_sessionfinish, so only the summaries written along the way are left
     body = "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\nCONFIG_LEARNING_RATE=0.001|0.002\n"
@@ -244,7 +248,7 @@ def test_a_serial_run_that_dies_leaves_a_summary_of_its_finished_trials(sweep, p
     assert "still running" not in analysis
 
 
-def test_a_long_interval_still_writes_the_first_result_at_once(sweep, pytester) -> None:
+def test_a_long_interval_still_writes_the_first_result_at_once(sweep: Run, pytester: pytest.Pytester) -> None:
     # an hour's interval (no timing involved): the summary is written after the first result, then
     # not again before the run dies (issue 16: a hard death in the first seconds left no summary)
     died, records = sweep("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_CRASH_ONCE=n|y\n", "--sweep-summary-interval=3600")
@@ -253,7 +257,7 @@ def test_a_long_interval_still_writes_the_first_result_at_once(sweep, pytester) 
     assert trainings(pytester) == ["config_001", "config_002"]
 
 
-def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep, pytester: pytest.Pytester) -> None:
+def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep: Run, pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         broken_reporter="""
         def pytest_sweep_progress(config, sweep):
@@ -271,7 +275,7 @@ def test_a_failing_interim_summary_does_not_stop_the_sweep(sweep, pytester: pyte
     assert [r["status"] for r in records] == ["passed", "passed"]  # the final summary is complete
 
 
-def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep) -> None:
+def test_resume_without_an_earlier_sweep_is_a_usage_error(sweep: Run) -> None:
     result, _ = sweep("CONFIG_LEARNING_RATE=0.001\n", "--sweep-resume")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
@@ -327,7 +331,7 @@ def test_interrupted_controller_still_writes_the_summary(pytester: pytest.Pytest
     assert not list((pytester.path / "out").glob("sweep_*/.*.tmp"))  # no half-written file left behind
 
 
-def test_two_range_files_with_the_same_names_keep_separate_folders(sweep, pytester: pytest.Pytester) -> None:
+def test_two_range_files_with_the_same_names_keep_separate_folders(sweep: Run, pytester: pytest.Pytester) -> None:
     pytester.path.joinpath("other").write_text("CONFIG_FAULT_SPIN=0.01|0.02\n")
     result, records = sweep("CONFIG_FAULT_SPIN=0.01|0.02\n", "--range-config=other")
     result.assert_outcomes(passed=4)

@@ -21,7 +21,9 @@ import pytest
 from test_e2e_plugin_package import install_on_path, load_example
 
 if TYPE_CHECKING:
-    from conftest import RayCluster, SweepPytester
+    from conftest import RayCluster
+
+    from sweep_helpers import SweepPytester
 
 pytestmark = pytest.mark.ray
 

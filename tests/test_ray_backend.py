@@ -12,7 +12,7 @@ from pytest_sweep.matrix.ray.backend import worker_env, worker_sys_path
 from pytest_sweep.matrix.ray.plan import plan_actors
 
 if TYPE_CHECKING:
-    from conftest import SweepPytester
+    from sweep_helpers import SweepPytester
 
 
 def test_one_actor_per_gpu_never_more_than_items() -> None:

@@ -18,7 +18,7 @@ from pytest_sweep.plugins import reproduce as rep
 from sweep_helpers import SweepPytester
 
 
-def reproduce(capfd: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], list[str]]:
+def reproduce(capfd: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, list[str], list[str]]:
     capfd.readouterr()  # what came before
     code = cli.main(["reproduce", *map(str, args)])
     out, err = capfd.readouterr()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import torch
@@ -13,8 +14,9 @@ from torch.nn import functional as F
 
 from pytest_sweep.trainers import data as data_module
 from pytest_sweep.trainers.batches import TensorBatches, dataloader_batches, random_crop_flip
-from pytest_sweep.trainers.data import DataUnavailableError, load_dataset, make_synthetic
+from pytest_sweep.trainers.data import load_dataset, make_synthetic
 from pytest_sweep.trainers.digits import digits_file, read_digits, stratified_split
+from pytest_sweep.trainers.errors import DataUnavailableError
 
 from sweep_helpers import needs_torchvision
 
@@ -263,6 +265,7 @@ def test_mnist_test_split_is_normalised_with_its_own_statistics(monkeypatch: pyt
     assert mnist.stats("test") == ((0.1325,), (0.3105,))
     cifar = data_module._load_torchvision("cifar10", Path("nowhere"), False)
     assert cifar.stats("test") == cifar.stats("train") == (data_module.CIFAR10_MEAN, data_module.CIFAR10_STD)
+    split: Literal["train", "test"]
     for split, x in (("train", mnist.train_x), ("test", mnist.test_x)):
         (tensor_batch, _), *_ = TensorBatches(mnist, split, 64, "cpu", torch.Generator().manual_seed(0))
         (loader_batch, _), *_ = dataloader_batches(mnist, split, 64, "cpu", seed=0)

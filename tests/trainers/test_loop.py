@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from pytest_sweep.trainers.data import DataBundle, load_dataset
-from pytest_sweep.trainers.loop import NonFiniteLossError, TrainSettings, seed_everything, steps_per_epoch, train
+from pytest_sweep.trainers.errors import NonFiniteLossError
+from pytest_sweep.trainers.loop import TrainSettings, seed_everything, steps_per_epoch, train
 from pytest_sweep.trainers.models import build_model
 from pytest_sweep.trainers.optimizers import build_optimizer
 from pytest_sweep.trainers.pruning import build_pruner

@@ -9,8 +9,8 @@ from torch import nn
 
 from pytest_sweep.trainers.adamwprune import AdamWPrune, AdamWPruneSettings
 from pytest_sweep.trainers.models import build_model
+from pytest_sweep.trainers.names import OPTIMIZERS
 from pytest_sweep.trainers.optimizers import (
-    OPTIMIZERS,
     AdamWSpam,
     build_optimizer,
     default_eta_min,
@@ -129,7 +129,7 @@ def test_adamwprune_base_adamwadv_turns_amsgrad_on_unless_told() -> None:
     assert isinstance(spam, AdamWPrune) and spam.spam is not None and spam.spam.theta == 9.0
 
 
-def _spike_setup() -> tuple[nn.Parameter, dict, list[dict]]:
+def _spike_setup() -> tuple[nn.Parameter, dict[Any, Any], list[dict[str, Any]]]:
     p = nn.Parameter(torch.zeros(4))
     state = {p: {"exp_avg": torch.ones(4), "exp_avg_sq": torch.ones(4)}}
     return p, state, [{"params": [p]}]

@@ -249,14 +249,14 @@ def test_builder_errors() -> None:
         "steps_per_epoch": 1,
     }
     with pytest.raises(ValueError, match="state pruning needs the AdamWPrune optimizer"):
-        build_pruner("state", model, adamw, **kw)  # type: ignore[arg-type]
+        build_pruner("state", model, adamw, **kw)
     with pytest.raises(ValueError, match="none, magnitude, movement, state"):
-        build_pruner("random", model, adamw, **kw)  # type: ignore[arg-type]
-    assert isinstance(build_pruner("none", model, adamw, **kw), NoPruning)  # type: ignore[arg-type]
+        build_pruner("random", model, adamw, **kw)
+    assert isinstance(build_pruner("none", model, adamw, **kw), NoPruning)
     pruning = _adamwprune(model)
-    assert isinstance(build_pruner("state", model, pruning, **kw), StatePruning)  # type: ignore[arg-type]
+    assert isinstance(build_pruner("state", model, pruning, **kw), StatePruning)
     with pytest.raises(ValueError, match="own state"):
-        build_pruner("magnitude", model, pruning, **kw)  # type: ignore[arg-type]
+        build_pruner("magnitude", model, pruning, **kw)
 
 
 @pytest.mark.parametrize("method", ["magnitude", "movement", "state"])
