@@ -65,31 +65,28 @@ class TrialReport:
 
 
 @dataclass(frozen=True)
-class WorkerCrashed:
+class _TrialLost:
+    """A worker's trial that ended without its report; each subclass says how."""
+
     worker: str
     nodeid: str
     error: BaseException
 
 
-@dataclass(frozen=True)
-class NodeLost:
-    worker: str
-    nodeid: str
-    error: BaseException
+class WorkerCrashed(_TrialLost):
+    """The worker's process died."""
 
 
-@dataclass(frozen=True)
-class WorkerUnresponsive:
-    worker: str
-    nodeid: str
-    error: BaseException
+class NodeLost(_TrialLost):
+    """The worker's node left the cluster."""
 
 
-@dataclass(frozen=True)
-class WorkerError:
-    worker: str
-    nodeid: str
-    error: BaseException
+class WorkerUnresponsive(_TrialLost):
+    """The worker stopped answering."""
+
+
+class WorkerError(_TrialLost):
+    """An error in the worker's own code (not the trial's) while it ran the trial."""
 
 
 @dataclass(frozen=True)
