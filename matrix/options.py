@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -369,17 +370,17 @@ def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
     return value
 
 
-def max_combinations(config: pytest.Config) -> int:
+def _max_combinations(config: pytest.Config) -> int:
     opt = config.getoption("sweep_max_combinations")
     return int(opt if opt is not None else _ini_number(config, "sweep_max_combinations", int))
 
 
-def minutes_per_trial(config: pytest.Config) -> float | None:
+def _minutes_per_trial(config: pytest.Config) -> float | None:
     opt = config.getoption("sweep_minutes_per_trial")
     return float(opt) if opt is not None else _ini_number(config, "sweep_minutes_per_trial", float)
 
 
-def estimate_asked(config: pytest.Config) -> bool:
+def _estimate_asked(config: pytest.Config) -> bool:
     """``--sweep-estimate`` (or its ini value): time a few steps before the sweep."""
     opt = config.getoption("sweep_estimate", None)
     if opt is not None:
@@ -390,7 +391,7 @@ def estimate_asked(config: pytest.Config) -> bool:
         raise pytest.UsageError(f"ini value sweep_estimate: {exc}; use true or false") from None
 
 
-def summary_interval(config: pytest.Config) -> float:
+def _summary_interval(config: pytest.Config) -> float:
     opt = config.getoption("sweep_summary_interval")
     if opt is not None:
         return float(opt)
@@ -403,19 +404,19 @@ def summary_interval(config: pytest.Config) -> float:
         ) from None
 
 
-def output_root(config: pytest.Config) -> Path:
+def _output_root(config: pytest.Config, *, check: bool) -> Path:
     opt = config.getoption("sweep_output")
     raw = opt if opt is not None else str(config.getini("sweep_output"))
     path = Path(raw).expanduser()
     if not path.is_absolute():
         base = config.invocation_params.dir if opt is not None else config.rootpath
         path = base / path
-    if path.exists() and not path.is_dir():
+    if check and path.exists() and not path.is_dir():
         raise pytest.UsageError(f"--sweep-output {raw}: exists and is not a folder; choose another path")
     return path
 
 
-def progress_mode(config: pytest.Config) -> str:
+def _progress_mode(config: pytest.Config) -> str:
     opt = config.getoption("sweep_progress")
     mode = opt if opt is not None else str(config.getini("sweep_progress")).strip()
     if mode not in ("auto", "lines", "none"):
@@ -423,7 +424,7 @@ def progress_mode(config: pytest.Config) -> str:
     return mode
 
 
-def overrides(config: pytest.Config) -> dict[str, str]:
+def _overrides(config: pytest.Config) -> dict[str, str]:
     """``--sweep-set`` and its shorthands (``--sweep-epochs``...) as ``KEY -> raw value`` (later wins)."""
     out: dict[str, str] = {}
     for item in config.getoption("sweep_set"):
@@ -440,12 +441,12 @@ def overrides(config: pytest.Config) -> dict[str, str]:
     return out
 
 
-def trial_timeout(config: pytest.Config) -> float | None:
+def _trial_timeout(config: pytest.Config) -> float | None:
     value = config.getoption("sweep_trial_timeout")
     return float(value) if value is not None else None
 
 
-def backend(config: pytest.Config) -> str:
+def _backend(config: pytest.Config) -> str:
     """``--sweep-backend`` or the ini value ``sweep_backend``: ``serial`` or ``ray``."""
     opt = config.getoption("sweep_backend")
     value = opt if opt is not None else str(config.getini("sweep_backend")).strip() or "serial"
@@ -482,10 +483,11 @@ def address_problem(address: str) -> str | None:
     return None
 
 
-def ray_address(config: pytest.Config) -> str:
+def _ray_address(config: pytest.Config, *, check_env: bool) -> str:
     """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here).
 
-    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it).
+    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it);
+    ``RAY_ADDRESS`` is checked on the controller (``check_env``), which connects.
     """
     opt = config.getoption("sweep_ray_address")
     if opt is not None:
@@ -497,7 +499,7 @@ def ray_address(config: pytest.Config) -> str:
     if problem is not None:
         raise pytest.UsageError(f"{where}: {problem}")
     env = os.environ.get("RAY_ADDRESS", "").strip()
-    if address == "auto" and env:
+    if check_env and address == "auto" and env:
         problem = address_problem(env)
         if problem is not None:
             raise pytest.UsageError(
@@ -506,15 +508,15 @@ def ray_address(config: pytest.Config) -> str:
     return address
 
 
-def ray_cpus_per_trial(config: pytest.Config) -> float:
+def _ray_cpus_per_trial(config: pytest.Config) -> float:
     return float(_ray_setting(config, "sweep_ray_cpus_per_trial", _positive_float))
 
 
-def ray_node_retries(config: pytest.Config) -> int:
+def _ray_node_retries(config: pytest.Config) -> int:
     return int(_ray_setting(config, "sweep_ray_node_retries", non_negative_int))
 
 
-def ray_ship_files(config: pytest.Config) -> bool:
+def _ray_ship_files(config: pytest.Config) -> bool:
     opt = config.getoption("sweep_ray_ship_files")
     if opt is not None:
         return bool(opt)
@@ -524,7 +526,7 @@ def ray_ship_files(config: pytest.Config) -> bool:
         raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None
 
 
-def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
+def _checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
     """The :class:`~pytest_sweep.matrix.checkpoints.Policy` of ``--sweep-checkpoint-*`` (option, else ini)."""
     from pytest_sweep.matrix.checkpoints import Policy, parse_every
 
@@ -545,3 +547,173 @@ def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
             raise pytest.UsageError(f"ini value sweep_keep_checkpoints = {raw!r}: use true or false")
         keep_after = raw in ("true", "yes", "1", "on")
     return Policy(epochs, seconds, int(keep), bool(keep_after))
+
+
+#: Option destinations recorded in ``environment.json`` besides every ``sweep_*`` one (what selects
+#: and distributes trials).
+OTHER_RECORDED = ("range_config", "config_dir", "numprocesses", "maxprocesses", "dist", "tx", "keyword", "markexpr")
+#: Options of the built-in plugins recorded as given (option, else ini, else None) in ``environment.json``.
+AS_GIVEN = ("sweep_scheduler", "sweep_order", "sweep_metric")
+
+
+def _recorded(config: pytest.Config) -> dict[str, Any]:
+    """The sweep's options as parsed (``dest -> value``), and the value of each ``sweep_*`` ini setting."""
+    values = vars(config.option)
+    out = {k: values[k] for k in sorted(values) if k.startswith("sweep_") or k in OTHER_RECORDED}
+    ini: dict[str, Any] = {}
+    for name in out:
+        try:
+            ini[name] = config.getini(name)
+        except ValueError:  # an option without an ini setting of its name
+            continue
+    out["ini"] = ini
+    return out
+
+
+def _as_given(config: pytest.Config) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in AS_GIVEN:
+        try:
+            value = config.getoption(name)
+        except ValueError:
+            continue
+        if value is None:
+            try:
+                value = config.getini(name) or None
+            except ValueError:
+                value = None
+        found[name.removeprefix("sweep_")] = value
+    return found
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--sweep-ray-*`` (option, else ini), resolved with ``--sweep-backend=ray`` only."""
+
+    address: str
+    cpus_per_trial: float
+    node_retries: int
+    ship_files: bool
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The core's options of a sweep, resolved once (command line first, then the ini value).
+
+    :func:`sweep_options` builds it on first use (the entry point's ``pytest_configure``, or the
+    ``--sweep-generate`` step before it) and keeps it in ``config.stash``; a bad value is a
+    one-line usage error then.  Modules take the fields they need from it instead of reading
+    ``config.getoption``/``config.getini``.
+    """
+
+    range_config: tuple[str, ...]
+    config_dir: tuple[str, ...]
+    generate: str | None
+    symbols: bool
+    output_root: Path
+    max_combinations: int
+    minutes_per_trial: float | None
+    estimate: bool
+    overrides: dict[str, str]
+    #: ``--sweep-device`` as given (also in ``overrides``; the trainer checks it)
+    device: str | None
+    trial_timeout: float | None
+    progress: str
+    summary_interval: float
+    resume: str | None
+    resume_force: bool
+    checkpoint: checkpoints.Policy
+    backend: str
+    search: search_options.SearchSettings
+    #: ``--sweep-scheduler`` (else the ini value ``sweep_scheduler``): the name the factory hook is asked for
+    scheduler: str
+    #: the Ray settings, with ``backend == "ray"`` only
+    ray: RayOptions | None = None
+    #: ``environment.json``'s record of the options as parsed (and the ``sweep_*`` ini values)
+    recorded: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the built-in plugins' scheduler, order and metric as given (option, else ini, else None)
+    as_given: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def active(self) -> bool:
+        """Whether the run runs a sweep (``--range-config`` or ``--config-dir``)."""
+        return bool(self.range_config or self.config_dir)
+
+    def resolved(self) -> dict[str, Any]:
+        """The options after the ini values and defaults were applied (``environment.json``'s ``resolved``)."""
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "output_root": str(self.output_root),
+            "overrides": dict(self.overrides),
+            "trial_timeout": self.trial_timeout,
+            "max_combinations": self.max_combinations,
+        }
+        if self.ray is not None:
+            out["ray"] = {
+                "address": self.ray.address,
+                "cpus_per_trial": self.ray.cpus_per_trial,
+                "node_retries": self.ray.node_retries,
+                "ship_files": self.ray.ship_files,
+            }
+        out.update(self.as_given)
+        return out
+
+
+def resolve(config: pytest.Config) -> SweepOptions:
+    """Read and check every core option once (see :class:`SweepOptions`); prefer :func:`sweep_options`."""
+    controller = not hasattr(config, "workerinput")
+    estimate = _estimate_asked(config)  # a bad ini value is a usage error before anything runs
+    overrides = _overrides(config)
+    limit = _max_combinations(config)
+    search = search_options.resolve(config)
+    output_root = _output_root(config, check=controller)
+    progress = _progress_mode(config)
+    policy = _checkpoint_policy(config)
+    summary = _summary_interval(config)
+    backend = _backend(config)
+    ray = None
+    if backend == "ray":
+        ray = RayOptions(
+            _ray_address(config, check_env=controller),
+            _ray_cpus_per_trial(config),
+            _ray_node_retries(config),
+            _ray_ship_files(config),
+        )
+    scheduler = config.getoption("sweep_scheduler", None)
+    if scheduler is None:
+        scheduler = config.getini("sweep_scheduler")
+    return SweepOptions(
+        range_config=tuple(config.getoption("range_config") or ()),
+        config_dir=tuple(config.getoption("config_dir") or ()),
+        generate=config.getoption("sweep_generate"),
+        symbols=bool(config.getoption("sweep_symbols")),
+        output_root=output_root,
+        max_combinations=limit,
+        minutes_per_trial=_minutes_per_trial(config),
+        estimate=estimate,
+        overrides=overrides,
+        device=config.getoption("sweep_device"),
+        trial_timeout=_trial_timeout(config),
+        progress=progress,
+        summary_interval=summary,
+        resume=config.getoption("sweep_resume"),
+        resume_force=bool(config.getoption("sweep_resume_force")),
+        checkpoint=policy,
+        backend=backend,
+        search=search,
+        scheduler=str(scheduler).strip() or "none",
+        ray=ray,
+        recorded=_recorded(config),
+        as_given=_as_given(config),
+    )
+
+
+_KEY = pytest.StashKey[SweepOptions]()
+
+
+def sweep_options(config: pytest.Config) -> SweepOptions:
+    """The run's :class:`SweepOptions`: resolved on first use, then kept in ``config.stash``."""
+    found = config.stash.get(_KEY, None)
+    if found is None:
+        found = config.stash[_KEY] = resolve(config)
+    return found

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix.options import sweep_requested
+from pytest_sweep.plugins.options import workers_per_gpu
 
 
 def visible_gpus(environ: dict[str, str] | None = None) -> list[str]:
@@ -88,7 +89,7 @@ def threads_for(workers: int, cores: int | None = None) -> int:
 def pytest_configure(config: pytest.Config) -> None:
     if not sweep_requested(config.option):
         return  # another project's run: its workers keep their GPUs and threads
-    per_gpu = config.getoption("sweep_workers_per_gpu")
+    per_gpu = workers_per_gpu(config)
     if per_gpu < 1:
         raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)

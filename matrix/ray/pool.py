@@ -33,7 +33,8 @@ import ray
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 
-from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
 from pytest_sweep.matrix.remote.protocol import (
@@ -80,7 +81,10 @@ class ActorPool:
         self.sweep_dir = sweep_dir
         self.putevent = putevent
         self.spec = spec
-        self.cpus_per_trial = options.ray_cpus_per_trial(config)
+        ray_settings = sweep_options(config).ray
+        assert ray_settings is not None, "--sweep-backend=ray resolves the Ray settings"
+        self.ray = ray_settings
+        self.cpus_per_trial = self.ray.cpus_per_trial
         self.token = uuid.uuid4().hex
         self.testrunuid = uuid.uuid4().hex
         self.handles: dict[str, Any] = {}  # every actor started, dead ones included
@@ -94,7 +98,7 @@ class ActorPool:
     # -- start ------------------------------------------------------------------------------
     def connect(self) -> None:
         """``ray.init``, keeping this process's SIGTERM handler (Ray replaces it)."""
-        address = options.ray_address(self.config)
+        address = self.ray.address
         unreachable = probe(address)
         if unreachable:  # ray.init would wait for minutes
             raise pytest.UsageError(f"--sweep-ray-address={address}: {unreachable}; is the Ray cluster up?")

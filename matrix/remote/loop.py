@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import pytest
 
-from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.remote.protocol import (
     Connect,
     Dispatcher,
@@ -146,9 +147,10 @@ class BackendLoop:
         self.connect = connect
         self.label = label
         self.clock = clock
-        self.timeout = options.trial_timeout(config)
+        opts = sweep_options(config)
+        self.timeout = opts.trial_timeout
         self.node_retries, self.retries_option = node_retries
-        self.resume = config.getoption("sweep_resume") is not None
+        self.resume = opts.resume is not None
         self.queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.items: dict[str, pytest.Item] = {}
         self.pending: deque[str] = deque()
