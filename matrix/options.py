@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.objectives import Constraint, Objective
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix import checkpoints
@@ -32,6 +33,17 @@ SWEEP_OPTIONS = ("range_config", "config_dir", "sweep_generate", "sweep_symbols"
 def sweep_requested(namespace: Any) -> bool:
     """Whether parsed options (``config.option``, ``config.known_args_namespace``) ask for a sweep."""
     return any(getattr(namespace, dest, None) for dest in SWEEP_OPTIONS)
+
+
+def runs_sweep(namespace: Any) -> bool:
+    """Whether parsed options give a sweep to run (``--range-config`` or ``--config-dir``)."""
+    return any(getattr(namespace, dest, None) for dest in ("range_config", "config_dir"))
+
+
+def ends_at_cmdline(namespace: Any) -> bool:
+    """Whether parsed options ask for a step that ends the run before pytest configures
+    (``--sweep-generate``, ``--sweep-symbols``)."""
+    return any(getattr(namespace, dest, None) for dest in ("sweep_generate", "sweep_symbols"))
 
 
 def _whole_number(text: str, minimum: int, bound: str) -> int:
@@ -556,8 +568,10 @@ OTHER_RECORDED = ("range_config", "config_dir", "numprocesses", "maxprocesses", 
 AS_GIVEN = ("sweep_scheduler", "sweep_order", "sweep_metric")
 
 
-def _recorded(config: pytest.Config) -> dict[str, Any]:
-    """The sweep's options as parsed (``dest -> value``), and the value of each ``sweep_*`` ini setting."""
+def recorded_options(config: pytest.Config) -> dict[str, Any]:
+    """The sweep's options as parsed (``dest -> value``), and the value of each ``sweep_*`` ini setting:
+    ``environment.json``'s record, read when it is written (xdist sets ``dist`` in its own, late,
+    ``pytest_configure``), not a resolved value."""
     values = vars(config.option)
     out = {k: values[k] for k in sorted(values) if k.startswith("sweep_") or k in OTHER_RECORDED}
     ini: dict[str, Any] = {}
@@ -629,10 +643,9 @@ class SweepOptions:
     scheduler: str
     #: the Ray settings, with ``backend == "ray"`` only
     ray: RayOptions | None = None
-    #: ``environment.json``'s record of the options as parsed (and the ``sweep_*`` ini values)
-    recorded: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: the built-in plugins' scheduler, order and metric as given (option, else ini, else None)
-    as_given: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the built-in plugins' scheduler, order and metric as given (option, else ini, else None), for
+    #: ``environment.json`` (the controller's; not shipped to workers)
+    as_given: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def active(self) -> bool:
@@ -658,10 +671,54 @@ class SweepOptions:
         out.update(self.as_given)
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plain form a worker receives (xdist's ``workerinput``, a Ray actor's spec): str, numbers,
+        bools, None, lists and dicts only; :meth:`from_dict` gives the same object back."""
+        out = asdict(self)
+        del out["as_given"]
+        out["output_root"] = str(self.output_root)
+        for name in ("range_config", "config_dir"):
+            out[name] = list(out[name])
+        search = out["search"]
+        search["objectives"] = [dict(o) for o in search["objectives"]]
+        search["constraints"] = [dict(c) for c in search["constraints"]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepOptions:
+        """The object :meth:`to_dict` was made from (its ``as_given`` left empty)."""
+        from pytest_sweep.matrix.checkpoints import Policy
+
+        search = dict(data["search"])
+        search["objectives"] = tuple(Objective(**o) for o in search["objectives"])
+        search["constraints"] = tuple(Constraint(**c) for c in search["constraints"])
+        return cls(
+            **{
+                **data,
+                "range_config": tuple(data["range_config"]),
+                "config_dir": tuple(data["config_dir"]),
+                "output_root": Path(data["output_root"]),
+                "overrides": dict(data["overrides"]),
+                "checkpoint": Policy(**data["checkpoint"]),
+                "search": search_options.SearchSettings(**search),
+                "ray": RayOptions(**data["ray"]) if data["ray"] is not None else None,
+            }
+        )
+
+
+#: the ``workerinput`` key of the controller's options (:meth:`SweepOptions.to_dict`)
+WORKERINPUT_KEY = "sweep_options"
+
 
 def resolve(config: pytest.Config) -> SweepOptions:
-    """Read and check every core option once (see :class:`SweepOptions`); prefer :func:`sweep_options`."""
-    controller = not hasattr(config, "workerinput")
+    """Read and check every core option once (see :class:`SweepOptions`); prefer :func:`sweep_options`.
+
+    A worker (xdist, a Ray actor) takes its controller's, shipped in ``workerinput``, where there is one.
+    """
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKERINPUT_KEY in workerinput:
+        return SweepOptions.from_dict(workerinput[WORKERINPUT_KEY])
+    controller = workerinput is None
     estimate = _estimate_asked(config)  # a bad ini value is a usage error before anything runs
     overrides = _overrides(config)
     limit = _max_combinations(config)
@@ -703,7 +760,6 @@ def resolve(config: pytest.Config) -> SweepOptions:
         search=search,
         scheduler=str(scheduler).strip() or "none",
         ray=ray,
-        recorded=_recorded(config),
         as_given=_as_given(config),
     )
 

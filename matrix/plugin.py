@@ -32,7 +32,7 @@ from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
-from pytest_sweep.matrix.options import SweepOptions, sweep_options
+from pytest_sweep.matrix.options import WORKERINPUT_KEY, SweepOptions, ends_at_cmdline, runs_sweep, sweep_options
 from pytest_sweep.matrix.preempt import EXIT_PREEMPTED, FLAG_FILE, GRACE_SECONDS, Preemption, clear_flag, raise_flag
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
 from pytest_sweep.matrix.ray.backend import RayBackend
@@ -49,21 +49,19 @@ PREEMPTION_KEY = pytest.StashKey[Preemption]()
 SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 
-def _active(config: pytest.Config) -> bool:
-    return sweep_options(config).active
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if _active(config):
+    # the options are resolved in pytest_configure (a Ray actor's workerinput is set by then), or
+    # here for a step that ends the run before pytest configures
+    if runs_sweep(config.option):
         # pushed before any plugin's pytest_configure, so it runs after all their cleanups
         # (LIFO), among them unraisableexception's gc.collect(): see CollectorPlugin.thaw
         config.add_cleanup(functools.partial(_thaw, config))
+    if not ends_at_cmdline(config.option):
+        return None
     opts = sweep_options(config)
     if opts.generate:
         return _generate(config, opts)
-    if not opts.symbols:
-        return None
     print(_symbols_listing(config))
     return 0
 
@@ -425,8 +423,9 @@ class ControllerPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """Xdist controller: tell each worker where the sweep folder is."""
+        """Xdist controller: tell each worker where the sweep folder is, and the options it runs with."""
         node.workerinput["sweep_dir"] = str(self.controller.dir)
+        node.workerinput[WORKERINPUT_KEY] = self.controller.sources.options.to_dict()  # resolved here once
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:

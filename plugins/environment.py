@@ -18,6 +18,7 @@ import pytest
 
 from pytest_sweep.matrix import environment
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.options import recorded_options
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
 
@@ -30,7 +31,7 @@ def write_environment(config: pytest.Config, sweep_dir: Path) -> dict[str, Any]:
         sweep_dir=sweep_dir,
         invocation_dir=config.invocation_params.dir,
         args=[str(a) for a in config.invocation_params.args],
-        options=dict(opts.recorded),
+        options=recorded_options(config),
         resolved=opts.resolved(),
         sources=[environment.describe_source(s.path, s.kind, s.display) for s in sources.sources],
         exclude=[opts.output_root, sweep_dir],

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix.options import RayOptions, sweep_options
+from pytest_sweep.matrix.options import WORKERINPUT_KEY, RayOptions, sweep_options
 from pytest_sweep.matrix.remote.loop import BackendLoop
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def worker_spec(
             "sweep_dir": str(sweep_dir),
             # a sampled search's study stays in the controller's folder even where trial files ship back
             "sweep_study_dir": str(sweep_dir),
+            WORKERINPUT_KEY: sweep_options(config).to_dict(),
         },
         "token": token,
         "ship": ray_options(config).ship_files,
