@@ -1,4 +1,14 @@
-"""Command-line options and ini values of the ``sweep`` group."""
+"""Command-line options and ini values of the ``sweep`` group, and the one place that reads them.
+
+:func:`sweep_options` resolves the core's options once per process (command line first, then the
+ini value, then the default) into a frozen :class:`SweepOptions` kept in ``config.stash``: the
+entry point's ``pytest_configure`` does it before any plugin acts, the ``--sweep-generate`` and
+``--sweep-symbols`` steps in ``pytest_cmdline_main``.  A bad value is a one-line usage error then.
+Every other module takes the fields it needs from that object; no module outside the options
+modules (this one, :mod:`.search_options`, ``plugins/options.py``) calls ``getoption``/``getini``
+(``tests/test_options_once.py`` checks it).  An xdist worker or a Ray actor receives its
+controller's object in ``workerinput`` (:meth:`SweepOptions.to_dict`) instead of reading its own.
+"""
 
 from __future__ import annotations
 
