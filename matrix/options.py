@@ -50,10 +50,13 @@ def runs_sweep(namespace: Any) -> bool:
     return any(getattr(namespace, dest, None) for dest in ("range_config", "config_dir"))
 
 
-def ends_at_cmdline(namespace: Any) -> bool:
-    """Whether parsed options ask for a step that ends the run before pytest configures
-    (``--sweep-generate``, ``--sweep-symbols``)."""
-    return any(getattr(namespace, dest, None) for dest in ("sweep_generate", "sweep_symbols"))
+def ends_at_cmdline(namespace: Any) -> str | None:
+    """The step parsed options ask for that ends the run before pytest configures: ``generate``
+    (``--sweep-generate``, which wins), ``symbols`` (``--sweep-symbols``), or None."""
+    for dest in ("sweep_generate", "sweep_symbols"):
+        if getattr(namespace, dest, None):
+            return dest.removeprefix("sweep_")
+    return None
 
 
 def _whole_number(text: str, minimum: int, bound: str) -> int:

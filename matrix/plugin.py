@@ -57,12 +57,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         # pushed before any plugin's pytest_configure, so it runs after all their cleanups
         # (LIFO), among them unraisableexception's gc.collect(): see CollectorPlugin.thaw
         config.add_cleanup(functools.partial(_thaw, config))
-    if not ends_at_cmdline(config.option):
+    step = ends_at_cmdline(config.option)
+    if step is None:
         return None
-    opts = sweep_options(config)
-    if opts.generate:
-        return _generate(config, opts)
-    print(_symbols_listing(config))
+    if step == "generate":
+        return _generate(config, sweep_options(config))
+    print(_symbols_listing(config))  # reads no option: a listing, whatever the ini says
     return 0
 
 
