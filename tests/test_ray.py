@@ -429,3 +429,21 @@ def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: Sw
     sizes = [r["CONFIG_BATCH_SIZE"] for r in records.values()]
     assert len(set(sizes)) == 3  # no configuration twice
     assert {r["search"] for r in records.values()} == {"random"}
+
+
+def test_actors_start_where_ray_imported_a_pytest_plugin_first_and_warnings_are_errors(
+    ray_sweep: SweepPytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's worker processes import starlette (its serializers), and with it anyio, whose
+    distribution has a pytest11 entry point: pytest cannot rewrite it in the actor's session."""
+    pytest.importorskip("fastapi")
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")  # anyio's plugin loads, here and on the actors
+    ray_sweep.pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|fail\n", name="range")
+    result = ray_sweep.pytester.runpytest_subprocess(
+        "--range-config=range", "--sweep-output=out", *RAY, "-p", "no:cacheprovider", timeout=300
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    records = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))
+    assert [(n, r["status"]) for n, r in records.items()] == [("config_001", "passed"), ("config_002", "failed")]
+    assert "already imported" not in result.stdout.str() + result.stderr.str()

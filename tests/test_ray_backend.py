@@ -10,6 +10,7 @@ import pytest
 
 from pytest_sweep.matrix.ray.backend import worker_env, worker_sys_path
 from pytest_sweep.matrix.ray.plan import plan_actors
+from pytest_sweep.matrix.ray.worker import preimported_plugins, preimported_plugins_args
 
 if TYPE_CHECKING:
     from sweep_helpers import SweepPytester
@@ -45,6 +46,16 @@ def test_the_worker_environment_follows_the_controller() -> None:
     assert worker_env({"OMP_NUM_THREADS": "3"}, 0.5)["MKL_NUM_THREADS"] == "3"  # a user's setting wins
     assert worker_env({}, 0.5)["OMP_NUM_THREADS"] == "1"
     assert worker_sys_path(Path("/proj"), {"PYTHONPATH": "site:/abs"}) == ["/proj", "/proj/site", "/abs"]
+
+
+def test_only_imported_modules_of_pytest_plugin_distributions_are_spared_the_rewrite_warning() -> None:
+    # xdist and anyio ship pytest11 entry points (anyio's module is anyio/pytest_plugin.py: the
+    # whole package is marked); os and ray do not
+    assert preimported_plugins({"os", "ray", "anyio", "anyio.pytest_plugin", "xdist"}) == ["anyio", "xdist"]
+    assert preimported_plugins({"os", "ray"}) == []
+    assert preimported_plugins_args({"anyio"}) == [
+        "-Wignore:Module already imported so cannot be rewritten; anyio:pytest.PytestAssertRewriteWarning"
+    ]
 
 
 def test_n_with_the_ray_backend_is_a_usage_error(sweep_pytester: SweepPytester) -> None:

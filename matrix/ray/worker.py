@@ -6,7 +6,11 @@ before its own pytest session starts, so that session loads conftest files, ``-p
 entry-point plugins and rewrites their asserts exactly as a fresh xdist worker does (a plugin
 module imported earlier cannot be rewritten: pytest warns, and ``filterwarnings = error`` makes
 that an error).  So this module imports the standard library and pytest only, and has no
-``assert`` of its own (the docstring's marker keeps pytest from rewriting it).
+``assert`` of its own (the docstring's marker keeps pytest from rewriting it).  Ray's worker
+process itself imports a few modules before the actor exists (its serializers import starlette,
+and with it anyio, whose distribution has a ``pytest11`` entry point); for exactly those the
+session ignores pytest's "already imported" warning (:func:`preimported_plugins`): the
+controller, which imported none of them, rewrote them without a word.
 
 The lifecycle follows xdist's ``WorkerInteractor``, reshaped into method calls:
 
@@ -21,6 +25,7 @@ The lifecycle follows xdist's ``WorkerInteractor``, reshaped into method calls:
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import socket
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,6 +64,8 @@ WORKER_OPTIONS: dict[str, Any] = {
 
 #: The file in the sweep folder whose token tells an actor that it sees the controller's folder.
 TOKEN_FILE = ".sweep-ray-token"
+#: pytest's warning for a plugin module imported before its session (it cannot rewrite its asserts).
+ALREADY_IMPORTED = "Module already imported so cannot be rewritten; "
 #: Largest trial file shipped back from a node that cannot see the sweep folder.
 SHIP_FILE_LIMIT = 16 * 1024 * 1024
 
@@ -131,6 +139,7 @@ class SweepWorker:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         started = time.monotonic()
+        imported = set(sys.modules)  # Ray's worker process imported these; nothing of the user's ran yet
         self.spec = spec
         self.exit_code: int | None = None
         self.error: str | None = None
@@ -144,6 +153,7 @@ class SweepWorker:
             if entry not in sys.path:
                 sys.path.insert(0, entry)
         workerinput = dict(spec["workerinput"])
+        self.args = [*spec["args"], *preimported_plugins_args(imported)]
         try:
             os.chdir(spec["invocation_dir"])
         except OSError as exc:
@@ -170,7 +180,7 @@ class SweepWorker:
 
     def _session(self) -> None:
         try:
-            self.exit_code = int(pytest.main(list(self.spec["args"]), plugins=[self.plugin]))
+            self.exit_code = int(pytest.main(list(self.args), plugins=[self.plugin]))
         except BaseException as exc:  # the thread must end with a message, never silently
             self.exit_code = -1
             self.tail.write(f"{type(exc).__name__}: {exc}\n")
@@ -238,6 +248,30 @@ class SweepWorker:
         if self.local_dir is not None:  # every file went back to the controller
             shutil.rmtree(self.local_dir.parent, ignore_errors=True)
         return self.exit_code
+
+
+def preimported_plugins(imported: Collection[str]) -> list[str]:
+    """The modules of ``imported`` that pytest marks for assertion rewriting: the top-level modules
+    and packages of every distribution with a ``pytest11`` entry point (pytest's own rule)."""
+    names: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        if not any(ep.group == "pytest11" for ep in dist.entry_points):
+            continue
+        for file in dist.files or ():
+            parts = file.parts
+            if len(parts) == 1 and parts[0].endswith(".py"):
+                names.add(parts[0].removesuffix(".py"))
+            elif len(parts) == 2 and parts[1] == "__init__.py":
+                names.add(parts[0])
+    return sorted(names.intersection(imported))
+
+
+def preimported_plugins_args(imported: Collection[str]) -> list[str]:
+    """``-W`` filters that ignore pytest's "already imported" warning for those modules only, so
+    that ``filterwarnings = error`` does not end the session (a command-line filter wins over the ini)."""
+    return [
+        f"-Wignore:{ALREADY_IMPORTED}{name}:pytest.PytestAssertRewriteWarning" for name in preimported_plugins(imported)
+    ]
 
 
 def _sees(sweep_dir: Path, token: str) -> bool:
