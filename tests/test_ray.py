@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,13 +35,14 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn")
 
 
 @pytest.hookimpl
@@ -112,6 +114,9 @@ def pytest_sweep_trial_started(trial):
     with open(HERE / "trainings.txt", "a") as fh:
         fh.write(f"{trial.name} {trial.worker} {node_id()} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')}\\n")
     fault = trial["CONFIG_FAULT"]
+    if fault == "warn":
+        warnings.warn(f"{trial.name} warns on {trial.worker}", UserWarning)
+        print(f"{trial.name} writes to stderr on {trial.worker}", file=sys.stderr)
     if fault == "fail":
         raise TrialFailed("failed on purpose")
     if fault == "crash_once" and first_time(trial):
@@ -447,3 +452,51 @@ def test_actors_start_where_ray_imported_a_pytest_plugin_first_and_warnings_are_
     records = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))
     assert [(n, r["status"]) for n, r in records.items()] == [("config_001", "passed"), ("config_002", "failed")]
     assert "already imported" not in result.stdout.str() + result.stderr.str()
+
+
+def test_an_actors_warnings_and_stderr_reach_the_controllers_report(ray_sweep: SweepPytester) -> None:
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=warn\nCONFIG_BATCH_SIZE=32|64\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=2, warnings=2)
+    workers = {name: record["worker"] for name, record in records.items()}
+    assert set(workers.values()) <= {"ray1", "ray2"}
+    # as a serial run shows them: the warnings summary, and each trial's captured stderr
+    result.stdout.fnmatch_lines(
+        [
+            "*= warnings summary =*",
+            "range::config_001*",
+            f"  *conftest.py:*: UserWarning: config_001 warns on {workers['config_001']}",
+            "*warnings.warn(*",
+        ]
+    )
+    result.stdout.fnmatch_lines([f"*config_002 warns on {workers['config_002']}"])
+    for name, worker in workers.items():
+        result.stdout.fnmatch_lines(["*- Captured stderr call -*", f"{name} writes to stderr on {worker}"])
+    # -s: what a trial writes to stderr past pytest's capture goes to the controller's stderr
+    uncaptured, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "-s", out="uncaptured")
+    uncaptured.assert_outcomes(passed=2, warnings=2)
+    for name, record in records.items():
+        assert f"{name} writes to stderr on {record['worker']}" in uncaptured.stderr.lines
+
+
+#: What Ray itself prints in the driver: its log lines (``2026-12-07 12:37:13,970\tINFO worker.py:1 --``,
+#: C++ ``[2026-12-07 12:37:13,970 E 123 456] core_worker.cc:``) and the raylets' error messages.
+RAY_LINE = re.compile(
+    r"\(raylet\)|(^|\[)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(DEBUG|INFO|WARNING|ERROR|[DIWEF] )|Ray cluster at address"
+)
+
+
+def test_rays_own_messages_reach_the_terminal_only_with_sweep_ray_verbose(ray_sweep: SweepPytester) -> None:
+    # config_002 kills its actor's process: the raylet tells the driver, which prints it by default
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|crash_once\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    assert records["config_002"]["error"].startswith("worker crashed: ")
+    terminal = result.stdout.str() + result.stderr.str()
+    assert not [line for line in terminal.splitlines() if RAY_LINE.search(line)], terminal
+
+    (ray_sweep.path / "crash_once-config_002").unlink()  # it crashes again
+    verbose, _ = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-ray-verbose", out="verbose")
+    verbose.assert_outcomes(passed=1, failed=1)
+    verbose.stderr.fnmatch_lines(["*Connecting to existing Ray cluster at address: *"])
+    verbose.stdout.fnmatch_lines(["*(raylet)* A worker died or was killed while executing a task*"])

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TextIO
@@ -71,15 +72,19 @@ SHIP_FILE_LIMIT = 16 * 1024 * 1024
 
 
 class _Tail:
-    """A stream that keeps the last characters written to it (the session's error message)."""
+    """A stream that keeps the last characters written to it (the session's error message) and,
+    while :attr:`trial` is a list, everything (a trial's stderr that pytest did not capture: ``-s``)."""
 
     def __init__(self, stream: TextIO, keep: int = 4000) -> None:
         self.stream = stream
         self.keep = keep
         self.text = ""
+        self.trial: list[str] | None = None
 
     def write(self, data: str) -> int:
         self.text = (self.text + data)[-self.keep :]
+        if self.trial is not None:
+            self.trial.append(data)
         return self.stream.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -96,6 +101,7 @@ class WorkerPlugin:
         self.items: dict[str, pytest.Item] = {}
         self.collect_errors: list[str] = []
         self.reports: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
         self.collected = threading.Event()
         self.stopping = threading.Event()
 
@@ -126,6 +132,12 @@ class WorkerPlugin:
         config = self.config
         if config is not None:
             self.reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
+
+    def pytest_warning_recorded(
+        self, warning_message: warnings.WarningMessage, when: str, nodeid: str, location: tuple[str, int, str] | None
+    ) -> None:
+        if when == "runtest":  # the controller collected and configured itself: it has the others
+            self.warnings.append(warning_data(warning_message, nodeid, location))
 
 
 class SweepWorker:
@@ -218,11 +230,18 @@ class SweepWorker:
         item = self.plugin.items.get(nodeid)
         if item is None:
             return {"error": f"{nodeid} was not collected on this node (different files or plugins there?)"}
-        self.plugin.reports = []
+        self.plugin.reports, self.plugin.warnings = [], []
+        stderr: list[str] = []
+        self.tail.trial = stderr
         started = time.monotonic()
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        try:
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        finally:
+            self.tail.trial = None
         return {
             "reports": self.plugin.reports,
+            "warnings": self.plugin.warnings,
+            "stderr": "".join(stderr),
             "files": self._files(item),
             "seconds": time.monotonic() - started,
         }
@@ -248,6 +267,22 @@ class SweepWorker:
         if self.local_dir is not None:  # every file went back to the controller
             shutil.rmtree(self.local_dir.parent, ignore_errors=True)
         return self.exit_code
+
+
+def warning_data(
+    message: warnings.WarningMessage, nodeid: str, location: tuple[str, int, str] | None
+) -> dict[str, Any]:
+    """A warning recorded in the session, as plain data (xdist's ``serialize_warning_message``)."""
+    category = message.category
+    return {
+        "message": str(message.message),
+        "category": [category.__module__, category.__qualname__],
+        "filename": str(message.filename),
+        "lineno": int(message.lineno),
+        "line": message.line,
+        "nodeid": nodeid,
+        "location": list(location) if location is not None else None,
+    }
 
 
 def preimported_plugins(imported: Collection[str]) -> list[str]:
