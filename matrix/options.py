@@ -537,6 +537,17 @@ def ray_ship_files(config: pytest.Config) -> bool:
     return _ray_flag(config, "sweep_ray_ship_files")
 
 
+def workers_per_gpu(config: pytest.Config) -> int:
+    """``--sweep-workers-per-gpu`` (the GPU plugin's option; 1 where it is not registered): on Ray,
+    actors per GPU, each reserving ``num_gpus=1/K``."""
+    per_gpu = config.getoption("sweep_workers_per_gpu", 1)
+    if per_gpu is None:
+        return 1
+    if per_gpu < 1:
+        raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
+    return int(per_gpu)
+
+
 def ray_verbose(config: pytest.Config) -> bool:
     """``--sweep-ray-verbose`` (or the ini value): Ray's own messages reach the terminal."""
     return _ray_flag(config, "sweep_ray_verbose")

@@ -42,7 +42,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn", "gather")
 
 
 @pytest.hookimpl
@@ -114,6 +114,14 @@ def pytest_sweep_trial_started(trial):
     with open(HERE / "trainings.txt", "a") as fh:
         fh.write(f"{trial.name} {trial.worker} {node_id()} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')}\\n")
     fault = trial["CONFIG_FAULT"]
+    if fault == "gather":  # until four workers run one trial each: where they are, which GPU ids Ray gave them
+        import ray
+
+        gpus = ",".join(str(i) for i in ray.get_gpu_ids())
+        (HERE / f"gather-{trial.worker}").write_text(f"{node_id()} {gpus}")
+        deadline = time.monotonic() + 120
+        while len(list(HERE.glob("gather-*"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
     if fault == "warn":
         warnings.warn(f"{trial.name} warns on {trial.worker}", UserWarning)
         print(f"{trial.name} writes to stderr on {trial.worker}", file=sys.stderr)
@@ -500,3 +508,23 @@ def test_rays_own_messages_reach_the_terminal_only_with_sweep_ray_verbose(ray_sw
     verbose.assert_outcomes(passed=1, failed=1)
     verbose.stderr.fnmatch_lines(["*Connecting to existing Ray cluster at address: *"])
     verbose.stdout.fnmatch_lines(["*(raylet)* A worker died or was killed while executing a task*"])
+
+
+def test_k_workers_per_gpu_are_k_actors_sharing_each_gpu(ray_sweep: SweepPytester, ray_cluster: RayCluster) -> None:
+    """``--sweep-workers-per-gpu=2``: two actors of ``num_gpus=0.5`` on each one-GPU node, which Ray
+    gives the same GPU id; each trial waits until all four run one (the ``gather`` fault)."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=gather\nCONFIG_BATCH_SIZE=16|32|64|128\n", name="range")
+    per_gpu = ("--sweep-workers-per-gpu=2", "--sweep-ray-cpus-per-trial=0.5")  # a node has 1 CPU for 2 actors
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", *per_gpu)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["sweep: Ray cluster at *: 3 nodes, 2 GPUs, 3 CPUs; starting 4 workers (0.5 GPU + 0.5 CPU each)"]
+    )
+    sharing: dict[tuple[str, str], set[str]] = {}  # (Ray node, GPU ids in the trial) -> workers
+    for path in ray_sweep.path.glob("gather-*"):
+        node, gpus = path.read_text().split()
+        sharing.setdefault((node, gpus), set()).add(path.name.removeprefix("gather-"))
+    assert sorted(map(len, sharing.values())) == [2, 2], sharing
+    assert {node for node, _ in sharing} == ray_cluster.gpu_node_ids()
+    assert all(gpus.isdigit() for _, gpus in sharing)  # one GPU id each
+    assert {r["worker"] for r in records.values()} == {"ray1", "ray2", "ray3", "ray4"}

@@ -23,6 +23,14 @@ def test_one_actor_per_gpu_never_more_than_items() -> None:
     assert plan_actors({"GPU": 8.0, "CPU": 64.0}, 1.0, items=3).count == 3
 
 
+def test_k_workers_per_gpu_are_k_actors_with_a_kth_of_a_gpu_each() -> None:
+    plan = plan_actors({"GPU": 2.0, "CPU": 4.0}, 0.5, items=36, per_gpu=4)
+    assert (plan.count, plan.resources) == (8, {"GPU": 0.25, "CPU": 0.5})
+    assert plan.describe() == "8 workers (0.25 GPU + 0.5 CPU each)"
+    assert plan_actors({"GPU": 2.0, "CPU": 4.0}, 1.0, items=3, per_gpu=4).count == 3
+    assert plan_actors({"CPU": 4.0}, 1.0, items=36, per_gpu=4).resources == {"CPU": 1.0}  # no GPU to share
+
+
 def test_without_gpus_the_cpus_per_trial_size_the_actors() -> None:
     plan = plan_actors({"CPU": 16.0}, 4.0, items=100)
     assert (plan.count, plan.resources) == (4, {"CPU": 4.0})

@@ -49,6 +49,7 @@ def check_usage(config: pytest.Config) -> None:
         options.ray_node_retries,
         options.ray_ship_files,
         options.ray_verbose,
+        options.workers_per_gpu,
     )
     for setting in settings:
         setting(config)  # a bad value fails now, not after connecting

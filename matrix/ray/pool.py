@@ -154,7 +154,7 @@ class ActorPool:
     def start(self, items: int) -> Startup:
         self.connect()
         cluster = ray.cluster_resources()
-        self.plan = plan_actors(cluster, self.cpus_per_trial, items)
+        self.plan = plan_actors(cluster, self.cpus_per_trial, items, options.workers_per_gpu(self.config))
         resources = self.plan.resources
         # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.usefixtures("ray_imported")
         ([], "sweep_ray_node_retries = 1.5", {}, "ERROR: ini value sweep_ray_node_retries = '1.5'*"),
         ([], "sweep_ray_node_retries = x", {}, "ERROR: ini value sweep_ray_node_retries = 'x'*"),
         ([], "sweep_ray_ship_files = maybe", {}, "ERROR: *sweep_ray_ship_files*"),
+        ([], "sweep_ray_verbose = loud", {}, "ERROR: ini value sweep_ray_verbose: *; use true or false"),
         (["--pdb"], "", {}, "ERROR: --pdb is incompatible with distributing tests*"),
         (["--sweep-ray-address=127.0.0.1:1"], "", {}, "ERROR: --sweep-ray-address=127.0.0.1:1: nothing answers there*"),
     ],
