@@ -388,6 +388,7 @@ def test_a_node_lost_mid_trial_runs_its_trial_again_on_the_other_node(
         [f"worker '{first_worker}' on {again['node']} stopped answering"],
     )
     assert "config_002 runs again (1 of 1)" in out, out
+    assert not [line for line in out.splitlines() if RAY_LINE.search(line)], out  # the node's loss: our lines only
     assert "ALIVE" not in no_actor_alive(ray_cluster)
 
 

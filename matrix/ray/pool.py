@@ -139,6 +139,7 @@ class ActorPool:
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else SILENT)
         except (ConnectionError, RuntimeError, RayError) as exc:  # no cluster there, or its token is missing
+            self.quiet.stop()
             raise pytest.UsageError(
                 f"--sweep-backend=ray: cannot connect to the Ray cluster at {address}: {one_line(exc)} "
                 "(start one with `ray start --head`, or pass --sweep-ray-address=local for one that lives as "
