@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,8 @@ import pytest
 
 from pytest_sweep.matrix.ray.backend import worker_env, worker_sys_path
 from pytest_sweep.matrix.ray.plan import plan_actors
-from pytest_sweep.matrix.ray.worker import preimported_plugins, preimported_plugins_args
+from pytest_sweep.matrix.ray.worker import preimported_plugins, preimported_plugins_args, warning_data
+from pytest_sweep.matrix.remote.loop import warning_message
 
 if TYPE_CHECKING:
     from sweep_helpers import SweepPytester
@@ -64,6 +66,28 @@ def test_only_imported_modules_of_pytest_plugin_distributions_are_spared_the_rew
     assert preimported_plugins_args({"anyio"}) == [
         "-Wignore:Module already imported so cannot be rewritten; anyio:pytest.PytestAssertRewriteWarning"
     ]
+
+
+class CustomWarning(UserWarning):
+    pass
+
+
+def test_a_workers_warning_comes_back_as_this_process_warning() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("deprecated here", DeprecationWarning)
+        warnings.warn("custom", CustomWarning)
+    data = [warning_data(w, "a.py::t", ("a.py", 1, "t")) for w in caught]
+    assert data[0]["category"] == ["builtins", "DeprecationWarning"]
+    back = [warning_message(d) for d in data]
+    assert [(w.category, str(w.message), w.filename, w.lineno) for w in back] == [
+        (DeprecationWarning, "deprecated here", __file__, caught[0].lineno),
+        (CustomWarning, "custom", __file__, caught[1].lineno),  # its module is imported here
+    ]
+    # a category this process has not imported (only the worker loaded it) is never imported here
+    unknown = warning_message({**data[1], "category": ["plugin_only_on_the_node", "NodeWarning"]})
+    assert unknown.category is UserWarning and str(unknown.message) == "plugin_only_on_the_node.NodeWarning: custom"
+    assert "plugin_only_on_the_node" not in sys.modules
 
 
 def test_n_with_the_ray_backend_is_a_usage_error(sweep_pytester: SweepPytester) -> None:
