@@ -31,6 +31,8 @@ def test_k_workers_per_gpu_are_k_actors_with_a_kth_of_a_gpu_each() -> None:
     assert plan.describe() == "8 workers (0.25 GPU + 0.5 CPU each)"
     assert plan_actors({"GPU": 2.0, "CPU": 4.0}, 1.0, items=3, per_gpu=4).count == 3
     assert plan_actors({"CPU": 4.0}, 1.0, items=36, per_gpu=4).resources == {"CPU": 1.0}  # no GPU to share
+    with pytest.raises(pytest.UsageError, match=r"--sweep-workers-per-gpu 10001: Ray divides a GPU into at most 10000"):
+        plan_actors({"GPU": 1.0}, 0.1, items=36, per_gpu=10_001)
 
 
 def test_without_gpus_the_cpus_per_trial_size_the_actors() -> None:

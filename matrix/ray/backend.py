@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix import options
+from pytest_sweep.matrix.ray.plan import gpu_share
 from pytest_sweep.matrix.remote.loop import BackendLoop
 
 if TYPE_CHECKING:
@@ -49,10 +50,10 @@ def check_usage(config: pytest.Config) -> None:
         options.ray_node_retries,
         options.ray_ship_files,
         options.ray_verbose,
-        options.workers_per_gpu,
     )
     for setting in settings:
         setting(config)  # a bad value fails now, not after connecting
+    gpu_share(options.workers_per_gpu(config))
     try:
         import ray  # noqa: F401
     except ImportError:

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.usefixtures("ray_imported")
         ([], "sweep_ray_node_retries = x", {}, "ERROR: ini value sweep_ray_node_retries = 'x'*"),
         ([], "sweep_ray_ship_files = maybe", {}, "ERROR: *sweep_ray_ship_files*"),
         ([], "sweep_ray_verbose = loud", {}, "ERROR: ini value sweep_ray_verbose: *; use true or false"),
+        (["--sweep-workers-per-gpu=0"], "", {}, "ERROR: --sweep-workers-per-gpu 0: use a whole number of at least 1"),
+        (["--sweep-workers-per-gpu=10001"], "", {}, "ERROR: --sweep-workers-per-gpu 10001: Ray divides a GPU into at most 10000 parts; use fewer"),
         (["--pdb"], "", {}, "ERROR: --pdb is incompatible with distributing tests*"),
         (["--sweep-ray-address=127.0.0.1:1"], "", {}, "ERROR: --sweep-ray-address=127.0.0.1:1: nothing answers there*"),
     ],
