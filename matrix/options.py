@@ -356,6 +356,14 @@ def addoption(parser: pytest.Parser) -> None:
         help="Ship each trial's files back to this process, which writes them, even where the output "
         "folder is shared (it is done anyway on a node that cannot see the folder)",
     )
+    group.addoption(
+        "--sweep-ray-verbose",
+        dest="sweep_ray_verbose",
+        action="store_true",
+        default=None,
+        help="Show Ray's own messages (connecting, the raylets' and GCS's warnings, the actors' "
+        "process output); default: silent, the sweep's lines say what happened",
+    )
     parser.addini("sweep_checkpoint_every", "Checkpoint every EPOCHS epochs, every Ns seconds, or off", default="1")
     parser.addini("sweep_checkpoint_keep", "Checkpoints kept per trial", default="1")
     parser.addini(
@@ -367,6 +375,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")
     parser.addini("sweep_ray_node_retries", "Re-runs of a trial whose Ray node died", default="1")
     parser.addini("sweep_ray_ship_files", "Ship trial files back to the controller (bool)", type="bool", default=False)
+    parser.addini("sweep_ray_verbose", "Show Ray's own messages (bool)", type="bool", default=False)
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
@@ -541,14 +550,23 @@ def _ray_node_retries(config: pytest.Config) -> int:
     return int(_ray_setting(config, "sweep_ray_node_retries", non_negative_int))
 
 
-def _ray_ship_files(config: pytest.Config) -> bool:
-    opt = config.getoption("sweep_ray_ship_files")
+def _ray_flag(config: pytest.Config, name: str) -> bool:
+    opt = config.getoption(name)
     if opt is not None:
         return bool(opt)
     try:
-        return bool(config.getini("sweep_ray_ship_files"))
+        return bool(config.getini(name))
     except (ValueError, pytest.UsageError) as exc:  # pytest's own parsing of a bool ini value
-        raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None
+        raise pytest.UsageError(f"ini value {name}: {exc}; use true or false") from None
+
+
+def _workers_per_gpu(config: pytest.Config) -> int:
+    per_gpu = config.getoption("sweep_workers_per_gpu", 1)
+    if per_gpu is None:
+        return 1
+    if per_gpu < 1:
+        raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
+    return int(per_gpu)
 
 
 def _checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
@@ -621,6 +639,8 @@ class RayOptions:
     cpus_per_trial: float
     node_retries: int
     ship_files: bool
+    #: ``--sweep-ray-verbose``: Ray's own messages reach the terminal
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -654,6 +674,9 @@ class SweepOptions:
     search: search_options.SearchSettings
     #: ``--sweep-scheduler`` (else the ini value ``sweep_scheduler``): the name the factory hook is asked for
     scheduler: str
+    #: ``--sweep-workers-per-gpu`` (the GPU plugin's option): xdist workers per GPU; on Ray, actors per
+    #: GPU, each reserving ``num_gpus=1/K``
+    workers_per_gpu: int = 1
     #: the Ray settings, with ``backend == "ray"`` only
     ray: RayOptions | None = None
     #: the built-in plugins' scheduler, order and metric as given (option, else ini, else None), for
@@ -680,6 +703,7 @@ class SweepOptions:
                 "cpus_per_trial": self.ray.cpus_per_trial,
                 "node_retries": self.ray.node_retries,
                 "ship_files": self.ray.ship_files,
+                "verbose": self.ray.verbose,
             }
         out.update(self.as_given)
         return out
@@ -747,7 +771,8 @@ def resolve(config: pytest.Config) -> SweepOptions:
             _ray_address(config, check_env=controller),
             _ray_cpus_per_trial(config),
             _ray_node_retries(config),
-            _ray_ship_files(config),
+            _ray_flag(config, "sweep_ray_ship_files"),
+            _ray_flag(config, "sweep_ray_verbose"),
         )
     scheduler = config.getoption("sweep_scheduler", None)
     if scheduler is None:
@@ -772,6 +797,7 @@ def resolve(config: pytest.Config) -> SweepOptions:
         backend=backend,
         search=search,
         scheduler=str(scheduler).strip() or "none",
+        workers_per_gpu=_workers_per_gpu(config),
         ray=ray,
         as_given=_as_given(config),
     )

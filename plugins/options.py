@@ -9,9 +9,10 @@ this module stays light: no import of a plugin, of ``tabulate`` or of the schedu
 It also reads them: each plugin's values are resolved once (command line first, then the ini
 value), in that plugin's own ``pytest_configure``, into a small frozen object or value kept in
 ``config.stash`` (:func:`scheduler_options`, :func:`compare_options`, :func:`sweep_order`,
-:func:`importance_threshold`, :func:`workers_per_gpu`, :func:`tensorboard_setting`,
+:func:`importance_threshold`, :func:`tensorboard_setting`,
 :func:`mlflow_options`).  A plugin turned off with ``-p no:NAME`` reads nothing, so a bad value of
-its options fails only where it runs.  The core's options are :class:`~pytest_sweep.matrix.options.SweepOptions`.
+its options fails only where it runs.  The core's options are :class:`~pytest_sweep.matrix.options.SweepOptions`
+(``--sweep-workers-per-gpu`` among them: the Ray backend packs its actors by it too).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def _gpu(parser: pytest.Parser) -> None:
         type=int,
         default=1,
         metavar="K",
-        help="Pack K xdist workers onto each GPU (small models); default 1",
+        help="Pack K xdist workers (or, with --sweep-backend=ray, K Ray actors of num_gpus=1/K) onto each GPU "
+        "(small models); default 1",
     )
 
 
@@ -278,19 +280,6 @@ def _once(config: pytest.Config, key: pytest.StashKey[_T], read: Callable[[pytes
 #: the words an ini value of a tracker (``sweep_tensorboard``, ``sweep_mlflow``) reads as on or off
 TRUE_WORDS = ("1", "true", "yes", "on", "y")
 FALSE_WORDS = ("", "0", "false", "no", "off", "n")
-
-
-# sweep.gpu
-def _workers_per_gpu(config: pytest.Config) -> int:
-    return int(config.getoption("sweep_workers_per_gpu"))
-
-
-_GPU = pytest.StashKey[int]()
-
-
-def workers_per_gpu(config: pytest.Config) -> int:
-    """``--sweep-workers-per-gpu`` as given (``sweep.gpu`` checks it is at least 1)."""
-    return _once(config, _GPU, _workers_per_gpu)
 
 
 # sweep.compare

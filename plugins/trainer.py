@@ -25,7 +25,6 @@ from pytest_sweep.matrix.checkpoints import unsupported, walk
 from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.trial import UNSAFE_KEY, TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
-from pytest_sweep.plugins.options import workers_per_gpu
 from pytest_sweep.trainers.names import (
     DATASETS,
     IMAGE_SHAPES,
@@ -387,7 +386,7 @@ class BuiltinTrainer:
         except NonFiniteLossError as exc:
             failure = str(exc)
         except DeviceOutOfMemoryError as exc:
-            per_gpu = workers_per_gpu(self.config) or 1
+            per_gpu = sweep_options(self.config).workers_per_gpu
             failure = f"{exc}; lower CONFIG_BATCH_SIZE" + (
                 f" or --sweep-workers-per-gpu (now {per_gpu})" if cuda and per_gpu > 1 else ""
             )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix.options import WORKERINPUT_KEY, RayOptions, sweep_options
+from pytest_sweep.matrix.ray.plan import gpu_share
 from pytest_sweep.matrix.remote.loop import BackendLoop
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def check_usage(config: pytest.Config) -> None:
         )
     if config.option.usepdb:
         raise pytest.UsageError("--pdb is incompatible with distributing tests; try --sweep-backend=serial")
+    gpu_share(sweep_options(config).workers_per_gpu)  # the Ray settings were checked when resolved
     try:
         import ray  # noqa: F401
     except ImportError:
