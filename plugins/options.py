@@ -9,9 +9,9 @@ this module stays light: no import of a plugin, of ``tabulate`` or of the schedu
 It also reads them: each plugin's values are resolved once (command line first, then the ini
 value), in that plugin's own ``pytest_configure``, into a small frozen object or value kept in
 ``config.stash`` (:func:`scheduler_options`, :func:`compare_options`, :func:`sweep_order`,
-:func:`importance_threshold`, :func:`tensorboard_setting`,
-:func:`mlflow_options`).  A plugin turned off with ``-p no:NAME`` reads nothing, so a bad value of
-its options fails only where it runs.  The core's options are :class:`~pytest_sweep.matrix.options.SweepOptions`
+:func:`importance_threshold`, :func:`tensorboard_setting`, :func:`mlflow_options`).  A plugin
+turned off with ``-p no:NAME`` reads nothing, so a bad value of its options fails only where it
+runs.  The core's options are :class:`~pytest_sweep.matrix.options.SweepOptions`
 (``--sweep-workers-per-gpu`` among them: the Ray backend packs its actors by it too).
 """
 
