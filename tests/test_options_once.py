@@ -5,7 +5,8 @@
 - :class:`~pytest_sweep.matrix.options.SweepOptions` keeps the precedence: the command line over
   the ini value over the default, a relative folder from the invocation folder (option) or the
   rootdir (ini); it is frozen, kept in ``config.stash`` and built once;
-- the Ray settings are read with ``--sweep-backend=ray`` only (a bad one is no error otherwise);
+- the Ray settings are read with ``--sweep-backend=ray`` only (a bad one is no error otherwise), and
+  a built-in plugin turned off (``-p no:NAME``) reads none of its options;
 - an xdist worker runs with its controller's object, shipped in its plain-dict form.
 """
 
@@ -180,3 +181,13 @@ def test_xdist_workers_run_with_the_controllers_options(sweep_pytester: SweepPyt
     assert main["overrides"] == {"CONFIG_NUM_EPOCHS": "2"} and main["range_config"] == ["lr.rc"]
     assert all(d["options"] == main for d in dumps.values())
     assert [d["shipped"] for d in dumps.values()] == [True, True, False]  # gw0, gw1: the controller's
+
+
+def test_a_plugin_turned_off_reads_none_of_its_options(sweep_pytester: SweepPytester) -> None:
+    sp = sweep_pytester
+    sp.range_config("CONFIG_LEARNING_RATE=0.1|0.2\n")
+    sp.pytester.makeini("[pytest]\nsweep_order = sideways\n")
+    result = sp.run("--range-config=sweep.rc", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini value sweep_order = 'sideways': use grid, interleaved or random"])
+    assert sp.run("--range-config=sweep.rc", "--collect-only", "-p", "no:sweep.ordering").ret == pytest.ExitCode.OK
