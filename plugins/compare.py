@@ -43,6 +43,7 @@ import pytest
 from tabulate import tabulate
 
 from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.files import SUMMARY_JSON
 from pytest_sweep.matrix.objectives import Objective
 from pytest_sweep.matrix.records import SummaryError, SweepResult, load_summary, ranked
 from pytest_sweep.plugins import pareto, stats
@@ -54,7 +55,6 @@ from pytest_sweep.plugins.replicates import SEED_KEY, configurations, seed_swept
 METRICS = ("test_acc", "best_acc")
 #: The front's threshold: ``hypervolume:5`` fails when the front's hypervolume lost more than 5%.
 HYPERVOLUME = "hypervolume"
-SUMMARY_JSON = "sweep_summary.json"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,8 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.files import SUMMARY_CSV
 from pytest_sweep.matrix.records import SweepResult
-
-SUMMARY_CSV = "sweep_summary.csv"
-
 
 #: What starts a formula in a spreadsheet cell (OWASP, "CSV Injection"): a text cell starting with
 #: one of these gets a ``'`` in front, so Excel, LibreOffice and Google Sheets show it as text.

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.remote.loop import BackendLoop, annotate
 from pytest_sweep.matrix.remote.protocol import (
     Dispatcher,
@@ -32,7 +33,6 @@ from pytest_sweep.matrix.remote.protocol import (
     WorkerStartFailed,
     WorkerUnresponsive,
 )
-from pytest_sweep.matrix.runner import RECORD_PROPERTY
 
 if TYPE_CHECKING:
     from sweep_helpers import SweepPytester
@@ -163,7 +163,7 @@ class Scripted:
             report = pytest.TestReport(
                 nodeid, item.location, {}, "failed" if failed and when == "call" else "passed",
                 "failed on purpose" if failed and when == "call" else None, when,
-                user_properties=[(RECORD_PROPERTY, json.dumps(record))] if when == "call" else [],
+                user_properties=[(TrialRecord.WIRE_KEY, json.dumps(record))] if when == "call" else [],
             )  # fmt: skip
             reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
         files = None

@@ -76,12 +76,12 @@ def _usage_error(message: str) -> int:
 def report(folder: Path, threshold: str | None, limit: int | None = None) -> int:
     import pytest
 
-    from pytest_sweep.matrix import storage
+    from pytest_sweep.matrix import files, storage
     from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
     from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
     from pytest_sweep.plugins.analysis import render_analysis
     from pytest_sweep.plugins.compare import load_baseline
-    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT, analysis_doc, finite
+    from pytest_sweep.plugins.reporters import analysis_doc, finite
 
     try:
         records = load_baseline(folder, "report", str(folder))
@@ -101,20 +101,20 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     symbols = refine.builtin_symbols()
     imp = importance.compute(records, noise)
     attempt(
-        importance.IMPORTANCE_JSON,
-        lambda: storage.write_json_atomic(storage.sweep_path(folder, importance.IMPORTANCE_JSON), imp.to_json()),
+        files.IMPORTANCE_JSON,
+        lambda: storage.write_json_atomic(storage.sweep_path(folder, files.IMPORTANCE_JSON), imp.to_json()),
         None,
     )
     ref = attempt(
-        refine.REFINE_RANGE,
+        files.REFINE_RANGE,
         lambda: refine.write(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
         None,
     )
-    specs: list[plots.PlotSpec] = attempt(f"{plots.PLOTS_DIR}/", lambda: plots.write(folder, records, noise), [])
+    specs: list[plots.PlotSpec] = attempt(f"{files.PLOTS_DIR}/", lambda: plots.write(folder, records, noise), [])
     attempt(
-        csv_report.SUMMARY_CSV,
+        files.SUMMARY_CSV,
         lambda: storage.write_text_atomic(
-            storage.sweep_path(folder, csv_report.SUMMARY_CSV), csv_report.render_csv(records)
+            storage.sweep_path(folder, files.SUMMARY_CSV), csv_report.render_csv(records)
         ),
         None,
     )
@@ -125,22 +125,23 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
     attempt(
-        ANALYSIS_TXT,
+        files.ANALYSIS_TXT,
         lambda: storage.write_text_atomic(
-            storage.sweep_path(folder, ANALYSIS_TXT),
+            storage.sweep_path(folder, files.ANALYSIS_TXT),
             render_analysis(records, interrupted, sections=sections, threshold=noise),
         ),
         None,
     )
     attempt(
-        ANALYSIS_JSON,
+        files.ANALYSIS_JSON,
         lambda: storage.write_json_atomic(
-            storage.sweep_path(folder, ANALYSIS_JSON), finite(analysis_doc(records, noise, interrupted=interrupted))
+            storage.sweep_path(folder, files.ANALYSIS_JSON),
+            finite(analysis_doc(records, noise, interrupted=interrupted)),
         ),
         None,
     )
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
-    attempt(html_report.REPORT_HTML, lambda: html_report.write(folder, records, imp, specs, sources, noise), None)
+    attempt(files.REPORT_HTML, lambda: html_report.write(folder, records, imp, specs, sources, noise), None)
     if failed:
         return _usage_error(
             f"report={folder}: could not write {', '.join(failed)}; "
@@ -153,13 +154,13 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     try:
         line = environment.summary_line(env) if env is not None else why
     except (TypeError, AttributeError, ValueError):  # an environment.json this tool did not write
-        line = f"{environment.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
+        line = f"{files.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
     print(_one_line(f"environment: {line}"))
     print(
         _one_line(
-            f"{folder}: {ANALYSIS_TXT}, {ANALYSIS_JSON}, {importance.IMPORTANCE_JSON}, "
-            + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
-            + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
+            f"{folder}: {files.ANALYSIS_TXT}, {files.ANALYSIS_JSON}, {files.IMPORTANCE_JSON}, "
+            + (f"{files.REFINE_RANGE}, " if ref is not None else "")
+            + f"{files.SUMMARY_CSV}, {files.REPORT_HTML}, {files.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
         )
     )
     return OK
