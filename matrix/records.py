@@ -188,6 +188,12 @@ class TrialRecord:
             out.setdefault(key, json_value(str(out["config"].get(key, ""))))
         return out
 
+    @classmethod
+    def meaning(cls, name: str) -> str:
+        """What field ``name`` means (the generated reference's column; "" for one this class does not declare)."""
+        found = _META.get(name)
+        return str(found["doc"]) if found is not None and name != "extra" else ""
+
     # -- the wire ---------------------------------------------------------------------------
     @classmethod
     def wire(cls, record: Mapping[str, Any]) -> tuple[str, str]:
