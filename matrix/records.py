@@ -29,7 +29,9 @@ SCHEMA_VERSION = 2
 STATUSES = ("passed", "stopped", "failed", "skipped", "not_run")
 
 
-def _meta(kind: str, doc: str, *, returned: int = 0, result: bool = False) -> dict[str, Any]:
+def _meta(
+    kind: str, doc: str, *, returned: int = 0, result: bool = False, percent: bool = False, decimals: int | None = None
+) -> dict[str, Any]:
     """What :class:`TrialRecord` knows about one of its fields.
 
     :param kind: ``version``, ``text`` (text or None), ``number`` (a finite number or None),
@@ -39,13 +41,15 @@ def _meta(kind: str, doc: str, *, returned: int = 0, result: bool = False) -> di
     :param returned: a trainer's ``run()`` may return it and the record copies it: its place in
         :data:`METRIC_KEYS` (1 first; 0: not returned).
     :param result: one of the numeric result metrics (:data:`RESULT_METRICS`).
+    :param percent: an accuracy in percent (:data:`PERCENT_METRICS`): a drop is in percentage points.
+    :param decimals: the decimal places its measurement is worth (:data:`DECIMALS`; the CSV rounds to them).
     """
-    return {"kind": kind, "doc": doc, "returned": returned, "result": result}
+    return {"kind": kind, "doc": doc, "returned": returned, "result": result, "percent": percent, "decimals": decimals}
 
 
-def _field(default: str | int | bool | None, kind: str, doc: str, *, returned: int = 0, result: bool = False) -> Any:
+def _field(default: str | int | bool | None, kind: str, doc: str, **meta: Any) -> Any:
     """One field of :class:`TrialRecord` with an immutable default (:func:`_meta`)."""
-    return field(default=default, metadata=_meta(kind, doc, returned=returned, result=result))
+    return field(default=default, metadata=_meta(kind, doc, **meta))
 
 
 @dataclass(frozen=True)
@@ -81,13 +85,15 @@ class TrialRecord:
         "(``--sweep-scheduler``) stopped it early",
     )
     reused: bool = _field(False, "flag", "true when ``--sweep-resume`` took the result from an earlier sweep")
-    test_acc: float | None = _field(None, "number", "final test accuracy [%]", returned=1, result=True)
-    best_acc: float | None = _field(None, "number", "best test accuracy over the epochs [%]", returned=2, result=True)
+    test_acc: float | None = _field(None, "number", "final test accuracy [%]", returned=1, result=True, percent=True)
+    best_acc: float | None = _field(
+        None, "number", "best test accuracy over the epochs [%]", returned=2, result=True, percent=True
+    )
     final_sparsity: float | None = _field(
-        None, "number", "fraction of exact zeros in Conv/Linear weights [0..1]", returned=3, result=True
+        None, "number", "fraction of exact zeros in Conv/Linear weights [0..1]", returned=3, result=True, decimals=4
     )
     training_time: float | None = _field(
-        None, "number", "wall time of the trial's training [s]", returned=4, result=True
+        None, "number", "wall time of the trial's training [s]", returned=4, result=True, decimals=1
     )
     error: str | None = _field(None, "text", "one line: why the trial failed, was skipped or did not run")
     config: Mapping[str, Any] | None = field(
@@ -100,8 +106,10 @@ class TrialRecord:
     seed: int | None = _field(None, "whole", "the seed it trained with (``CONFIG_SEED``)")
     device: str | None = _field(None, "text", "``cpu`` / ``cuda:0``", returned=9)
     epochs_run: int | None = _field(None, "number", "epochs actually trained", returned=5, result=True)
-    images_per_s: float | None = _field(None, "number", "mean training throughput", returned=6, result=True)
-    peak_memory_mb: float | None = _field(None, "number", "peak GPU memory (CUDA only)", returned=7, result=True)
+    images_per_s: float | None = _field(None, "number", "mean training throughput", returned=6, result=True, decimals=1)
+    peak_memory_mb: float | None = _field(
+        None, "number", "peak GPU memory (CUDA only)", returned=7, result=True, decimals=1
+    )
     torch_threads: int | None = _field(
         None, "number", "torch's intra-op CPU threads during the trial (CPU results depend on it)", returned=8
     )
@@ -304,6 +312,10 @@ RESULT_METRICS = _names(lambda m: bool(m.get("result")))
 _META = {f.name: f.metadata for f in dataclasses.fields(TrialRecord)}
 #: Keys a trainer's ``run()`` may return and that the record copies.
 METRIC_KEYS = tuple(sorted(_names(lambda m: m["returned"] > 0), key=lambda k: int(_META[k]["returned"])))
+#: Accuracies in percent: one test image is 100 / test_samples pp; a drop is in percentage points.
+PERCENT_METRICS = _names(lambda m: bool(m.get("percent")))
+#: Decimal places of measured numbers whose precision does not depend on the trial.
+DECIMALS = {k: int(_META[k]["decimals"]) for k in _names(lambda m: m.get("decimals") is not None)}
 #: Of :data:`METRIC_KEYS`: the ones that must be numbers (finite, or the trial fails).
 NUMERIC_METRICS = tuple(k for k in METRIC_KEYS if _META[k]["kind"] == "number")
 #: Of :data:`METRIC_KEYS`: the ones that must be text (or null).

@@ -20,7 +20,7 @@ import pytest
 
 from pytest_sweep.matrix import files, storage
 from pytest_sweep.matrix.files import ANALYSIS_JSON, ANALYSIS_TXT, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON
-from pytest_sweep.matrix.records import SweepResult, ranked
+from pytest_sweep.matrix.records import STATUSES, SweepResult, ranked
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import importance as imp_mod
 from pytest_sweep.plugins import plots, reporters, stats
@@ -292,9 +292,7 @@ def render(
 ) -> str:
     """The whole page."""
     bests = reporters.bests_of(records, threshold)
-    counts = {
-        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
-    }
+    counts = {s: sum(1 for r in records if r["status"] == s) for s in STATUSES}
     summary = " | ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
     body = [
         f"<h1>Sweep report: {_e(sweep_dir.resolve().name)}</h1>",

@@ -39,7 +39,7 @@ import pytest
 
 from pytest_sweep.matrix import environment, files, options, storage
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
-from pytest_sweep.matrix.records import METRIC_KEYS, SweepResult
+from pytest_sweep.matrix.records import METRIC_KEYS, STATUSES, SweepResult
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
 from pytest_sweep.plugins.options import MLFLOW_EXTRA
@@ -415,7 +415,7 @@ class MlflowTracker:
         now = int(time.time() * 1000)
         metrics = [
             Metric(f"trials_{status}", float(sum(1 for r in records if r.get("status") == status)), now, 0)
-            for status in ("passed", "stopped", "failed", "skipped", "not_run")
+            for status in STATUSES
         ]
         best = [
             float(r["test_acc"])

@@ -24,7 +24,7 @@ from pytest_sweep.matrix.files import (
     SUMMARY_CSV,
     SUMMARY_JSON,
 )
-from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.records import STATUSES, SweepResult
 from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table, stopped_lines
 from pytest_sweep.plugins.noise import BestSet, best_set, focus, model
 
@@ -68,9 +68,7 @@ def analysis_doc(records: list[dict[str, Any]], threshold: float | None, running
     imp = importance.compute(records, threshold)
     bests = bests_of(records, threshold)
     label = labeller(records)
-    counts = {
-        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
-    }
+    counts = {s: sum(1 for r in records if r["status"] == s) for s in STATUSES}
     return {
         "schema_version": ANALYSIS_SCHEMA_VERSION,
         "metric": "test_acc",

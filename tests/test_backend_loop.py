@@ -471,7 +471,7 @@ def test_a_resumed_sweep_seeds_a_worker_with_its_own_folder(sweep: SweepPytester
 
 
 def test_annotate_adds_fields_to_the_shipped_record_only() -> None:
-    data = {"user_properties": [("other", "x"), ("sweep_record", json.dumps({"worker": "ray1"}))]}
+    data = {"user_properties": [("other", "x"), (TrialRecord.WIRE_KEY, json.dumps({"worker": "ray1"}))]}
     annotate(data, {"node": "10.0.0.3", "requeued": ["node 10.0.0.2 of worker 'ray2' died"]})
     assert data["user_properties"][0] == ("other", "x")
     assert json.loads(data["user_properties"][1][1]) == {

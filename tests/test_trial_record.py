@@ -93,7 +93,7 @@ def test_normalize_upgrades_schema_version_1() -> None:
     assert (out["rung"], out["stop_reason"], out["paused"], out["interim"]) == (None, None, False, False)
     assert out["CONFIG_LR"] == 0.01  # the swept column, typed as a new record types it
     assert "CONFIG_EPOCHS" not in out
-    assert list(out) == list(TrialRecord().to_json()) + ["CONFIG_LR"]
+    assert list(out) == [*TrialRecord().to_json(), "CONFIG_LR"]
     assert VERSION_1["schema_version"] == 1  # the input is left alone
     assert TrialRecord.from_json(VERSION_1).to_json() == out
 
