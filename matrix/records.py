@@ -193,7 +193,7 @@ class TrialRecord:
         if out["status"] not in STATUSES:
             out["status"] = "failed"
         for key in out.get("swept") or []:
-            out.setdefault(key, json_value(str(out["config"].get(key, ""))))
+            out.setdefault(key, json_value(str((out["config"] or {}).get(key, ""))))
         return out
 
     @classmethod

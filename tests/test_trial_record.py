@@ -144,6 +144,8 @@ def test_a_record_with_missing_fields_is_no_problem() -> None:
     assert TrialRecord.problem({}) is None
     assert TrialRecord.problem(full().to_json()) is None
     assert TrialRecord.problem({"config": None, "swept": None}) is None
+    # a null config with a swept key: the column is filled in as empty text, not a crash
+    assert TrialRecord.from_json({"config": None, "swept": ["CONFIG_X"]}).extra == {"CONFIG_X": ""}
 
 
 @pytest.mark.parametrize(
