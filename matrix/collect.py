@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix.files import OUTPUT_LOG
 from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.runner import RUNNER_KEY
 from pytest_sweep.matrix.sources import SOURCES_KEY, Source
@@ -49,7 +50,7 @@ class SweepItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, TrialFailed):
-            where = f" (log: {self.trial_dir / 'output.log'})" if self.trial_dir else ""
+            where = f" (log: {self.trial_dir / OUTPUT_LOG})" if self.trial_dir else ""
             return f"{self.trial.name}: {excinfo.value}{where}"
         return super().repr_failure(excinfo, style="short")
 

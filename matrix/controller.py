@@ -29,9 +29,6 @@ from pytest_sweep.matrix.trial import Trial
 
 #: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
 NOT_FINISHED_YET = "not finished when this summary was written"
-#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
-#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
-#: text and the table are known as interim by being the very file the interim write left.
 
 
 def _last_error_line(text: str) -> str:

@@ -30,6 +30,9 @@ ENVIRONMENT_JSON = "environment.json"
 ENVIRONMENT_DIFF = "environment.diff"
 #: The scheduler's rung results (ASHA).
 RUNGS_SQLITE = "rungs.sqlite"
+#: A sampled sweep's study (``--sweep-search``: Optuna's journal) and the lock its writers take.
+STUDY_JOURNAL = "search_study.journal"
+STUDY_LOCK = "search_study.lock"
 
 # In a trial's folder:
 #: A trial's result and per-epoch metrics.
@@ -38,6 +41,12 @@ TRAINING_METRICS = "training_metrics.json"
 OUTPUT_LOG = "output.log"
 #: The exact config a trial ran with.
 CONFIG_TXT = "config.txt"
+#: A trial's checkpoints.
+CHECKPOINTS_DIR = "checkpoints"
+#: The lock of a trial's stages (ASHA's promotion mode).
+STAGE_LOCK = ".stage-lock"
 
-#: The files an interim summary rewrites while the sweep runs.
+#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
+#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
+#: text and the table are known as interim by being the very file the interim write left.
 INTERIM_FILES = (SUMMARY_JSON, ANALYSIS_JSON, ANALYSIS_TXT, SUMMARY_CSV)

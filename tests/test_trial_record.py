@@ -191,3 +191,25 @@ def test_each_problem_of_reused_metrics_is_named(doc: dict[str, Any], problem: s
 
 def test_valid_metrics_are_reusable() -> None:
     assert TrialRecord.metrics_problem({"test_acc": 90, "best_acc": None, "device": "cpu"}) is None
+
+
+def test_no_module_but_files_spells_a_sweep_folder_name() -> None:
+    """``"sweep_summary.json"`` (and every other name of :mod:`pytest_sweep.matrix.files`) is spelled
+    as a string literal only there; messages and docstrings may still mention them."""
+    import ast
+    from pathlib import Path
+
+    import pytest_sweep
+
+    # the names that are not also plain words ("plots" is a label the end of a run shows, too)
+    names = {v for k, v in vars(files).items() if k.isupper() and isinstance(v, str) and ("." in v or "_" in v)}
+    assert files.SUMMARY_JSON in names and len(names) > 12
+    root = Path(pytest_sweep.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "files.py" and path.parent.name == "matrix":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
+    assert not found, found
