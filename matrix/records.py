@@ -488,7 +488,10 @@ def load_summary(path: str | Path) -> list[dict[str, Any]]:
 @dataclass
 class SweepResult:
     """What reporters get when the sweep ends (``pytest_sweep_finished``) or, while it still runs,
-    in an interim summary (``pytest_sweep_progress``, ``running`` true)."""
+    in an interim summary (``pytest_sweep_progress``, ``running`` true).
+
+    ``records`` are the rows of ``sweep_summary.json``: each a :meth:`TrialRecord.to_json` object.
+    """
 
     dir: Path
     records: list[dict[str, Any]]
