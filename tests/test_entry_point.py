@@ -37,6 +37,7 @@ LIGHT_MODULES = {
     "pytest_sweep.matrix.search_options",
     "pytest_sweep.plugins",
     "pytest_sweep.plugins.options",
+    "pytest_sweep.plugins.trainer_hookspecs",  # the built-in trainer's factory hooks (pluggy only)
 }
 
 RECORD_MODULES = """\
