@@ -306,6 +306,10 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     named in one red line (``sweep: NAME could not write its files: ...``) and the others still
     write theirs.  A wrapper runs once around them all and sees the call succeed (its result is
     the implementations' non-``None`` answers); if the wrapper itself raises, it is named so.
+
+    ``pytest-sweep report DIR`` calls this hook too, on the records of the folder's
+    ``sweep_summary.json`` (``sweep.from_summary`` is true; no session ran, ``pytest_configure``
+    was not called): the built-in plugins and every installed ``pytest11`` plugin answer it.
     """
 
 
