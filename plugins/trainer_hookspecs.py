@@ -5,7 +5,7 @@ These four hooks belong to the trainer plugin, not to the torch-free core
 trains, and what they return is torch (or the contracts of :mod:`pytest_sweep.trainers.contracts`).
 A trainer of your own (``pytest_sweep_make_trainer``) does not go through them.
 
-The entry point (:mod:`pytest_sweep.entry`) adds this module with ``pluginmanager.add_hookspecs``
+The entry point (``pytest_sweep.entry``) adds this module with ``pluginmanager.add_hookspecs``
 in every run, next to the core's hookspecs, as pytest-xdist's plugin adds its ``newhooks``: a
 ``conftest.py`` that answers one of these hooks validates in a run without a sweep or with
 ``-p no:sweep.trainer`` too.  Like the core's, this module imports pluggy only.

@@ -1,12 +1,12 @@
 """What the built-in trainer's factory hooks return: the dataset bundle and the pruner (no torch import).
 
 The trainer plugin's hookspecs (:mod:`pytest_sweep.plugins.trainer_hookspecs`) name these two
-types, and the training loop (:mod:`pytest_sweep.trainers.loop`) takes them: this module is their
+types, and the training loop (``pytest_sweep.trainers.loop``) takes them: this module is their
 only definition.  It imports torch for type checkers alone, so documenting or type-checking a
 plugin that answers the hooks loads no torch.
 
 - :class:`DataBundle`: what ``pytest_sweep_make_dataset`` returns; the built-in loaders
-  (:func:`pytest_sweep.trainers.data.load_dataset`) build one, and so does a plugin of yours that
+  (``pytest_sweep.trainers.data.load_dataset``) build one, and so does a plugin of yours that
   supplies its own images.
 - :class:`Pruner`: what ``pytest_sweep_make_pruner`` returns; any object with these three methods
   fits (a ``typing.Protocol``).
@@ -27,7 +27,7 @@ class DataBundle:
 
     What ``pytest_sweep_make_dataset`` returns for the built-in trainer (image classification):
     the images stay in memory as ``N x C x H x W`` uint8 tensors, and the input pipelines
-    (:mod:`pytest_sweep.trainers.batches`) turn them into normalised float batches.
+    (``pytest_sweep.trainers.batches``) turn them into normalised float batches.
     """
 
     name: str

@@ -47,7 +47,7 @@ def _steps(model: nn.Module, opt: torch.optim.Optimizer, pruner: object | None, 
     for step in range(start + 1, start + n + 1):
         x, y = torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 10, (16,), generator=gen)
         opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
+        nn.functional.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]
         if pruner is not None:
             pruner.before_step()  # type: ignore[attr-defined]
         opt.step()
