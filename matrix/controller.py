@@ -20,18 +20,15 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
+from pytest_sweep.matrix.files import INTERIM_FILES, SUMMARY_JSON, TRAINING_METRICS
 from pytest_sweep.matrix.hookcall import call_each
-from pytest_sweep.matrix.records import SweepResult, assign_ranks
-from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
+from pytest_sweep.matrix.records import SweepResult, TrialRecord, assign_ranks
+from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.trial import Trial
 
 #: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
 NOT_FINISHED_YET = "not finished when this summary was written"
-#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
-#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
-#: text and the table are known as interim by being the very file the interim write left.
-INTERIM_FILES = ("sweep_summary.json", "sweep_analysis.json", "sweep_analysis.txt", "sweep_summary.csv")
 
 
 def _last_error_line(text: str) -> str:
@@ -52,6 +49,17 @@ def _reason(exc: Exception) -> str:
             where = os.path.dirname(where)
         return f"{type(exc).__name__}: {exc.strerror}" + (f": {where}" if where else "")
     return one_line(exc)
+
+
+def reporters_failed(failures: list[tuple[str, Exception]]) -> str:
+    """``NAME could not write its files: REASON``: the reporters whose ``pytest_sweep_finished``
+    raised (:func:`~pytest_sweep.matrix.hookcall.call_each`), in one line, as a sweep and
+    ``pytest-sweep report`` name them."""
+    names = [name for name, _ in failures]
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    reasons = list(dict.fromkeys(_reason(exc) for _, exc in failures))
+    why = "; ".join(reasons[:2]) + (f" (and {len(reasons) - 2} more reasons)" if len(reasons) > 2 else "")
+    return f"{who} could not write {'its' if len(names) == 1 else 'their'} files: {why}"
 
 
 def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tuple[int, int, str]]:
@@ -155,9 +163,9 @@ class Controller:
     def take_report(self, report: pytest.TestReport) -> None:
         """Turn one test report into (or onto) its trial's record (a stage item's: its trial's)."""
         key = self.alias.get(report.nodeid, report.nodeid)
-        shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
-        if shipped:
-            self.records[key] = json.loads(str(shipped[-1]))
+        shipped = TrialRecord.from_wire(report.user_properties)
+        if shipped is not None:
+            self.records[key] = shipped
             return
         base = self.expected_record(key)
         if base is None:
@@ -184,7 +192,7 @@ class Controller:
         try:
             if not trial_dir:
                 return None
-            path = storage.sweep_path(self.dir, trial_dir, "training_metrics.json")
+            path = storage.sweep_path(self.dir, trial_dir, TRAINING_METRICS)
             if path.stat().st_mtime < self.started:
                 return None
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -217,13 +225,9 @@ class Controller:
         kwargs: dict[str, Any] = {"config": self.config, "sweep": result}
         _, failures = call_each(self.config.pluginmanager, "pytest_sweep_finished", kwargs, isolate=True)
         if failures:
-            names = [name for name, _ in failures]
-            who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-            reasons = list(dict.fromkeys(_reason(exc) for _, exc in failures))
-            why = "; ".join(reasons[:2]) + (f" (and {len(reasons) - 2} more reasons)" if len(reasons) > 2 else "")
             self._line(
-                f"sweep: {who} could not write {'its' if len(names) == 1 else 'their'} files: {why}; every "
-                f"trial's folder keeps its results, and pytest --sweep-resume={self.dir} writes the summary again",
+                f"sweep: {reporters_failed(failures)}; every trial's folder keeps its results, and "
+                f"pytest --sweep-resume={self.dir} writes the summary again",
                 red=True,
             )
         return len(failures)
@@ -234,7 +238,7 @@ class Controller:
         self.records[nodeid] = record
         self.finish(interrupted=True)
         self._line(
-            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / 'sweep_summary.json'}",
+            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / SUMMARY_JSON}",
             red=True,
         )
 

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-#: The store's file in the sweep folder.
-STORE_FILE = "rungs.sqlite"
 #: Seconds a writer waits for another process's transaction before it gives up.
 BUSY_TIMEOUT = 60.0
 

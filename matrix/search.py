@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix.files import SUMMARY_JSON
 from pytest_sweep.matrix.objectives import METRICS, metric_value
 from pytest_sweep.matrix.records import METRIC_KEYS
 from pytest_sweep.matrix.runner import Outcome, one_line
@@ -139,7 +140,7 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
 def _check_resumed(store: JournalSearchStore, sweep_dir: Path) -> None:
     journal = sweep_dir / JOURNAL_FILE
     if not journal.exists():
-        if (sweep_dir / "sweep_summary.json").exists():
+        if (sweep_dir / SUMMARY_JSON).exists():
             raise pytest.UsageError(
                 f"--sweep-resume={sweep_dir}: it holds no search study ({JOURNAL_FILE}): it was a grid sweep; "
                 "resume it without --sweep-search, or start a new sampled sweep"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from pytest_sweep.matrix.errors import RangeConfigError, clip
@@ -19,7 +20,7 @@ from pytest_sweep.matrix.grid import Combination, expand
 from pytest_sweep.matrix.hookcall import call_each, plugin_name
 from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, quoted_keys, resolve_not_set
-from pytest_sweep.matrix.records import new_record
+from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.space import SEED_KEY, SearchSpace
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
 from pytest_sweep.matrix.trial import Trial, TrialFailed, trial_id, unstaged_id
@@ -52,11 +53,15 @@ class Source:
 
 
 def collect_symbols(config: pytest.Config) -> SymbolTable:
-    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name.
+    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name."""
+    return declared_symbols(config.pluginmanager)
+
+
+def declared_symbols(pm: pluggy.PluginManager) -> SymbolTable:
+    """Every ``pytest_sweep_declare_symbols`` of the plugins ``pm`` holds, each symbol tagged with its plugin's name.
 
     Called through pluggy (:func:`~pytest_sweep.matrix.hookcall.call_each`), so a plugin's wrapper
     runs around it and may change the lists; a symbol a wrapper adds is tagged with its name."""
-    pm = config.pluginmanager
 
     def tagged(who: str, declared: Any) -> list[Symbol]:
         return [replace(sym, plugin=who) for sym in _symbols(who, declared)]
@@ -384,7 +389,7 @@ class Sources:
 
     def base_record(self, trial: Trial, nodeid: str) -> dict[str, Any]:
         """The record of a trial before it ran (the runner and the controller start from it)."""
-        return new_record(
+        return TrialRecord.new(
             trial.name,
             trial.raw,
             trial.swept,
@@ -393,7 +398,7 @@ class Sources:
             trial_dir=trial.folder,
             trainer=self.describe(trial),
             source=trial.source,
-        )
+        ).to_json()
 
 
 SOURCES_KEY = pytest.StashKey[Sources]()

@@ -36,14 +36,15 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_sweep.matrix import files
 from pytest_sweep.matrix.objectives import METRICS, Constraint, Objective
 from pytest_sweep.matrix.space import SearchSpace
 
 if TYPE_CHECKING:
     import optuna
 
-JOURNAL_FILE = "search_study.journal"
-LOCK_FILE = "search_study.lock"
+JOURNAL_FILE = files.STUDY_JOURNAL
+LOCK_FILE = files.STUDY_LOCK
 STUDY_NAME = "sweep"
 #: Draws per item before a duplicate proposal is accepted (its result reused).
 MAX_DRAWS = 20

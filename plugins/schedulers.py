@@ -14,7 +14,8 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.contracts import Scheduler
-from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
+from pytest_sweep.matrix.files import RUNGS_SQLITE
+from pytest_sweep.matrix.rungs import SqliteRungStore
 from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, PromotionAsha, stage_ends
 from pytest_sweep.matrix.trial import Trial
 from pytest_sweep.plugins.choices import choices
@@ -39,10 +40,10 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
     try:  # in the sweep folder, never through a link (a resumed folder's store may point elsewhere)
-        store = SqliteRungStore(storage.sweep_path(sweep_dir, STORE_FILE))
+        store = SqliteRungStore(storage.sweep_path(sweep_dir, RUNGS_SQLITE))
         problem = store.problem()
     except storage.UnsafePath as exc:
-        store, problem = SqliteRungStore(sweep_dir / STORE_FILE), exc.strerror or str(exc)
+        store, problem = SqliteRungStore(sweep_dir / RUNGS_SQLITE), exc.strerror or str(exc)
     if problem is not None:
         raise pytest.UsageError(
             f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "

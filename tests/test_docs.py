@@ -133,27 +133,22 @@ def test_the_name_check_catches_drift() -> None:
 
 
 def test_an_undocumented_record_field_is_reported() -> None:
-    """The records module's docstring table is parsed, and a field it lacks is reported (a build error)."""
-    facts_module = _import_facts()
-    doc = """Records.
+    """A record field without a meaning is reported (a build error); every TrialRecord field has one."""
+    from pytest_sweep.matrix.records import TrialRecord
 
-=================  ===========
-config_file        ``config_017``
-nodeid, worker     pytest node id;
-                   and the worker
-``CONFIG_...``     one column per swept parameter
-=================  ===========
-"""
-    table = facts_module.records_table(doc)
-    assert table == {
-        "config_file": "``config_017``",
-        "nodeid": "pytest node id; and the worker",
-        "worker": "pytest node id; and the worker",
-        "CONFIG_...": "one column per swept parameter",
-    }
-    fields = (("schema_version", 2), ("config_file", ""), ("worker", None), ("new_field", None))
-    facts = facts_module.Facts((), (), (), (), 2, ("passed",), fields, doc)
-    assert facts_module.undocumented_fields(facts) == ["new_field"]
+    facts_module = _import_facts()
+    fields = (("schema_version", 2, "the version"), ("config_file", "", "``config_017``"), ("new_field", None, ""))
+    occasional = (("node", "the Ray node"), ("new_extra", " "))
+    facts = facts_module.Facts((), (), (), (), 2, ("passed",), fields, occasional)
+    assert facts_module.undocumented_fields(facts) == ["new_field", "new_extra"]
+    record = TrialRecord.new("config_001", {}, {}).to_json()
+    assert [k for k in record if not TrialRecord.meaning(k)] == []
+    assert TrialRecord.meaning("extra") == TrialRecord.meaning("no_such_field") == ""
+    page = facts_module.records_markdown(
+        facts_module.Facts((), (), (), (), 2, ("passed",), (("rank", None, "1 for the best"),), occasional)
+    )
+    assert "| `rank` | `null` | 1 for the best |" in page
+    assert "| `node` | (only where it applies) | the Ray node |" in page
 
 
 @pytest.mark.slow
@@ -239,14 +234,18 @@ def test_every_symbol_hook_and_record_field_is_in_the_site(built_site: Path, sym
     import pluggy
 
     from pytest_sweep.matrix import hookspecs, records
+    from pytest_sweep.plugins import trainer_hookspecs
 
     page = (built_site / "reference" / "symbols.html").read_text(encoding="utf-8")
     missing = [s for s in sorted(symbols) if f'<span class="pre">{s}</span>' not in page]
-    manager = pluggy.PluginManager("pytest")
-    manager.add_hookspecs(hookspecs)
-    hooks = sorted(name for name in vars(manager.hook) if name.startswith("pytest_sweep_"))
     page = (built_site / "reference" / "hooks.html").read_text(encoding="utf-8")
-    missing += [h for h in hooks if f'id="pytest_sweep.matrix.hookspecs.{h}"' not in page]
+    hooks = []
+    for spec in (hookspecs, trainer_hookspecs):
+        manager = pluggy.PluginManager("pytest")
+        manager.add_hookspecs(spec)
+        names = sorted(name for name in vars(manager.hook) if name.startswith("pytest_sweep_"))
+        missing += [h for h in names if f'id="{spec.__name__}.{h}"' not in page]
+        hooks += names
     page = (built_site / "reference" / "records.html").read_text(encoding="utf-8")
     fields = records.new_record("config_001", {}, {})
     missing += [f for f in fields if f'<span class="pre">{f}</span>' not in page]
