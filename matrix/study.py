@@ -179,6 +179,10 @@ class JournalSearchStore:
         self.seeds = space.seeds or ("",)
         self._study: optuna.Study | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The settings without the opened study (the Ray backend ships the store to the actor holding it)."""
+        return {**self.__dict__, "_study": None}
+
     # -- the study -----------------------------------------------------------------------------
     @property
     def journal(self) -> Path:
