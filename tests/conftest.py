@@ -145,7 +145,8 @@ class RayCluster:
     @property
     def head_node_id(self) -> str:
         """The head's node id: where a controller's driver (and so the sweep's state actor) runs."""
-        return str(self.cluster.head_node.node_id)
+        head: Any = self.cluster.head_node
+        return str(head.node_id)
 
     def gpu_node_ids(self) -> set[str]:
         return {str(node.node_id) for node in self.gpu_nodes}

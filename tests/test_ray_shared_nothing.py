@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from landscape import CONFTEST
 
-import shared_nothing
-from pytest_sweep.matrix.rungs import SqliteRungStore, Verdict
+from pytest_sweep.matrix.rungs import Rule, SqliteRungStore, Verdict
 from pytest_sweep.matrix.scheduling import Objective, asha_verdict
+
+import shared_nothing
 
 if TYPE_CHECKING:
     from conftest import RayCluster
@@ -83,11 +84,12 @@ def replay(rows: list[tuple[str, int, str, float, bool, str]], folder: Path) -> 
     """What a serial run's store decides for the same results in the same order (ASHA's defaults)."""
     store = SqliteRungStore(folder / "rungs.sqlite")
     objective = Objective("test_acc", "max")
+
+    def rule(epoch: int) -> Rule:
+        return lambda value, others: asha_verdict(value, others, 3.0, objective, epoch)
+
     try:
-        return [
-            store.decide(kind, step, trial, value, lambda v, o, e=step: asha_verdict(v, o, 3.0, objective, e))
-            for kind, step, trial, value, _, _ in rows
-        ]
+        return [store.decide(kind, step, trial, value, rule(step)) for kind, step, trial, value, _, _ in rows]
     finally:
         store.close()
 
