@@ -1,0 +1,270 @@
+"""ASHA on Ray nodes that share no disk with the controller, against a serial run; the cost of a decision.
+
+A local Ray cluster of simulated nodes (``ray.cluster_utils.Cluster``): a head without GPUs, where
+the controller's driver and the sweep's state actor run (``matrix/ray/state.py``), and two nodes
+with one simulated GPU each, started as ``tests/shared_nothing.py`` starts the suite's: each with
+its own temp folder and an audit hook that refuses any file access under the controller's output
+folder (``controller-disk``) and records it.  The trials are a plugin trainer with a known landscape
+(no torch): ``test_acc`` after epoch ``e`` is ``100 − 10 |log10(lr) + 2| − 20 / e``, a few
+milliseconds per epoch, over a grid of learning rates; ``--sweep-scheduler=asha`` (grace 1, η 3).
+
+Part 1 runs the grid serially and on the cluster (``--sweep-backend=ray --sweep-ray-ship-files``)
+and reports, for each, the trials stopped, the epochs trained, the best configuration, the rung
+decisions in the controller's ``rungs.sqlite``, and whether replaying the Ray run's results, in the
+order its store received them, through a fresh serial store gives the same decisions.
+
+Part 2 times one rung decision: through the state actor (an actor on a GPU node calls
+``decide`` on the state actor on the head, as a trial does, and waits for the verdict) against the
+serial store itself (``SqliteRungStore.decide`` in this process, ``rungs.sqlite`` in a temp folder).
+Each of the N decisions records a new trial at one rung, so both stores grow the same way.
+
+    .venv/bin/python bench/ray_state.py                  # 27 learning rates x 9 epochs; 500 decisions, 3 repeats
+    .venv/bin/python bench/ray_state.py --smoke          # 4 x 3, 20 decisions, once (the suite runs it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+sys.path.insert(0, str(c.REPO / "tests"))
+from pytest_sweep.matrix.rungs import Rule, SqliteRungStore, Verdict
+from pytest_sweep.matrix.scheduling import Objective, asha_verdict
+
+import shared_nothing
+
+#: ``--smoke``: four learning rates, three epochs, 20 decisions, once.
+SMOKE: dict[str, object] = {"rates": 4, "epochs": 3, "decisions": 20, "repeats": 1}
+CONFTEST = """
+import math
+import time
+
+import pytest
+
+
+class Landscape:
+    def run(self, trial, ctx):
+        lr = trial["CONFIG_LEARNING_RATE"]
+        acc = 0.0
+        for epoch in range(1, trial["CONFIG_NUM_EPOCHS"] + 1):
+            time.sleep(0.02)  # an epoch's work
+            acc = 100 - 10 * abs(math.log10(lr) + 2) - 20 / epoch
+            if ctx.epoch_ended({"epoch": epoch, "test_acc": acc}):
+                break
+        return {"test_acc": acc, "best_acc": acc}
+
+
+@pytest.hookimpl
+def pytest_sweep_make_trainer(trial, config):
+    return Landscape()
+"""
+
+
+def rates(n: int) -> list[str]:
+    """``n`` learning rates, log-spaced from 1e-5 to 1e-1 (6 significant digits)."""
+    return [f"{10 ** (-5 + 4 * i / max(n - 1, 1)):.6g}" for i in range(n)]
+
+
+def start_cluster(temp_dir: Path) -> Any:
+    from ray.cluster_utils import Cluster
+
+    os.environ["RAY_TMPDIR"] = str(temp_dir)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+    for index in (1, 2):
+        cluster.add_node(num_cpus=1, num_gpus=1, env_vars=shared_nothing.node_env(temp_dir / "nodes", index))
+    return cluster
+
+
+def rung_rows(sweep_dir: Path) -> list[tuple[str, int, str, float, bool, str]]:
+    with sqlite3.connect(sweep_dir / "rungs.sqlite") as db:
+        rows = db.execute("SELECT kind, step, trial, value, stop, reason FROM results ORDER BY rowid").fetchall()
+    return [(str(k), int(s), str(t), float(v), bool(x), str(r)) for k, s, t, v, x, r in rows]
+
+
+def asha_rule(epoch: int) -> Rule:
+    objective = Objective("test_acc", "max")
+    return lambda value, others: asha_verdict(value, others, 3.0, objective, epoch)
+
+
+def replays(rows: list[tuple[str, int, str, float, bool, str]], folder: Path) -> bool:
+    """Whether a fresh serial store, fed the same results in the same order, decides the same."""
+    store = SqliteRungStore(folder / "replay.sqlite")
+    try:
+        got = [store.decide(k, s, t, v, asha_rule(s)) for k, s, t, v, _, _ in rows]
+    finally:
+        store.close()
+    return got == [Verdict(stop, reason) for *_, stop, reason in rows]
+
+
+def sweep(work: Path, label: str, extra: list[str], env: dict[str, str]) -> dict[str, Any]:
+    out = work / shared_nothing.CONTROLLER_DISK / label
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *c.plugin_args(), "--range-config=range"]
+    cmd += [f"--sweep-output={out}", "--sweep-progress=none", "-q", "--sweep-scheduler=asha", *extra]
+    c.log(f"{label}: {c.shell(cmd)}")
+    done = c.timed(cmd, cwd=work, env=env, timeout=1800)
+    folder = sorted(out.glob("sweep_*"))[-1]
+    records = json.loads((folder / "sweep_summary.json").read_text(encoding="utf-8"))
+    best = max(records, key=lambda r: (float(r.get("test_acc") or -math.inf), r["config_file"]))
+    rows = rung_rows(folder)
+    return {
+        "label": label,
+        "trials": len(records),
+        "stopped": sorted(r["config_file"] for r in records if r["status"] == "stopped"),
+        "epochs": sum(int(r.get("epochs_run") or 0) for r in records),
+        "best": f"{best['config_file']} {float(best['test_acc']):.2f}%",
+        "decisions": len(rows),
+        "stops": sum(1 for row in rows if row[4]),
+        "replays": replays(rows, work),
+        "workers": sorted({str(r.get("worker")) for r in records}),
+        "seconds": done.seconds,
+    }
+
+
+def time_decisions(n: int, repeats: int, work: Path) -> dict[str, list[float]]:
+    """Ms per decision through the state actor (called from an actor on a GPU node) and in SQLite here."""
+    import ray
+
+    from pytest_sweep.matrix.ray import state as ray_state
+
+    class Caller:
+        """Stands where a trial runs: on a GPU node, calling the state actor."""
+
+        def decide_many(self, where: dict[str, str], n: int, offset: int) -> float:
+            handle = ray.get_actor(where["name"], namespace=where["namespace"])
+            store = ray_state.RayRungStore(handle)
+            started = time.perf_counter()
+            for i in range(n):
+                store.decide("rung", 1, f"trial_{offset + i:06d}", float(i % 97), asha_rule(1))
+            return time.perf_counter() - started
+
+    found: dict[str, list[float]] = {"actor": [], "sqlite": []}
+    for rep in range(repeats):
+        folder = work / f"decide{rep}"
+        folder.mkdir()
+        handle, where = ray_state.start(ray.remote(ray_state.SweepState), folder, None)
+        ray.get(handle.ping.remote())
+        caller = ray.remote(num_gpus=1, num_cpus=0)(Caller).remote()
+        ray.get(caller.decide_many.remote(where, 5, 10**6))  # both actors warm
+        found["actor"].append(ray.get(caller.decide_many.remote(where, n, 0)) / n * 1e3)
+        ray.get(handle.close.remote())
+        ray.kill(caller)
+        ray.kill(handle)
+        store = SqliteRungStore(folder / "local.sqlite")
+        started = time.perf_counter()
+        for i in range(n):
+            store.decide("rung", 1, f"trial_{i:06d}", float(i % 97), asha_rule(1))
+        found["sqlite"].append((time.perf_counter() - started) / n * 1e3)
+        store.close()
+        c.log(f"rep {rep + 1}: actor {found['actor'][-1]:.3f} ms, sqlite {found['sqlite'][-1]:.3f} ms per decision")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", type=int, default=27, help="learning rates in the grid (its trials)")
+    ap.add_argument("--epochs", type=int, default=9)
+    ap.add_argument("--decisions", type=int, default=500, help="rung decisions timed per store")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = c.parse_args(ap, argv, SMOKE)
+
+    import ray
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="bench-rs-", dir="/tmp"))
+    started = time.perf_counter()
+    cluster = start_cluster(ray_tmp)
+    c.log(f"cluster up in {time.perf_counter() - started:.1f} s at {cluster.address}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-ray-state-") as tmp:
+            work = Path(tmp)
+            (work / "conftest.py").write_text(CONFTEST, encoding="utf-8")
+            grid = f"CONFIG_NUM_EPOCHS={args.epochs}\nCONFIG_LEARNING_RATE={'|'.join(rates(args.rates))}\n"
+            (work / "range").write_text(grid, encoding="utf-8")
+            env = c.child_env({"RAY_ADDRESS": cluster.address, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+            serial = sweep(work, "serial", [], env)
+            on_ray = sweep(work, "ray", ["--sweep-backend=ray", "--sweep-ray-ship-files"], env)
+            refused = shared_nothing.violations(ray_tmp / "nodes")
+            ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+            try:
+                costs = time_decisions(args.decisions, args.repeats, work)
+            finally:
+                ray.shutdown()
+    finally:
+        cluster.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    runs = [
+        [
+            f"`{r['label']}`",
+            r["trials"],
+            len(r["stopped"]),
+            r["epochs"],
+            f"{r['epochs'] / (r['trials'] * args.epochs):.0%}",
+            r["decisions"],
+            r["stops"],
+            "yes" if r["replays"] else "**no**",
+            r["best"],
+            ", ".join(r["workers"]),
+            f"{r['seconds']:.1f}",
+        ]
+        for r in (serial, on_ray)
+    ]
+    same = serial["stopped"] == on_ray["stopped"]
+    actor, local = costs["actor"], costs["sqlite"]
+    cost_rows = [
+        ["`state actor (Ray call from a GPU node)`", f"{min(actor):.3f}", f"{statistics.median(actor):.3f}"],
+        ["`SqliteRungStore.decide (serial, in process)`", f"{min(local):.3f}", f"{statistics.median(local):.3f}"],
+    ]
+    body = "\n".join(
+        [
+            f"{args.rates} learning rates (1e-5 .. 1e-1, log-spaced) x {args.epochs} epochs of the landscape trainer, "
+            "`--sweep-scheduler=asha` (grace 1, η 3), serially and on 2 shared-nothing GPU nodes "
+            "(`--sweep-backend=ray --sweep-ray-ship-files`).",
+            "",
+            c.table(
+                [
+                    "run",
+                    "trials",
+                    "stopped",
+                    "epochs trained",
+                    "of the grid",
+                    "rung decisions",
+                    "stops",
+                    "serial replay decides the same",
+                    "best",
+                    "workers",
+                    "wall s",
+                ],
+                runs,
+            ),
+            "",
+            f"Same trials stopped as the serial run: **{'yes' if same else 'no'}** (the Ray run's results reach the "
+            "store in another order: two trials at a time). Accesses to the controller's disk refused on the nodes: "
+            f"**{len(refused)}**.",
+            "",
+            f"Cost of one rung decision, {args.decisions} decisions at one rung, {args.repeats} repeats (ms):",
+            "",
+            c.table(["store", "best ms", "median ms"], cost_rows),
+            "",
+            f"Through the state actor a decision costs **{statistics.median(actor) - statistics.median(local):.3f} ms** "
+            "more than in the serial store (medians).",
+            *(["", c.SMOKE_NOTE] if args.smoke else []),
+        ]
+    )
+    print(c.block("Shared state on Ray (bench/ray_state.py)", c.script_command(), body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
