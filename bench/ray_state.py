@@ -11,7 +11,9 @@ milliseconds per epoch, over a grid of learning rates; ``--sweep-scheduler=asha`
 Part 1 runs the grid serially and on the cluster (``--sweep-backend=ray --sweep-ray-ship-files``)
 and reports, for each, the trials stopped, the epochs trained, the best configuration, the rung
 decisions in the controller's ``rungs.sqlite``, and whether replaying the Ray run's results, in the
-order its store received them, through a fresh serial store gives the same decisions.
+order its store received them, through a fresh serial store gives the same decisions; then, for
+comparison, the Ray run as it was before the state actor (each node deciding from a store of its
+own, emulated by a conftest scheduler).
 
 Part 2 times one rung decision: through the state actor (an actor on a GPU node calls
 ``decide`` on the state actor on the head, as a trial does, and waits for the verdict) against the
@@ -69,6 +71,18 @@ class Landscape:
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
     return Landscape()
+
+
+@pytest.hookimpl
+def pytest_sweep_make_scheduler(config, sweep_dir):
+    # before the state actor: each process decides from rungs.sqlite in the sweep folder it was
+    # given, which on a node without the controller's disk is the node's own
+    if config.getoption("sweep_scheduler") != "asha-per-node":
+        return None
+    from pytest_sweep.matrix.rungs import SqliteRungStore
+    from pytest_sweep.matrix.scheduling import AshaScheduler
+
+    return AshaScheduler(SqliteRungStore(sweep_dir / "rungs.sqlite"))
 """
 
 
@@ -109,24 +123,24 @@ def replays(rows: list[tuple[str, int, str, float, bool, str]], folder: Path) ->
 
 
 def sweep(work: Path, label: str, extra: list[str], env: dict[str, str]) -> dict[str, Any]:
-    out = work / shared_nothing.CONTROLLER_DISK / label
+    out = work / shared_nothing.CONTROLLER_DISK / label.replace(" ", "-")
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *c.plugin_args(), "--range-config=range"]
-    cmd += [f"--sweep-output={out}", "--sweep-progress=none", "-q", "--sweep-scheduler=asha", *extra]
+    cmd += [f"--sweep-output={out}", "--sweep-progress=none", "-q", *extra]
     c.log(f"{label}: {c.shell(cmd)}")
     done = c.timed(cmd, cwd=work, env=env, timeout=1800)
     folder = sorted(out.glob("sweep_*"))[-1]
     records = json.loads((folder / "sweep_summary.json").read_text(encoding="utf-8"))
     best = max(records, key=lambda r: (float(r.get("test_acc") or -math.inf), r["config_file"]))
-    rows = rung_rows(folder)
+    rows = rung_rows(folder) if (folder / "rungs.sqlite").exists() else []
     return {
         "label": label,
         "trials": len(records),
         "stopped": sorted(r["config_file"] for r in records if r["status"] == "stopped"),
         "epochs": sum(int(r.get("epochs_run") or 0) for r in records),
         "best": f"{best['config_file']} {float(best['test_acc']):.2f}%",
-        "decisions": len(rows),
-        "stops": sum(1 for row in rows if row[4]),
-        "replays": replays(rows, work),
+        "decisions": len(rows) if rows else "-",
+        "stops": sum(1 for row in rows if row[4]) if rows else "-",
+        "replays": ("yes" if replays(rows, work) else "**no**") if rows else "- (no store here)",
         "workers": sorted({str(r.get("worker")) for r in records}),
         "seconds": done.seconds,
     }
@@ -192,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
             grid = f"CONFIG_NUM_EPOCHS={args.epochs}\nCONFIG_LEARNING_RATE={'|'.join(rates(args.rates))}\n"
             (work / "range").write_text(grid, encoding="utf-8")
             env = c.child_env({"RAY_ADDRESS": cluster.address, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-            serial = sweep(work, "serial", [], env)
-            on_ray = sweep(work, "ray", ["--sweep-backend=ray", "--sweep-ray-ship-files"], env)
+            ship = ["--sweep-backend=ray", "--sweep-ray-ship-files"]
+            serial = sweep(work, "serial", ["--sweep-scheduler=asha"], env)
+            on_ray = sweep(work, "ray", [*ship, "--sweep-scheduler=asha"], env)
             refused = shared_nothing.violations(ray_tmp / "nodes")
+            per_node = sweep(work, "ray, a store per node", [*ship, "--sweep-scheduler=asha-per-node"], env)
             ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
             try:
                 costs = time_decisions(args.decisions, args.repeats, work)
@@ -213,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['epochs'] / (r['trials'] * args.epochs):.0%}",
             r["decisions"],
             r["stops"],
-            "yes" if r["replays"] else "**no**",
+            r["replays"],
             r["best"],
             ", ".join(r["workers"]),
             f"{r['seconds']:.1f}",
         ]
-        for r in (serial, on_ray)
+        for r in (serial, on_ray, per_node)
     ]
     same = serial["stopped"] == on_ray["stopped"]
     actor, local = costs["actor"], costs["sqlite"]
@@ -250,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "",
             f"Same trials stopped as the serial run: **{'yes' if same else 'no'}** (the Ray run's results reach the "
-            "store in another order: two trials at a time). Accesses to the controller's disk refused on the nodes: "
-            f"**{len(refused)}**.",
+            "store in another order: two trials at a time). Accesses to the controller's disk refused on the nodes "
+            f"during the `ray` run: **{len(refused)}**. The last row is the Ray backend before the state actor, "
+            "emulated: each process decides from `rungs.sqlite` in the sweep folder it was given, which on a node "
+            "without the controller's disk is the node's own (a conftest scheduler, `asha-per-node`).",
             "",
             f"Cost of one rung decision, {args.decisions} decisions at one rung, {args.repeats} repeats (ms):",
             "",

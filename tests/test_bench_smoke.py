@@ -286,6 +286,7 @@ def test_ray_state_smoke() -> None:
     assert serial[0] == on_ray[0] == "4"  # trials
     assert serial[6] == on_ray[6] == "yes"  # each run's store decides as a serial replay of its results
     assert on_ray[8] == "ray1, ray2" and serial[8] == "main"
-    assert "Accesses to the controller's disk refused on the nodes: **0**." in out
+    assert table["`ray, a store per node`"][6] == "- (no store here)"  # the controller's store stayed empty
+    assert "Accesses to the controller's disk refused on the nodes during the `ray` run: **0**." in out
     assert positive(table["`state actor (Ray call from a GPU node)`"][0]) > 0
     assert positive(table["`SqliteRungStore.decide (serial, in process)`"][0]) > 0
