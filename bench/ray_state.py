@@ -123,7 +123,7 @@ def replays(rows: list[tuple[str, int, str, float, bool, str]], folder: Path) ->
 
 
 def sweep(work: Path, label: str, extra: list[str], env: dict[str, str]) -> dict[str, Any]:
-    out = work / shared_nothing.CONTROLLER_DISK / label.replace(" ", "-")
+    out = work / shared_nothing.CONTROLLER_DISK / label.replace(", ", "-").replace(" ", "-")
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *c.plugin_args(), "--range-config=range"]
     cmd += [f"--sweep-output={out}", "--sweep-progress=none", "-q", *extra]
     c.log(f"{label}: {c.shell(cmd)}")

@@ -6,7 +6,7 @@ scheduler needs; :class:`SqliteRungStore` keeps it in ``rungs.sqlite`` in the sw
 mode, one ``BEGIN IMMEDIATE`` transaction per decision), so several processes on one machine
 decide at once without losing an update, and a crashed sweep resumed with ``--sweep-resume``
 finds every decision it made.  On Ray, whose nodes may share no disk, one actor on the
-controller's node holds this store and the trials call it (:mod:`pytest_sweep.matrix.ray.state`).
+controller's node holds this store and the trials call it (``pytest_sweep.matrix.ray.state``).
 """
 
 from __future__ import annotations

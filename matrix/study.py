@@ -8,7 +8,7 @@ with "database is locked"), and serialises every ask and tell with an ``flock`` 
 ``search_study.lock``, so a proposal, its duplicate check and its bookkeeping are one step for all
 xdist workers and Ray actors that share the folder.  ``--sweep-resume`` opens the same study and
 continues it.  On Ray one actor on the controller's node holds the store and the trials call it
-(:mod:`pytest_sweep.matrix.ray.state`; the journal stays the durable copy).
+(``pytest_sweep.matrix.ray.state``; the journal stays the durable copy).
 
 What the store guarantees:
 
