@@ -157,6 +157,15 @@ class RayCluster:
         self.cluster.remove_node(node, allow_graceful=False)
         self.gpu_nodes.remove(node)
 
+    def actor_nodes(self, class_name: str) -> list[str]:
+        """The node id of every actor of ``class_name`` the cluster has seen (dead ones included)."""
+        table = self.cluster.global_state.actor_table(None).values()
+        return [
+            str(info["Address"]["NodeID"])
+            for info in table
+            if str(info.get("ActorClassName", "")).rsplit(".", 1)[-1] == class_name
+        ]
+
     def actor_states(self) -> list[str]:
         """The state of every actor the cluster has seen (``ALIVE``, ``DEAD``...)."""
         return [str(info["State"]) for info in self.cluster.global_state.actor_table(None).values()]

@@ -117,6 +117,8 @@ def test_asha_on_nodes_without_the_controllers_disk_decides_as_a_serial_run(
         last = max(step for _, step, trial, *_ in rows if trial == record["trial_dir"])
         assert record["epochs_run"] == (last if record["trial_dir"] in stopped else 9)
     result.stdout.fnmatch_lines(["sweep: ray? ready on *: 6 items collected in * s; trial files shipped back*"])
+    # the store's actor ran on the controller's node, the head (every earlier test's too)
+    assert set(ray_cluster.actor_nodes("SweepState")) == {ray_cluster.head_node_id}
 
 
 def test_a_sampler_on_nodes_without_the_controllers_disk_draws_as_a_serial_run(
