@@ -121,6 +121,27 @@ def test_asha_on_nodes_without_the_controllers_disk_decides_as_a_serial_run(
     assert set(ray_cluster.actor_nodes("SweepState")) == {ray_cluster.head_node_id}
 
 
+def test_the_median_rule_on_nodes_without_the_controllers_disk_counts_every_nodes_finished_trials(
+    sn_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    sn_sweep.range_config(GRID, name="range")
+    result, sweep_dir = run(sn_sweep, *RAY, "--sweep-scheduler=median", "--sweep-startup-trials=2")
+    result.assert_outcomes(passed=6)
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
+    records = sn_sweep.records(sweep_dir)
+    assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
+    # one store for both nodes: every epoch but the last of every trial, and each completed trial
+    rows = rung_rows(sweep_dir)
+    assert sorted((trial, step) for kind, step, trial, *_ in rows if kind == "epoch") == sorted(
+        (r["trial_dir"], epoch) for r in records.values() for epoch in range(1, min(r["epochs_run"] + 1, 9))
+    )
+    with sqlite3.connect(sweep_dir / "rungs.sqlite") as db:
+        finished = {str(t) for (t,) in db.execute("SELECT trial FROM finished")}
+    assert finished == {r["trial_dir"] for r in records.values() if r["status"] == "passed"}
+    for row in rows:
+        assert not row[4] or "the median" in row[5], row
+
+
 def test_a_sampler_on_nodes_without_the_controllers_disk_draws_as_a_serial_run(
     sn_sweep: SweepPytester, ray_cluster: RayCluster
 ) -> None:
