@@ -18,10 +18,12 @@ own, emulated by a conftest scheduler).
 Part 2 times one rung decision: through the state actor (an actor on a GPU node calls
 ``decide`` on the state actor on the head, as a trial does, and waits for the verdict) against the
 serial store itself (``SqliteRungStore.decide`` in this process, ``rungs.sqlite`` in a temp folder).
-Each of the N decisions records a new trial at one rung, so both stores grow the same way.
+Each of the N decisions records a new trial at one rung, so both stores grow the same way.  Then
+the same for a sampled item's two study calls (``propose`` and ``report`` of a random search),
+through the state actor and in a ``JournalSearchStore`` in this process.
 
-    .venv/bin/python bench/ray_state.py                  # 27 learning rates x 9 epochs; 500 decisions, 3 repeats
-    .venv/bin/python bench/ray_state.py --smoke          # 4 x 3, 20 decisions, once (the suite runs it)
+    .venv/bin/python bench/ray_state.py          # 27 learning rates x 9 epochs; 500 decisions, 100 asks, 3 repeats
+    .venv/bin/python bench/ray_state.py --smoke  # 4 x 3, 20 decisions, 5 asks, once (the suite runs it)
 """
 
 from __future__ import annotations
@@ -42,13 +44,17 @@ from typing import Any
 import _common as c
 
 sys.path.insert(0, str(c.REPO / "tests"))
+from pytest_sweep.matrix.objectives import Objective as StudyObjective
+from pytest_sweep.matrix.rangeconfig import parse_text
 from pytest_sweep.matrix.rungs import Rule, SqliteRungStore, Verdict
 from pytest_sweep.matrix.scheduling import Objective, asha_verdict
+from pytest_sweep.matrix.space import SearchSpace
+from pytest_sweep.matrix.study import JournalSearchStore, SeedResult
 
 import shared_nothing
 
 #: ``--smoke``: four learning rates, three epochs, 20 decisions, once.
-SMOKE: dict[str, object] = {"rates": 4, "epochs": 3, "decisions": 20, "repeats": 1}
+SMOKE: dict[str, object] = {"rates": 4, "epochs": 3, "decisions": 20, "asks": 5, "repeats": 1}
 CONFTEST = """
 import math
 import time
@@ -146,8 +152,27 @@ def sweep(work: Path, label: str, extra: list[str], env: dict[str, str]) -> dict
     }
 
 
-def time_decisions(n: int, repeats: int, work: Path) -> dict[str, list[float]]:
-    """Ms per decision through the state actor (called from an actor on a GPU node) and in SQLite here."""
+def study(folder: Path) -> JournalSearchStore:
+    """A random search's study over 4 x 100 x 100 configurations (a new trial at every ask)."""
+    space = SearchSpace.from_range(parse_text("A=1|2|3|4\nB=1:1:100\nC=1:1:100\n"), continuous=True)
+    return JournalSearchStore(
+        folder, space, "random", seed=0, objectives=(StudyObjective("test_acc", "max"),), trials=10**6
+    )
+
+
+def ask_tell(store: Any, n: int, offset: int) -> float:
+    """Seconds for ``n`` proposals, each told a result (as ``n`` sampled items do)."""
+    started = time.perf_counter()
+    for i in range(n):
+        slot = f"trial_{offset + i:06d}"
+        proposal = store.propose(slot, "")
+        store.report(slot, "", proposal.number, SeedResult("passed", {"test_acc": float(i % 97)}))
+    return time.perf_counter() - started
+
+
+def time_calls(n: int, asks: int, repeats: int, work: Path) -> dict[str, list[float]]:
+    """Ms per rung decision and per ask + tell, through the state actor (called from an actor on a
+    GPU node, as a trial calls it) and in the serial stores here."""
     import ray
 
     from pytest_sweep.matrix.ray import state as ray_state
@@ -155,33 +180,42 @@ def time_decisions(n: int, repeats: int, work: Path) -> dict[str, list[float]]:
     class Caller:
         """Stands where a trial runs: on a GPU node, calling the state actor."""
 
-        def decide_many(self, where: dict[str, str], n: int, offset: int) -> float:
-            handle = ray.get_actor(where["name"], namespace=where["namespace"])
-            store = ray_state.RayRungStore(handle)
+        def __init__(self, where: dict[str, str]) -> None:
+            self.handle = ray.get_actor(where["name"], namespace=where["namespace"])
+
+        def decide_many(self, n: int, offset: int) -> float:
+            store = ray_state.RayRungStore(self.handle)
             started = time.perf_counter()
             for i in range(n):
                 store.decide("rung", 1, f"trial_{offset + i:06d}", float(i % 97), asha_rule(1))
             return time.perf_counter() - started
 
-    found: dict[str, list[float]] = {"actor": [], "sqlite": []}
+        def ask_tell_many(self, n: int, offset: int) -> float:
+            return ask_tell(ray_state.RaySearchStore(self.handle), n, offset)
+
+    found: dict[str, list[float]] = {key: [] for key in ("actor", "sqlite", "actor study", "local study")}
     for rep in range(repeats):
-        folder = work / f"decide{rep}"
-        folder.mkdir()
-        handle, where = ray_state.start(ray.remote(ray_state.SweepState), folder, None)
+        folder = work / f"calls{rep}"
+        (folder / "local").mkdir(parents=True)
+        handle, where = ray_state.start(ray.remote(ray_state.SweepState), folder, study(folder))
         ray.get(handle.ping.remote())
-        caller = ray.remote(num_gpus=1, num_cpus=0)(Caller).remote()
-        ray.get(caller.decide_many.remote(where, 5, 10**6))  # both actors warm
-        found["actor"].append(ray.get(caller.decide_many.remote(where, n, 0)) / n * 1e3)
+        caller = ray.remote(num_gpus=1, num_cpus=0)(Caller).remote(where)
+        ray.get([caller.decide_many.remote(5, 10**6), caller.ask_tell_many.remote(2, 10**6)])  # all warm
+        found["actor"].append(ray.get(caller.decide_many.remote(n, 0)) / n * 1e3)
+        found["actor study"].append(ray.get(caller.ask_tell_many.remote(asks, 0)) / asks * 1e3)
         ray.get(handle.close.remote())
         ray.kill(caller)
         ray.kill(handle)
-        store = SqliteRungStore(folder / "local.sqlite")
+        store = SqliteRungStore(folder / "local" / "rungs.sqlite")
         started = time.perf_counter()
         for i in range(n):
             store.decide("rung", 1, f"trial_{i:06d}", float(i % 97), asha_rule(1))
         found["sqlite"].append((time.perf_counter() - started) / n * 1e3)
         store.close()
-        c.log(f"rep {rep + 1}: actor {found['actor'][-1]:.3f} ms, sqlite {found['sqlite'][-1]:.3f} ms per decision")
+        local = study(folder / "local")
+        ask_tell(local, 2, 10**6)
+        found["local study"].append(ask_tell(local, asks, 0) / asks * 1e3)
+        c.log(f"rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.3f} ms" for k, v in found.items()))
     return found
 
 
@@ -190,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", type=int, default=27, help="learning rates in the grid (its trials)")
     ap.add_argument("--epochs", type=int, default=9)
     ap.add_argument("--decisions", type=int, default=500, help="rung decisions timed per store")
+    ap.add_argument("--asks", type=int, default=100, help="study asks (each told a result) timed per store")
     ap.add_argument("--repeats", type=int, default=3)
     args = c.parse_args(ap, argv, SMOKE)
 
@@ -213,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             per_node = sweep(work, "ray, a store per node", [*ship, "--sweep-scheduler=asha-per-node"], env)
             ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
             try:
-                costs = time_decisions(args.decisions, args.repeats, work)
+                costs = time_calls(args.decisions, args.asks, args.repeats, work)
             finally:
                 ray.shutdown()
     finally:
@@ -238,9 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     same = serial["stopped"] == on_ray["stopped"]
     actor, local = costs["actor"], costs["sqlite"]
+    asked, asked_here = costs["actor study"], costs["local study"]
+
+    def cells(label: str, values: list[float]) -> list[str]:
+        return [label, f"{min(values):.3f}", f"{statistics.median(values):.3f}"]
+
     cost_rows = [
-        ["`state actor (Ray call from a GPU node)`", f"{min(actor):.3f}", f"{statistics.median(actor):.3f}"],
-        ["`SqliteRungStore.decide (serial, in process)`", f"{min(local):.3f}", f"{statistics.median(local):.3f}"],
+        cells("`state actor (Ray call from a GPU node)`", actor),
+        cells("`SqliteRungStore.decide (serial, in process)`", local),
+    ]
+    study_rows = [
+        cells("`state actor (Ray calls from a GPU node)`", asked),
+        cells("`JournalSearchStore (serial, in process)`", asked_here),
     ]
     body = "\n".join(
         [
@@ -277,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"Through the state actor a decision costs **{statistics.median(actor) - statistics.median(local):.3f} ms** "
             "more than in the serial store (medians).",
+            "",
+            f"Cost of one sampled item's ask and tell (a random search, {args.asks} items, {args.repeats} repeats, ms):",
+            "",
+            c.table(["study", "best ms", "median ms"], study_rows),
+            "",
+            f"Through the state actor an ask and a tell cost **{statistics.median(asked) - statistics.median(asked_here):.3f} "
+            "ms** more than in the serial study (medians).",
             *(["", c.SMOKE_NOTE] if args.smoke else []),
         ]
     )

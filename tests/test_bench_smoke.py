@@ -290,3 +290,5 @@ def test_ray_state_smoke() -> None:
     assert "Accesses to the controller's disk refused on the nodes during the `ray` run: **0**." in out
     assert positive(table["`state actor (Ray call from a GPU node)`"][0]) > 0
     assert positive(table["`SqliteRungStore.decide (serial, in process)`"][0]) > 0
+    assert positive(table["`state actor (Ray calls from a GPU node)`"][0]) > 0  # the study's ask and tell
+    assert positive(table["`JournalSearchStore (serial, in process)`"][0]) > 0
