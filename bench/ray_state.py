@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             c.table(["study", "best ms", "median ms"], study_rows),
             "",
-            f"Through the state actor an ask and a tell cost **{statistics.median(asked) - statistics.median(asked_here):.3f} "
-            "ms** more than in the serial study (medians).",
+            "An ask and a tell through the state actor, minus the same in the serial study: "
+            f"**{statistics.median(asked) - statistics.median(asked_here):.3f} ms** (medians).",
             *(["", c.SMOKE_NOTE] if args.smoke else []),
         ]
     )
