@@ -21,6 +21,7 @@ import pytest
 from pytest_sweep.matrix.remote.loop import BackendLoop, annotate
 from pytest_sweep.matrix.remote.protocol import (
     Dispatcher,
+    Event,
     NodeLost,
     PutEvent,
     Startup,
@@ -130,7 +131,7 @@ class Scripted:
             os.kill(os.getpid(), signal.SIGTERM)  # the sweep plugin's handler raises here
         if what == "ctrl-c":
             raise KeyboardInterrupt
-        events = {
+        events: dict[str, Event] = {
             "crash": WorkerCrashed(worker, nodeid, lost),
             "node": NodeLost(worker, nodeid, lost),
             "stuck": WorkerUnresponsive(worker, nodeid, lost),

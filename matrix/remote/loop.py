@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +81,29 @@ WAIT_NOTICE_SECONDS = 60.0
 def overrun_margin(timeout: float) -> float:
     """How long past ``--sweep-trial-timeout`` a worker may take to return before it is killed."""
     return 10.0 + 0.1 * timeout
+
+
+def warning_message(data: dict[str, Any]) -> warnings.WarningMessage:
+    """A worker's warning (``warning_data``) as this process's ``WarningMessage``.
+
+    Its category is looked up among the modules already imported here, never imported: the
+    controller loaded the same plugins and conftest files.  One not found becomes a
+    ``UserWarning`` whose message names it.
+    """
+    module, qualname = data["category"]
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    text = str(data["message"])
+    message: Warning | None = None
+    if isinstance(found, type) and issubclass(found, Warning):
+        try:
+            message = found(text)
+        except Exception:  # a warning class with a constructor of its own
+            message = None
+    if message is None:
+        message = UserWarning(f"{module}.{qualname}: {text}")
+    return warnings.WarningMessage(message, type(message), data["filename"], data["lineno"], line=data.get("line"))
 
 
 def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -290,6 +315,7 @@ class BackendLoop:
         else:
             if event.files:
                 self.write_files(event.files)
+            self.forward(event)
             self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         self.idle.append(worker)
 
@@ -442,6 +468,23 @@ class BackendLoop:
         item = self.items[nodeid]
         trial = getattr(item, "trial", None)
         return str(trial.name) if trial is not None else item.name
+
+    def forward(self, event: TrialReport) -> None:
+        """The trial's warnings into this session's warnings summary (as xdist's
+        ``worker_warning_recorded``), and its uncaptured stderr (``-s``) to this process's stderr."""
+        for data in event.warnings:
+            location = data.get("location")
+            self.config.hook.pytest_warning_recorded.call_historic(
+                kwargs={
+                    "warning_message": warning_message(data),
+                    "when": "runtest",
+                    "nodeid": data.get("nodeid", event.nodeid),
+                    "location": tuple(location) if location else None,
+                }
+            )
+        if event.stderr:
+            sys.stderr.write(event.stderr)
+            sys.stderr.flush()
 
     def feed(self, nodeid: str, reports: list[dict[str, Any]], fields: dict[str, Any]) -> None:
         """A worker's reports for ``nodeid``, through pytest's report hooks as if run here."""

@@ -55,13 +55,17 @@ class WorkerStartFailed:
 class TrialReport:
     """``reports``: the item's reports as ``pytest_report_to_serializable`` made them; ``files``:
     trial files shipped back (``relative path -> bytes``), or None; ``error``: why the worker did not
-    run the item (then there are no reports)."""
+    run the item (then there are no reports); ``warnings``: the warnings its session recorded while
+    running it (the worker's ``warning_data``); ``stderr``: what the trial wrote to ``sys.stderr``
+    past pytest's capture (``-s``)."""
 
     worker: str
     nodeid: str
     reports: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, bytes] | None = None
     error: str | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    stderr: str = ""
 
 
 @dataclass(frozen=True)
