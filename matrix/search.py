@@ -110,6 +110,8 @@ class Search:
 
 
 SEARCH_KEY = pytest.StashKey[Search]()
+#: The controller's study (every process that is not a worker), for a backend that holds it itself.
+STUDY_KEY = pytest.StashKey[JournalSearchStore]()
 
 
 def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_trials: bool) -> None:
@@ -120,9 +122,8 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
     source = sources.sources[0]
     assert source.space is not None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    study_dir = Path((workerinput or {}).get("sweep_study_dir") or sweep_dir)
     store = JournalSearchStore(
-        study_dir,
+        sweep_dir,
         source.space,
         settings.search,
         seed=settings.seed,
@@ -133,8 +134,15 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
     )
     if workerinput is None and sources.options.resume is not None and not config.option.collectonly:
         _check_resumed(store, sweep_dir)
+    if workerinput is None:
+        config.stash[STUDY_KEY] = store  # a Ray controller hands it to the actor that holds it (ray/state.py)
     if runs_trials:
-        config.stash[SEARCH_KEY] = Search(sources, source, store, settings.search)
+        from pytest_sweep.matrix.ray.state import RaySearchStore, worker_state  # no Ray import here
+
+        held = worker_state(config)  # a Ray actor's session: the study lives with the controller
+        config.stash[SEARCH_KEY] = Search(
+            sources, source, RaySearchStore(held) if held is not None else store, settings.search
+        )
 
 
 def _check_resumed(store: JournalSearchStore, sweep_dir: Path) -> None:

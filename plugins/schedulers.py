@@ -15,11 +15,12 @@ import pytest
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.files import RUNGS_SQLITE
-from pytest_sweep.matrix.rungs import SqliteRungStore
+from pytest_sweep.matrix.ray.state import RayRungStore, worker_state  # no Ray import
+from pytest_sweep.matrix.rungs import PromotionStore, SqliteRungStore
 from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, PromotionAsha, stage_ends
 from pytest_sweep.matrix.trial import Trial
 from pytest_sweep.plugins.choices import choices
-from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, scheduler_options
+from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, SchedulerOptions, scheduler_options
 
 BUILTIN = ("none", "asha", "median")
 #: the options, defined (light, at start-up) in plugins/options.py
@@ -39,6 +40,9 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
         raise pytest.UsageError(
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
+    held = worker_state(config)
+    if held is not None:  # a Ray actor's session: the store lives with the controller (ray/state.py)
+        return _scheduler(s, RayRungStore(held))
     try:  # in the sweep folder, never through a link (a resumed folder's store may point elsewhere)
         store = SqliteRungStore(storage.sweep_path(sweep_dir, RUNGS_SQLITE))
         problem = store.problem()
@@ -49,6 +53,10 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
             f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "
             f"scheduler's earlier decisions go with it) or run without --sweep-scheduler={s.name}"
         )
+    return _scheduler(s, store)
+
+
+def _scheduler(s: SchedulerOptions, store: PromotionStore) -> Scheduler:
     if s.promotion:
         return PromotionAsha(store, s.grace, s.eta, s.objective)
     if s.name == "asha":

@@ -393,7 +393,8 @@ def test_a_node_lost_mid_trial_runs_its_trial_again_on_the_other_node(
 
 
 def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) -> None:
-    """The actors share the sweep folder (one machine), so they share its rung store."""
+    """The rung store is held by one actor on the controller's node, which every trial asks
+    (tests/test_ray_shared_nothing.py checks it on nodes that share no disk with the controller)."""
     grid = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002\n"
     ray_sweep.range_config(ray_sweep.digits_config().replace("CONFIG_NUM_EPOCHS=2\n", "") + grid, name="range")
     result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha", "--sweep-order=grid")
@@ -435,7 +436,7 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
 
 
 def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:
-    """The actors share the sweep folder (one machine), so they share the search study (issue 22)."""
+    """One study for every actor (issue 22), held on the controller's node (issue 23)."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_BATCH_SIZE=16|32|64|128\n", name="range")
     result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-search=random", "--sweep-trials=3")
     result.assert_outcomes(passed=3)

@@ -33,8 +33,10 @@ import ray
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 
-from pytest_sweep.matrix import storage
+from pytest_sweep.matrix import scheduler_hook, storage
+from pytest_sweep.matrix import search as sweep_search
 from pytest_sweep.matrix.options import sweep_options
+from pytest_sweep.matrix.ray import state as ray_state
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
 from pytest_sweep.matrix.remote.protocol import (
@@ -128,6 +130,8 @@ class ActorPool:
         self.plan = ActorPlan(0, {})
         self.connected = False
         self.quiet = RayQuiet(False)
+        self.state: Any = None  # the state actor (ray/state.py), when a scheduler or a search needs one
+        self.state_name: dict[str, str] | None = None
 
     # -- start ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -173,6 +177,7 @@ class ActorPool:
         sweep_dir = self.sweep_dir
         sweep_dir.mkdir(parents=True, exist_ok=True)
         storage.write_text_atomic(storage.sweep_path(sweep_dir, ray_worker.TOKEN_FILE), self.token)
+        self.start_state()
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         address = ray.get_runtime_context().gcs_address
         gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
@@ -182,10 +187,28 @@ class ActorPool:
         )
         return Startup(banner, self.plan.count)
 
+    def start_state(self) -> None:
+        """The rung store and the search study, on an actor of this node (ray/state.py), if the sweep has either."""
+        study = self.config.stash.get(sweep_search.STUDY_KEY, None)
+        if scheduler_hook.scheduler_name(self.config) == "none" and study is None:
+            return
+        actor_class = ray.remote(ray_state.SweepState)
+        self.state, self.state_name = ray_state.start(actor_class, self.sweep_dir, study)
+        try:
+            ray.get(self.state.ping.remote(), timeout=ray_state.START_SECONDS)
+        except RayError as exc:
+            raise pytest.UsageError(
+                f"--sweep-backend=ray: the actor holding the sweep's rung store and study did not start on "
+                f"this node: {one_line(exc)}"
+            ) from None
+
     def spawn(self) -> str:
         self.count += 1
         worker = f"ray{self.count}"
-        handle = self.actor_class.remote(self.spec(worker, self.plan.count, self.token, self.testrunuid))
+        spec = self.spec(worker, self.plan.count, self.token, self.testrunuid)
+        if self.state_name is not None:
+            spec["workerinput"][ray_state.WORKERINPUT_KEY] = self.state_name
+        handle = self.actor_class.remote(spec)
         self.handles[worker] = handle
         self.inflight[handle.ready.remote()] = (worker, None)
         return worker
@@ -267,7 +290,12 @@ class ActorPool:
         except RayError:
             pass
         finally:
-            for handle in self.handles.values():
+            if self.state is not None:  # after the workers: its files are whole before it goes
+                try:
+                    ray.get(self.state.close.remote(), timeout=STOP_SECONDS)
+                except RayError:
+                    pass
+            for handle in [*self.handles.values(), *([self.state] if self.state is not None else [])]:
                 try:
                     ray.kill(handle, no_restart=True)
                 except (RayError, ValueError):
