@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.remote.loop import BackendLoop, annotate
 from pytest_sweep.matrix.remote.protocol import (
     Dispatcher,
@@ -63,7 +64,8 @@ class Scripted:
     ``stuck`` (stops answering), ``error`` (in the worker's own code), ``uncollected``, ``hang``
     (never returns), ``sigterm`` / ``ctrl-c`` (the controller gets one meanwhile).  ``start`` lists
     what each new worker does while starting: ``ready`` or ``die``.  A worker with a folder of its
-    own (``ship``) sends its trial's metrics file back, and one file aimed outside the sweep folder.
+    own (``ship``) delivers its trial's metrics file into the sweep folder, as the Ray pool does;
+    ``refused``: its files were not shipped (one over ``--sweep-ray-ship-limit``).
     """
 
     def __init__(self, harness: Harness, putevent: PutEvent) -> None:
@@ -86,7 +88,8 @@ class Scripted:
         self.starting.append(worker)
         return worker
 
-    def submit(self, worker: str, nodeid: str) -> None:
+    def submit(self, worker: str, nodeid: str, trial_dir: str | None = None) -> None:
+        assert trial_dir == self.harness.items[nodeid].trial.folder  # type: ignore[attr-defined]
         self.calls.append(("submit", worker, self.harness.name(nodeid)))
         self.running[worker] = nodeid
 
@@ -166,11 +169,13 @@ class Scripted:
                 user_properties=[(RECORD_PROPERTY, json.dumps(record))] if when == "call" else [],
             )  # fmt: skip
             reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
-        files = None
+        if what == "refused":
+            return TrialReport(worker, nodeid, reports, refused="trial file x.bin is 2 GiB, over the limit")
         if self.harness.ship:
             folder = item.trial.folder  # type: ignore[attr-defined]
-            files = {f"{folder}/training_metrics.json": json.dumps(record).encode(), "../escaped.txt": b"no"}
-        return TrialReport(worker, nodeid, reports, files)
+            metrics = self.harness.loop.controller.dir / folder / "training_metrics.json"
+            storage.write_bytes_atomic(metrics, json.dumps(record).encode())
+        return TrialReport(worker, nodeid, reports)
 
 
 class Harness:
@@ -444,16 +449,17 @@ def test_trials_that_wait_without_a_worker_say_so_once(sweep: SweepPytester) -> 
     assert {r["status"] for r in records.values()} == {"not_run"}
 
 
-def test_files_shipped_back_are_written_into_the_sweep_folder_only(sweep: SweepPytester) -> None:
-    harness = Harness({}, workers=1, ship=True)
-    result, records = run(sweep, harness, trials=2)
-    result.assert_outcomes(passed=2)
-    sweep_dir = sweep.only_sweep_dir(sweep.path / "out")
-    for name, record in records.items():
-        shipped = json.loads((sweep_dir / record["trial_dir"] / "training_metrics.json").read_text())
-        assert (shipped["config_file"], shipped["status"]) == (name, "passed")
-    assert not (sweep_dir.parent / "escaped.txt").exists()
-    assert not list(sweep_dir.rglob(".*.tmp"))
+def test_a_trial_whose_files_were_refused_fails_with_the_sentence_and_keeps_its_metrics(
+    sweep: SweepPytester,
+) -> None:
+    harness = Harness({"config_002": ["refused"]}, workers=1, ship=True)
+    result, records = run(sweep, harness, trials=3)
+    result.assert_outcomes(passed=2, failed=1)
+    refused = records["config_002"]
+    assert (refused["status"], refused["error"]) == ("failed", "trial file x.bin is 2 GiB, over the limit")
+    assert refused["test_acc"] is not None and refused["worker"] == "fake1"
+    assert [records[n]["status"] for n in ("config_001", "config_003")] == ["passed", "passed"]
+    result.stdout.fnmatch_lines(["*trial file x.bin is 2 GiB, over the limit*"])
 
 
 def test_a_resumed_sweep_seeds_a_worker_with_its_own_folder(sweep: SweepPytester) -> None:

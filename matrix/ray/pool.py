@@ -9,12 +9,17 @@ Ray's answer                                   event
 =============================================  =====================================
 ``ready()`` returned                           ``WorkerReady``
 ``ready()`` raised (the actor died starting)   ``WorkerStartFailed``
-``run(nodeid)`` returned                       ``TrialReport``
+``run(nodeid)`` returned (and, from a node      ``TrialReport``
+without the sweep folder, its files arrived)
 ``ActorUnavailableError``                      ``WorkerUnresponsive``
 ``RayActorError``, the actor's node alive      ``WorkerCrashed``
 ``RayActorError``, the actor's node dead       ``NodeLost``
 any other ``RayError``                         ``WorkerError``
 =============================================  =====================================
+
+A node without the sweep folder ships the trial's files after ``run`` (:mod:`.shipping`) and each
+checkpoint as it is written (:mod:`.inbox`); a trial that runs again elsewhere gets its newest
+checkpoint first (:meth:`ActorPool.carry`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import signal
 import socket
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +39,14 @@ import pytest
 import ray
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix.checkpoints import checkpoint_files
+from pytest_sweep.matrix.ray import inbox as ray_inbox
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
+from pytest_sweep.matrix.ray.shipping import DEPTH, PIECE, Download, over_limit, pieces
 from pytest_sweep.matrix.remote.protocol import (
     NodeLost,
     PutEvent,
@@ -53,6 +64,19 @@ from pytest_sweep.matrix.runner import one_line
 STOP_SECONDS = 30.0
 #: ``(worker id, worker count, token, test run id) -> the actor's spec`` (see ``SweepWorker``).
 WorkerSpec = Callable[[str, int, str, str], dict[str, Any]]
+
+
+@dataclass
+class Shipment:
+    """A finished trial's files on their way from its actor (the report waits for them)."""
+
+    worker: str
+    nodeid: str
+    trial_dir: str | None
+    result: dict[str, Any]
+    todo: deque[tuple[Download, int, int]] = field(default_factory=deque)  # (file, offset, length) to request
+    files: list[Download] = field(default_factory=list)
+    asked: int = 0  # pieces requested and not yet in
 
 
 def probe(address: str, seconds: float = 5.0) -> str | None:
@@ -86,6 +110,12 @@ class ActorPool:
         self.handles: dict[str, Any] = {}  # every actor started, dead ones included
         self.node_ids: dict[str, str | None] = {}  # actor -> its Ray node, once ready
         self.inflight: dict[Any, tuple[str, str | None]] = {}  # object ref -> (actor, node id; None: ready())
+        self.trial_dirs: dict[str, str | None] = {}  # actor -> the trial folder of the item it runs
+        self.ships: set[str] = set()  # actors writing into a folder of their own
+        self.shipments: dict[str, Shipment] = {}  # actor -> its trial's files on the way
+        self.pieces: dict[Any, tuple[Shipment, Download, int]] = {}  # object ref -> (shipment, file, offset)
+        self.inbox: Any = None  # the CheckpointInbox actor, on this process's node
+        self.ship_limit = options.ray_ship_limit(config)
         self.count = 0
         self.actor_class: Any = None
         self.plan = ActorPlan(0, {})
@@ -121,6 +151,13 @@ class ActorPool:
         resources = self.plan.resources
         # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)
+        cloudpickle.register_pickle_by_value(ray_inbox)
+        here = ray.get_runtime_context().get_node_id()  # checkpoints stay with the controller: its node
+        self.inbox = ray.remote(
+            num_cpus=0,
+            max_restarts=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+        )(ray_inbox.CheckpointInbox).remote()
         self.actor_class = ray.remote(
             num_gpus=resources.get("GPU", 0),
             num_cpus=resources.get("CPU", 0),
@@ -143,14 +180,47 @@ class ActorPool:
     def spawn(self) -> str:
         self.count += 1
         worker = f"ray{self.count}"
-        handle = self.actor_class.remote(self.spec(worker, self.plan.count, self.token, self.testrunuid))
+        spec = self.spec(worker, self.plan.count, self.token, self.testrunuid)
+        spec.update(inbox=self.inbox, chunk=PIECE, ship_limit=self.ship_limit)
+        handle = self.actor_class.remote(spec)
         self.handles[worker] = handle
         self.inflight[handle.ready.remote()] = (worker, None)
         return worker
 
     # -- run ------------------------------------------------------------------------------
-    def submit(self, worker: str, nodeid: str) -> None:
+    def submit(self, worker: str, nodeid: str, trial_dir: str | None = None) -> None:
+        self.trial_dirs[worker] = trial_dir
+        if worker in self.ships and trial_dir is not None:
+            self.carry(worker, trial_dir)  # an actor runs its calls in order: before run()
         self.inflight[self.handles[worker].run.remote(nodeid)] = (worker, nodeid)
+
+    def carry(self, worker: str, trial_dir: str) -> None:
+        """Give an actor with a folder of its own the trial's newest checkpoint: from the inbox (its
+        earlier node died), else from the sweep folder (``--sweep-resume``)."""
+        handle = self.handles[worker]
+        try:
+            held = ray.get(self.inbox.describe.remote(trial_dir), timeout=60)
+        except (RayError, TimeoutError):
+            held = None
+        if held is not None:
+            rel, sizes = held
+            offset, total = 0, sum(sizes)
+            for index, size in enumerate(sizes):  # inbox to actor through Ray's object store
+                handle.accept.remote(rel, offset, self.inbox.chunk.remote(trial_dir, index), total)
+                offset += size
+            return
+        try:
+            newest = checkpoint_files(storage.sweep_path(self.sweep_dir, trial_dir))[:1]
+        except storage.UnsafePath:
+            return
+        for path in newest:
+            rel = path.relative_to(self.sweep_dir).as_posix()
+            size = path.stat().st_size
+            if self.ship_limit is not None and size > self.ship_limit:
+                return  # the trial starts over there rather than fail for an old checkpoint
+            with open(path, "rb") as fh:
+                for offset, length in pieces(size):
+                    handle.accept.remote(rel, offset, fh.read(length), size)
 
     def seed(self, worker: str, files: dict[str, bytes]) -> None:
         self.handles[worker].seed.remote(files)  # an actor runs its calls in order: before its first run()
@@ -158,14 +228,18 @@ class ActorPool:
     def kill(self, worker: str) -> None:
         for ref in [ref for ref, (owner, _) in self.inflight.items() if owner == worker]:
             del self.inflight[ref]
+        self.abandon(worker)
         ray.kill(self.handles[worker], no_restart=True)
 
     def poll(self, timeout: float) -> None:
-        if not self.inflight:
+        if not self.inflight and not self.pieces:
             return
-        done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        done, _ = ray.wait([*self.inflight, *self.pieces], num_returns=1, timeout=timeout)
         for ref in done:
-            self.settle(ref)
+            if ref in self.pieces:
+                self.arrive(ref)
+            else:
+                self.settle(ref)
 
     def settle(self, ref: Any) -> None:
         """The event for one finished call."""
@@ -177,21 +251,115 @@ class ActorPool:
                 self.putevent(WorkerStartFailed(worker, exc))
                 return
             self.node_ids[worker] = info.get("node_id")
+            if info.get("ship"):
+                self.ships.add(worker)
             self.putevent(WorkerReady(worker, info))
             return
         try:
             result = ray.get(ref)
-        except ActorUnavailableError as exc:
+        except RayError as exc:
+            self.lost(worker, nodeid, exc)
+        else:
+            self.ship(worker, nodeid, result)
+
+    def lost(self, worker: str, nodeid: str, exc: RayError) -> None:
+        """The event for a call of a trial's that raised (its ``run`` or the fetch of its files)."""
+        if isinstance(exc, ActorUnavailableError):
             self.putevent(WorkerUnresponsive(worker, nodeid, exc))
-        except RayActorError as exc:
+        elif isinstance(exc, RayActorError):
             lost = WorkerCrashed if self.node_alive(worker) else NodeLost
             self.putevent(lost(worker, nodeid, exc))
-        except RayError as exc:  # an error in the actor's own code
+        else:  # an error in the actor's own code
             self.putevent(WorkerError(worker, nodeid, exc))
-        else:
-            self.putevent(
-                TrialReport(worker, nodeid, result.get("reports", []), result.get("files"), result.get("error"))
-            )
+
+    # -- files crossing the wire (shipping.py) ------------------------------------------------
+    def ship(self, worker: str, nodeid: str, result: dict[str, Any]) -> None:
+        """A trial's ``run`` returned: fetch its files (from a node-local folder), then report it."""
+        files: list[tuple[str, int]] = [(str(rel), int(size)) for rel, size in result.get("files") or []]
+        trial_dir = self.trial_dirs.pop(worker, None)
+        refused = over_limit(files, self.ship_limit)
+        shipment = Shipment(worker, nodeid, trial_dir, result)
+        if refused is None:
+            for rel, size in files:
+                try:
+                    download = Download(self.sweep_dir, rel, size)
+                except storage.UnsafePath:
+                    continue  # never outside the sweep folder: no "..", no link on the way
+                shipment.files.append(download)
+                shipment.todo.extend((download, offset, length) for offset, length in pieces(size))
+        self.shipments[worker] = shipment
+        self.request(shipment)
+        if not shipment.asked:
+            self.delivered(shipment, refused)
+
+    def request(self, shipment: Shipment) -> None:
+        handle = self.handles[shipment.worker]
+        while shipment.todo and shipment.asked < DEPTH:
+            download, offset, length = shipment.todo.popleft()
+            self.pieces[handle.read.remote(download.rel, offset, length)] = (shipment, download, offset)
+            shipment.asked += 1
+
+    def arrive(self, ref: Any) -> None:
+        """One piece of a shipped file came back: written in place; the report once all are in."""
+        shipment, download, offset = self.pieces.pop(ref)
+        shipment.asked -= 1
+        try:
+            data = ray.get(ref)
+        except RayError as exc:  # the actor (or its node) died before its files were in
+            self.abandon(shipment.worker)
+            self.lost(shipment.worker, shipment.nodeid, exc)
+            return
+        download.write(offset, data)
+        self.request(shipment)
+        if not shipment.asked:
+            self.delivered(shipment, None)
+
+    def delivered(self, shipment: Shipment, refused: str | None) -> None:
+        del self.shipments[shipment.worker]
+        error = refused
+        for download in shipment.files:
+            try:
+                download.finish()
+            except OSError as exc:
+                error = error or f"its file {download.rel} could not be written here ({exc.strerror or exc})"
+        if shipment.trial_dir is not None and self.inbox is not None:
+            self.inbox.drop.remote(shipment.trial_dir)  # its own files came back: checkpoints included
+        result = shipment.result
+        self.putevent(
+            TrialReport(shipment.worker, shipment.nodeid, result.get("reports", []), result.get("error"), refused=error)
+        )
+
+    def abandon(self, worker: str) -> None:
+        """The worker's files will not come: their temp files go."""
+        shipment = self.shipments.pop(worker, None)
+        if shipment is None:
+            return
+        for ref in [ref for ref, (s, _, _) in self.pieces.items() if s is shipment]:
+            del self.pieces[ref]
+        for download in shipment.files:
+            download.abandon()
+
+    def drain(self) -> None:
+        """The run ends: checkpoints still in the inbox (trials preempted, interrupted or lost for
+        good on a node without the sweep folder) go into the sweep folder, for ``--sweep-resume``."""
+        try:
+            for folder in ray.get(self.inbox.folders.remote(), timeout=60):
+                held = ray.get(self.inbox.describe.remote(folder), timeout=60)
+                if held is None:
+                    continue
+                rel, sizes = held
+                download = Download(self.sweep_dir, rel, sum(sizes))
+                offset = 0
+                try:
+                    for index, size in enumerate(sizes):
+                        download.write(offset, ray.get(self.inbox.chunk.remote(folder, index), timeout=600))
+                        offset += size
+                    download.finish()
+                except BaseException:
+                    download.abandon()
+                    raise
+        except (RayError, TimeoutError, OSError):
+            pass  # a checkpoint is a cache of work: the trial starts over
 
     def node_alive(self, worker: str) -> bool:
         node_id = self.node_ids.get(worker)
@@ -210,6 +378,10 @@ class ActorPool:
         """
         if not self.connected:
             return
+        for worker in list(self.shipments):
+            self.abandon(worker)
+        if self.inbox is not None:
+            self.drain()
         try:
             finishing = [self.handles[worker].stop.remote(STOP_SECONDS) for worker in finish]
             if finishing:
@@ -217,7 +389,7 @@ class ActorPool:
         except RayError:
             pass
         finally:
-            for handle in self.handles.values():
+            for handle in [*self.handles.values(), *([self.inbox] if self.inbox is not None else [])]:
                 try:
                     ray.kill(handle, no_restart=True)
                 except (RayError, ValueError):

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import pytest
 
-from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix import options
 from pytest_sweep.matrix.remote.protocol import (
     Connect,
     Dispatcher,
@@ -90,6 +90,17 @@ def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
             record = json.loads(value)
             record.update(fields)
             props[i] = (key, json.dumps(record))
+
+
+def refuse(reports: list[dict[str, Any]], why: str) -> list[dict[str, Any]]:
+    """A trial's reports, failed with ``why`` (its files did not reach the sweep folder); the record
+    keeps what the trial measured."""
+    for data in reports:
+        annotate(data, {"status": "failed", "error": why})
+        if data.get("when") == "call":
+            data["outcome"] = "failed"
+            data["longrepr"] = why
+    return reports
 
 
 @dataclass
@@ -287,9 +298,9 @@ class BackendLoop:
         worker.nodeid = None
         if event.error is not None:
             self.fail(nodeid, event.error, "", self.fields(nodeid, worker))
+        elif event.refused is not None:
+            self.feed(nodeid, refuse(event.reports, event.refused), self.fields(nodeid, worker))
         else:
-            if event.files:
-                self.write_files(event.files)
             self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         self.idle.append(worker)
 
@@ -364,7 +375,8 @@ class BackendLoop:
             worker = self.idle.pop(0)
             worker.nodeid = self.pending.popleft()
             worker.started = self.clock()
-            self.dispatcher.submit(worker.id, worker.nodeid)
+            trial = getattr(self.items[worker.nodeid], "trial", None)
+            self.dispatcher.submit(worker.id, worker.nodeid, None if trial is None else str(trial.folder))
 
     def spawn(self) -> str:
         worker_id = self.dispatcher.spawn()
@@ -478,16 +490,6 @@ class BackendLoop:
         item.ihook.pytest_runtest_logstart(nodeid=nodeid, location=item.location)
         item.ihook.pytest_runtest_logreport(report=report)
         item.ihook.pytest_runtest_logfinish(nodeid=nodeid, location=item.location)
-
-    def write_files(self, files: dict[str, bytes]) -> None:
-        """Trial files shipped from a node that cannot see the sweep folder, written as the runner
-        writes its own (atomically)."""
-        for rel, data in files.items():
-            try:  # never outside the sweep folder: no "..", no absolute path, no link on the way
-                target = storage.sweep_path(self.controller.dir, *rel.split("/"))
-            except storage.UnsafePath:
-                continue
-            storage.write_bytes_atomic(target, data)
 
     def finished_files(self) -> dict[str, bytes]:
         """``--sweep-resume`` from a node-local folder: the finished trials' metrics to seed it with."""

@@ -53,15 +53,15 @@ class WorkerStartFailed:
 
 @dataclass(frozen=True)
 class TrialReport:
-    """``reports``: the item's reports as ``pytest_report_to_serializable`` made them; ``files``:
-    trial files shipped back (``relative path -> bytes``), or None; ``error``: why the worker did not
-    run the item (then there are no reports)."""
+    """``reports``: the item's reports as ``pytest_report_to_serializable`` made them; ``error``: why
+    the worker did not run the item (then there are no reports); ``refused``: why the trial's files
+    did not reach the sweep folder (a file over ``--sweep-ray-ship-limit``): the trial fails with it."""
 
     worker: str
     nodeid: str
     reports: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, bytes] | None = None
     error: str | None = None
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,8 +134,9 @@ class Dispatcher(Protocol):
         """Start one more worker; :class:`WorkerReady` or :class:`WorkerStartFailed` follows."""
         ...
 
-    def submit(self, worker: str, nodeid: str) -> None:
-        """Hand an idle, ready worker one trial; one trial event about it follows."""
+    def submit(self, worker: str, nodeid: str, trial_dir: str | None = None) -> None:
+        """Hand an idle, ready worker one trial (in the sweep folder's ``trial_dir``, None for an item
+        that is not a trial); one trial event about it follows, once its files are in."""
         ...
 
     def seed(self, worker: str, files: dict[str, bytes]) -> None:
