@@ -62,7 +62,17 @@ def parse_float(text: str) -> float:
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?b|b)?", re.IGNORECASE)
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_size(text: str) -> int | None:
@@ -383,7 +393,9 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")
     parser.addini("sweep_ray_node_retries", "Re-runs of a trial whose Ray node died", default="1")
     parser.addini("sweep_ray_ship_files", "Ship trial files back to the controller (bool)", type="bool", default=False)
-    parser.addini("sweep_ray_ship_limit", "Largest file shipped between a Ray node and the controller (or off)", default="off")
+    parser.addini(
+        "sweep_ray_ship_limit", "Largest file shipped between a Ray node and the controller (or off)", default="off"
+    )
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")

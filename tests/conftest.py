@@ -98,7 +98,9 @@ class RayCluster:
 
     A head without GPUs and two nodes with ``num_gpus=1`` each (Ray hands out GPU ids; nothing
     touches a device), with short health checks so that a removed node is declared dead within
-    seconds.  Inner pytest runs reach it through ``RAY_ADDRESS`` (:attr:`env`).
+    seconds.  Inner pytest runs reach it through ``RAY_ADDRESS`` (:attr:`env`).  Each GPU node has
+    a temp folder of its own (``TMPDIR`` of its processes, :attr:`node_temps`), as separate
+    machines do: an actor's node-local sweep folder is there.
     """
 
     #: a node is dead after 5 missed checks 1 s apart (short, yet tolerant of a busy 2-core machine)
@@ -118,6 +120,7 @@ class RayCluster:
             head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False, "_system_config": self.HEALTH},
         )
         self.gpu_nodes: list[Any] = []
+        self.node_temps: list[Path] = []
         self.add_gpu_node()
         self.add_gpu_node()
 
@@ -130,7 +133,10 @@ class RayCluster:
         return {"RAY_ADDRESS": self.address}
 
     def add_gpu_node(self) -> Any:
-        node = self.cluster.add_node(num_cpus=1, num_gpus=1)
+        temp = self.temp_dir / f"node-tmp-{len(self.node_temps) + 1}"
+        temp.mkdir()
+        self.node_temps.append(temp)
+        node = self.cluster.add_node(num_cpus=1, num_gpus=1, env_vars={"TMPDIR": str(temp)})
         self.gpu_nodes.append(node)
         return node
 

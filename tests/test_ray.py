@@ -7,6 +7,7 @@ LeNet-5 on the offline digits data or a few seconds of pure-Python work, on one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -30,9 +31,13 @@ pytestmark = pytest.mark.ray
 # The inner runs' own plugin: what goes wrong in a trial, and a line per training (trial, worker,
 # Ray node, the GPU ids it sees).  "*_once" faults strike the first run of a trial only.
 FAULTS = """\
+import hashlib
 import os
+import random
+import resource
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,7 +45,7 @@ import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "big", "big_checkpoint")
 
 
 @pytest.hookimpl
@@ -48,7 +53,64 @@ def pytest_sweep_declare_symbols():
     return [
         Symbol("CONFIG_FAULT", "str", "none", "What goes wrong in the trial", choices=FAULTS),
         Symbol("CONFIG_FAULT_SPIN", "float", 0.0, "Seconds of pure-Python work instead of training"),
+        Symbol("CONFIG_FAULT_MIB", "float", 0.0, "MiB the big faults write"),
     ]
+
+
+def where(trial, ctx):
+    with open(HERE / "dirs.txt", "a") as fh:
+        fh.write(f"{trial.name} {ctx.dir}\\n")
+
+
+class Big:
+    # CONFIG_FAULT_MIB MiB of pseudo-random bytes in its trial folder, written 1 MiB at a time; the
+    # hash goes beside the project (the same path on every node)
+
+    def run(self, trial, ctx):
+        where(trial, ctx)
+        digest, rng = hashlib.sha256(), random.Random(trial.name)
+        left = int(trial["CONFIG_FAULT_MIB"] * 2**20)
+        with open(ctx.dir / "big.bin", "wb") as fh:
+            while left:
+                block = rng.randbytes(min(left, 2**20))
+                digest.update(block)
+                fh.write(block)
+                left -= len(block)
+        (HERE / f"{trial.name}.sha256").write_text(digest.hexdigest())
+        return {"test_acc": 1.0}
+
+
+class BigCheckpoint:
+    def run(self, trial, ctx):
+        where(trial, ctx)
+        ctx.load_checkpoint()
+        ctx.epoch_ended({"epoch": 1, "test_acc": 1.0})
+        ctx.save_checkpoint({"blob": bytes(int(trial["CONFIG_FAULT_MIB"] * 2**20))})
+        return {"test_acc": 1.0}
+
+
+PEAK = {"RssAnon": 0, "RssShmem": 0}
+
+
+def sample():
+    while True:  # the controller's own memory and the shared memory it maps (Ray's object store), in KiB
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in PEAK:
+                    PEAK[key] = max(PEAK[key], int(value.split()[0]))
+        time.sleep(0.02)
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        threading.Thread(target=sample, daemon=True).start()
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):  # the controller's peaks (KiB)
+        with open(HERE / "controller_rss.txt", "a") as fh:
+            fh.write(f"{PEAK['RssAnon']} {PEAK['RssShmem']} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
 
 
 class Spinner:
@@ -66,6 +128,7 @@ class Epochs:
     # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes)
 
     def run(self, trial, ctx):
+        where(trial, ctx)
         state = ctx.load_checkpoint() or {"epoch": 0, "acc": 0.0}
         epoch, acc = state["epoch"], state["acc"]
         while epoch < 4:
@@ -86,6 +149,10 @@ def pytest_sweep_make_trainer(trial, config):
         return Epochs()
     if trial["CONFIG_FAULT"] == "slow":
         return Spinner(60)
+    if trial["CONFIG_FAULT"] == "big":
+        return Big()
+    if trial["CONFIG_FAULT"] == "big_checkpoint":
+        return BigCheckpoint()
     if trial["CONFIG_FAULT_SPIN"]:
         return Spinner(trial["CONFIG_FAULT_SPIN"])
     return None
@@ -392,12 +459,15 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
 
 
+@pytest.mark.parametrize("ship", [(), ("--sweep-ray-ship-files",)], ids=["shared", "shared-nothing"])
 def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
-    ray_sweep: SweepPytester, ray_cluster: RayCluster
+    ray_sweep: SweepPytester, ray_cluster: RayCluster, ship: tuple[str, ...]
 ) -> None:
-    """The folder is shared (one machine), so the trial's checkpoint is where the other node looks."""
+    """Shared: the trial's checkpoint is in the sweep folder, where the other node looks.  Shared
+    nothing: each actor writes into its node's own temp folder, each checkpoint goes to the
+    controller's inbox as it is written, and the trial's next node gets it from there."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
-    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider", *ship)
     try:
         lost = wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)
         ray_cluster.remove_gpu_node(lost)
@@ -417,7 +487,81 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     assert record["test_acc"] == acc  # the same as an uninterrupted run
     epochs = [line.split() for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
     assert [(e, node == lost) for _, e, node in epochs] == [("1", True), ("2", True), ("3", False), ("4", False)]
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    dirs = trial_dirs(ray_sweep.path)
+    assert [name for name, _ in dirs] == ["config_002", "config_002"]  # the first run and the requeued one
+    if ship:  # neither run wrote into the controller's folder: each into its node's own
+        assert [node_temp(ray_cluster, d) is not None for _, d in dirs] == [True, True], dirs
+        assert node_temp(ray_cluster, dirs[0][1]) != node_temp(ray_cluster, dirs[1][1])
+    trial = sweep_dir / record["trial_dir"]
+    assert sorted(p.name for p in trial.iterdir()) == ["config.txt", "output.log", "training_metrics.json"]
+    assert "continuing from checkpoint checkpoints/checkpoint-000002-epoch2.ckpt" in (trial / "output.log").read_text()
+    assert not list(sweep_dir.glob("**/.*"))  # no temp file, no token
     assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+
+def trial_dirs(path: Path) -> list[tuple[str, Path]]:
+    """``(trial, the folder its trainer wrote into)`` per training by the big and checkpoint faults."""
+    log = path / "dirs.txt"
+    return [(n, Path(d)) for n, d in (line.split(" ", 1) for line in log.read_text().splitlines())]
+
+
+def node_temp(cluster: RayCluster, folder: Path) -> int | None:
+    """Which simulated node's own temp folder ``folder`` is in (its number), or None."""
+    return next((i + 1 for i, temp in enumerate(cluster.node_temps) if folder.is_relative_to(temp)), None)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def test_a_100_mib_trial_file_crosses_the_wire_and_one_over_the_limit_fails_its_trial(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """Shared nothing: every actor writes into its node's temp folder and ships the trial's files back."""
+    ship = ("-p", "no:cacheprovider", "--sweep-ray-ship-files")
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_MIB=100\nCONFIG_FAULT=none|big\n", name="range")
+    result, records = run(ray_sweep, *RAY, *ship, out="big")
+    result.assert_outcomes(passed=2)
+    big = ray_sweep.only_sweep_dir(ray_sweep.path / "big") / records["config_002"]["trial_dir"] / "big.bin"
+    assert big.stat().st_size == 100 * 2**20
+    assert sha256(big) == (ray_sweep.path / "config_002.sha256").read_text()
+    ((name, written),) = trial_dirs(ray_sweep.path)
+    assert name == "config_002" and node_temp(ray_cluster, written) is not None, written
+    assert not list(big.parent.parent.glob("**/.*"))  # no temp file left
+    rss_big = [int(n) for n in (ray_sweep.path / "controller_rss.txt").read_text().splitlines()[-1].split()]
+
+    # a 2 MiB file and a 2 MiB checkpoint over a 1 MiB limit: those trials fail, naming them
+    ray_sweep.range_config(
+        "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_MIB=2\nCONFIG_FAULT=none|big|big_checkpoint\n", name="range"
+    )
+    limited, records = run(ray_sweep, *RAY, *ship, "--sweep-ray-ship-limit=1MiB", out="limited")
+    limited.assert_outcomes(passed=1, failed=2)
+    assert records["config_001"]["status"] == "passed"
+    over, checkpoint = records["config_002"], records["config_003"]
+    assert (over["status"], over["error"]) == (
+        "failed",
+        f"trial file {over['trial_dir']}/big.bin is 2 MiB (2097152 bytes), over --sweep-ray-ship-limit (1 MiB): "
+        "not shipped to the controller; raise the limit or write less",
+    )
+    assert over["test_acc"] == 1.0  # what it measured stays in its record
+    assert checkpoint["status"] == "failed"
+    assert checkpoint["error"].startswith(
+        f"checkpoint after 1 epoch not shipped: {checkpoint['trial_dir']}/checkpoints/checkpoint-000001-epoch1.ckpt "
+        "is 2097"
+    ), checkpoint["error"]
+    assert checkpoint["error"].endswith(" bytes, over --sweep-ray-ship-limit (1048576 bytes)")
+    limited_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "limited")
+    assert not list(limited_dir.glob("**/big.bin")) and not list(limited_dir.glob("**/.*"))
+    assert "Traceback" not in limited.stdout.str()
+    # the controller never held the 100 MiB file whole: its peak memory is within 64 MiB of this run's
+    rss_small = [int(n) for n in (ray_sweep.path / "controller_rss.txt").read_text().splitlines()[-1].split()]
+    print(f"controller peaks (anon, shmem, maxrss KiB): {rss_big} with the 100 MiB file, {rss_small} without")
+    assert rss_big[0] - rss_small[0] < 64 * 1024, (rss_big, rss_small)
 
 
 def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:

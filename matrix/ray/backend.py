@@ -43,8 +43,13 @@ def check_usage(config: pytest.Config) -> None:
         )
     if config.option.usepdb:
         raise pytest.UsageError("--pdb is incompatible with distributing tests; try --sweep-backend=serial")
-    for setting in (options.ray_address, options.ray_cpus_per_trial, options.ray_node_retries, options.ray_ship_files,
-                    options.ray_ship_limit):
+    for setting in (
+        options.ray_address,
+        options.ray_cpus_per_trial,
+        options.ray_node_retries,
+        options.ray_ship_files,
+        options.ray_ship_limit,
+    ):
         setting(config)  # a bad value fails now, not after connecting
     try:
         import ray  # noqa: F401

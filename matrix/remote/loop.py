@@ -92,15 +92,14 @@ def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
             props[i] = (key, json.dumps(record))
 
 
-def refuse(reports: list[dict[str, Any]], why: str) -> list[dict[str, Any]]:
-    """A trial's reports, failed with ``why`` (its files did not reach the sweep folder); the record
+def refuse(reports: list[dict[str, Any]], why: str) -> None:
+    """Fail a trial's reports with ``why`` (its files did not reach the sweep folder); the record
     keeps what the trial measured."""
     for data in reports:
         annotate(data, {"status": "failed", "error": why})
         if data.get("when") == "call":
             data["outcome"] = "failed"
             data["longrepr"] = why
-    return reports
 
 
 @dataclass
@@ -299,7 +298,11 @@ class BackendLoop:
         if event.error is not None:
             self.fail(nodeid, event.error, "", self.fields(nodeid, worker))
         elif event.refused is not None:
-            self.feed(nodeid, refuse(event.reports, event.refused), self.fields(nodeid, worker))
+            if any(data.get("outcome") == "failed" for data in event.reports):  # it failed for its own reason
+                self.say(f"sweep: {self.name(nodeid)}: {event.refused}", yellow=True)
+            else:
+                refuse(event.reports, event.refused)
+            self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         else:
             self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         self.idle.append(worker)
