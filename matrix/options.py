@@ -61,7 +61,7 @@ def parse_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?b|b)?", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+) *([kmgt]i?b|b)?", re.IGNORECASE | re.ASCII)
 _UNITS = {
     "b": 1,
     "kb": 10**3,

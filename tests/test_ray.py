@@ -45,7 +45,8 @@ import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "big", "big_checkpoint")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "big", "big_checkpoint",
+          "checkpoint_fail_once")
 
 
 @pytest.hookimpl
@@ -125,7 +126,7 @@ class Spinner:
 
 
 class Epochs:
-    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes)
+    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes), or fails
 
     def run(self, trial, ctx):
         where(trial, ctx)
@@ -139,13 +140,15 @@ class Epochs:
             ctx.epoch_ended({"epoch": epoch, "test_acc": acc})
             ctx.save_checkpoint({"epoch": epoch, "acc": acc})
             if epoch == 2 and first_time(trial):
+                if trial["CONFIG_FAULT"] == "checkpoint_fail_once":
+                    raise TrialFailed("failed after epoch 2 on purpose")
                 time.sleep(300)  # until the test takes its node away
         return {"test_acc": acc}
 
 
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
-    if trial["CONFIG_FAULT"] == "checkpoint_hold_once":
+    if trial["CONFIG_FAULT"] in ("checkpoint_hold_once", "checkpoint_fail_once"):
         return Epochs()
     if trial["CONFIG_FAULT"] == "slow":
         return Spinner(60)
@@ -573,3 +576,32 @@ def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: Sw
     sizes = [r["CONFIG_BATCH_SIZE"] for r in records.values()]
     assert len(set(sizes)) == 3  # no configuration twice
     assert {r["search"] for r in records.values()} == {"random"}
+
+
+def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sweep_folder(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """A trial fails after its second epoch's checkpoint: its files, checkpoint included, come back
+    to the sweep folder; ``--sweep-resume`` sends that checkpoint to the node that runs it again."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_fail_once\n", name="range")
+    ship = (*RAY, "-p", "no:cacheprovider", "--sweep-ray-ship-files")
+    first, records = run(ray_sweep, *ship)
+    first.assert_outcomes(passed=1, failed=1)
+    assert records["config_002"]["error"] == "failed after epoch 2 on purpose"
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    trial = sweep_dir / records["config_002"]["trial_dir"]
+    assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume")
+    resumed.assert_outcomes(passed=2)
+    record = records["config_002"]
+    assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    acc = 0.0
+    for epoch in range(1, 5):
+        acc = acc * 0.5 + epoch
+    assert record["test_acc"] == acc
+    epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
+    dirs = trial_dirs(ray_sweep.path)
+    assert [node_temp(ray_cluster, d) is not None for _, d in dirs] == [True, True], dirs
+    assert not (trial / "checkpoints").exists()  # it completed: its checkpoints go, there and here
+    assert not list(sweep_dir.glob("**/.*"))

@@ -42,7 +42,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pytest_sweep.matrix import options, storage
-from pytest_sweep.matrix.checkpoints import checkpoint_files
+from pytest_sweep.matrix.checkpoints import FOLDER, checkpoint_files
 from pytest_sweep.matrix.ray import inbox as ray_inbox
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
@@ -152,12 +152,11 @@ class ActorPool:
         # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)
         cloudpickle.register_pickle_by_value(ray_inbox)
-        here = ray.get_runtime_context().get_node_id()  # checkpoints stay with the controller: its node
-        self.inbox = ray.remote(
-            num_cpus=0,
-            max_restarts=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-        )(ray_inbox.CheckpointInbox).remote()
+        # checkpoints stay with the controller: on its node (Ray's stubs do not list this strategy)
+        here: Any = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.inbox = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(
+            ray_inbox.CheckpointInbox
+        ).remote()
         self.actor_class = ray.remote(
             num_gpus=resources.get("GPU", 0),
             num_cpus=resources.get("CPU", 0),
@@ -324,10 +323,27 @@ class ActorPool:
                 error = error or f"its file {download.rel} could not be written here ({exc.strerror or exc})"
         if shipment.trial_dir is not None and self.inbox is not None:
             self.inbox.drop.remote(shipment.trial_dir)  # its own files came back: checkpoints included
+        if shipment.trial_dir is not None and refused is None:
+            self.prune(shipment.trial_dir, {download.rel for download in shipment.files})
         result = shipment.result
         self.putevent(
             TrialReport(shipment.worker, shipment.nodeid, result.get("reports", []), result.get("error"), refused=error)
         )
+
+    def prune(self, trial_dir: str, shipped: set[str]) -> None:
+        """Checkpoints here that the trial's node no longer has (it completed, or kept only newer
+        ones) go, as they would from a shared folder."""
+        try:
+            folder = storage.sweep_path(self.sweep_dir, trial_dir)
+        except storage.UnsafePath:
+            return
+        for path in checkpoint_files(folder):
+            if path.relative_to(self.sweep_dir).as_posix() not in shipped:
+                path.unlink(missing_ok=True)
+        try:
+            (folder / FOLDER).rmdir()
+        except OSError:
+            pass  # files remain, or none was there
 
     def abandon(self, worker: str) -> None:
         """The worker's files will not come: their temp files go."""

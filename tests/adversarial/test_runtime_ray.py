@@ -36,6 +36,12 @@ pytestmark = pytest.mark.usefixtures("ray_imported")
         ([], "sweep_ray_node_retries = 1.5", {}, "ERROR: ini value sweep_ray_node_retries = '1.5'*"),
         ([], "sweep_ray_node_retries = x", {}, "ERROR: ini value sweep_ray_node_retries = 'x'*"),
         ([], "sweep_ray_ship_files = maybe", {}, "ERROR: *sweep_ray_ship_files*"),
+        (["--sweep-ray-ship-limit=lots"], "", {}, "*--sweep-ray-ship-limit: 'lots' is not a size; give bytes with a unit (e.g. 100MiB, 2GiB) or off*"),
+        (["--sweep-ray-ship-limit=0"], "", {}, "*--sweep-ray-ship-limit: '0' must be at least 1 byte*"),
+        (["--sweep-ray-ship-limit=-5MiB"], "", {}, "*--sweep-ray-ship-limit: '-5MiB' is not a size*"),
+        (["--sweep-ray-ship-limit=2EiB"], "", {}, "*--sweep-ray-ship-limit: '2EiB' is not a size*"),
+        ([], "sweep_ray_ship_limit = 1e9", {}, "ERROR: ini value sweep_ray_ship_limit = '1e9': '1e9' is not a size*"),
+        ([], "sweep_ray_ship_limit = 99999999TiB", {}, "ERROR: ini value sweep_ray_ship_limit = '99999999TiB': *at most 1 EiB*"),
         (["--pdb"], "", {}, "ERROR: --pdb is incompatible with distributing tests*"),
         (["--sweep-ray-address=127.0.0.1:1"], "", {}, "ERROR: --sweep-ray-address=127.0.0.1:1: nothing answers there*"),
     ],
@@ -70,3 +76,26 @@ def test_ray_collect_only_needs_no_cluster(sweep_pytester: SweepPytester, monkey
     rc = write_toy(sweep_pytester.pytester, "CONFIG_TOY_Q=1|2\n")
     result = sweep_pytester.run(f"--range-config={rc}", RAY, "--collect-only", "-q")
     assert result.ret == 0 and "2 tests collected" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("100MiB", 100 * 2**20), ("2GiB", 2 * 2**30), ("1.5GB", 1_500_000_000), ("4096", 4096), (" 12 kib ", 12288),
+     ("off", None), ("OFF", None), ("1b", 1)],
+)  # fmt: skip
+def test_ship_limit_sizes(text: str, size: int | None) -> None:
+    from pytest_sweep.matrix.options import parse_size
+
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    "text", ["", "MiB", "1e9", "-1", "0", "0.4", "nan", "inf", "1 PiB", "5 MiBs", "1_000", "１MiB"]
+)
+def test_a_hostile_ship_limit_is_refused_with_the_fix(text: str) -> None:
+    import argparse
+
+    from pytest_sweep.matrix.options import parse_size
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"is not a size|must be at least 1 byte"):
+        parse_size(text)
