@@ -26,6 +26,7 @@ from pytest_sweep.matrix.remote.protocol import (
     PutEvent,
     Startup,
     TrialReport,
+    TrialReturned,
     WorkerCrashed,
     WorkerError,
     WorkerInfo,
@@ -65,7 +66,8 @@ class Scripted:
     (never returns), ``sigterm`` / ``ctrl-c`` (the controller gets one meanwhile).  ``start`` lists
     what each new worker does while starting: ``ready`` or ``die``.  A worker with a folder of its
     own (``ship``) delivers its trial's metrics file into the sweep folder, as the Ray pool does;
-    ``refused``: its files were not shipped (one over ``--sweep-ray-ship-limit``).
+    ``refused``: its files were not shipped (one over ``--sweep-ray-ship-limit``); ``ship_slowly``:
+    it returns, and its files take a minute on the loop's clock to arrive.
     """
 
     def __init__(self, harness: Harness, putevent: PutEvent) -> None:
@@ -75,6 +77,7 @@ class Scripted:
         self.starting: list[str] = []
         self.running: dict[str, str] = {}  # worker -> node id
         self.attempts: Counter[str] = Counter()
+        self.shipping: dict[str, str] = {}  # worker -> node id whose files are on the way
         self.count = 0
 
     def start(self, items: int) -> Startup:
@@ -116,6 +119,11 @@ class Scripted:
             else:
                 self.putevent(WorkerReady(worker, self.info(worker)))
             return
+        if self.shipping:
+            worker, nodeid = self.shipping.popitem()
+            self.harness.clock.now += 60.0  # a large file crossing
+            self.putevent(self.ran(worker, nodeid, "pass"))
+            return
         returning = [(worker, nodeid) for worker, nodeid in self.running.items() if self.outcome(nodeid) != "hang"]
         if not returning:  # nothing happens within the timeout
             self.harness.clock.now += timeout
@@ -133,6 +141,10 @@ class Scripted:
             os.kill(os.getpid(), signal.SIGTERM)  # the sweep plugin's handler raises here
         if what == "ctrl-c":
             raise KeyboardInterrupt
+        if what == "ship_slowly":
+            self.shipping[worker] = nodeid
+            self.putevent(TrialReturned(worker, nodeid))
+            return
         events = {
             "crash": WorkerCrashed(worker, nodeid, lost),
             "node": NodeLost(worker, nodeid, lost),
@@ -360,6 +372,14 @@ def test_a_trial_that_does_not_return_past_its_timeout_is_killed(sweep: SweepPyt
     assert not [c for c in harness.calls if c[0] == "hang"]  # it never returned: only the kill ended it
     assert harness.calls[-1] == ("close", ["fake1"])  # no trial waited: no replacement
     assert [c[0] for c in harness.calls].count("spawn") == 2
+
+
+def test_files_that_take_long_to_cross_are_not_a_timeout(sweep: SweepPytester) -> None:
+    harness = Harness({"config_002": ["ship_slowly"]}, workers=1)
+    result, records = run(sweep, harness, "--sweep-trial-timeout=2")
+    result.assert_outcomes(passed=4)
+    assert records["config_002"]["status"] == "passed"
+    assert not [c for c in harness.calls if c[0] == "kill"]
 
 
 def test_workers_that_die_while_starting_are_replaced_until_three_in_a_row(sweep: SweepPytester) -> None:

@@ -4,18 +4,19 @@ Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``; no plain 
 used, so ``max_retries`` never applies): what happens to a trial is the backend loop's decision
 (:mod:`pytest_sweep.matrix.remote.loop`), from the event this pool makes of what Ray reports:
 
-=============================================  =====================================
+=============================================  =======================================
 Ray's answer                                   event
-=============================================  =====================================
+=============================================  =======================================
 ``ready()`` returned                           ``WorkerReady``
 ``ready()`` raised (the actor died starting)   ``WorkerStartFailed``
-``run(nodeid)`` returned (and, from a node      ``TrialReport``
-without the sweep folder, its files arrived)
+``run(nodeid)`` returned, files to fetch       ``TrialReturned``, then ``TrialReport``
+                                               once every file is in
+``run(nodeid)`` returned, nothing to fetch     ``TrialReport``
 ``ActorUnavailableError``                      ``WorkerUnresponsive``
 ``RayActorError``, the actor's node alive      ``WorkerCrashed``
 ``RayActorError``, the actor's node dead       ``NodeLost``
 any other ``RayError``                         ``WorkerError``
-=============================================  =====================================
+=============================================  =======================================
 
 A node without the sweep folder ships the trial's files after ``run`` (:mod:`.shipping`) and each
 checkpoint as it is written (:mod:`.inbox`); a trial that runs again elsewhere gets its newest
@@ -52,6 +53,7 @@ from pytest_sweep.matrix.remote.protocol import (
     PutEvent,
     Startup,
     TrialReport,
+    TrialReturned,
     WorkerCrashed,
     WorkerError,
     WorkerReady,
@@ -290,6 +292,8 @@ class ActorPool:
         self.request(shipment)
         if not shipment.asked:
             self.delivered(shipment, refused)
+        else:
+            self.putevent(TrialReturned(worker, nodeid))
 
     def request(self, shipment: Shipment) -> None:
         handle = self.handles[shipment.worker]

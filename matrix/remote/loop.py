@@ -55,6 +55,7 @@ from pytest_sweep.matrix.remote.protocol import (
     NodeLost,
     TrialOverrun,
     TrialReport,
+    TrialReturned,
     WorkerCrashed,
     WorkerError,
     WorkerInfo,
@@ -110,6 +111,7 @@ class Worker:
     info: WorkerInfo | None = None  # None while it starts
     nodeid: str | None = None  # the item it runs; None while starting or idle
     started: float = 0.0  # when it was handed that item (the loop's clock)
+    returned: bool = False  # that item's run returned; its files are on the way
     alive: bool = True
 
     @property
@@ -244,6 +246,8 @@ class BackendLoop:
                 self.worker_ready(event)
             case WorkerStartFailed():
                 self.worker_start_failed(event)
+            case TrialReturned():
+                self.worker_returned(event)
             case TrialReport():
                 self.worker_report(event)
             case WorkerCrashed():
@@ -291,6 +295,11 @@ class BackendLoop:
             )
         starting = self.replace()
         self.say(f"sweep: worker {worker.id!r} died while starting ({one_line(event.error)}){starting}")
+
+    def worker_returned(self, event: TrialReturned) -> None:
+        worker = self.workers[event.worker]
+        if worker.nodeid == event.nodeid:
+            worker.returned = True  # its files cross now: past --sweep-trial-timeout's reach
 
     def worker_report(self, event: TrialReport) -> None:
         worker, nodeid = self.workers[event.worker], event.nodeid
@@ -378,6 +387,7 @@ class BackendLoop:
             worker = self.idle.pop(0)
             worker.nodeid = self.pending.popleft()
             worker.started = self.clock()
+            worker.returned = False
             trial = getattr(self.items[worker.nodeid], "trial", None)
             self.dispatcher.submit(worker.id, worker.nodeid, None if trial is None else str(trial.folder))
 
@@ -413,7 +423,7 @@ class BackendLoop:
             return POLL_SECONDS
         now = self.clock()
         limit = self.timeout + overrun_margin(self.timeout)
-        deadlines = [w.started + limit - now for w in self.workers.values() if w.nodeid]
+        deadlines = [w.started + limit - now for w in self.workers.values() if w.nodeid and not w.returned]
         return max(0.05, min([POLL_SECONDS, *deadlines]))
 
     def check_overruns(self) -> None:
@@ -423,7 +433,7 @@ class BackendLoop:
         now = self.clock()
         limit = self.timeout + overrun_margin(self.timeout)
         for worker in list(self.workers.values()):
-            if worker.nodeid is not None and now - worker.started > limit:
+            if worker.nodeid is not None and not worker.returned and now - worker.started > limit:
                 self.handle(TrialOverrun(worker.id, worker.nodeid, self.timeout, now - worker.started))
 
     def check_waiting(self) -> None:

@@ -8,6 +8,7 @@ loop's.  The loop adds one event of its own, :class:`TrialOverrun`, from its clo
 =============================  =============================================================
 :class:`WorkerReady`           a worker started and collected; ``info`` says where and what
 :class:`WorkerStartFailed`     a worker died before it was ready
+:class:`TrialReturned`         a worker's trial returned; its files are on the way (the report follows)
 :class:`TrialReport`           a worker ran a trial: its reports (or why it could not run it)
 :class:`WorkerCrashed`         a worker's process died during a trial; its node is alive
 :class:`NodeLost`              a worker's node died during a trial
@@ -49,6 +50,15 @@ class WorkerReady:
 class WorkerStartFailed:
     worker: str
     error: BaseException
+
+
+@dataclass(frozen=True)
+class TrialReturned:
+    """The trial ran to its end on the worker, whose files now cross to the controller: its time
+    limit no longer applies (a large file may take long); :class:`TrialReport` follows."""
+
+    worker: str
+    nodeid: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,7 @@ class TrialOverrun:
 Event = (
     WorkerReady
     | WorkerStartFailed
+    | TrialReturned
     | TrialReport
     | WorkerCrashed
     | NodeLost
