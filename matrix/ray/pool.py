@@ -193,6 +193,8 @@ class ActorPool:
         self.trial_dirs[worker] = trial_dir
         if worker in self.ships and trial_dir is not None:
             self.carry(worker, trial_dir)  # an actor runs its calls in order: before run()
+        elif trial_dir is not None and self.ships:  # it reads the sweep folder: put a lost node's checkpoint there
+            self.pull(trial_dir)
         self.inflight[self.handles[worker].run.remote(nodeid)] = (worker, nodeid)
 
     def carry(self, worker: str, trial_dir: str) -> None:
@@ -363,21 +365,31 @@ class ActorPool:
         """The run ends: checkpoints still in the inbox (trials preempted, interrupted or lost for
         good on a node without the sweep folder) go into the sweep folder, for ``--sweep-resume``."""
         try:
-            for folder in ray.get(self.inbox.folders.remote(), timeout=60):
-                held = ray.get(self.inbox.describe.remote(folder), timeout=60)
-                if held is None:
-                    continue
-                rel, sizes = held
-                download = Download(self.sweep_dir, rel, sum(sizes))
+            folders = ray.get(self.inbox.folders.remote(), timeout=60)
+        except (RayError, TimeoutError):
+            return
+        for folder in folders:
+            self.pull(folder)
+
+    def pull(self, trial_dir: str) -> None:
+        """The inbox's checkpoint of a trial, into its folder here (replacing older ones), piece by piece."""
+        try:
+            held = ray.get(self.inbox.describe.remote(trial_dir), timeout=60)
+            if held is None:
+                return
+            rel, sizes = held
+            download = Download(self.sweep_dir, rel, sum(sizes))
+            try:
                 offset = 0
-                try:
-                    for index, size in enumerate(sizes):
-                        download.write(offset, ray.get(self.inbox.chunk.remote(folder, index), timeout=600))
-                        offset += size
-                    download.finish()
-                except BaseException:
-                    download.abandon()
-                    raise
+                for index, size in enumerate(sizes):
+                    download.write(offset, ray.get(self.inbox.chunk.remote(trial_dir, index), timeout=600))
+                    offset += size
+                download.finish()
+            except BaseException:
+                download.abandon()
+                raise
+            self.prune(trial_dir, {rel})
+            self.inbox.drop.remote(trial_dir)
         except (RayError, TimeoutError, OSError):
             pass  # a checkpoint is a cache of work: the trial starts over
 
