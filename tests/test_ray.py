@@ -605,3 +605,38 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     assert [node_temp(ray_cluster, d) is not None for _, d in dirs] == [True, True], dirs
     assert not (trial / "checkpoints").exists()  # it completed: its checkpoints go, there and here
     assert not list(sweep_dir.glob("**/.*"))
+
+
+def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """SIGTERM: the actors, which see no sweep folder, do not hear it and are killed after the
+    grace period; the checkpoint a trial had sent to the controller's inbox is written into the
+    sweep folder, and ``--sweep-resume`` sends it to the node that continues the trial."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
+    ship = (*RAY, "-p", "no:cacheprovider", "--sweep-ray-ship-files")
+    proc = popen(ray_sweep, *ship)
+    try:
+        wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)  # after epoch 2's checkpoint
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 75
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    assert ray_sweep.records(sweep_dir)["config_002"]["status"] == "not_run"
+    (trial,) = sweep_dir.glob("config_002*")
+    assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume")
+    resumed.assert_outcomes(passed=2)
+    record = records["config_002"]
+    assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
+    assert not (trial / "checkpoints").exists()
+    assert not list(sweep_dir.glob("**/.*"))
