@@ -374,6 +374,14 @@ def addoption(parser: pytest.Parser) -> None:
         "folder is shared (it is done anyway on a node that cannot see the folder)",
     )
     group.addoption(
+        "--sweep-ray-verbose",
+        dest="sweep_ray_verbose",
+        action="store_true",
+        default=None,
+        help="Show Ray's own messages (connecting, the raylets' and GCS's warnings, the actors' "
+        "process output); default: silent, the sweep's lines say what happened",
+    )
+    group.addoption(
         "--sweep-ray-ship-limit",
         dest="sweep_ray_ship_limit",
         type=_size_arg,
@@ -396,6 +404,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "sweep_ray_ship_limit", "Largest file shipped between a Ray node and the controller (or off)", default="off"
     )
+    parser.addini("sweep_ray_verbose", "Show Ray's own messages (bool)", type="bool", default=False)
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
     parser.addini("sweep_minutes_per_trial", "Minutes per trial for the runtime estimate", default="")
@@ -569,14 +578,34 @@ def ray_node_retries(config: pytest.Config) -> int:
     return int(_ray_setting(config, "sweep_ray_node_retries", non_negative_int))
 
 
-def ray_ship_files(config: pytest.Config) -> bool:
-    opt = config.getoption("sweep_ray_ship_files")
+def _ray_flag(config: pytest.Config, name: str) -> bool:
+    opt = config.getoption(name)
     if opt is not None:
         return bool(opt)
     try:
-        return bool(config.getini("sweep_ray_ship_files"))
+        return bool(config.getini(name))
     except (ValueError, pytest.UsageError) as exc:  # pytest's own parsing of a bool ini value
-        raise pytest.UsageError(f"ini value sweep_ray_ship_files: {exc}; use true or false") from None
+        raise pytest.UsageError(f"ini value {name}: {exc}; use true or false") from None
+
+
+def ray_ship_files(config: pytest.Config) -> bool:
+    return _ray_flag(config, "sweep_ray_ship_files")
+
+
+def workers_per_gpu(config: pytest.Config) -> int:
+    """``--sweep-workers-per-gpu`` (the GPU plugin's option; 1 where it is not registered): on Ray,
+    actors per GPU, each reserving ``num_gpus=1/K``."""
+    per_gpu = config.getoption("sweep_workers_per_gpu", 1)
+    if per_gpu is None:
+        return 1
+    if per_gpu < 1:
+        raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
+    return int(per_gpu)
+
+
+def ray_verbose(config: pytest.Config) -> bool:
+    """``--sweep-ray-verbose`` (or the ini value): Ray's own messages reach the terminal."""
+    return _ray_flag(config, "sweep_ray_verbose")
 
 
 def ray_ship_limit(config: pytest.Config) -> int | None:

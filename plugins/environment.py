@@ -54,6 +54,7 @@ def resolved_options(config: pytest.Config) -> dict[str, Any]:
             "cpus_per_trial": options.ray_cpus_per_trial(config),
             "node_retries": options.ray_node_retries(config),
             "ship_files": options.ray_ship_files(config),
+            "verbose": options.ray_verbose(config),
         }
     for name in ("sweep_scheduler", "sweep_order", "sweep_metric"):
         try:

@@ -9,7 +9,8 @@ each worker gets ``cores // workers`` torch threads (at least 1), because two
 workers with all cores each ran 3x slower than with one thread each.
 
 Ray actors (``--sweep-backend=ray``) get no GPU list from here: Ray already sets each actor's
-``CUDA_VISIBLE_DEVICES`` and thread count, and nothing re-pins them.
+``CUDA_VISIBLE_DEVICES`` and thread count, and nothing re-pins them (``--sweep-workers-per-gpu K``
+starts K actors per GPU there, each reserving ``num_gpus=1/K``, as ``matrix/ray/plan.py`` plans them).
 
 Only in a sweep: another project's ``pytest -n 2`` keeps its workers' environment as it was, even
 where this plugin is registered (the entry point registers it only in a sweep anyway).
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.options import sweep_requested
+from pytest_sweep.matrix.options import sweep_requested, workers_per_gpu
 
 
 def visible_gpus(environ: dict[str, str] | None = None) -> list[str]:
@@ -88,9 +89,7 @@ def threads_for(workers: int, cores: int | None = None) -> int:
 def pytest_configure(config: pytest.Config) -> None:
     if not sweep_requested(config.option):
         return  # another project's run: its workers keep their GPUs and threads
-    per_gpu = config.getoption("sweep_workers_per_gpu")
-    if per_gpu < 1:
-        raise pytest.UsageError(f"--sweep-workers-per-gpu {per_gpu}: use a whole number of at least 1")
+    per_gpu = workers_per_gpu(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         return

@@ -37,7 +37,8 @@ def _gpu(parser: pytest.Parser) -> None:
         type=int,
         default=1,
         metavar="K",
-        help="Pack K xdist workers onto each GPU (small models); default 1",
+        help="Pack K xdist workers (or, with --sweep-backend=ray, K Ray actors of num_gpus=1/K) onto each GPU "
+        "(small models); default 1",
     )
 
 

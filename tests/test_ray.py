@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,14 +40,15 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "big", "big_checkpoint",
-          "checkpoint_fail_once")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn", "gather",
+          "big", "big_checkpoint", "checkpoint_fail_once")
 
 
 @pytest.hookimpl
@@ -182,6 +184,17 @@ def pytest_sweep_trial_started(trial):
     with open(HERE / "trainings.txt", "a") as fh:
         fh.write(f"{trial.name} {trial.worker} {node_id()} {os.environ.get('CUDA_VISIBLE_DEVICES', '-')}\\n")
     fault = trial["CONFIG_FAULT"]
+    if fault == "gather":  # until four workers run one trial each: where they are, which GPU ids Ray gave them
+        import ray
+
+        gpus = ",".join(str(i) for i in ray.get_gpu_ids())
+        (HERE / f"gather-{trial.worker}").write_text(f"{node_id()} {gpus}")
+        deadline = time.monotonic() + 120
+        while len(list(HERE.glob("gather-*"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if fault == "warn":
+        warnings.warn(f"{trial.name} warns on {trial.worker}", UserWarning)
+        print(f"{trial.name} writes to stderr on {trial.worker}", file=sys.stderr)
     if fault == "fail":
         raise TrialFailed("failed on purpose")
     if fault == "crash_once" and first_time(trial):
@@ -445,6 +458,7 @@ def test_a_node_lost_mid_trial_runs_its_trial_again_on_the_other_node(
         [f"worker '{first_worker}' on {again['node']} stopped answering"],
     )
     assert "config_002 runs again (1 of 1)" in out, out
+    assert not [line for line in out.splitlines() if RAY_LINE.search(line)], out  # the node's loss: our lines only
     assert "ALIVE" not in no_actor_alive(ray_cluster)
 
 
@@ -576,6 +590,92 @@ def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: Sw
     sizes = [r["CONFIG_BATCH_SIZE"] for r in records.values()]
     assert len(set(sizes)) == 3  # no configuration twice
     assert {r["search"] for r in records.values()} == {"random"}
+
+
+def test_actors_start_where_ray_imported_a_pytest_plugin_first_and_warnings_are_errors(
+    ray_sweep: SweepPytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's worker processes import starlette (its serializers), and with it anyio, whose
+    distribution has a pytest11 entry point: pytest cannot rewrite it in the actor's session."""
+    pytest.importorskip("fastapi")
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")  # anyio's plugin loads, here and on the actors
+    ray_sweep.pytester.makeini("[pytest]\nfilterwarnings =\n    error\n")
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|fail\n", name="range")
+    result = ray_sweep.pytester.runpytest_subprocess(
+        "--range-config=range", "--sweep-output=out", *RAY, "-p", "no:cacheprovider", timeout=300
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    records = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))
+    assert [(n, r["status"]) for n, r in records.items()] == [("config_001", "passed"), ("config_002", "failed")]
+    assert "already imported" not in result.stdout.str() + result.stderr.str()
+
+
+def test_an_actors_warnings_and_stderr_reach_the_controllers_report(ray_sweep: SweepPytester) -> None:
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=warn\nCONFIG_BATCH_SIZE=32|64\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=2, warnings=2)
+    workers = {name: record["worker"] for name, record in records.items()}
+    assert set(workers.values()) <= {"ray1", "ray2"}
+    # as a serial run shows them: the warnings summary, and each trial's captured stderr
+    result.stdout.fnmatch_lines(
+        [
+            "*= warnings summary =*",
+            "range::config_001*",
+            f"  *conftest.py:*: UserWarning: config_001 warns on {workers['config_001']}",
+            "*warnings.warn(*",
+        ]
+    )
+    result.stdout.fnmatch_lines([f"*config_002 warns on {workers['config_002']}"])
+    for name, worker in workers.items():
+        result.stdout.fnmatch_lines(["*- Captured stderr call -*", f"{name} writes to stderr on {worker}"])
+    # -s: what a trial writes to stderr past pytest's capture goes to the controller's stderr
+    uncaptured, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "-s", out="uncaptured")
+    uncaptured.assert_outcomes(passed=2, warnings=2)
+    for name, record in records.items():
+        assert f"{name} writes to stderr on {record['worker']}" in uncaptured.stderr.lines
+
+
+#: What Ray itself prints in the driver: its log lines (``2026-12-07 12:37:13,970\tINFO worker.py:1 --``,
+#: C++ ``[2026-12-07 12:37:13,970 E 123 456] core_worker.cc:``) and the raylets' error messages.
+RAY_LINE = re.compile(
+    r"\(raylet\)|(^|\[)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+(DEBUG|INFO|WARNING|ERROR|[DIWEF] )|Ray cluster at address"
+)
+
+
+def test_rays_own_messages_reach_the_terminal_only_with_sweep_ray_verbose(ray_sweep: SweepPytester) -> None:
+    # config_002 kills its actor's process: the raylet tells the driver, which prints it by default
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|crash_once\n", name="range")
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    assert records["config_002"]["error"].startswith("worker crashed: ")
+    terminal = result.stdout.str() + result.stderr.str()
+    assert not [line for line in terminal.splitlines() if RAY_LINE.search(line)], terminal
+
+    (ray_sweep.path / "crash_once-config_002").unlink()  # it crashes again
+    verbose, _ = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-ray-verbose", out="verbose")
+    verbose.assert_outcomes(passed=1, failed=1)
+    verbose.stderr.fnmatch_lines(["*Connecting to existing Ray cluster at address: *"])
+    verbose.stdout.fnmatch_lines(["*(raylet)* A worker died or was killed while executing a task*"])
+
+
+def test_k_workers_per_gpu_are_k_actors_sharing_each_gpu(ray_sweep: SweepPytester, ray_cluster: RayCluster) -> None:
+    """``--sweep-workers-per-gpu=2``: two actors of ``num_gpus=0.5`` on each one-GPU node, which Ray
+    gives the same GPU id; each trial waits until all four run one (the ``gather`` fault)."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=gather\nCONFIG_BATCH_SIZE=16|32|64|128\n", name="range")
+    per_gpu = ("--sweep-workers-per-gpu=2", "--sweep-ray-cpus-per-trial=0.5")  # a node has 1 CPU for 2 actors
+    result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", *per_gpu)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["sweep: Ray cluster at *: 3 nodes, 2 GPUs, 3 CPUs; starting 4 workers (0.5 GPU + 0.5 CPU each)"]
+    )
+    sharing: dict[tuple[str, str], set[str]] = {}  # (Ray node, GPU ids in the trial) -> workers
+    for path in ray_sweep.path.glob("gather-*"):
+        node, gpus = path.read_text().split()
+        sharing.setdefault((node, gpus), set()).add(path.name.removeprefix("gather-"))
+    assert sorted(map(len, sharing.values())) == [2, 2], sharing
+    assert {node for node, _ in sharing} == ray_cluster.gpu_node_ids()
+    assert all(gpus.isdigit() for _, gpus in sharing)  # one GPU id each
+    assert {r["worker"] for r in records.values()} == {"ray1", "ray2", "ray3", "ray4"}
 
 
 def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sweep_folder(

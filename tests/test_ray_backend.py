@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,8 @@ import pytest
 
 from pytest_sweep.matrix.ray.backend import worker_env, worker_sys_path
 from pytest_sweep.matrix.ray.plan import plan_actors
+from pytest_sweep.matrix.ray.worker import preimported_plugins, preimported_plugins_args, warning_data
+from pytest_sweep.matrix.remote.loop import warning_message
 
 if TYPE_CHECKING:
     from sweep_helpers import SweepPytester
@@ -20,6 +23,16 @@ def test_one_actor_per_gpu_never_more_than_items() -> None:
     assert (plan.count, plan.resources) == (8, {"GPU": 1.0, "CPU": 2.0})
     assert plan.describe() == "8 workers (1 GPU + 2 CPU each)"
     assert plan_actors({"GPU": 8.0, "CPU": 64.0}, 1.0, items=3).count == 3
+
+
+def test_k_workers_per_gpu_are_k_actors_with_a_kth_of_a_gpu_each() -> None:
+    plan = plan_actors({"GPU": 2.0, "CPU": 4.0}, 0.5, items=36, per_gpu=4)
+    assert (plan.count, plan.resources) == (8, {"GPU": 0.25, "CPU": 0.5})
+    assert plan.describe() == "8 workers (0.25 GPU + 0.5 CPU each)"
+    assert plan_actors({"GPU": 2.0, "CPU": 4.0}, 1.0, items=3, per_gpu=4).count == 3
+    assert plan_actors({"CPU": 4.0}, 1.0, items=36, per_gpu=4).resources == {"CPU": 1.0}  # no GPU to share
+    with pytest.raises(pytest.UsageError, match=r"--sweep-workers-per-gpu 10001: Ray divides a GPU into at most 10000"):
+        plan_actors({"GPU": 1.0}, 0.1, items=36, per_gpu=10_001)
 
 
 def test_without_gpus_the_cpus_per_trial_size_the_actors() -> None:
@@ -45,6 +58,38 @@ def test_the_worker_environment_follows_the_controller() -> None:
     assert worker_env({"OMP_NUM_THREADS": "3"}, 0.5)["MKL_NUM_THREADS"] == "3"  # a user's setting wins
     assert worker_env({}, 0.5)["OMP_NUM_THREADS"] == "1"
     assert worker_sys_path(Path("/proj"), {"PYTHONPATH": "site:/abs"}) == ["/proj", "/proj/site", "/abs"]
+
+
+def test_only_imported_modules_of_pytest_plugin_distributions_are_spared_the_rewrite_warning() -> None:
+    # xdist and anyio ship pytest11 entry points (anyio's module is anyio/pytest_plugin.py: the
+    # whole package is marked); os and ray do not
+    assert preimported_plugins({"os", "ray", "anyio", "anyio.pytest_plugin", "xdist"}) == ["anyio", "xdist"]
+    assert preimported_plugins({"os", "ray"}) == []
+    assert preimported_plugins_args({"anyio"}) == [
+        "-Wignore:Module already imported so cannot be rewritten; anyio:pytest.PytestAssertRewriteWarning"
+    ]
+
+
+class CustomWarning(UserWarning):
+    pass
+
+
+def test_a_workers_warning_comes_back_as_this_process_warning() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("deprecated here", DeprecationWarning)
+        warnings.warn("custom", CustomWarning)
+    data = [warning_data(w, "a.py::t", ("a.py", 1, "t")) for w in caught]
+    assert data[0]["category"] == ["builtins", "DeprecationWarning"]
+    back = [warning_message(d) for d in data]
+    assert [(w.category, str(w.message), w.filename, w.lineno) for w in back] == [
+        (DeprecationWarning, "deprecated here", __file__, caught[0].lineno),
+        (CustomWarning, "custom", __file__, caught[1].lineno),  # its module is imported here
+    ]
+    # a category this process has not imported (only the worker loaded it) is never imported here
+    unknown = warning_message({**data[1], "category": ["plugin_only_on_the_node", "NodeWarning"]})
+    assert unknown.category is UserWarning and str(unknown.message) == "plugin_only_on_the_node.NodeWarning: custom"
+    assert "plugin_only_on_the_node" not in sys.modules
 
 
 def test_n_with_the_ray_backend_is_a_usage_error(sweep_pytester: SweepPytester) -> None:

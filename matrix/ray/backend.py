@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix import options
+from pytest_sweep.matrix.ray.plan import gpu_share
 from pytest_sweep.matrix.remote.loop import BackendLoop
 
 if TYPE_CHECKING:
@@ -43,14 +44,17 @@ def check_usage(config: pytest.Config) -> None:
         )
     if config.option.usepdb:
         raise pytest.UsageError("--pdb is incompatible with distributing tests; try --sweep-backend=serial")
-    for setting in (
+    settings = (
         options.ray_address,
         options.ray_cpus_per_trial,
         options.ray_node_retries,
         options.ray_ship_files,
         options.ray_ship_limit,
-    ):
+        options.ray_verbose,
+    )
+    for setting in settings:
         setting(config)  # a bad value fails now, not after connecting
+    gpu_share(options.workers_per_gpu(config))
     try:
         import ray  # noqa: F401
     except ImportError:

@@ -64,6 +64,8 @@ from pytest_sweep.matrix.runner import one_line
 
 #: How long a worker session may take to finish at the end of a run before its actor is killed.
 STOP_SECONDS = 30.0
+#: The "ray" logger's level without ``--sweep-ray-verbose``: above CRITICAL, so nothing passes.
+SILENT = logging.CRITICAL + 10
 #: ``(worker id, worker count, token, test run id) -> the actor's spec`` (see ``SweepWorker``).
 WorkerSpec = Callable[[str, int, str, str], dict[str, Any]]
 
@@ -91,6 +93,37 @@ def probe(address: str, seconds: float = 5.0) -> str | None:
             return None
     except OSError as exc:
         return f"nothing answers there ({exc.strerror or exc})"
+
+
+class RayQuiet:
+    """Ray's own messages off in this process, while the run is connected (``--sweep-ray-verbose`` keeps them).
+
+    ``log_to_driver=False`` stops the actors' output, and the "ray" logger's level (:data:`SILENT`)
+    its log lines ("Connecting to existing Ray cluster", token warnings).  The raylets' and GCS's
+    error messages (a worker died, a node was marked dead, an out-of-memory kill) still reach the
+    driver: its error-listener thread prints them to ``sys.stdout``, through the same function as
+    the actors' output, which Ray switches off with ``ray._private.worker._worker_logs_enabled``
+    while its debugger runs.  The sweep reports each of those events in its own lines.
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.level = logging.getLogger("ray").level
+
+    def start(self) -> None:
+        if self.quiet:
+            _set_worker_logs(False)
+
+    def stop(self) -> None:
+        if self.quiet:
+            _set_worker_logs(True)
+        logging.getLogger("ray").setLevel(self.level)  # ray.init set it
+
+
+def _set_worker_logs(enabled: bool) -> None:
+    worker_module = getattr(getattr(ray, "_private", None), "worker", None)
+    if worker_module is not None and hasattr(worker_module, "_worker_logs_enabled"):
+        worker_module._worker_logs_enabled = enabled  # Ray's own switch (see RayQuiet)
 
 
 class ActorPool:
@@ -122,6 +155,7 @@ class ActorPool:
         self.actor_class: Any = None
         self.plan = ActorPlan(0, {})
         self.connected = False
+        self.quiet = RayQuiet(False)
 
     # -- start ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -132,9 +166,12 @@ class ActorPool:
             raise pytest.UsageError(f"--sweep-ray-address={address}: {unreachable}; is the Ray cluster up?")
         main = threading.current_thread() is threading.main_thread()
         handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
+        verbose = options.ray_verbose(self.config)
+        self.quiet = RayQuiet(not verbose)
         try:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else SILENT)
         except (ConnectionError, RuntimeError, RayError) as exc:  # no cluster there, or its token is missing
+            self.quiet.stop()
             raise pytest.UsageError(
                 f"--sweep-backend=ray: cannot connect to the Ray cluster at {address}: {one_line(exc)} "
                 "(start one with `ray start --head`, or pass --sweep-ray-address=local for one that lives as "
@@ -144,12 +181,13 @@ class ActorPool:
             for sig, handler in handlers.items():
                 if handler is not None:
                     signal.signal(sig, handler)
+        self.quiet.start()
         self.connected = True
 
     def start(self, items: int) -> Startup:
         self.connect()
         cluster = ray.cluster_resources()
-        self.plan = plan_actors(cluster, self.cpus_per_trial, items)
+        self.plan = plan_actors(cluster, self.cpus_per_trial, items, options.workers_per_gpu(self.config))
         resources = self.plan.resources
         # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)
@@ -333,7 +371,15 @@ class ActorPool:
             self.prune(shipment.trial_dir, {download.rel for download in shipment.files})
         result = shipment.result
         self.putevent(
-            TrialReport(shipment.worker, shipment.nodeid, result.get("reports", []), result.get("error"), refused=error)
+            TrialReport(
+                shipment.worker,
+                shipment.nodeid,
+                result.get("reports", []),
+                result.get("error"),
+                warnings=result.get("warnings", []),
+                stderr=result.get("stderr", ""),
+                refused=error,
+            )
         )
 
     def prune(self, trial_dir: str, shipped: set[str]) -> None:
@@ -428,4 +474,5 @@ class ActorPool:
                     pass
             self.inflight.clear()
             ray.shutdown()
+            self.quiet.stop()
             (self.sweep_dir / ray_worker.TOKEN_FILE).unlink(missing_ok=True)

@@ -6,7 +6,11 @@ before its own pytest session starts, so that session loads conftest files, ``-p
 entry-point plugins and rewrites their asserts exactly as a fresh xdist worker does (a plugin
 module imported earlier cannot be rewritten: pytest warns, and ``filterwarnings = error`` makes
 that an error).  So this module imports the standard library and pytest only, and has no
-``assert`` of its own (the docstring's marker keeps pytest from rewriting it).
+``assert`` of its own (the docstring's marker keeps pytest from rewriting it).  Ray's worker
+process itself imports a few modules before the actor exists (its serializers import starlette,
+and with it anyio, whose distribution has a ``pytest11`` entry point); for exactly those the
+session ignores pytest's "already imported" warning (:func:`preimported_plugins`): the
+controller, which imported none of them, rewrote them without a word.
 
 The lifecycle follows xdist's ``WorkerInteractor``, reshaped into method calls:
 
@@ -21,6 +25,7 @@ The lifecycle follows xdist's ``WorkerInteractor``, reshaped into method calls:
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import socket
@@ -28,6 +33,8 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,18 +65,24 @@ WORKER_OPTIONS: dict[str, Any] = {
 
 #: The file in the sweep folder whose token tells an actor that it sees the controller's folder.
 TOKEN_FILE = ".sweep-ray-token"
+#: pytest's warning for a plugin module imported before its session (it cannot rewrite its asserts).
+ALREADY_IMPORTED = "Module already imported so cannot be rewritten; "
 
 
 class _Tail:
-    """A stream that keeps the last characters written to it (the session's error message)."""
+    """A stream that keeps the last characters written to it (the session's error message) and,
+    while :attr:`trial` is a list, everything (a trial's stderr that pytest did not capture: ``-s``)."""
 
     def __init__(self, stream: TextIO, keep: int = 4000) -> None:
         self.stream = stream
         self.keep = keep
         self.text = ""
+        self.trial: list[str] | None = None
 
     def write(self, data: str) -> int:
         self.text = (self.text + data)[-self.keep :]
+        if self.trial is not None:
+            self.trial.append(data)
         return self.stream.write(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -86,6 +99,7 @@ class WorkerPlugin:
         self.items: dict[str, pytest.Item] = {}
         self.collect_errors: list[str] = []
         self.reports: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
         self.collected = threading.Event()
         self.stopping = threading.Event()
 
@@ -117,6 +131,12 @@ class WorkerPlugin:
         if config is not None:
             self.reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
 
+    def pytest_warning_recorded(
+        self, warning_message: warnings.WarningMessage, when: str, nodeid: str, location: tuple[str, int, str] | None
+    ) -> None:
+        if when == "runtest":  # the controller collected and configured itself: it has the others
+            self.warnings.append(warning_data(warning_message, nodeid, location))
+
 
 class SweepWorker:
     """A Ray actor hosting one pytest worker session (see the module docstring).
@@ -131,6 +151,7 @@ class SweepWorker:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         started = time.monotonic()
+        imported = set(sys.modules)  # Ray's worker process imported these; nothing of the user's ran yet
         self.spec = spec
         self.exit_code: int | None = None
         self.error: str | None = None
@@ -144,6 +165,7 @@ class SweepWorker:
             if entry not in sys.path:
                 sys.path.insert(0, entry)
         workerinput = dict(spec["workerinput"])
+        self.args = [*spec["args"], *preimported_plugins_args(imported)]
         try:
             os.chdir(spec["invocation_dir"])
         except OSError as exc:
@@ -172,7 +194,7 @@ class SweepWorker:
 
     def _session(self) -> None:
         try:
-            self.exit_code = int(pytest.main(list(self.spec["args"]), plugins=[self.plugin]))
+            self.exit_code = int(pytest.main(list(self.args), plugins=[self.plugin]))
         except BaseException as exc:  # the thread must end with a message, never silently
             self.exit_code = -1
             self.tail.write(f"{type(exc).__name__}: {exc}\n")
@@ -224,11 +246,18 @@ class SweepWorker:
         item = self.plugin.items.get(nodeid)
         if item is None:
             return {"error": f"{nodeid} was not collected on this node (different files or plugins there?)"}
-        self.plugin.reports = []
+        self.plugin.reports, self.plugin.warnings = [], []
+        stderr: list[str] = []
+        self.tail.trial = stderr
         started = time.monotonic()
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        try:
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        finally:
+            self.tail.trial = None
         return {
             "reports": self.plugin.reports,
+            "warnings": self.plugin.warnings,
+            "stderr": "".join(stderr),
             "files": self._files(item),
             "seconds": time.monotonic() - started,
         }
@@ -298,6 +327,46 @@ class SweepWorker:
         if self.local_dir is not None:  # every file went back to the controller
             shutil.rmtree(self.local_dir.parent, ignore_errors=True)
         return self.exit_code
+
+
+def warning_data(
+    message: warnings.WarningMessage, nodeid: str, location: tuple[str, int, str] | None
+) -> dict[str, Any]:
+    """A warning recorded in the session, as plain data (xdist's ``serialize_warning_message``)."""
+    category = message.category
+    return {
+        "message": str(message.message),
+        "category": [category.__module__, category.__qualname__],
+        "filename": str(message.filename),
+        "lineno": int(message.lineno),
+        "line": message.line,
+        "nodeid": nodeid,
+        "location": list(location) if location is not None else None,
+    }
+
+
+def preimported_plugins(imported: Collection[str]) -> list[str]:
+    """The modules of ``imported`` that pytest marks for assertion rewriting: the top-level modules
+    and packages of every distribution with a ``pytest11`` entry point (pytest's own rule)."""
+    names: set[str] = set()
+    for dist in importlib.metadata.distributions():
+        if not any(ep.group == "pytest11" for ep in dist.entry_points):
+            continue
+        for file in dist.files or ():
+            parts = file.parts
+            if len(parts) == 1 and parts[0].endswith(".py"):
+                names.add(parts[0].removesuffix(".py"))
+            elif len(parts) == 2 and parts[1] == "__init__.py":
+                names.add(parts[0])
+    return sorted(names.intersection(imported))
+
+
+def preimported_plugins_args(imported: Collection[str]) -> list[str]:
+    """``-W`` filters that ignore pytest's "already imported" warning for those modules only, so
+    that ``filterwarnings = error`` does not end the session (a command-line filter wins over the ini)."""
+    return [
+        f"-Wignore:{ALREADY_IMPORTED}{name}:pytest.PytestAssertRewriteWarning" for name in preimported_plugins(imported)
+    ]
 
 
 def _sees(sweep_dir: Path, token: str) -> bool:

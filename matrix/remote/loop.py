@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +82,29 @@ WAIT_NOTICE_SECONDS = 60.0
 def overrun_margin(timeout: float) -> float:
     """How long past ``--sweep-trial-timeout`` a worker may take to return before it is killed."""
     return 10.0 + 0.1 * timeout
+
+
+def warning_message(data: dict[str, Any]) -> warnings.WarningMessage:
+    """A worker's warning (``warning_data``) as this process's ``WarningMessage``.
+
+    Its category is looked up among the modules already imported here, never imported: the
+    controller loaded the same plugins and conftest files.  One not found becomes a
+    ``UserWarning`` whose message names it.
+    """
+    module, qualname = data["category"]
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    text = str(data["message"])
+    message: Warning | None = None
+    if isinstance(found, type) and issubclass(found, Warning):
+        try:
+            message = found(text)
+        except Exception:  # a warning class with a constructor of its own
+            message = None
+    if message is None:
+        message = UserWarning(f"{module}.{qualname}: {text}")
+    return warnings.WarningMessage(message, type(message), data["filename"], data["lineno"], line=data.get("line"))
 
 
 def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -306,13 +331,12 @@ class BackendLoop:
         worker.nodeid = None
         if event.error is not None:
             self.fail(nodeid, event.error, "", self.fields(nodeid, worker))
-        elif event.refused is not None:
-            if any(data.get("outcome") == "failed" for data in event.reports):  # it failed for its own reason
-                self.say(f"sweep: {self.name(nodeid)}: {event.refused}", yellow=True)
-            else:
-                refuse(event.reports, event.refused)
-            self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         else:
+            self.forward(event)
+            if event.refused is not None and any(data.get("outcome") == "failed" for data in event.reports):
+                self.say(f"sweep: {self.name(nodeid)}: {event.refused}", yellow=True)  # failed for its own reason
+            elif event.refused is not None:
+                refuse(event.reports, event.refused)
             self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         self.idle.append(worker)
 
@@ -467,6 +491,23 @@ class BackendLoop:
         item = self.items[nodeid]
         trial = getattr(item, "trial", None)
         return str(trial.name) if trial is not None else item.name
+
+    def forward(self, event: TrialReport) -> None:
+        """The trial's warnings into this session's warnings summary (as xdist's
+        ``worker_warning_recorded``), and its uncaptured stderr (``-s``) to this process's stderr."""
+        for data in event.warnings:
+            location = data.get("location")
+            self.config.hook.pytest_warning_recorded.call_historic(
+                kwargs={
+                    "warning_message": warning_message(data),
+                    "when": "runtest",
+                    "nodeid": data.get("nodeid", event.nodeid),
+                    "location": tuple(location) if location else None,
+                }
+            )
+        if event.stderr:
+            sys.stderr.write(event.stderr)
+            sys.stderr.flush()
 
     def feed(self, nodeid: str, reports: list[dict[str, Any]], fields: dict[str, Any]) -> None:
         """A worker's reports for ``nodeid``, through pytest's report hooks as if run here."""

@@ -64,13 +64,17 @@ class TrialReturned:
 @dataclass(frozen=True)
 class TrialReport:
     """``reports``: the item's reports as ``pytest_report_to_serializable`` made them; ``error``: why
-    the worker did not run the item (then there are no reports); ``refused``: why the trial's files
-    did not reach the sweep folder (a file over ``--sweep-ray-ship-limit``): the trial fails with it."""
+    the worker did not run the item (then there are no reports); ``warnings``: the warnings its
+    session recorded while running it (the worker's ``warning_data``); ``stderr``: what the trial
+    wrote to ``sys.stderr`` past pytest's capture (``-s``); ``refused``: why the trial's files did
+    not reach the sweep folder (a file over ``--sweep-ray-ship-limit``): the trial fails with it."""
 
     worker: str
     nodeid: str
     reports: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    stderr: str = ""
     refused: str | None = None
 
 
