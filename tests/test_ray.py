@@ -571,7 +571,7 @@ def test_a_100_mib_trial_file_crosses_the_wire_and_one_over_the_limit_fails_its_
         f"checkpoint after 1 epoch not shipped: {checkpoint['trial_dir']}/checkpoints/checkpoint-000001-epoch1.ckpt "
         "is 2097"
     ), checkpoint["error"]
-    assert checkpoint["error"].endswith(" bytes, over --sweep-ray-ship-limit (1048576 bytes)")
+    assert checkpoint["error"].endswith(" bytes, over --sweep-ray-ship-limit (1 MiB)")
     limited_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "limited")
     assert not list(limited_dir.glob("**/big.bin")) and not list(limited_dir.glob("**/.*"))
     assert "Traceback" not in limited.stdout.str()

@@ -44,6 +44,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pytest_sweep.matrix import options, storage
 from pytest_sweep.matrix.checkpoints import FOLDER, checkpoint_files
+from pytest_sweep.matrix.options import format_size
 from pytest_sweep.matrix.ray import inbox as ray_inbox
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
@@ -220,7 +221,8 @@ class ActorPool:
         self.count += 1
         worker = f"ray{self.count}"
         spec = self.spec(worker, self.plan.count, self.token, self.testrunuid)
-        spec.update(inbox=self.inbox, chunk=PIECE, ship_limit=self.ship_limit)
+        limit = self.ship_limit
+        spec.update(inbox=self.inbox, chunk=PIECE, ship_limit=limit, ship_limit_text=limit and format_size(limit))
         handle = self.actor_class.remote(spec)
         self.handles[worker] = handle
         self.inflight[handle.ready.remote()] = (worker, None)

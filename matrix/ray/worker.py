@@ -146,7 +146,7 @@ class SweepWorker:
         ``sys_path`` (entries to put first), ``env`` (name -> value, None to unset),
         ``workerinput``, ``token``, ``ship`` (ship trial files back even if the folder is shared),
         and for a node-local folder ``chunk`` (bytes per shipped piece), ``ship_limit`` (the largest
-        file shipped, None: any) and ``inbox`` (the controller's :class:`.inbox.CheckpointInbox`).
+        file shipped, None: any; ``ship_limit_text`` says it in words) and ``inbox`` (the controller's :class:`.inbox.CheckpointInbox`).
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -300,7 +300,7 @@ class SweepWorker:
         size = path.stat().st_size
         limit = self.spec.get("ship_limit")
         if limit is not None and size > limit:
-            return f"{rel} is {size} bytes, over --sweep-ray-ship-limit ({limit} bytes)"
+            return f"{rel} is {size} bytes, over --sweep-ray-ship-limit ({self.spec.get('ship_limit_text') or limit})"
         inbox, chunk = self.spec["inbox"], int(self.spec["chunk"])
         try:
             with open(path, "rb") as fh:
