@@ -43,16 +43,17 @@ autodoc_member_order = "bysource"
 add_module_names = False
 
 
-def _run_type_checking_imports(package: str) -> None:
-    """Run the ``if TYPE_CHECKING:`` imports of every module of ``package`` in that module.
+def _run_type_checking_imports(package: str, *modules: str) -> None:
+    """Run the ``if TYPE_CHECKING:`` imports of every module of ``package`` (and of ``modules``) in that module.
 
     The modules annotate with ``from __future__ import annotations`` and import the types they
     name only for type checkers; with the names bound, autodoc resolves the annotations to the
     real classes and links them (sphinx-autodoc-typehints does the same).
     """
-    for info in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
+    names = [info.name for info in pkgutil.iter_modules(importlib.import_module(package).__path__, package + ".")]
+    for name in [*names, *modules]:
         try:
-            module = importlib.import_module(info.name)
+            module = importlib.import_module(name)
         except ImportError:  # needs an optional dependency (ray.pool: Ray); none of these is documented
             continue
         tree = ast.parse(inspect.getsource(module))
@@ -61,12 +62,12 @@ def _run_type_checking_imports(package: str) -> None:
                 for stmt in node.body:
                     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                         try:
-                            exec(compile(ast.Module([stmt], []), info.name, "exec"), module.__dict__)
+                            exec(compile(ast.Module([stmt], []), name, "exec"), module.__dict__)
                         except ImportError:  # an optional dependency (Ray): the annotation stays a name
                             pass
 
 
-_run_type_checking_imports("pytest_sweep.matrix")
+_run_type_checking_imports("pytest_sweep.matrix", "pytest_sweep.plugins.trainer_hookspecs")
 
 # Nitpicky (-n): every cross-reference must resolve.  The build is offline (no intersphinx), so
 # references into pytest, pluggy, torch and the standard library cannot; they are listed here.

@@ -1,13 +1,15 @@
 """Typed contracts between the core and the plugins that train, as ``typing.Protocol`` (no torch).
 
-The factory hooks in :mod:`pytest_sweep.matrix.hookspecs` return objects of these shapes.  Any
+The factory hooks in :mod:`pytest_sweep.matrix.hookspecs` return objects of these shapes (the
+built-in trainer's own factories, of :mod:`pytest_sweep.plugins.trainer_hookspecs`, return the
+types of :mod:`pytest_sweep.trainers.contracts`).  Any
 object with the right methods and attributes fits (structural typing): a third-party trainer
 does not import or subclass anything from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sized
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -25,41 +27,6 @@ class Trainer(Protocol):
         ``history``, the list of per-epoch metrics); raises to fail the trial
         (:class:`~pytest_sweep.matrix.trial.TrialFailed` for a one-line reason).
         """
-        ...
-
-
-class DataBundle(Protocol):
-    """What ``pytest_sweep_make_dataset`` returns for the built-in trainer (image classification)."""
-
-    name: str
-    num_classes: int
-
-    @property
-    def train_y(self) -> Sized: ...
-
-    @property
-    def test_y(self) -> Sized: ...
-
-    @property
-    def in_channels(self) -> int: ...
-
-    @property
-    def image_size(self) -> int: ...
-
-
-class Pruner(Protocol):
-    """What ``pytest_sweep_make_pruner`` returns: called around every optimizer step."""
-
-    def before_step(self) -> None:
-        """After ``backward()``, before ``optimizer.step()`` (e.g. mask the gradients)."""
-        ...
-
-    def after_step(self, global_step: int) -> None:
-        """After ``optimizer.step()``; ``global_step`` counts the steps done (1-based)."""
-        ...
-
-    def sparsity(self) -> float:
-        """Fraction of exact zeros over the prunable weights."""
         ...
 
 

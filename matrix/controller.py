@@ -54,6 +54,17 @@ def _reason(exc: Exception) -> str:
     return one_line(exc)
 
 
+def reporters_failed(failures: list[tuple[str, Exception]]) -> str:
+    """``NAME could not write its files: REASON``: the reporters whose ``pytest_sweep_finished``
+    raised (:func:`~pytest_sweep.matrix.hookcall.call_each`), in one line, as a sweep and
+    ``pytest-sweep report`` name them."""
+    names = [name for name, _ in failures]
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    reasons = list(dict.fromkeys(_reason(exc) for _, exc in failures))
+    why = "; ".join(reasons[:2]) + (f" (and {len(reasons) - 2} more reasons)" if len(reasons) > 2 else "")
+    return f"{who} could not write {'its' if len(names) == 1 else 'their'} files: {why}"
+
+
 def _grid_order(current: list[dict[str, Any]]) -> Callable[[dict[str, Any]], tuple[int, int, str]]:
     """Sort key: the source's place among this run's sources, then the config number."""
     sources: dict[Any, int] = {}
@@ -217,13 +228,9 @@ class Controller:
         kwargs: dict[str, Any] = {"config": self.config, "sweep": result}
         _, failures = call_each(self.config.pluginmanager, "pytest_sweep_finished", kwargs, isolate=True)
         if failures:
-            names = [name for name, _ in failures]
-            who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-            reasons = list(dict.fromkeys(_reason(exc) for _, exc in failures))
-            why = "; ".join(reasons[:2]) + (f" (and {len(reasons) - 2} more reasons)" if len(reasons) > 2 else "")
             self._line(
-                f"sweep: {who} could not write {'its' if len(names) == 1 else 'their'} files: {why}; every "
-                f"trial's folder keeps its results, and pytest --sweep-resume={self.dir} writes the summary again",
+                f"sweep: {reporters_failed(failures)}; every trial's folder keeps its results, and "
+                f"pytest --sweep-resume={self.dir} writes the summary again",
                 red=True,
             )
         return len(failures)

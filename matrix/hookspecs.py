@@ -11,6 +11,10 @@ its type names are imported for type checkers alone).  The built-in plugins in
 protocols in :mod:`pytest_sweep.matrix.contracts`.  The core calls every hook through pluggy,
 so a wrapper implementation (``wrapper=True`` or ``hookwrapper=True``) of any of them runs.
 
+The built-in trainer's own factories (``pytest_sweep_make_dataset``, ``_make_model``,
+``_make_optimizer``, ``_make_pruner``) are not the core's: their specs are in
+:mod:`pytest_sweep.plugins.trainer_hookspecs`, added by the entry point beside these.
+
 All hook names start with ``pytest_sweep_`` (pytest only takes hooks named ``pytest_*``).
 """
 
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
 
     import pytest
 
-    from pytest_sweep.matrix.contracts import CheckpointCodec, DataBundle, Pruner, Scheduler, Trainer
+    from pytest_sweep.matrix.contracts import CheckpointCodec, Scheduler, Trainer
     from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten
     from pytest_sweep.matrix.records import SweepResult
     from pytest_sweep.matrix.symbols import Symbol, SymbolTable
@@ -137,55 +141,6 @@ def pytest_sweep_make_trainer(trial: Trial, config: pytest.Config) -> Trainer | 
         def pytest_sweep_make_trainer(trial, config):
             if trial["CONFIG_MODEL"] == "mymodel":
                 return MyTrainer()
-    """
-
-
-@hookspec(firstresult=True)
-def pytest_sweep_make_dataset(trial: Trial) -> DataBundle | None:
-    """Return the dataset bundle for a trial (built-in: digits, CIFAR-10, MNIST).
-
-    :param trial: the running trial.
-
-    ``firstresult``; the built-in implementation is ``trylast``.  The built-in trainer
-    needs a :class:`~pytest_sweep.matrix.contracts.DataBundle`.
-    """
-
-
-@hookspec(firstresult=True)
-def pytest_sweep_make_model(trial: Trial, data: Any) -> Any:
-    """Return the ``torch.nn.Module`` for a trial, shaped for ``data``.
-
-    :param trial: the running trial.
-    :param data: what ``pytest_sweep_make_dataset`` returned.
-
-    ``firstresult``; the built-in (ResNet-18, LeNet-5) is ``trylast``.
-    """
-
-
-@hookspec(firstresult=True)
-def pytest_sweep_make_optimizer(trial: Trial, model: Any, steps_per_epoch: int) -> Any:
-    """Return the ``torch.optim.Optimizer`` for a trial's model.
-
-    :param trial: the running trial.
-    :param model: the model, already on the trial's device.
-    :param steps_per_epoch: optimizer steps in one epoch (for pruning schedules).
-
-    ``firstresult``; the built-in (SGD, Adam, AdamW, AdamWAdv, AdamWSpam,
-    AdamWPrune) is ``trylast``.
-    """
-
-
-@hookspec(firstresult=True)
-def pytest_sweep_make_pruner(trial: Trial, model: Any, optimizer: Any, steps_per_epoch: int) -> Pruner | None:
-    """Return the pruner for a trial (:class:`~pytest_sweep.matrix.contracts.Pruner`).
-
-    :param trial: the running trial.
-    :param model: the model being trained.
-    :param optimizer: what ``pytest_sweep_make_optimizer`` returned.
-    :param steps_per_epoch: optimizer steps in one epoch.
-
-    ``firstresult``; the built-in methods (none, magnitude, movement, state) are
-    ``trylast``.
     """
 
 
@@ -351,6 +306,10 @@ def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     named in one red line (``sweep: NAME could not write its files: ...``) and the others still
     write theirs.  A wrapper runs once around them all and sees the call succeed (its result is
     the implementations' non-``None`` answers); if the wrapper itself raises, it is named so.
+
+    ``pytest-sweep report DIR`` calls this hook too, on the records of the folder's
+    ``sweep_summary.json`` (``sweep.from_summary`` is true; no session ran, ``pytest_configure``
+    was not called): the built-in plugins and every installed ``pytest11`` plugin answer it.
     """
 
 

@@ -303,6 +303,9 @@ class SweepResult:
     interrupted: bool = False
     sources: list[str] = field(default_factory=list)
     running: bool = False
+    #: The records were read back from the folder's ``sweep_summary.json`` by ``pytest-sweep report
+    #: DIR`` (no pytest session ran): reporters write their outputs, never that summary, their input.
+    from_summary: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r["status"] == status)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from pytest_sweep.matrix import options, search_options
@@ -52,11 +53,15 @@ class Source:
 
 
 def collect_symbols(config: pytest.Config) -> SymbolTable:
-    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name.
+    """Every plugin's ``pytest_sweep_declare_symbols``, each symbol tagged with its plugin's name."""
+    return declared_symbols(config.pluginmanager)
+
+
+def declared_symbols(pm: pluggy.PluginManager) -> SymbolTable:
+    """Every ``pytest_sweep_declare_symbols`` of the plugins ``pm`` holds, each symbol tagged with its plugin's name.
 
     Called through pluggy (:func:`~pytest_sweep.matrix.hookcall.call_each`), so a plugin's wrapper
     runs around it and may change the lists; a symbol a wrapper adds is tagged with its name."""
-    pm = config.pluginmanager
 
     def tagged(who: str, declared: Any) -> list[Symbol]:
         return [replace(sym, plugin=who) for sym in _symbols(who, declared)]

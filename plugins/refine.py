@@ -375,25 +375,43 @@ def render_section(ref: Refinement | None, path: str, reason: str | None = None)
 
 
 def builtin_symbols() -> SymbolTable:
-    """The symbols the built-in plugins declare (for ``pytest-sweep report`` outside pytest)."""
+    """The symbols the built-in plugins declare, outside a pytest run (the tests' symbol table).
+
+    Through pluggy, as in a sweep: a plugin manager with pytest's conventions and the hookspecs
+    holds every built-in plugin under its name, and :func:`~pytest_sweep.matrix.sources.declared_symbols`
+    calls their ``pytest_sweep_declare_symbols``.
+    """
     import importlib
 
     from pytest_sweep import BUILTIN_PLUGINS
+    from pytest_sweep.matrix import hookspecs
+    from pytest_sweep.matrix.sources import declared_symbols
+    from pytest_sweep.plugins import trainer_hookspecs
 
-    table = SymbolTable()
-    for module_name in BUILTIN_PLUGINS.values():
-        declare = getattr(importlib.import_module(module_name), "pytest_sweep_declare_symbols", None)
-        if declare is not None:
-            for sym in declare() or ():
-                table.add(sym)
-    return table
+    pm = pytest.PytestPluginManager()
+    pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(trainer_hookspecs)
+    for name, module_name in BUILTIN_PLUGINS.items():
+        pm.register(importlib.import_module(module_name), name)
+    return declared_symbols(pm)
 
 
-def _symbols(config: pytest.Config) -> SymbolTable | None:
-    from pytest_sweep.matrix.sources import SOURCES_KEY
+#: The symbols declared in a process that collected no range config (``pytest-sweep report DIR``).
+_DECLARED = pytest.StashKey[SymbolTable]()
+
+
+def _symbols(config: pytest.Config) -> SymbolTable:
+    """The sweep's symbols: those its range configs were checked against, else every registered
+    plugin's ``pytest_sweep_declare_symbols`` (``pytest-sweep report DIR``: the built-in plugins and
+    the installed ones)."""
+    from pytest_sweep.matrix.sources import SOURCES_KEY, collect_symbols
 
     sources = config.stash.get(SOURCES_KEY, None)
-    return sources.symbols if sources is not None else None
+    if sources is not None:
+        return sources.symbols
+    if _DECLARED not in config.stash:
+        config.stash[_DECLARED] = collect_symbols(config)
+    return config.stash[_DECLARED]
 
 
 def _limit(config: pytest.Config) -> int:

@@ -90,7 +90,8 @@ def _threshold(config: pytest.Config) -> float | None:
 
 
 def _write_files(config: pytest.Config, sweep: SweepResult) -> None:
-    storage.write_json_atomic(storage.sweep_path(sweep.dir, SUMMARY_JSON), sweep.records)
+    if not sweep.from_summary:  # pytest-sweep report: the summary is what the records were read from
+        storage.write_json_atomic(storage.sweep_path(sweep.dir, SUMMARY_JSON), sweep.records)
     threshold = _threshold(config)
     sections = [s for s in config.hook.pytest_sweep_analysis_sections(config=config, sweep=sweep) if s]
     storage.write_text_atomic(

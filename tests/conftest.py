@@ -168,7 +168,7 @@ class RayCluster:
 
     def shutdown(self) -> list[int]:
         """Stop every node; kill what is left after 15 s; return the pids that had to be killed."""
-        self.cluster.shutdown()
+        self.cluster.shutdown()  # type: ignore[no-untyped-call]
         deadline = time.monotonic() + 15
         while self.processes() and time.monotonic() < deadline:
             time.sleep(0.2)

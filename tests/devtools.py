@@ -177,7 +177,8 @@ class Chromium:
             if msg.get("id") == self._id:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
+                result: dict[str, Any] = msg.get("result", {})
+                return result
             self.events.append(msg)
 
     def wait_event(self, method: str) -> dict[str, Any]:

@@ -16,11 +16,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_sweep import plugin_args
+
+if TYPE_CHECKING:
+    from pytest_sweep.matrix.collect import SweepItem
 
 PLUGIN_ARGS = tuple(plugin_args())
 #: The built-in plugins plus xdist, for runs with ``-n`` (autoload stays off).
@@ -119,6 +122,15 @@ class SweepPytester(SweepTools):
     def run_subprocess(self, *args: str) -> pytest.RunResult:
         """In a fresh interpreter: for runs that train (torch stays out of this process)."""
         return self.pytester.runpytest_subprocess(*PLUGIN_ARGS, *args, timeout=SUBPROCESS_TIMEOUT)
+
+    def sweep_items(self, *args: str) -> list[SweepItem]:
+        """The items a sweep collects in process (``inline_genitems``), each checked to be a sweep's."""
+        from pytest_sweep.matrix.collect import SweepItem
+
+        items, _ = self.pytester.inline_genitems(*PLUGIN_ARGS, *args)
+        swept = [item for item in items if isinstance(item, SweepItem)]
+        assert len(swept) == len(items), [type(item).__name__ for item in items]
+        return swept
 
 
 def assert_usage_error(result: pytest.RunResult, expected: str) -> None:

@@ -22,6 +22,7 @@ from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.remote.loop import BackendLoop, annotate
 from pytest_sweep.matrix.remote.protocol import (
     Dispatcher,
+    Event,
     NodeLost,
     PutEvent,
     Startup,
@@ -150,7 +151,7 @@ class Scripted:
             self.shipped_at = self.harness.clock.now
             self.putevent(TrialReturned(worker, nodeid))
             return
-        events = {
+        events: dict[str, Event] = {
             "crash": WorkerCrashed(worker, nodeid, lost),
             "node": NodeLost(worker, nodeid, lost),
             "stuck": WorkerUnresponsive(worker, nodeid, lost),

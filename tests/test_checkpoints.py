@@ -175,7 +175,7 @@ def test_load_gives_the_state_and_the_history_back(tmp_path: Path) -> None:
     box.ckpt.save(state)
     again = Box(tmp_path)
     assert again.ckpt.load() == state
-    assert again.history == box.history and again.ckpt.resumed_from == 2 and again.ckpt.aware
+    assert (again.history, again.ckpt.resumed_from, again.ckpt.aware) == (box.history, 2, True)
     assert again.lines == [f"continuing from checkpoint {FOLDER}/checkpoint-000001-epoch2.ckpt: 2 epochs done, "
                            f"written {again.lines[0].split('written ')[1]}"]  # fmt: skip
     again.ckpt.discard("the model has another shape")

@@ -138,7 +138,7 @@ def test_defconfig_collects_with_the_expected_grid(sweep_pytester: SweepPytester
     result.stdout.fnmatch_lines([f"sweep: {want.total} combination{'s' if want.total > 1 else ''}{skipped}*"])
     assert f"{want.total} tests collected" in result.stdout.str()
 
-    items, _ = sweep_pytester.pytester.inline_genitems(*sweep_pytester.plugin_args, f"--range-config={path}")
+    items = sweep_pytester.sweep_items(f"--range-config={path}")
     assert [i.trial.name for i in items] == [f"config_{n:03d}" for n in range(1, want.total + 1)]
     reasons = {i.trial.name: i.skip_reason for i in items if i.skip_reason}
     assert set(reasons) == set(want.skipped), reasons
@@ -159,7 +159,7 @@ def test_guide_configs_resolve_to_the_guide_defaults(sweep_pytester: SweepPytest
     path = local_copy(sweep_pytester, name)
     result = sweep_pytester.run("--collect-only", "-q", f"--range-config={path}")
     result.stdout.fnmatch_lines([f"sweep: * combinations; trainer: {GUIDE_TRAINER}"])
-    items, _ = sweep_pytester.pytester.inline_genitems(*sweep_pytester.plugin_args, f"--range-config={path}")
+    items = sweep_pytester.sweep_items(f"--range-config={path}")
     assert items
     for item in items:
         trial = item.trial
@@ -196,7 +196,7 @@ def test_the_published_table_trains_as_the_reference_did(sweep_pytester: SweepPy
             "sweep: estimated runtime not known yet (no timing of its trainers on this machine)*",
         ]
     )
-    items, _ = sweep_pytester.pytester.inline_genitems(*sweep_pytester.plugin_args, f"--range-config={path}")
+    items = sweep_pytester.sweep_items(f"--range-config={path}")
     runs = {i.trial.label: i.trial for i in items if not i.skip_reason}
     assert list(runs) == list(PUBLISHED)
     for label, trial in runs.items():

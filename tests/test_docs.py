@@ -239,14 +239,18 @@ def test_every_symbol_hook_and_record_field_is_in_the_site(built_site: Path, sym
     import pluggy
 
     from pytest_sweep.matrix import hookspecs, records
+    from pytest_sweep.plugins import trainer_hookspecs
 
     page = (built_site / "reference" / "symbols.html").read_text(encoding="utf-8")
     missing = [s for s in sorted(symbols) if f'<span class="pre">{s}</span>' not in page]
-    manager = pluggy.PluginManager("pytest")
-    manager.add_hookspecs(hookspecs)
-    hooks = sorted(name for name in vars(manager.hook) if name.startswith("pytest_sweep_"))
     page = (built_site / "reference" / "hooks.html").read_text(encoding="utf-8")
-    missing += [h for h in hooks if f'id="pytest_sweep.matrix.hookspecs.{h}"' not in page]
+    hooks = []
+    for spec in (hookspecs, trainer_hookspecs):
+        manager = pluggy.PluginManager("pytest")
+        manager.add_hookspecs(spec)
+        names = sorted(name for name in vars(manager.hook) if name.startswith("pytest_sweep_"))
+        missing += [h for h in names if f'id="{spec.__name__}.{h}"' not in page]
+        hooks += names
     page = (built_site / "reference" / "records.html").read_text(encoding="utf-8")
     fields = records.new_record("config_001", {}, {})
     missing += [f for f in fields if f'<span class="pre">{f}</span>' not in page]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -150,3 +151,85 @@ def test_without_the_entry_point_the_symbol_is_unknown(sweep_pytester: SweepPyte
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {path.resolve()}:1: CONFIG_MYTRAINER_DEPTH is not a known symbol*"])
     assert "sweep_mytrainer" not in sys.modules  # nothing here imported it either
+
+
+def _console(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("pytest-sweep")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pytest_sweep.cli"]
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_installed_plugins_reporter_runs_under_pytest_sweep_report(
+    sweep_pytester: SweepPytester, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pytest-sweep report DIR`` calls the same ``pytest_sweep_finished`` as the sweep: the
+    installed package's reporter writes its file again, beside the built-in reports."""
+    sweep_pytester.range_config(TOY_RC)
+    result = sweep_pytester.pytester.runpytest_subprocess(
+        *sweep_pytester.plugin_args, "-p", "mytrainer", "--range-config=sweep.rc", "--sweep-output=out", timeout=120
+    )
+    result.assert_outcomes(passed=3)
+    sweep_dir = sweep_pytester.only_sweep_dir(sweep_pytester.path / "out")
+    written = (sweep_dir / "mytrainer_report.json").read_text(encoding="utf-8")
+    summary = (sweep_dir / "sweep_summary.json").read_bytes()
+    for name in ("mytrainer_report.json", "sweep_summary.csv", "sweep_analysis.txt"):
+        (sweep_dir / name).unlink()
+
+    # autoloading off: only pytest-sweep's own plugins report
+    done = _console(sweep_pytester.path, "report", str(sweep_dir))
+    assert done.returncode == 0, done.stderr
+    assert not (sweep_dir / "mytrainer_report.json").exists()
+    assert (sweep_dir / "sweep_summary.csv").is_file() and (sweep_dir / "sweep_analysis.txt").is_file()
+
+    # autoloading on: the pytest11 entry point's reporter runs too, on the same records
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    done = _console(sweep_pytester.path, "report", str(sweep_dir))
+    assert done.returncode == 0, done.stderr
+    again = json.loads((sweep_dir / "mytrainer_report.json").read_text(encoding="utf-8"))
+    assert again == json.loads(written)
+    assert (sweep_dir / "sweep_summary.json").read_bytes() == summary  # the input is not rewritten
+    assert done.stdout.splitlines()[-1].startswith(f"{sweep_dir}: sweep_analysis.txt, ")
+
+
+WRAPPER = """\
+import json
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sweep_finished(config, sweep):
+    answers = yield
+    (sweep.dir / "wrapped.json").write_text(json.dumps({"from_summary": sweep.from_summary, "n": len(sweep.records)}))
+    return answers
+"""
+FAILING = """\
+def pytest_sweep_finished(config, sweep):
+    raise OSError(28, "No space left on device")
+"""
+
+
+def test_under_pytest_sweep_report_a_wrapper_runs_once_and_a_failing_reporter_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console script calls the hook as a sweep does: a plugin's wrapper runs around every
+    reporter, and a reporter that raises is named alone while the others write their files."""
+    from synthetic import grid_records
+
+    from pytest_sweep import cli
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    records = grid_records({"CONFIG_X": ["1", "2"]}, lambda v: 80.0 + float(v["CONFIG_X"]))
+    (folder / "sweep_summary.json").write_text(json.dumps(records), encoding="utf-8")
+    (tmp_path / "wrapping_reporter.py").write_text(WRAPPER, encoding="utf-8")
+    (tmp_path / "failing_reporter.py").write_text(FAILING, encoding="utf-8")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setenv("PYTEST_PLUGINS", "wrapping_reporter,failing_reporter")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["report", str(folder)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == cli.USAGE_ERROR and len(err) == 1, err
+    assert ": failing_reporter could not write its files: OSError: No space left on device" in err[0], err
+    assert json.loads((folder / "wrapped.json").read_text(encoding="utf-8")) == {"from_summary": True, "n": 2}
+    assert (folder / "sweep_summary.csv").is_file() and (folder / "sweep_report.html").is_file()

@@ -261,7 +261,7 @@ def test_junitxml_reports_every_trial(digits_sweep: Sweep) -> None:
     suite = ET.parse(digits_sweep.cwd / "junit.xml").getroot().find("testsuite")
     assert suite is not None
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("6", "2", "0")
-    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    cases = {case.get("name", ""): case for case in suite.iter("testcase")}
     assert sorted(cases) == [
         "config_001[LEARNING_RATE=1e10-WEIGHT_DECAY=0.0]",
         "config_002[LEARNING_RATE=1e10-WEIGHT_DECAY=0.05]",

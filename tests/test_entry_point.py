@@ -37,6 +37,7 @@ LIGHT_MODULES = {
     "pytest_sweep.matrix.search_options",
     "pytest_sweep.plugins",
     "pytest_sweep.plugins.options",
+    "pytest_sweep.plugins.trainer_hookspecs",  # the built-in trainer's factory hooks (pluggy only)
 }
 
 RECORD_MODULES = """\
@@ -167,6 +168,29 @@ def test_a_plugin_registered_before_ours_is_checked_against_our_hookspecs(sweep_
     bad = pytester.runpytest_subprocess("-p", "misspelt", *plugin_args(), "--collect-only")
     assert bad.ret != 0
     assert "trail" in bad.stdout.str() + bad.stderr.str()
+
+
+def test_the_trainers_factory_hooks_are_checked_in_every_run(sweep_pytester: SweepPytester) -> None:
+    """The built-in trainer's hookspecs (``plugins/trainer_hookspecs.py``, not the core's) are added by
+    the entry point in every run: a conftest that answers them runs without a sweep and with
+    ``-p no:sweep.trainer``, and a wrong argument name is refused at start-up either way."""
+    pytester = sweep_pytester.pytester
+    pytester.makeconftest(
+        "from pytest_sweep.matrix import Symbol\n\n"
+        "def pytest_sweep_declare_symbols():\n    return [Symbol('CONFIG_TOY', 'int', 0, 'A toy knob')]\n\n"
+        "def pytest_sweep_make_dataset(trial):\n    return None\n\n"
+        "def pytest_sweep_make_pruner(trial, model, optimizer, steps_per_epoch):\n    return None\n"
+    )
+    pytester.makepyfile(test_one="def test_one():\n    assert True\n")
+    assert sweep_pytester.run("-q").ret == pytest.ExitCode.OK
+    sweep_pytester.range_config("CONFIG_TOY=1|2\n")
+    collected = sweep_pytester.run("--collect-only", "-q", "-p", "no:sweep.trainer", "--range-config=sweep.rc")
+    assert collected.ret == pytest.ExitCode.OK, collected.stdout.str()
+    assert "2 tests collected" in collected.stdout.str()
+    pytester.makeconftest("def pytest_sweep_make_model(trial, dataset):\n    return None\n")
+    bad = pytester.runpytest_subprocess(*plugin_args(), "-q")
+    assert bad.ret != 0
+    assert "dataset" in bad.stdout.str() + bad.stderr.str()
 
 
 def test_a_late_start_through_a_conftests_pytest_plugins_still_runs_the_core(sweep_pytester: SweepPytester) -> None:

@@ -247,7 +247,9 @@ def test_item10_report_on_a_read_only_folder_is_one_line(tmp_path: Path, capsys:
     with readonly.unwritable(folder):
         code, out, err = _main(capsys, "report", str(folder))
     assert code == cli.USAGE_ERROR and out == [] and len(err) == 1, err
-    assert "could not write sweep_importance.json (" in err[0] and "Traceback" not in err[0]
+    # each reporter named, as a sweep names it (sweep: NAME could not write its files: REASON)
+    assert "sweep.importance, " in err[0] and " could not write their files: PermissionError: " in err[0], err
+    assert "Traceback" not in err[0]
     assert sorted(p.name for p in folder.iterdir()) == ["sweep_summary.json"]
 
 
@@ -351,7 +353,8 @@ def test_item14_report_with_plots_linked_elsewhere_writes_nothing_there(
     (elsewhere / "keep.png").write_bytes(b"mine")
     (folder / "plots").symlink_to(elsewhere)
     code, _, err = _main(capsys, "report", str(folder))
-    assert code == cli.USAGE_ERROR and len(err) == 1 and "could not write plots/ (a symbolic link" in err[0]
+    assert code == cli.USAGE_ERROR and len(err) == 1, err
+    assert ": sweep.plots could not write its files: " in err[0] and "a symbolic link" in err[0], err
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.png"]
     assert (folder / "sweep_report.html").is_file()  # the other reports are written
 

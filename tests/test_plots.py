@@ -6,16 +6,39 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 from synthetic import grid_records, png_size
 
 from pytest_sweep.matrix.records import new_record
 from pytest_sweep.plugins import plots
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 AXES = {"CONFIG_LEARNING_RATE": ["0.001", "0.01", "0.1"], "CONFIG_OPTIMIZER": ["sgd", "adamw"]}
 ACC = {"0.001": 80.0, "0.01": 90.0, "0.1": 85.0}
+
+
+def _points(offsets: Any) -> list[list[float]]:
+    """A collection's offsets (matplotlib types them as any array-like) as ``[[x, y], ...]``."""
+    points: list[list[float]] = np.asarray(offsets, dtype=float).tolist()
+    return points
+
+
+def _values(data: Any) -> list[float]:
+    """A line's x or y data (typed as any array-like) as a list of numbers."""
+    values: list[float] = np.asarray(data, dtype=float).tolist()
+    return values
+
+
+def _legend(ax: Axes) -> list[str]:
+    """The texts of an axis' legend; the axis must have one."""
+    legend = ax.get_legend()
+    assert legend is not None, "no legend"
+    return [t.get_text() for t in legend.get_texts()]
 
 
 def _records(failed: set[int] | None = None) -> list[dict[str, Any]]:
@@ -53,30 +76,30 @@ def test_accuracy_against_a_parameter_shows_every_trial(tmp_path: Path) -> None:
     fig = plots.param_figure(records, "CONFIG_LEARNING_RATE")
     (ax,) = fig.axes
     passed, failed, skipped = ax.collections
-    assert passed.get_offsets().tolist() == [[0.001, 80.0], [0.001, 81.0], [0.01, 90.0], [0.01, 91.0], [0.1, 85.0]]
+    assert _points(passed.get_offsets()) == [[0.001, 80.0], [0.001, 81.0], [0.01, 90.0], [0.01, 91.0], [0.1, 85.0]]
     assert passed.get_label() == "passed trials"
     (mean,) = ax.lines
-    assert list(mean.get_xdata()) == [0.001, 0.01, 0.1] and list(mean.get_ydata()) == [80.5, 90.5, 85.0]
+    assert _values(mean.get_xdata()) == [0.001, 0.01, 0.1] and _values(mean.get_ydata()) == [80.5, 90.5, 85.0]
     # failed trials along the bottom: under every accuracy, inside the axis
     bottom, _ = ax.get_ylim()
-    ((x, y),) = failed.get_offsets().tolist()
+    ((x, y),) = _points(failed.get_offsets())
     assert failed.get_label() == "failed (no accuracy)" and x == 0.1 and bottom < y < 80.0
     # no seeds swept: the band within the resolution (0.5 pp, the default) of the best mean is drawn
     (band,) = ax.patches
     assert band.get_label() == "within the resolution (0.50 pp) of the best mean"
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == [
+    assert sorted(_legend(ax)) == [
         "failed (no accuracy)",
         "mean per value",
         "passed trials",
         "skipped / not run",
         "within the resolution (0.50 pp) of the best mean",
     ]
-    assert skipped.get_label() == "skipped / not run" and len(skipped.get_offsets()) == 1
+    assert skipped.get_label() == "skipped / not run" and len(_points(skipped.get_offsets())) == 1
     assert ax.get_xscale() == "log"  # 0.001 to 0.1
     # a string parameter: categorical positions, labelled
     ax = plots.param_figure(records, "CONFIG_OPTIMIZER").axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "adamw"]
-    assert list(ax.lines[0].get_ydata()) == [85.0, 86.0]  # sgd 80/90/85, adamw 81/91 (its 0.1 failed)
+    assert _values(ax.lines[0].get_ydata()) == [85.0, 86.0]  # sgd 80/90/85, adamw 81/91 (its 0.1 failed)
 
 
 def test_learning_curves_show_the_top_five_and_the_worst(tmp_path: Path) -> None:
@@ -98,21 +121,21 @@ def test_learning_curves_show_the_top_five_and_the_worst(tmp_path: Path) -> None
     assert len(ax.lines) == 5 + 1 + 1  # top 5, the worst (dashed), the failed trial (dotted)
     assert [line.get_linestyle() for line in ax.lines] == ["-"] * 5 + ["--", ":"]
     assert ax.lines[5].get_label() == "config_008 (50.00%)"
-    assert list(ax.lines[0].get_ydata()) == [89.0, 90.0, 91.0]  # the best: config_004, 91%
+    assert _values(ax.lines[0].get_ydata()) == [89.0, 90.0, 91.0]  # the best: config_004, 91%
 
 
 def test_sparsity_and_parallel_coordinates() -> None:
     records = _records()
     ax = plots.sparsity_figure(records).axes[0]
-    assert ax.collections[0].get_offsets().tolist() == [[70.0, a] for a in (80.0, 81.0, 90.0, 91.0, 85.0)]
+    assert _points(ax.collections[0].get_offsets()) == [[70.0, a] for a in (80.0, 81.0, 90.0, 91.0, 85.0)]
     fig = plots.parallel_figure(records)
     ax = fig.axes[0]
     assert len(fig.axes) == 2  # the plot and its colour bar
     solid = [line for line in ax.lines if line.get_linestyle() == "-"]
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert len(solid) == 5 and len(dashed) == 2  # one line per trial; failed and skipped distinct
-    assert all(len(line.get_xdata()) == 3 for line in solid)  # two parameters and the accuracy
-    assert all(len(line.get_xdata()) == 2 for line in dashed)
+    assert all(len(_values(line.get_xdata())) == 3 for line in solid)  # two parameters and the accuracy
+    assert all(len(_values(line.get_xdata())) == 2 for line in dashed)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["LEARNING_RATE", "OPTIMIZER", "test_acc"]
 
 
@@ -198,7 +221,7 @@ def test_with_seeds_the_means_carry_their_interval_and_curves_their_range(tmp_pa
         "config_004 (mean of 3 seeds, 90.00%)",
         "config_001 (mean of 3 seeds, 80.00%)",
     ]
-    assert list(ax.lines[0].get_ydata()) == [88.0, 89.0, 90.0]
+    assert _values(ax.lines[0].get_ydata()) == [88.0, 89.0, 90.0]
     assert len(ax.collections) == 2  # each configuration's range over its seeds, shaded
     fig = plots.parallel_figure(records)
     assert len([line for line in fig.axes[0].lines if line.get_linestyle() == "-"]) == 2  # one per configuration
@@ -209,4 +232,4 @@ def test_identical_learning_curves_are_drawn_once_and_named_together(tmp_path: P
     _with_history(tmp_path, records)
     ax = plots.curves_figure(records, tmp_path).axes[0]
     assert [line.get_label() for line in ax.lines] == ["config_001 (99.44%) = config_002 (99.44%) (identical)"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [ax.lines[0].get_label()]
+    assert _legend(ax) == [ax.lines[0].get_label()]

@@ -306,12 +306,14 @@ class Obs:
 
     @property
     def opt(self) -> dict[str, Any]:
-        return self.seen["optimizer"]
+        opt: dict[str, Any] = self.seen["optimizer"]
+        return opt
 
     def group(self, kind: str) -> dict[str, Any]:
         found = [g for g in self.opt["groups"] if g["kind"] == kind]
         assert len(found) == 1, f"{self.name}: expected one '{kind}' param group, got {self.opt['groups']}"
-        return found[0]
+        group: dict[str, Any] = found[0]
+        return group
 
     @property
     def weights(self) -> dict[str, Any]:
@@ -324,8 +326,9 @@ class Obs:
 
     @property
     def settings(self) -> dict[str, Any]:
-        assert self.opt["settings"] is not None, f"{self.name}: not AdamWPrune ({self.opt['class']})"
-        return self.opt["settings"]
+        settings: dict[str, Any] | None = self.opt["settings"]
+        assert settings is not None, f"{self.name}: not AdamWPrune ({self.opt['class']})"
+        return settings
 
     @property
     def updates(self) -> list[int]:
@@ -358,12 +361,19 @@ class Case:
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, base: dict[str, str], *, vision: bool = False, **swept: str | None) -> Callable[[Check], Check]:
-    """Register a check; ``swept`` overrides ``base`` (``None`` removes a key)."""
+def case(
+    name: str,
+    base: dict[str, str],
+    *,
+    vision: bool = False,
+    keys: dict[str, str | None] | None = None,
+    **swept: str | None,
+) -> Callable[[Check], Check]:
+    """Register a check; ``swept`` (then ``keys``, for names built in code) overrides ``base`` (``None`` removes a key)."""
 
     def register(check: Check) -> Check:
         config = dict(base)
-        for key, value in swept.items():
+        for key, value in {**swept, **(keys or {})}.items():
             config.pop(key, None)
             if value is not None:
                 config[key] = value
@@ -820,7 +830,7 @@ OPTIMIZER_SELECTS = {
     STATE,
     CONFIG_OPTIMIZER=None,
     CONFIG_PRUNING_METHOD=None,  # default: state with AdamWPrune, none otherwise
-    **{f"CONFIG_OPTIMIZER_SELECT_{n.upper()}": "y|n" for n in OPTIMIZER_SELECTS},
+    keys={f"CONFIG_OPTIMIZER_SELECT_{n.upper()}": "y|n" for n in OPTIMIZER_SELECTS},
 )
 def _(trials: dict[str, Obs]) -> None:
     keys = [f"CONFIG_OPTIMIZER_SELECT_{n.upper()}" for n in OPTIMIZER_SELECTS]
@@ -908,7 +918,7 @@ def _(trials: dict[str, Obs]) -> None:
 
 ALL_OPTIMIZERS = '"sgd"|"adam"|"adamw"|"adamwadv"|"adamwspam"|"adamwprune"'
 #: optimizer -> (lr, weight decay on weights, schedule T_max/eta_min or None, gradient clip), per model
-DEFAULTS = {
+DEFAULTS: dict[str, dict[str, tuple[float, float, float | None, float | None]]] = {
     "lenet5": {
         "sgd": (1e-3, 1e-4, None, None),
         "adam": (1e-3, 0.0, None, None),

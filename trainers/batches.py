@@ -1,4 +1,4 @@
-"""Input pipelines: a :class:`trainers.data.DataBundle` turned into normalised float batches.
+"""Input pipelines: a :class:`~pytest_sweep.trainers.contracts.DataBundle` turned into normalised float batches.
 
 :class:`TensorBatches` is the default: the whole uint8 dataset on the device, crop-with-padding
 and flips vectorised there.  :func:`dataloader_batches` is torchvision's ``DataLoader`` +
@@ -14,7 +14,8 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from pytest_sweep.trainers.data import DataBundle, import_torchvision
+from pytest_sweep.trainers.contracts import DataBundle
+from pytest_sweep.trainers.data import import_torchvision
 
 Split = Literal["train", "test"]
 

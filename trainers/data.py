@@ -1,19 +1,20 @@
 """Datasets as whole uint8 tensors: the bundled digits (``trainers/digits.py``), CIFAR-10, MNIST, synthetic data.
 
-A :class:`DataBundle` keeps the raw images (N x C x H x W, uint8) and labels in memory; the input
-pipelines of :mod:`trainers.batches` turn them into normalised float batches.
+A :class:`~pytest_sweep.trainers.contracts.DataBundle` (defined in ``trainers/contracts.py``, the
+hooks' contract, and re-exported here) keeps the raw images (N x C x H x W, uint8) and labels in
+memory; the input pipelines of :mod:`trainers.batches` turn them into normalised float batches.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import torch
 from torch.nn import functional as F
 
+from pytest_sweep.trainers.contracts import DataBundle as DataBundle
 from pytest_sweep.trainers.errors import DataUnavailableError, TorchvisionUnavailableError
 from pytest_sweep.trainers.names import DATASETS
 
@@ -24,43 +25,6 @@ MNIST_STD = (0.3081,)
 #: The reference's LeNet-5 script normalises MNIST's test set with the test set's own statistics.
 MNIST_TEST_MEAN = (0.1325,)
 MNIST_TEST_STD = (0.3105,)
-
-
-@dataclass
-class DataBundle:
-    """A dataset held as uint8 image tensors plus what the input pipeline needs to know."""
-
-    name: str
-    train_x: torch.Tensor  # uint8, N x C x H x W
-    train_y: torch.Tensor  # int64, N
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    num_classes: int
-    mean: tuple[float, ...]  # per channel, on the 0..1 scale
-    std: tuple[float, ...]
-    augment: bool  # random crop with padding + horizontal flip on training batches
-    #: the test split's normalisation when it differs from the training split's (MNIST, as the reference)
-    test_mean: tuple[float, ...] | None = None
-    test_std: tuple[float, ...] | None = None
-
-    def stats(self, split: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """``(mean, std)`` that normalise ``split`` (``"train"`` or ``"test"``)."""
-        if split == "test" and self.test_mean is not None and self.test_std is not None:
-            return self.test_mean, self.test_std
-        return self.mean, self.std
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train_x.shape[-1])
-
-    @property
-    def crop_padding(self) -> int:
-        """Padding of the random crop: 4 for 32-pixel images, 1 for 8-pixel ones."""
-        return max(1, self.image_size // 8)
 
 
 def load_dataset(name: str, *, data_dir: str | Path = "data", download: bool = False) -> DataBundle:

@@ -24,10 +24,9 @@ from pytest_sweep.trainers.checkpoint import (
     restore,
     set_rng_state,
 )
-from pytest_sweep.trainers.data import DataBundle
+from pytest_sweep.trainers.contracts import DataBundle, Pruner
 from pytest_sweep.trainers.errors import DeviceOutOfMemoryError, NonFiniteLossError
 from pytest_sweep.trainers.names import LOADERS, LR_SCHEDULES
-from pytest_sweep.trainers.pruning import Pruner
 
 
 @dataclass

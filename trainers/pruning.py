@@ -1,6 +1,7 @@
 """Pruning methods driven by the training loop: none, magnitude, movement and state.
 
-A :class:`Pruner` is called around every ``optimizer.step()``. Magnitude and movement keep
+A :class:`~pytest_sweep.trainers.contracts.Pruner` (the hooks' contract, re-exported here) is called
+around every ``optimizer.step()``. Magnitude and movement keep
 boolean masks on all Conv2d/Linear weights and raise the sparsity along a ramp to the target at
 ``steps_per_epoch * ramp_end_epoch``; "state" delegates to the AdamWPrune optimizer.
 Masks only ever grow sparser: a pruned weight is never revived.
@@ -8,7 +9,7 @@ Masks only ever grow sparser: a pruned weight is never revived.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,18 +23,8 @@ from pytest_sweep.trainers.adamwprune import (
     ramp_sparsity,
     zero_fraction,
 )
+from pytest_sweep.trainers.contracts import Pruner as Pruner
 from pytest_sweep.trainers.names import PRUNING_METHODS
-
-
-class Pruner(Protocol):
-    def before_step(self) -> None:
-        """Called after ``backward()`` and before ``optimizer.step()`` (e.g. mask gradients)."""
-
-    def after_step(self, global_step: int) -> None:
-        """Called after ``optimizer.step()``; ``global_step`` counts steps done (1-based)."""
-
-    def sparsity(self) -> float:
-        """Fraction of exact zeros over all Conv2d/Linear weights."""
 
 
 def pruner_state(pruner: object) -> dict[str, Any] | None:

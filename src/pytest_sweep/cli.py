@@ -1,9 +1,11 @@
 """The ``pytest-sweep`` console script: the reporters, without training.
 
 ``pytest-sweep report DIR``
-    re-render a finished sweep folder from its ``sweep_summary.json``: ``sweep_analysis.txt``
-    (with the importance, next-sweep and plots sections), ``sweep_analysis.json``, ``sweep_importance.json``,
-    ``refine_range``, ``plots/``, ``sweep_summary.csv`` and ``sweep_report.html``.
+    re-render a finished sweep folder from its ``sweep_summary.json``: the same
+    ``pytest_sweep_finished`` hook a sweep ends with, called through pluggy on the built-in
+    reporters (``sweep_analysis.txt`` with the importance, next-sweep and plots sections,
+    ``sweep_analysis.json``, ``sweep_importance.json``, ``refine_range``, ``plots/``,
+    ``sweep_summary.csv``, ``sweep_report.html``) and on every installed ``pytest11`` plugin's.
 ``pytest-sweep compare A B [--fail test_acc:1.0]``
     compare sweep B with baseline A; exit 1 when a threshold is broken.
 ``pytest-sweep reproduce DIR TRIAL [--run] [--output OUT]``
@@ -19,7 +21,8 @@ Exit codes (pytest's, where they mean the same; ``docs/reference/cli.md``):
 - 2: interrupted (Ctrl-C);
 - 3: internal error: a bug, one line (``PYTEST_SWEEP_TRACEBACK=1`` shows the traceback);
 - 4: usage error: a bad argument, a folder without a readable ``sweep_summary.json`` (a field
-  of the wrong type included), or reports that could not be written into the folder.
+  of the wrong type included), a pytest plugin that cannot be loaded, or reports that could not
+  be written into the folder (each reporter that failed is named; the others wrote theirs).
 
 Every error is one line on stderr, never a traceback.
 """
@@ -30,11 +33,14 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn
 
-from pytest_sweep import __version__
+from pytest_sweep import ENTRY_POINT, __version__
+
+if TYPE_CHECKING:
+    import pytest
 
 OK = 0
 REGRESSION = 1
@@ -43,8 +49,6 @@ INTERNAL_ERROR = 3
 USAGE_ERROR = 4
 #: Set to show the traceback of an internal error (exit code 3).
 TRACEBACK_ENV = "PYTEST_SWEEP_TRACEBACK"
-
-T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,80 +77,82 @@ def _usage_error(message: str) -> int:
     return USAGE_ERROR
 
 
-def report(folder: Path, threshold: str | None, limit: int | None = None) -> int:
+#: The pytest arguments of the console script's own pytest config (``pytest-sweep report``): pytest-sweep's
+#: entry point (also where plugin autoloading is off), no conftest, no cache, no capture, no assertion rewriting.
+REPORT_PYTEST_ARGS = ("-p", ENTRY_POINT[0], "-p", "no:cacheprovider", "--noconftest", "--capture=no", "--assert=plain")
+
+
+def report_config(extra: Sequence[str] = ()) -> pytest.Config:
+    """A pytest config whose plugin manager holds what a sweep's would: pytest-sweep's hookspecs, its
+    built-in plugins under their names and every installed ``pytest11`` plugin.
+
+    pytest parses it as it parses a run's (``pytest.Config.fromdictargs``, the way an xdist worker
+    makes its config): the ``pytest11`` entry points load unless ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``
+    is set, ``PYTEST_PLUGINS`` and the ini file of the working folder count, ``PYTEST_ADDOPTS`` does
+    not.  No session starts and ``pytest_configure`` is not called: the reporters get the options,
+    the ini values and an empty stash.  A bad option or plugin raises :class:`pytest.UsageError`.
+    """
+    import warnings
+
     import pytest
 
-    from pytest_sweep.matrix import storage
-    from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
-    from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
-    from pytest_sweep.plugins.analysis import render_analysis
-    from pytest_sweep.plugins.compare import load_baseline
-    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT, analysis_doc, finite
+    from pytest_sweep.entry import register_builtins
 
+    with warnings.catch_warnings():  # an ini value only pytest knows is not this tool's business
+        warnings.simplefilter("ignore")
+        try:
+            config = pytest.Config.fromdictargs({}, [*REPORT_PYTEST_ARGS, *extra])
+        except (pytest.UsageError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a plugin that does not import (pytest's PluginImportFailure)
+            cause = exc.__cause__ or exc
+            raise pytest.UsageError(
+                f"cannot load the pytest plugins ({exc}: {type(cause).__name__}: {cause}); "
+                "fix or uninstall that plugin (PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 loads none)"
+            ) from None
+    register_builtins(config.pluginmanager)
+    return config
+
+
+def report(folder: Path, threshold: str | None, limit: int | None = None) -> int:
+    """Call every ``pytest_sweep_finished`` on the records of ``folder``'s ``sweep_summary.json``.
+
+    The same hook a sweep ends with, through pluggy (:func:`~pytest_sweep.matrix.hookcall.call_each`,
+    as the controller calls it): the built-in reporters and every installed plugin's reporter
+    write their files, wrappers included; a reporter that fails is named and the others still write.
+    """
+    import pytest
+
+    from pytest_sweep.matrix.controller import reporters_failed
+    from pytest_sweep.matrix.hookcall import call_each
+    from pytest_sweep.matrix.records import SweepResult
+    from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
+    from pytest_sweep.plugins.compare import load_baseline
+    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT
+
+    extra = []
     try:
         records = load_baseline(folder, "report", str(folder))
-        noise = importance.parse_threshold(threshold, "--importance-threshold") if threshold is not None else None
+        if threshold is not None:
+            importance.parse_threshold(threshold, "--importance-threshold")
+            extra.append(f"--sweep-importance-threshold={threshold}")
+        if limit is not None:
+            extra.append(f"--sweep-max-combinations={limit}")
+        config = report_config(extra)
+        importance.threshold(config)  # an ini value the sweep would refuse is refused here too
     except (ValueError, pytest.UsageError) as exc:
         return _usage_error(str(exc))
-    failed: list[str] = []
-
-    def attempt(name: str, write: Callable[[], T], otherwise: T) -> T:
-        """One file (or the plots): a failed write is named once at the end, the others still go on."""
-        try:
-            return write()
-        except OSError as exc:
-            failed.append(f"{name} ({exc.strerror or type(exc).__name__})")
-            return otherwise
-
-    symbols = refine.builtin_symbols()
-    imp = importance.compute(records, noise)
-    attempt(
-        importance.IMPORTANCE_JSON,
-        lambda: storage.write_json_atomic(storage.sweep_path(folder, importance.IMPORTANCE_JSON), imp.to_json()),
-        None,
-    )
-    ref = attempt(
-        refine.REFINE_RANGE,
-        lambda: refine.write(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
-        None,
-    )
-    specs: list[plots.PlotSpec] = attempt(f"{plots.PLOTS_DIR}/", lambda: plots.write(folder, records, noise), [])
-    attempt(
-        csv_report.SUMMARY_CSV,
-        lambda: storage.write_text_atomic(
-            storage.sweep_path(folder, csv_report.SUMMARY_CSV), csv_report.render_csv(records)
-        ),
-        None,
-    )
-    sections = [
-        importance.render_section(imp),
-        refine.section(folder, records, imp, symbols, limit or DEFAULT_MAX_COMBINATIONS),
-        plots.render_section(specs),
-    ]
     interrupted = any(r["status"] == "not_run" and r.get("error") == "sweep interrupted" for r in records)
-    attempt(
-        ANALYSIS_TXT,
-        lambda: storage.write_text_atomic(
-            storage.sweep_path(folder, ANALYSIS_TXT),
-            render_analysis(records, interrupted, sections=sections, threshold=noise),
-        ),
-        None,
-    )
-    attempt(
-        ANALYSIS_JSON,
-        lambda: storage.write_json_atomic(
-            storage.sweep_path(folder, ANALYSIS_JSON), finite(analysis_doc(records, noise, interrupted=interrupted))
-        ),
-        None,
-    )
     sources = list(dict.fromkeys(str(r["source"]) for r in records if r.get("source")))
-    attempt(html_report.REPORT_HTML, lambda: html_report.write(folder, records, imp, specs, sources, noise), None)
-    if failed:
+    sweep = SweepResult(folder, records, interrupted=interrupted, sources=sources, from_summary=True)
+    _, failures = call_each(
+        config.pluginmanager, "pytest_sweep_finished", {"config": config, "sweep": sweep}, isolate=True
+    )
+    if failures:
         return _usage_error(
-            f"report={folder}: could not write {', '.join(failed)}; "
+            f"report={folder}: {reporters_failed(failures)}; "
             "pass a folder you can write to (or report a copy of this one)"
         )
-    drawn = sum(1 for s in specs if s.reason is None)
     from pytest_sweep.matrix import environment
 
     env, why = environment.load(folder)
@@ -155,13 +161,12 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     except (TypeError, AttributeError, ValueError):  # an environment.json this tool did not write
         line = f"{environment.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
     print(_one_line(f"environment: {line}"))
-    print(
-        _one_line(
-            f"{folder}: {ANALYSIS_TXT}, {ANALYSIS_JSON}, {importance.IMPORTANCE_JSON}, "
-            + (f"{refine.REFINE_RANGE}, " if ref is not None else "")
-            + f"{csv_report.SUMMARY_CSV}, {html_report.REPORT_HTML}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"
-        )
-    )
+    specs = plots.outcome(config, sweep)
+    drawn = sum(1 for s in specs if s.reason is None)
+    names = [ANALYSIS_TXT, ANALYSIS_JSON, importance.IMPORTANCE_JSON, refine.REFINE_RANGE]
+    names += [csv_report.SUMMARY_CSV, html_report.REPORT_HTML]
+    written = [name for name in names if (folder / name).is_file()]
+    print(_one_line(f"{folder}: {', '.join(written)}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"))
     return OK
 
 

@@ -3,9 +3,10 @@
 Every pytest run in an environment where pytest-sweep is installed imports this module, so it
 imports only what pytest needs before it knows whether a sweep is active: the option definitions
 (:mod:`pytest_sweep.matrix.options`, :mod:`pytest_sweep.plugins.options`; ``--help`` lists them
-all) and the hookspecs (:mod:`pytest_sweep.matrix.hookspecs`, added in ``pytest_addhooks`` so a
-``conftest.py`` or an installed plugin that implements ``pytest_sweep_*`` hooks validates in any
-run).
+all) and the hookspecs (the core's :mod:`pytest_sweep.matrix.hookspecs` and the built-in trainer's
+:mod:`pytest_sweep.plugins.trainer_hookspecs`, added in ``pytest_addhooks`` as pytest-xdist adds
+its ``newhooks``, so a ``conftest.py`` or an installed plugin that implements ``pytest_sweep_*``
+hooks validates in any run, also one where ``sweep.trainer`` is off).
 
 A sweep is active when ``--range-config``, ``--config-dir``, ``--sweep-generate`` or
 ``--sweep-symbols`` is given.  Then, and only then, the built-in plugins
@@ -29,6 +30,7 @@ from pytest_sweep.matrix import hookspecs
 from pytest_sweep.matrix import options as core_options
 from pytest_sweep.matrix.options import SWEEP_OPTIONS, sweep_requested
 from pytest_sweep.plugins import options as plugin_options
+from pytest_sweep.plugins import trainer_hookspecs
 
 #: The core's registration name: a sweep cannot run without it.
 CORE = "sweep.core"
@@ -41,6 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    pluginmanager.add_hookspecs(trainer_hookspecs)
 
 
 def register_builtins(pluginmanager: pytest.PytestPluginManager) -> list[str]:

@@ -168,3 +168,34 @@ def test_the_terminal_shows_hostile_values_escaped(sweep_pytester: SweepPytester
     for line in ours:
         assert all(c.isprintable() for c in line), repr(line[:200])
     result.stdout.fnmatch_lines(["*= sweep results =*", "FAILED config_002: RuntimeError: *"])
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("plugin", "cannot load the pytest plugins (broken_reporter: ModuleNotFoundError: *"),
+        ("missing", 'Error importing plugin "no_such_reporter": *'),
+        ("ini", "ini value sweep_importance_threshold=abc: use a number of percentage points*"),
+    ],
+)
+def test_report_with_a_plugin_or_ini_value_it_cannot_use_is_one_usage_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, setup: str, expected: str
+) -> None:
+    """``pytest-sweep report`` loads the plugins and ini values a run in that folder would: one
+    it cannot load or use is a usage error in one line, and no report is written."""
+    import fnmatch
+
+    folder = _sweep(tmp_path / "R", [90.0])
+    monkeypatch.chdir(tmp_path)
+    if setup == "plugin":
+        (tmp_path / "broken_reporter.py").write_text("import no_such_module_anywhere\n", encoding="utf-8")
+        monkeypatch.syspath_prepend(tmp_path)
+        monkeypatch.setenv("PYTEST_PLUGINS", "broken_reporter")
+    elif setup == "missing":
+        monkeypatch.setenv("PYTEST_PLUGINS", "no_such_reporter")
+    else:
+        (tmp_path / "pytest.ini").write_text("[pytest]\nsweep_importance_threshold = abc\n", encoding="utf-8")
+    code, out, err = _run(capsys, ["report", str(folder)])
+    assert (code, out, len(err)) == (cli.USAGE_ERROR, [], 1), err
+    assert fnmatch.fnmatch(err[0], f"pytest-sweep: error: {expected}"), err
+    assert sorted(p.name for p in folder.iterdir()) == ["sweep_summary.json"]

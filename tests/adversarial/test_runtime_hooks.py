@@ -5,6 +5,7 @@ leaves a plugin's scheduler working).  Real sweeps of the torch-free toy trainer
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 
 import pluggy
 import pytest
@@ -241,3 +242,65 @@ def test_call_each_keeps_pluggy_order_and_isolates() -> None:
     with pytest.raises(ValueError, match="b broke"):
         call_each(pm, "toy_hook", {"value": 10}, isolate=False)
     assert calls == ["wrap in", "first", "b"]
+
+
+def test_call_each_runs_the_wrapper_of_a_plugin_that_also_implements_the_hook_in_pluggys_order() -> None:
+    """A plugin may wrap a hook and implement it too (``specname``); several plugins may be
+    ``tryfirst``/``trylast``, wrappers too: call_each calls them all in exactly pluggy's order."""
+    calls: list[str] = []
+
+    def plain(name: str, tryfirst: bool = False, trylast: bool = False) -> object:
+        class Plugin:
+            @hookimpl(tryfirst=tryfirst, trylast=trylast)
+            def toy_hook(self, value: int) -> int:
+                calls.append(name)
+                return value
+
+        return Plugin()
+
+    def wrapper(name: str, tryfirst: bool = False, trylast: bool = False) -> object:
+        class Plugin:
+            @hookimpl(wrapper=True, tryfirst=tryfirst, trylast=trylast)
+            def toy_hook(self, value: int) -> Generator[None, list[int], list[int]]:
+                calls.append(f"{name} in")
+                result = yield
+                calls.append(f"{name} out")
+                return result
+
+        return Plugin()
+
+    class Both:
+        @hookimpl(wrapper=True, specname="toy_hook")
+        def wrap_it(self, value: int) -> Generator[None, list[int], list[int]]:
+            calls.append("both in")
+            result = yield
+            calls.append("both out")
+            return [*result, -1]
+
+        @hookimpl
+        def toy_hook(self, value: int) -> int:
+            calls.append("both")
+            return value
+
+    pm = pluggy.PluginManager("toy")
+    pm.add_hookspecs(Spec)
+    plugins = [
+        ("last1", plain("last1", trylast=True)),
+        ("w-last", wrapper("w-last", trylast=True)),
+        ("a", plain("a")),
+        ("last2", plain("last2", trylast=True)),
+        ("first1", plain("first1", tryfirst=True)),
+        ("w", wrapper("w")),
+        ("both", Both()),
+        ("b", plain("b")),
+        ("w-first", wrapper("w-first", tryfirst=True)),
+        ("first2", plain("first2", tryfirst=True)),
+    ]
+    for name, plugin in plugins:
+        pm.register(plugin, name)
+    expected = pm.hook.toy_hook(value=3)
+    order = list(calls)
+    assert "both in" in order and "both" in order
+    calls.clear()
+    results, failures = call_each(pm, "toy_hook", {"value": 3}, isolate=True)
+    assert (calls, results, failures) == (order, expected, [])

@@ -532,6 +532,6 @@ def test_item20_the_built_in_trainer_describes_only_the_trials_it_trains(sweep_p
         "    return Mine() if trial['CONFIG_LEARNING_RATE'] == 0.02 else None\n"
     )
     rc = sp.range_config(sp.digits_config("CONFIG_LEARNING_RATE=0.01|0.02"))
-    items, _ = sp.pytester.inline_genitems(*sp.plugin_args, f"--range-config={rc}", "--sweep-minutes-per-trial=1")
+    items = sp.sweep_items(f"--range-config={rc}", "--sweep-minutes-per-trial=1")
     described = [item.config.hook.pytest_sweep_describe_trial(trial=item.trial, config=item.config) for item in items]
     assert described == ["lenet5/digits/adamw/none e2 b64", None]

@@ -98,7 +98,8 @@ def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: v for k, v in m.items() if k not in TIMING} for m in result["history"]]
 
 
-CASES = {
+#: name -> (the run's settings: optimizer, pruning, base optimizer, loader, augment; the step to cut at, None: epoch 1's end)
+CASES: dict[str, tuple[dict[str, Any], int | None]] = {
     "adamw-none-mid-epoch": ({"optimizer": "adamw", "pruning": "none"}, 30),
     "sgd-movement-boundary": ({"optimizer": "sgd", "pruning": "movement"}, None),
     "adamwprune-spam-mid-epoch": ({"optimizer": "adamwprune", "pruning": "state", "base": "adamwspam"}, 17),

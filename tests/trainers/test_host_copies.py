@@ -28,15 +28,15 @@ from pytest_sweep.trainers.pruning import build_pruner
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 #: A fake CUDA device still needs a torch built with CUDA (torch's CPU builds, such as 2.13.0+cpu of
 #: ``tox -e minimums``, raise "PyTorch is not linked with support for cuda devices").
-needs_cuda_build = pytest.mark.skipif(not torch.backends.cuda.is_built(), reason="needs a torch built with CUDA")
+needs_cuda_build = pytest.mark.skipif(not torch.backends.cuda.is_built(), reason="needs a torch built with CUDA")  # type: ignore[no-untyped-call]
 
 
-class Transfers(TorchDispatchMode):
+class Transfers(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Records operations whose tensors sit on more than one device (a copy between host and
     device), and host reads of a device value (``.item()``, ``bool()``: a sync on CUDA)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.seen: list[str] = []
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:

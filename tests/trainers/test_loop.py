@@ -137,7 +137,7 @@ class _NanAfter(nn.Module):
         self.model, self.calls, self.seen = model, calls, 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+        out: torch.Tensor = self.model(x)
         if self.training:
             self.seen += 1
             if self.seen >= self.calls:
@@ -161,7 +161,7 @@ def test_on_epoch_can_stop_early(digits: DataBundle) -> None:
 
     def stop_at_two(metrics: dict[str, Any]) -> bool:
         seen.append(metrics["epoch"])
-        return metrics["epoch"] == 2
+        return bool(metrics["epoch"] == 2)
 
     result, lines = _run(digits, on_epoch=stop_at_two)
     assert seen == [1, 2] and result["epochs_run"] == 2 and result["stopped_early"]

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from pytest_sweep.matrix.contracts import Pruner as HookPruner
 from pytest_sweep.trainers.adamwprune import (
     AdamWPrune,
     AdamWPruneSettings,
@@ -47,7 +47,7 @@ def _steps(model: nn.Module, opt: torch.optim.Optimizer, pruner: object | None, 
     for step in range(start + 1, start + n + 1):
         x, y = torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 10, (16,), generator=gen)
         opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
+        nn.functional.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]
         if pruner is not None:
             pruner.before_step()  # type: ignore[attr-defined]
         opt.step()
@@ -312,14 +312,28 @@ def test_a_ramp_shape_and_a_ramp_end_step_override_the_method_and_epoch_defaults
     assert AdamWPruneSettings(steps_per_epoch=391, ramp_end_epoch=75).ramp_end_step == 75 * 391
 
 
-def test_the_loop_takes_the_pruner_the_hook_contract_describes() -> None:
-    """The Pruner protocol is written twice: the torch-free core's contract (what
-    ``pytest_sweep_make_pruner`` returns) and the trainers' own (what ``train()`` calls), as neither
-    layer may import the other.  They name the same methods with the same signatures."""
+def test_the_hooks_and_the_loop_share_one_pruner_and_one_data_bundle() -> None:
+    """One definition each (``trainers/contracts.py``): the trainer's hookspecs return them, the
+    loop takes them, and every built-in pruner has the contract's methods with its signatures."""
+    from pytest_sweep.matrix.trial import Trial
+    from pytest_sweep.plugins import trainer_hookspecs
+    from pytest_sweep.trainers import batches, contracts, data, loop
 
-    def methods(protocol: type) -> dict[str, str]:
-        names = [n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")]
-        return {n: str(inspect.signature(getattr(protocol, n))) for n in names}
+    names = {"Trial": Trial, "DataBundle": contracts.DataBundle, "Pruner": contracts.Pruner}
+    returned = {
+        hook: typing.get_args(typing.get_type_hints(getattr(trainer_hookspecs, hook), localns=names)["return"])
+        for hook in ("pytest_sweep_make_dataset", "pytest_sweep_make_pruner")
+    }
+    assert returned == {
+        "pytest_sweep_make_dataset": (contracts.DataBundle, type(None)),
+        "pytest_sweep_make_pruner": (contracts.Pruner, type(None)),
+    }
+    assert vars(loop)["Pruner"] is LoopPruner is contracts.Pruner
+    assert vars(loop)["DataBundle"] is vars(batches)["DataBundle"] is data.DataBundle is contracts.DataBundle
+    assert type(load_dataset("digits")) is contracts.DataBundle
 
-    assert methods(HookPruner) == methods(LoopPruner)
-    assert sorted(methods(LoopPruner)) == ["after_step", "before_step", "sparsity"]
+    def methods(cls: type) -> dict[str, str]:
+        return {n: str(inspect.signature(getattr(cls, n))) for n in ("before_step", "after_step", "sparsity")}
+
+    for builtin in (NoPruning, ScheduledPruner, StatePruning):
+        assert methods(builtin) == methods(contracts.Pruner), builtin.__name__

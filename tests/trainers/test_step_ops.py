@@ -31,14 +31,14 @@ from pytest_sweep.trainers.pruning import build_pruner
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 #: A fake CUDA device still needs a torch built with CUDA (torch's CPU builds, such as 2.13.0+cpu of
 #: ``tox -e minimums``, raise "PyTorch is not linked with support for cuda devices").
-needs_cuda_build = pytest.mark.skipif(not torch.backends.cuda.is_built(), reason="needs a torch built with CUDA")
+needs_cuda_build = pytest.mark.skipif(not torch.backends.cuda.is_built(), reason="needs a torch built with CUDA")  # type: ignore[no-untyped-call]
 
 
-class OpCounter(TorchDispatchMode):
+class OpCounter(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Counts the ATen operations (what reaches a kernel) dispatched while it is active, by name."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.ops: Counter[str] = Counter()
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -81,7 +81,7 @@ def update_ops(model_name: str, setup: str, data: DataBundle) -> Counter[str]:
     counter = OpCounter()
     for step in (1, 2, 3):
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        torch.nn.functional.cross_entropy(model(x), y).backward()  # type: ignore[no-untyped-call]
         if step < 3:
             update(step)
     with counter:
