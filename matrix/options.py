@@ -99,7 +99,7 @@ def format_size(n: int) -> str:
     value = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.4g} {unit}"
+            return (f"{n} byte" if n == 1 else f"{n} bytes") if unit == "bytes" else f"{value:.4g} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 
