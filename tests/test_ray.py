@@ -487,6 +487,14 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider", *ship)
     try:
         lost = wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)
+        # epoch 2's checkpoint is in the controller's sweep folder (shared nothing: copied there from
+        # the inbox within seconds), the durable copy, before the node goes
+        deadline = time.monotonic() + 30
+        while not list((ray_sweep.path / "out").glob("sweep_*/config_002*/checkpoints/checkpoint-000002-epoch2.ckpt")):
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                "epoch 2's checkpoint never reached the sweep folder"
+            )
+            time.sleep(0.2)
         ray_cluster.remove_gpu_node(lost)
         assert proc.wait(timeout=120) == pytest.ExitCode.OK
     finally:

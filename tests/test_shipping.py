@@ -21,12 +21,17 @@ def test_the_inbox_keeps_each_trials_newest_complete_checkpoint() -> None:
     assert inbox.describe("config_001_x-1") is None  # not committed yet: not a checkpoint to continue from
     inbox.commit(REL, 5)
     assert inbox.describe("config_001_x-1") == (REL, [3, 2])
-    assert b"".join(inbox.chunk("config_001_x-1", i) for i in range(2)) == b"abcde"
+    assert b"".join(inbox.chunk("config_001_x-1", REL, i) for i in range(2)) == b"abcde"
+    assert inbox.changed(0) == (1, ["config_001_x-1"]) and inbox.changed(1) == (1, [])
     newer = REL.replace("000002-epoch2", "000003-epoch3")
     inbox.put(newer, 0, b"xyz")
     inbox.put(newer, 0, b"XYZ")  # a push that started over (chunk 0 again)
     inbox.commit(newer, 3)
     assert inbox.describe("config_001_x-1") == (newer, [3]) and inbox.folders() == ["config_001_x-1"]
+    with pytest.raises(LookupError, match="no longer the newest"):
+        inbox.chunk("config_001_x-1", REL, 0)  # a copy of the older one in progress is abandoned
+    inbox.drop("config_001_x-1", REL)  # the older one reached the sweep folder: the newer one stays
+    assert inbox.describe("config_001_x-1") == (newer, [3])
     inbox.put(REL.replace("000002-epoch2", "000004-epoch4"), 0, b"half")
     inbox.drop("config_001_x-1")  # its files came back: the complete and the half-sent one go
     assert inbox.describe("config_001_x-1") is None and inbox.folders() == [] and inbox.partial == {}

@@ -29,6 +29,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Collection
@@ -65,6 +66,8 @@ from pytest_sweep.matrix.runner import one_line
 
 #: How long a worker session may take to finish at the end of a run before its actor is killed.
 STOP_SECONDS = 30.0
+#: How often the checkpoints that nodes sent are copied into the sweep folder.
+SYNC_SECONDS = 2.0
 #: The "ray" logger's level without ``--sweep-ray-verbose``: above CRITICAL, so nothing passes.
 SILENT = logging.CRITICAL + 10
 #: ``(worker id, worker count, token, test run id) -> the actor's spec`` (see ``SweepWorker``).
@@ -152,6 +155,8 @@ class ActorPool:
         self.pieces: dict[Any, tuple[Shipment, Download, int]] = {}  # object ref -> (shipment, file, offset)
         self.inbox: Any = None  # the CheckpointInbox actor, on this process's node
         self.ship_limit = options.ray_ship_limit(config)
+        self.synced = 0  # the inbox's commits copied into the sweep folder
+        self.next_sync = 0.0
         self.count = 0
         self.actor_class: Any = None
         self.plan = ActorPlan(0, {})
@@ -249,7 +254,7 @@ class ActorPool:
             rel, sizes = held
             offset, total = 0, sum(sizes)
             for index, size in enumerate(sizes):  # inbox to actor through Ray's object store
-                handle.accept.remote(rel, offset, self.inbox.chunk.remote(trial_dir, index), total)
+                handle.accept.remote(rel, offset, self.inbox.chunk.remote(trial_dir, rel, index), total)
                 offset += size
             return
         try:
@@ -283,6 +288,7 @@ class ActorPool:
                 self.arrive(ref)
             else:
                 self.settle(ref)
+        self.sync()
 
     def settle(self, ref: Any) -> None:
         """The event for one finished call."""
@@ -409,6 +415,20 @@ class ActorPool:
         for download in shipment.files:
             download.abandon()
 
+    def sync(self) -> None:
+        """Every :data:`SYNC_SECONDS` while nodes ship: the checkpoints that reached the inbox go
+        into the sweep folder, the durable copy (``--sweep-resume`` after a crash of this process)."""
+        now = time.monotonic()
+        if not self.ships or now < self.next_sync:
+            return
+        self.next_sync = now + SYNC_SECONDS
+        try:
+            self.synced, folders = ray.get(self.inbox.changed.remote(self.synced), timeout=60)
+        except (RayError, TimeoutError):
+            return
+        for folder in folders:
+            self.pull(folder)
+
     def drain(self) -> None:
         """The run ends: checkpoints still in the inbox (trials preempted, interrupted or lost for
         good on a node without the sweep folder) go into the sweep folder, for ``--sweep-resume``."""
@@ -430,14 +450,14 @@ class ActorPool:
             try:
                 offset = 0
                 for index, size in enumerate(sizes):
-                    download.write(offset, ray.get(self.inbox.chunk.remote(trial_dir, index), timeout=600))
+                    download.write(offset, ray.get(self.inbox.chunk.remote(trial_dir, rel, index), timeout=600))
                     offset += size
                 download.finish()
             except BaseException:
                 download.abandon()
                 raise
             self.prune(trial_dir, {rel})
-            self.inbox.drop.remote(trial_dir)
+            self.inbox.drop.remote(trial_dir, rel)
         except (RayError, TimeoutError, OSError):
             pass  # a checkpoint is a cache of work: the trial starts over
 
