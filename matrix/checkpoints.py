@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_sweep.matrix import storage
+from pytest_sweep.matrix import files, storage
 from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.trial import TrialFailed, TrialPreempted
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 MAGIC = b"PYTEST-SWEEP-CHECKPOINT "
 #: The trial folder's subfolder that holds its checkpoints.
-FOLDER = "checkpoints"
+FOLDER = files.CHECKPOINTS_DIR
 _NAME = re.compile(r"checkpoint-(\d{6,})-epoch(\d+)\.ckpt")
 #: The longest header accepted (a history of thousands of epochs fits many times over).
 MAX_HEADER = 64 * 1024 * 1024

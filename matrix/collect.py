@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.runner import RECORD_PROPERTY, RUNNER_KEY
+from pytest_sweep.matrix.files import OUTPUT_LOG
+from pytest_sweep.matrix.records import TrialRecord
+from pytest_sweep.matrix.runner import RUNNER_KEY
 from pytest_sweep.matrix.sources import SOURCES_KEY, Source
 from pytest_sweep.matrix.stages import make_stages
 from pytest_sweep.matrix.trial import Stage, Trial, TrialFailed, stage_id
@@ -37,7 +38,7 @@ class SweepItem(pytest.Item):
         runner = self.config.stash[RUNNER_KEY]
         outcome = runner.run(self.trial, self.nodeid, self.stage)
         self.trial_dir = runner.dir / self.trial.folder
-        self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
+        self.user_properties.append(TrialRecord.wire(outcome.record))
         if outcome.stop_session:
             self.session.shouldstop = outcome.stop_session
         if outcome.unsafe is not None:
@@ -49,7 +50,7 @@ class SweepItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, TrialFailed):
-            where = f" (log: {self.trial_dir / 'output.log'})" if self.trial_dir else ""
+            where = f" (log: {self.trial_dir / OUTPUT_LOG})" if self.trial_dir else ""
             return f"{self.trial.name}: {excinfo.value}{where}"
         return super().repr_failure(excinfo, style="short")
 
@@ -68,7 +69,7 @@ class SampledItem(SweepItem):
         runner = self.config.stash[RUNNER_KEY]
         outcome = self.config.stash[SEARCH_KEY].run(self, runner)
         self.trial_dir = runner.dir / str(outcome.record.get("trial_dir") or self.trial.folder)
-        self.user_properties.append((RECORD_PROPERTY, json.dumps(outcome.record)))
+        self.user_properties.append(TrialRecord.wire(outcome.record))
         if outcome.stop_session:  # preempted (SIGTERM): the trial checkpointed, no further item starts
             self.session.shouldstop = outcome.stop_session
         if outcome.error is not None:

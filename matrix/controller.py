@@ -20,18 +20,15 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
+from pytest_sweep.matrix.files import INTERIM_FILES, SUMMARY_JSON, TRAINING_METRICS
 from pytest_sweep.matrix.hookcall import call_each
-from pytest_sweep.matrix.records import SweepResult, assign_ranks
-from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
+from pytest_sweep.matrix.records import SweepResult, TrialRecord, assign_ranks
+from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.trial import Trial
 
 #: The error of a trial that an interim summary (``pytest_sweep_progress``) lists as not run.
 NOT_FINISHED_YET = "not finished when this summary was written"
-#: The files the built-in reporters rewrite in interim summaries.  The JSON ones say which kind
-#: they are in a field (the summary's records ``"interim"``, the analysis ``"running"``); the
-#: text and the table are known as interim by being the very file the interim write left.
-INTERIM_FILES = ("sweep_summary.json", "sweep_analysis.json", "sweep_analysis.txt", "sweep_summary.csv")
 
 
 def _last_error_line(text: str) -> str:
@@ -166,9 +163,9 @@ class Controller:
     def take_report(self, report: pytest.TestReport) -> None:
         """Turn one test report into (or onto) its trial's record (a stage item's: its trial's)."""
         key = self.alias.get(report.nodeid, report.nodeid)
-        shipped = [v for k, v in report.user_properties if k == RECORD_PROPERTY]
-        if shipped:
-            self.records[key] = json.loads(str(shipped[-1]))
+        shipped = TrialRecord.from_wire(report.user_properties)
+        if shipped is not None:
+            self.records[key] = shipped
             return
         base = self.expected_record(key)
         if base is None:
@@ -195,7 +192,7 @@ class Controller:
         try:
             if not trial_dir:
                 return None
-            path = storage.sweep_path(self.dir, trial_dir, "training_metrics.json")
+            path = storage.sweep_path(self.dir, trial_dir, TRAINING_METRICS)
             if path.stat().st_mtime < self.started:
                 return None
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -241,7 +238,7 @@ class Controller:
         self.records[nodeid] = record
         self.finish(interrupted=True)
         self._line(
-            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / 'sweep_summary.json'}",
+            f"sweep: {record.get('config_file')}: {record.get('error')}; summary: {self.dir / SUMMARY_JSON}",
             red=True,
         )
 

@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.files import ENVIRONMENT_DIFF, ENVIRONMENT_JSON
 
-ENVIRONMENT_JSON = "environment.json"
-ENVIRONMENT_DIFF = "environment.diff"
 SCHEMA_VERSION = 1
 #: Environment variables that change what trains or where (never the whole environment: no secrets).
 ENV_VARS = (

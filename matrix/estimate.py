@@ -38,6 +38,7 @@ import pytest
 
 from pytest_sweep.matrix import options, storage
 from pytest_sweep.matrix.errors import clip
+from pytest_sweep.matrix.files import SUMMARY_JSON
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.collect import SweepItem
@@ -222,7 +223,7 @@ def history(root: Path, trainers: set[str], skipped: list[str] | None = None) ->
     and the newest folder they came from.  A summary that cannot be read goes to ``skipped``."""
     found: dict[str, tuple[list[float], str]] = {}
     for folder in reversed(storage.sweep_dirs(root)[-HISTORY_DEPTH:]):
-        path = folder / "sweep_summary.json"
+        path = folder / SUMMARY_JSON
         if not path.is_file():
             continue
         try:

@@ -155,8 +155,11 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
 
     :param config: the process's pytest config (``config.getoption("sweep_scheduler")`` is the
         name asked for: ``none``, ``asha``, ``median`` or a name of yours).
-    :param sweep_dir: the sweep folder, the same on every process (the built-in schedulers keep
-        their rung store there).
+    :param sweep_dir: the sweep folder (the built-in schedulers keep their rung store there).  On
+        a Ray actor whose node does not see the controller's folder (or with
+        ``--sweep-ray-ship-files``) it is a folder of that node's own: a store shared by the trials
+        must not be opened there; ``pytest_sweep.matrix.ray.state.worker_state(config)`` is then the
+        handle of the actor holding the sweep's rung store (``RayRungStore(handle)`` reaches it).
 
     ``firstresult``: the first non-``None`` answer wins; the built-in implementation (``asha``,
     ``median``, ``none``) is ``trylast`` and raises a usage error for a name nobody provides.

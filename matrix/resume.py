@@ -11,7 +11,6 @@ The resumed sweep continues in its own folder, so its summary covers every trial
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,9 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import clip
-from pytest_sweep.matrix.records import RESULT_METRICS, normalize
+from pytest_sweep.matrix.files import SUMMARY_JSON, TRAINING_METRICS
+from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.trial import Trial
-
-#: Metrics a reused result must hold as finite numbers (``test_acc``) or may leave out (the rest).
-REQUIRED_NUMBERS = ("test_acc",)
-OPTIONAL_NUMBERS = (*(m for m in RESULT_METRICS if m not in REQUIRED_NUMBERS), "torch_threads")
-OPTIONAL_TEXT = ("device", "trainer")
 
 
 def resume_dir(root: Path, arg: str, invocation_dir: Path) -> Path:
@@ -63,7 +58,7 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
     left out, so a resume continues it from its checkpoint.
     """
     found: dict[str, dict[str, Any]] = {}
-    for metrics in sorted(folder.glob("*/training_metrics.json")):
+    for metrics in sorted(folder.glob(f"*/{TRAINING_METRICS}")):
         try:
             # a trial folder (or file) that is a symbolic link is not this sweep's: it runs again
             path = storage.sweep_path(folder, metrics.parent.name, metrics.name)
@@ -78,35 +73,10 @@ def finished_trials(folder: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _number_problem(key: str, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{key} is {clip(json.dumps(value))[:40]}, not a number"
-    try:
-        as_float = float(value)
-    except OverflowError:
-        return f"{key} is too large for a number"
-    if math.isnan(as_float):
-        return f"{key} is NaN"
-    if not math.isfinite(as_float):
-        return f"{key} is infinite"
-    return None
-
-
 def invalid_metrics(doc: dict[str, Any]) -> str | None:
-    """Why a finished trial's metrics cannot be reused, or None when they can."""
-    for key in REQUIRED_NUMBERS:
-        problem = _number_problem(key, doc.get(key))
-        if problem:
-            return problem
-    for key in OPTIONAL_NUMBERS:
-        if doc.get(key) is not None:
-            problem = _number_problem(key, doc[key])
-            if problem:
-                return problem
-    for key in OPTIONAL_TEXT:
-        if doc.get(key) is not None and not isinstance(doc[key], str):
-            return f"{key} is not text"
-    return None
+    """Why a finished trial's metrics cannot be reused, or None when they can
+    (:meth:`TrialRecord.metrics_problem <pytest_sweep.matrix.records.TrialRecord.metrics_problem>`)."""
+    return TrialRecord.metrics_problem(doc)
 
 
 def reusable(trial: Trial, done: dict[str, dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
@@ -127,66 +97,13 @@ class ResumeError(ValueError):
     """The resumed sweep's ``sweep_summary.json`` holds a record this run cannot use (one line)."""
 
 
-#: Record fields that hold text or null.
-_TEXT_FIELDS = ("config_file", "error", "nodeid", "worker", "source", "trainer", "device", "stop_reason")
-#: Record fields that hold a whole number or null.
-_WHOLE_FIELDS = ("rung", "seed")
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
-
-
-def record_problem(record: dict[str, Any]) -> str | None:
-    """Why a summary record cannot be resumed (the field and what it holds), or None."""
-    config = record.get("config") or {}
-    if not isinstance(config, dict):
-        return f"'config' is {_kind(config)}, not an object"
-    for key, value in config.items():
-        if not isinstance(value, _SCALARS):
-            return f"'config' holds {_kind(value)} under {clip(key)[:40]}, not a value"
-    swept = record.get("swept") or []
-    if not isinstance(swept, list):
-        return f"'swept' is {_kind(swept)}, not a list of config keys"
-    if not all(isinstance(k, str) for k in swept):
-        return "'swept' is not a list of config keys"
-    for key in swept:
-        if not isinstance(record.get(key), _SCALARS):
-            return f"'{clip(key)[:40]}' is {_kind(record.get(key))}, not a value"
-    for key in _TEXT_FIELDS:
-        if not isinstance(record.get(key), (str, type(None))):
-            return f"'{key}' is {_kind(record.get(key))}, not text"
-    for key in _WHOLE_FIELDS:
-        value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            return f"'{key}' is {_kind(value)}, not a whole number"
-    if not isinstance(record.get("status", "not_run"), str):
-        return f"'status' is {_kind(record.get('status'))}, not text"
-    if record.get("status") not in ("passed", "stopped"):
-        for key in (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS):
-            if record.get(key) is not None and _number_problem(key, record[key]) is not None:
-                return f"'{key}' is {_kind(record[key])}, not a finite number"
-    return None
-
-
 def previous_records(folder: Path) -> list[dict[str, Any]] | None:
     """The records of the resumed sweep's ``sweep_summary.json`` (None: none readable).
 
     A record whose fields have the wrong types raises :class:`ResumeError`; a trial that appears
     twice is kept once (a finished record over an unfinished one, else the later).
     """
-    path = folder / "sweep_summary.json"
+    path = folder / SUMMARY_JSON
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested too deep
@@ -199,7 +116,7 @@ def previous_records(folder: Path) -> list[dict[str, Any]] | None:
             continue
         if r.get("status") in ("passed", "stopped") and invalid_metrics(r) is not None:
             continue  # its trial runs again
-        problem = record_problem(r)
+        problem = TrialRecord.resume_problem(r)
         if problem is not None:
             name = r.get("config_file")
             shown = f" ({clip(name)[:60]})" if isinstance(name, str) else ""
@@ -210,7 +127,7 @@ def previous_records(folder: Path) -> list[dict[str, Any]] | None:
         if earlier is not None and earlier.get("status") in finished and r.get("status") not in finished:
             r = earlier
         kept[r["trial_dir"]] = r
-    found = [normalize(r) for r in kept.values()]
+    found = [TrialRecord.normalize(r) for r in kept.values()]
     return found or None
 
 

@@ -5,8 +5,8 @@ run on other processes (xdist workers, Ray actors).  :class:`RungStore` is the s
 scheduler needs; :class:`SqliteRungStore` keeps it in ``rungs.sqlite`` in the sweep folder (WAL
 mode, one ``BEGIN IMMEDIATE`` transaction per decision), so several processes on one machine
 decide at once without losing an update, and a crashed sweep resumed with ``--sweep-resume``
-finds every decision it made.  A backend whose trials run on several machines needs a store that
-all of them reach (held by the controller or a Ray actor) behind the same interface.
+finds every decision it made.  On Ray, whose nodes may share no disk, one actor on the
+controller's node holds this store and the trials call it (``pytest_sweep.matrix.ray.state``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-#: The store's file in the sweep folder.
-STORE_FILE = "rungs.sqlite"
 #: Seconds a writer waits for another process's transaction before it gives up.
 BUSY_TIMEOUT = 60.0
 

@@ -28,8 +28,9 @@ from pytest_sweep.matrix import rangewrite, storage
 from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
 from pytest_sweep.matrix.checkpoints import PlainCodec, Policy, TrialCheckpoints, epochs, remove_checkpoints
 from pytest_sweep.matrix.errors import clip, printable
+from pytest_sweep.matrix.files import CONFIG_TXT, OUTPUT_LOG, TRAINING_METRICS
 from pytest_sweep.matrix.preempt import Preemption
-from pytest_sweep.matrix.records import METRIC_KEYS, RESULT_METRICS, clean_number
+from pytest_sweep.matrix.records import METRIC_KEYS, NUMERIC_METRICS, TEXT_METRICS, clean_number
 from pytest_sweep.matrix.resume import finished_trials, invalid_metrics, reusable
 from pytest_sweep.matrix.sources import Sources
 from pytest_sweep.matrix.stages import stage_lock
@@ -46,9 +47,6 @@ from pytest_sweep.matrix.trial import (
     TrialFailed,
     TrialPreempted,
 )
-
-#: The ``user_properties`` key under which a trial's record (JSON) travels.
-RECORD_PROPERTY = "sweep_record"
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
@@ -83,10 +81,6 @@ def _why(exc: BaseException) -> str:
     return str(exc)
 
 
-#: Metrics that must be finite numbers when a trainer returns them.
-NUMERIC_METRICS = (*RESULT_METRICS, "test_samples")
-
-
 def check_metrics(metrics: dict[str, Any]) -> None:
     """A trainer's non-finite or non-numeric result fails its trial ("test_acc is NaN")."""
     for key in NUMERIC_METRICS:
@@ -103,10 +97,6 @@ def check_metrics(metrics: dict[str, Any]) -> None:
             raise TrialFailed(f"{key} is NaN")
         if math.isinf(number):
             raise TrialFailed(f"{key} is infinite")
-
-
-#: Metrics a trainer may return as text (or null).
-TEXT_METRICS = ("device", "trainer")
 
 
 def trainer_name(trainer: object) -> str:
@@ -167,7 +157,7 @@ def checked_result(result: Any, name: str) -> dict[str, Any]:
     for key in metrics:
         if not isinstance(key, str):
             raise TrialFailed(f"the trainer {name} returned a key {clip(repr(key))[:40]}; the keys must be strings")
-    for key in (*NUMERIC_METRICS, "torch_threads"):
+    for key in NUMERIC_METRICS:
         value = metrics.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise TrialFailed(f"the trainer {name} returned {key!r} as {_shown(value)}, not a number")
@@ -531,8 +521,8 @@ class Runner:
         record = self._record_of(trial, nodeid, doc, reused=False)
         error: BaseException | None = None
         try:
-            storage.write_json_atomic(storage.sweep_path(folder, "training_metrics.json"), doc)
-            with open(storage.sweep_path(folder, "output.log"), "a", encoding="utf-8") as log:
+            storage.write_json_atomic(storage.sweep_path(folder, TRAINING_METRICS), doc)
+            with open(storage.sweep_path(folder, OUTPUT_LOG), "a", encoding="utf-8") as log:
                 _write(log, f"{stop.reason}\nstatus: stopped\n")
         except OSError as exc:
             record.update(status="failed", error=unwritable(folder, exc))
@@ -550,7 +540,7 @@ class Runner:
     def _stage_doc(self, trial: Trial, folder: Path) -> dict[str, Any] | None:
         """The trial's ``training_metrics.json`` when it is this trial's (same config and seed)."""
         try:
-            doc = json.loads(storage.sweep_path(folder, "training_metrics.json").read_text(encoding="utf-8"))
+            doc = json.loads(storage.sweep_path(folder, TRAINING_METRICS).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(doc, dict) or doc.get("config_file") != trial.name:
@@ -633,10 +623,10 @@ class Runner:
         """
         folder = storage.sweep_path(self.dir, trial.folder)
         folder.mkdir(parents=True, exist_ok=True)
-        storage.write_text_atomic(storage.sweep_path(self.dir, trial.folder, "config.txt"), render_trial_config(trial))
+        storage.write_text_atomic(storage.sweep_path(self.dir, trial.folder, CONFIG_TXT), render_trial_config(trial))
         goes_on = (stage is not None and stage.index > 0) or storage.sweep_path(folder, CHECKPOINT_FOLDER).is_dir()
         mode = "a" if goes_on else "w"
-        log = open(storage.sweep_path(self.dir, trial.folder, "output.log"), mode, encoding="utf-8", buffering=1)
+        log = open(storage.sweep_path(self.dir, trial.folder, OUTPUT_LOG), mode, encoding="utf-8", buffering=1)
         return folder, log
 
     def _train(self, trial: Trial, ctx: TrialContext) -> dict[str, Any]:
@@ -762,7 +752,7 @@ class Runner:
             "epochs": [{str(k): json_safe(v) for k, v in e.items()} for e in epochs],
         }
         try:
-            storage.write_json_atomic(storage.sweep_path(self.dir, trial.folder, "training_metrics.json"), doc)
+            storage.write_json_atomic(storage.sweep_path(self.dir, trial.folder, TRAINING_METRICS), doc)
         except OSError as exc:
             return exc
         _write(log, f"status: {record['status']}" + (f" ({record['error']})" if record["error"] else "") + "\n")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.files import SUMMARY_JSON
 from pytest_sweep.matrix.objectives import METRICS, metric_value
 from pytest_sweep.matrix.records import METRIC_KEYS
 from pytest_sweep.matrix.runner import Outcome, one_line
@@ -110,6 +111,8 @@ class Search:
 
 
 SEARCH_KEY = pytest.StashKey[Search]()
+#: The controller's study (every process that is not a worker), for a backend that holds it itself.
+STUDY_KEY = pytest.StashKey[JournalSearchStore]()
 
 
 def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_trials: bool) -> None:
@@ -120,9 +123,8 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
     source = sources.sources[0]
     assert source.space is not None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    study_dir = Path((workerinput or {}).get("sweep_study_dir") or sweep_dir)
     store = JournalSearchStore(
-        study_dir,
+        sweep_dir,
         source.space,
         settings.search,
         seed=settings.seed,
@@ -133,14 +135,21 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
     )
     if workerinput is None and config.getoption("sweep_resume") is not None and not config.option.collectonly:
         _check_resumed(store, sweep_dir)
+    if workerinput is None:
+        config.stash[STUDY_KEY] = store  # a Ray controller hands it to the actor that holds it (ray/state.py)
     if runs_trials:
-        config.stash[SEARCH_KEY] = Search(sources, source, store, settings.search)
+        from pytest_sweep.matrix.ray.state import RaySearchStore, worker_state  # no Ray import here
+
+        held = worker_state(config)  # a Ray actor's session: the study lives with the controller
+        config.stash[SEARCH_KEY] = Search(
+            sources, source, RaySearchStore(held) if held is not None else store, settings.search
+        )
 
 
 def _check_resumed(store: JournalSearchStore, sweep_dir: Path) -> None:
     journal = sweep_dir / JOURNAL_FILE
     if not journal.exists():
-        if (sweep_dir / "sweep_summary.json").exists():
+        if (sweep_dir / SUMMARY_JSON).exists():
             raise pytest.UsageError(
                 f"--sweep-resume={sweep_dir}: it holds no search study ({JOURNAL_FILE}): it was a grid sweep; "
                 "resume it without --sweep-search, or start a new sampled sweep"

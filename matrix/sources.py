@@ -20,7 +20,7 @@ from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.grid import Combination, expand
 from pytest_sweep.matrix.hookcall import call_each, plugin_name
 from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, quoted_keys, resolve_not_set
-from pytest_sweep.matrix.records import new_record
+from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.space import SEED_KEY, SearchSpace
 from pytest_sweep.matrix.symbols import Symbol, SymbolTable
 from pytest_sweep.matrix.trial import Trial, TrialFailed, trial_id, unstaged_id
@@ -388,7 +388,7 @@ class Sources:
 
     def base_record(self, trial: Trial, nodeid: str) -> dict[str, Any]:
         """The record of a trial before it ran (the runner and the controller start from it)."""
-        return new_record(
+        return TrialRecord.new(
             trial.name,
             trial.raw,
             trial.swept,
@@ -397,7 +397,7 @@ class Sources:
             trial_dir=trial.folder,
             trainer=self.describe(trial),
             source=trial.source,
-        )
+        ).to_json()
 
 
 SOURCES_KEY = pytest.StashKey[Sources]()

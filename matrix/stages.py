@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytest_sweep.matrix import storage
+from pytest_sweep.matrix import files, storage
 from pytest_sweep.matrix.trial import Stage
 
 #: The lock file a stage item holds in its trial's folder while it runs.
-LOCK_FILE = ".stage-lock"
+LOCK_FILE = files.STAGE_LOCK
 
 
 def make_stages(ends: list[int]) -> list[Stage]:

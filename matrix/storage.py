@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytest_sweep.matrix.files import SUMMARY_JSON
+
 #: The folders this tool creates: ``sweep_YYYYMMDD_HHMMSS`` or ``sweep_YYYYMMDD_HHMMSS_N``.
 SWEEP_DIR_RE = re.compile(r"sweep_(\d{8}_\d{6})(?:_(\d+))?")
 
@@ -167,6 +169,6 @@ def sweep_dirs(root: str | os.PathLike[str]) -> list[Path]:
 
 def is_sweep_dir(folder: Path) -> bool:
     """Whether ``folder`` is (or was, in an older version) a sweep folder of this tool."""
-    if SWEEP_DIR_RE.fullmatch(folder.name) or (folder / "sweep_summary.json").is_file():
+    if SWEEP_DIR_RE.fullmatch(folder.name) or (folder / SUMMARY_JSON).is_file():
         return True
     return any(folder.glob("*/training_metrics.json"))

@@ -7,8 +7,8 @@ A sampled sweep's items ask the store for their configuration when they start
 with "database is locked"), and serialises every ask and tell with an ``flock`` on
 ``search_study.lock``, so a proposal, its duplicate check and its bookkeeping are one step for all
 xdist workers and Ray actors that share the folder.  ``--sweep-resume`` opens the same study and
-continues it.  A backend whose machines share no disk implements the same two calls through its
-controller (the journal stays the durable copy there).
+continues it.  On Ray one actor on the controller's node holds the store and the trials call it
+(``pytest_sweep.matrix.ray.state``; the journal stays the durable copy).
 
 What the store guarantees:
 
@@ -36,14 +36,15 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pytest_sweep.matrix import files
 from pytest_sweep.matrix.objectives import METRICS, Constraint, Objective
 from pytest_sweep.matrix.space import SearchSpace
 
 if TYPE_CHECKING:
     import optuna
 
-JOURNAL_FILE = "search_study.journal"
-LOCK_FILE = "search_study.lock"
+JOURNAL_FILE = files.STUDY_JOURNAL
+LOCK_FILE = files.STUDY_LOCK
 STUDY_NAME = "sweep"
 #: Draws per item before a duplicate proposal is accepted (its result reused).
 MAX_DRAWS = 20
@@ -178,6 +179,10 @@ class JournalSearchStore:
         self.worker_index = worker_index
         self.seeds = space.seeds or ("",)
         self._study: optuna.Study | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The settings without the opened study (the Ray backend ships the store to the actor holding it)."""
+        return {**self.__dict__, "_study": None}
 
     # -- the study -----------------------------------------------------------------------------
     @property

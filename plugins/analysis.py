@@ -16,7 +16,7 @@ from typing import Any
 from tabulate import tabulate
 
 from pytest_sweep.matrix.errors import printable
-from pytest_sweep.matrix.records import ranked, stopped
+from pytest_sweep.matrix.records import STATUSES, ranked, stopped
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import stats
 from pytest_sweep.plugins.noise import BestSet, Noise, best_set, focus, model
@@ -196,9 +196,7 @@ def render_analysis(
 
     :param threshold: ``--sweep-importance-threshold`` (None: not given), for the noise model.
     """
-    counts = {
-        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
-    }
+    counts = {s: sum(1 for r in records if r["status"] == s) for s in STATUSES}
     reused = sum(1 for r in records if r.get("reused"))
     tested = counts["passed"] + counts["stopped"] + counts["failed"]
     label = labeller(records)

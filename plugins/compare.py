@@ -43,18 +43,18 @@ import pytest
 from tabulate import tabulate
 
 from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.files import SUMMARY_JSON
 from pytest_sweep.matrix.objectives import Objective
-from pytest_sweep.matrix.records import SummaryError, SweepResult, load_summary, ranked
+from pytest_sweep.matrix.records import PERCENT_METRICS, SummaryError, SweepResult, load_summary, ranked
 from pytest_sweep.plugins import pareto, stats
 from pytest_sweep.plugins.analysis import labeller
 from pytest_sweep.plugins.importance import shown
 from pytest_sweep.plugins.replicates import SEED_KEY, configurations, seed_swept
 
 #: Metrics a threshold may name: percentages, so a drop is in percentage points.
-METRICS = ("test_acc", "best_acc")
+METRICS = PERCENT_METRICS
 #: The front's threshold: ``hypervolume:5`` fails when the front's hypervolume lost more than 5%.
 HYPERVOLUME = "hypervolume"
-SUMMARY_JSON = "sweep_summary.json"
 
 
 @dataclass(frozen=True)

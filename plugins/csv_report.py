@@ -21,10 +21,8 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import storage
-from pytest_sweep.matrix.records import SweepResult
-
-SUMMARY_CSV = "sweep_summary.csv"
-
+from pytest_sweep.matrix.files import SUMMARY_CSV
+from pytest_sweep.matrix.records import DECIMALS, PERCENT_METRICS, SweepResult
 
 #: What starts a formula in a spreadsheet cell (OWASP, "CSV Injection"): a text cell starting with
 #: one of these gets a ``'`` in front, so Excel, LibreOffice and Google Sheets show it as text.
@@ -43,12 +41,6 @@ def neutralise(text: str) -> str:
     return text
 
 
-#: Decimal places of measured numbers whose precision does not depend on the trial.
-DECIMALS = {"final_sparsity": 4, "training_time": 1, "images_per_s": 1, "peak_memory_mb": 1}
-#: Accuracies [%]: one test image is 100 / test_samples pp; unknown test sets keep 2 decimals.
-ACCURACIES = ("test_acc", "best_acc")
-
-
 def rounded(key: str, value: Any, record: dict[str, Any]) -> Any:
     """A measured number rounded to its precision (anything else unchanged).
 
@@ -57,7 +49,7 @@ def rounded(key: str, value: Any, record: dict[str, Any]) -> Any:
     """
     if isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value):
         return value
-    if key in ACCURACIES:
+    if key in PERCENT_METRICS:  # unknown test sets keep 2 decimals
         n = record.get("test_samples")
         if isinstance(n, int) and not isinstance(n, bool) and n > 0:
             return round(value, max(0, math.ceil(math.log10(n / 100))) + 1)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import environment, options
+from pytest_sweep.matrix import environment, files, options
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
@@ -98,7 +98,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except Exception as exc:  # a record of the environment must never cost the sweep
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"sweep: {environment.ENVIRONMENT_JSON} not written: {one_line(exc)}", yellow=True)
+            reporter.write_line(f"sweep: {files.ENVIRONMENT_JSON} not written: {one_line(exc)}", yellow=True)
 
 
 # -- readers: the HTML report and --sweep-compare ---------------------------------------------------
@@ -112,7 +112,7 @@ def html_section(sweep_dir: Path) -> list[str]:
     try:
         return _html_section(env)
     except (TypeError, AttributeError, ValueError):  # a file this tool did not write (`pytest-sweep report`)
-        why = f"{environment.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
+        why = f"{files.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
         return ["<h2>Environment</h2>", f"<p>{html.escape(why)}</p>"]
 
 
@@ -141,9 +141,9 @@ def _html_section(env: dict[str, Any]) -> list[str]:
         f"<table>{table}</table>",
         f"<details><summary>resolved options</summary><pre>{resolved}</pre></details>",
         f"<details><summary>installed packages ({len(pkgs)})</summary><ul>{packages}</ul></details>",
-        f'<p>All of it: <a href="{environment.ENVIRONMENT_JSON}">{environment.ENVIRONMENT_JSON}</a>'
+        f'<p>All of it: <a href="{files.ENVIRONMENT_JSON}">{files.ENVIRONMENT_JSON}</a>'
         + (
-            f', the uncommitted changes: <a href="{environment.ENVIRONMENT_DIFF}">{environment.ENVIRONMENT_DIFF}</a>'
+            f', the uncommitted changes: <a href="{files.ENVIRONMENT_DIFF}">{files.ENVIRONMENT_DIFF}</a>'
             if (env.get("code") or {}).get("diff")
             else ""
         )
@@ -162,5 +162,5 @@ def compare_lines(baseline_dir: Path, current_dir: Path) -> list[str]:
         return []
     return [
         "WARNING: the environments differ (" + "; ".join(changed) + "): part of any change may come from "
-        f"them, not from the code (see {environment.ENVIRONMENT_JSON} in both folders)"
+        f"them, not from the code (see {files.ENVIRONMENT_JSON} in both folders)"
     ]

@@ -18,18 +18,17 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import storage
-from pytest_sweep.matrix.records import SweepResult, ranked
+from pytest_sweep.matrix import files, storage
+from pytest_sweep.matrix.files import ANALYSIS_JSON, ANALYSIS_TXT, REPORT_HTML, SUMMARY_CSV, SUMMARY_JSON
+from pytest_sweep.matrix.records import STATUSES, SweepResult, ranked
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import importance as imp_mod
-from pytest_sweep.plugins import plots, refine, reporters, stats
+from pytest_sweep.plugins import plots, reporters, stats
 from pytest_sweep.plugins.analysis import labeller
 from pytest_sweep.plugins.environment import html_section as environment_section
 from pytest_sweep.plugins.importance import Importance
 from pytest_sweep.plugins.noise import BestSet
 from pytest_sweep.plugins.replicates import SEED_KEY
-
-REPORT_HTML = "sweep_report.html"
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 80em; }
@@ -239,7 +238,7 @@ def _plots_section(sweep_dir: Path, specs: list[plots.PlotSpec]) -> list[str]:
     out = ["<h2>Plots</h2>"]
     for spec in specs:
         try:
-            path = storage.sweep_path(sweep_dir, plots.PLOTS_DIR, spec.name)
+            path = storage.sweep_path(sweep_dir, files.PLOTS_DIR, spec.name)
             png = path.read_bytes() if spec.reason is None and path.is_file() else None
         except OSError:
             png = None
@@ -293,17 +292,15 @@ def render(
 ) -> str:
     """The whole page."""
     bests = reporters.bests_of(records, threshold)
-    counts = {
-        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
-    }
+    counts = {s: sum(1 for r in records if r["status"] == s) for s in STATUSES}
     summary = " | ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items())
     body = [
         f"<h1>Sweep report: {_e(sweep_dir.resolve().name)}</h1>",
         f"<p>{len(records)} trials ({_e(summary)})"
         + (f"; from {_e(', '.join(sources))}" if sources else "")
-        + '. Files: <a href="sweep_summary.json">sweep_summary.json</a>, '
-        '<a href="sweep_summary.csv">sweep_summary.csv</a>, <a href="sweep_analysis.txt">sweep_analysis.txt</a>, '
-        '<a href="sweep_analysis.json">sweep_analysis.json</a>.</p>',
+        + ". Files: "
+        + ", ".join(f'<a href="{name}">{name}</a>' for name in (SUMMARY_JSON, SUMMARY_CSV, ANALYSIS_TXT, ANALYSIS_JSON))
+        + ".</p>",
         *_swept_section(records),
         *_best_section(bests),
         *_trials_section(records),
@@ -332,7 +329,7 @@ def write(
     threshold: float | None = None,
 ) -> Path:
     try:
-        ref_path = storage.sweep_path(sweep_dir, refine.REFINE_RANGE)
+        ref_path = storage.sweep_path(sweep_dir, files.REFINE_RANGE)
         refine_text = ref_path.read_text(encoding="utf-8") if ref_path.is_file() else None
     except (OSError, ValueError):  # a link, unreadable, not UTF-8: the page says it is not written
         refine_text = None

@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
+from pytest_sweep.matrix.files import IMPORTANCE_JSON
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.matrix.symbols import finite_decimal
 from pytest_sweep.plugins import stats
@@ -47,7 +48,6 @@ from pytest_sweep.plugins.replicates import (
     seed_swept,
 )
 
-IMPORTANCE_JSON = "sweep_importance.json"
 SCHEMA_VERSION = 2
 __all__ = ["DEFAULT_THRESHOLD", "IMPORTANCE_JSON", "Importance", "Parameter", "compute", "focus"]
 NOT_SET = "(not set)"

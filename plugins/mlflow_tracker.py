@@ -37,9 +37,9 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import environment, options, storage
+from pytest_sweep.matrix import environment, files, options, storage
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
-from pytest_sweep.matrix.records import METRIC_KEYS, SweepResult
+from pytest_sweep.matrix.records import METRIC_KEYS, STATUSES, SweepResult
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
 from pytest_sweep.plugins.options import MLFLOW_EXTRA
@@ -52,15 +52,15 @@ TAG = "pytest_sweep."
 RUN_STATUS = {"passed": "FINISHED", "stopped": "FINISHED", "failed": "FAILED"}
 #: Sweep files logged on the parent run at the end (those that exist).
 SWEEP_FILES = (
-    "environment.json",
-    "environment.diff",
-    "sweep_summary.json",
-    "sweep_summary.csv",
-    "sweep_analysis.txt",
-    "sweep_analysis.json",
-    "sweep_importance.json",
-    "sweep_report.html",
-    "refine_range",
+    files.ENVIRONMENT_JSON,
+    files.ENVIRONMENT_DIFF,
+    files.SUMMARY_JSON,
+    files.SUMMARY_CSV,
+    files.ANALYSIS_TXT,
+    files.ANALYSIS_JSON,
+    files.IMPORTANCE_JSON,
+    files.REPORT_HTML,
+    files.REFINE_RANGE,
 )
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -415,7 +415,7 @@ class MlflowTracker:
         now = int(time.time() * 1000)
         metrics = [
             Metric(f"trials_{status}", float(sum(1 for r in records if r.get("status") == status)), now, 0)
-            for status in ("passed", "stopped", "failed", "skipped", "not_run")
+            for status in STATUSES
         ]
         best = [
             float(r["test_acc"])
@@ -429,9 +429,9 @@ class MlflowTracker:
             path = _inside(self.sweep_dir, name)
             if path is not None and path.is_file():
                 self.client.log_artifact(self.parent_id, str(path))
-        plots = _inside(self.sweep_dir, "plots")
+        plots = _inside(self.sweep_dir, files.PLOTS_DIR)
         if plots is not None and plots.is_dir() and any(plots.iterdir()):
-            self.client.log_artifacts(self.parent_id, str(plots), "plots")
+            self.client.log_artifacts(self.parent_id, str(plots), files.PLOTS_DIR)
         self.client.set_terminated(self.parent_id, status="KILLED" if interrupted else "FINISHED")
 
 
@@ -448,7 +448,7 @@ def _inside(sweep_dir: Path, name: str) -> Path | None:
 
 def _history(folder: Path) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(storage.sweep_path(folder, "training_metrics.json").read_text(encoding="utf-8"))
+        doc = json.loads(storage.sweep_path(folder, files.TRAINING_METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return []
     epochs = doc.get("epochs") if isinstance(doc, dict) else None

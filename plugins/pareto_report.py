@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import search_options, storage
+from pytest_sweep.matrix.files import PARETO_JSON
 from pytest_sweep.matrix.objectives import Constraint, metric_value
 from pytest_sweep.matrix.records import SweepResult
 from pytest_sweep.matrix.trial import Trial
 from pytest_sweep.plugins.pareto import Front, front
 
-PARETO_JSON = "sweep_pareto.json"
 PARETO_PNG = "sweep_pareto.png"
 _FRONT = pytest.StashKey[Front]()
 

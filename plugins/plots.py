@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.files import PLOTS_DIR, TRAINING_METRICS
 from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.matrix.trial import short_key
 from pytest_sweep.plugins import stats
@@ -46,7 +47,6 @@ from pytest_sweep.plugins.replicates import SEED_KEY, configurations, ranked_con
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-PLOTS_DIR = "plots"
 DPI = 100
 HEIGHT = 4.8
 THIN = "-" * 40
@@ -79,7 +79,7 @@ def history(sweep_dir: Path, record: dict[str, Any]) -> list[float]:
         return []
     try:
         # the record names the folder: read it only inside the sweep folder (never ../../x or /etc)
-        path = storage.sweep_path(sweep_dir, folder, "training_metrics.json")
+        path = storage.sweep_path(sweep_dir, folder, TRAINING_METRICS)
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return []

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from pytest_sweep.matrix import options, rangewrite, storage
+from pytest_sweep.matrix.files import REFINE_RANGE
 from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
 from pytest_sweep.matrix.records import SweepResult
 from pytest_sweep.matrix.symbols import MAX_EXPONENT, Symbol, SymbolTable, finite_decimal
@@ -33,7 +34,6 @@ from pytest_sweep.plugins import importance as imp_mod
 from pytest_sweep.plugins.importance import Importance, Parameter, best_configuration, focus, swept_keys, value_order
 from pytest_sweep.plugins.replicates import configurations, origin, seed_swept
 
-REFINE_RANGE = "refine_range"
 THIN = "-" * 40
 _BOOLS = {"y", "n"}
 

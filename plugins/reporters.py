@@ -15,13 +15,19 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import printable
-from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.files import (
+    ANALYSIS_JSON,
+    ANALYSIS_TXT,
+    PLOTS_DIR,
+    REFINE_RANGE,
+    REPORT_HTML,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+)
+from pytest_sweep.matrix.records import STATUSES, SweepResult
 from pytest_sweep.plugins.analysis import labeller, render_analysis, render_table, stopped_lines
 from pytest_sweep.plugins.noise import BestSet, best_set, focus, model
 
-SUMMARY_JSON = "sweep_summary.json"
-ANALYSIS_TXT = "sweep_analysis.txt"
-ANALYSIS_JSON = "sweep_analysis.json"
 ANALYSIS_SCHEMA_VERSION = 1
 #: How many tied configurations the terminal names (the files list every one).
 TERMINAL_TIES = 5
@@ -62,9 +68,7 @@ def analysis_doc(records: list[dict[str, Any]], threshold: float | None, running
     imp = importance.compute(records, threshold)
     bests = bests_of(records, threshold)
     label = labeller(records)
-    counts = {
-        s: sum(1 for r in records if r["status"] == s) for s in ("passed", "stopped", "failed", "skipped", "not_run")
-    }
+    counts = {s: sum(1 for r in records if r["status"] == s) for s in STATUSES}
     return {
         "schema_version": ANALYSIS_SCHEMA_VERSION,
         "metric": "test_acc",
@@ -165,11 +169,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 #: The files a person opens, in the order the end of the run names them (what: path).
 OPEN_FILES = (
-    ("report", "sweep_report.html"),
+    ("report", REPORT_HTML),
     ("analysis", ANALYSIS_TXT),
-    ("table", "sweep_summary.csv"),
-    ("plots", "plots"),
-    ("next sweep", "refine_range"),
+    ("table", SUMMARY_CSV),
+    ("plots", PLOTS_DIR),
+    ("next sweep", REFINE_RANGE),
     ("summary", SUMMARY_JSON),
     ("for machines", ANALYSIS_JSON),
 )
@@ -180,11 +184,11 @@ def files_to_open(sweep_dir: Path) -> list[tuple[str, str]]:
     out = []
     for what, name in OPEN_FILES:
         path = sweep_dir / name
-        if name == "plots":
+        if name == PLOTS_DIR:
             pngs = sorted(path.glob("*.png")) if path.is_dir() else []
             if pngs:
                 out.append((what, f"{path}/ ({len(pngs)} PNG file{'s' if len(pngs) != 1 else ''})"))
         elif path.is_file():
-            suffix = f" (run it: pytest --range-config={path})" if name == "refine_range" else ""
+            suffix = f" (run it: pytest --range-config={path})" if name == REFINE_RANGE else ""
             out.append((what, f"{path}{suffix}"))
     return out

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_sweep.matrix import environment, storage
+from pytest_sweep.matrix import environment, files, storage
 from pytest_sweep.matrix.errors import RangeConfigError
+from pytest_sweep.matrix.files import SUMMARY_JSON, TRAINING_METRICS
 from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.rangewrite import Unwritable, assignment, comment
 from pytest_sweep.matrix.records import SummaryError, load_summary
@@ -111,7 +112,7 @@ def load_records(sweep_dir: Path) -> list[dict[str, Any]]:
     if not sweep_dir.is_dir():
         raise ReproduceError(f"{where}: no such folder; pass a sweep_YYYYMMDD_HHMMSS folder")
     try:
-        return load_summary(storage.sweep_path(sweep_dir, "sweep_summary.json"))
+        return load_summary(storage.sweep_path(sweep_dir, SUMMARY_JSON))
     except FileNotFoundError:
         raise ReproduceError(f"{where}: no sweep_summary.json in it; pass the folder of a sweep that ran") from None
     except (OSError, ValueError) as exc:
@@ -221,7 +222,7 @@ def plan(sweep_dir: Path, trial: str, out: Path | None = None) -> Plan:
     env, damaged = usable_sections(env)
     if damaged:
         notes.append(
-            f"{environment.ENVIRONMENT_JSON}: {', '.join(damaged)} not as pytest-sweep writes it (edited or "
+            f"{files.ENVIRONMENT_JSON}: {', '.join(damaged)} not as pytest-sweep writes it (edited or "
             "damaged), so left out of the command"
         )
     notes += source_notes(env, record)
@@ -334,7 +335,7 @@ class Verdict:
 
 def _metric_at(folder: Path, epoch: int) -> float | None:
     try:
-        doc = json.loads(storage.sweep_path(folder, "training_metrics.json").read_text(encoding="utf-8"))
+        doc = json.loads(storage.sweep_path(folder, TRAINING_METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("epochs"), list):
@@ -360,9 +361,7 @@ def compare(p: Plan, new_dir: Path, records: list[dict[str, Any]]) -> Verdict:
     then = p.record
     name = str(then["config_file"])
     try:
-        (now,) = [
-            r for r in load_summary(storage.sweep_path(new_dir, "sweep_summary.json")) if r.get("config_file") == name
-        ]
+        (now,) = [r for r in load_summary(storage.sweep_path(new_dir, SUMMARY_JSON)) if r.get("config_file") == name]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return Verdict(False, [f"NOT REPRODUCED: the reproduction wrote no readable record of {name} in {new_dir}"])
     if then.get("status") not in ("passed", "stopped"):

@@ -17,7 +17,9 @@ import pytest
 
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.contracts import Scheduler
-from pytest_sweep.matrix.rungs import STORE_FILE, SqliteRungStore
+from pytest_sweep.matrix.files import RUNGS_SQLITE
+from pytest_sweep.matrix.ray.state import RayRungStore, worker_state  # no Ray import
+from pytest_sweep.matrix.rungs import PromotionStore, SqliteRungStore
 from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective, PromotionAsha, stage_ends
 from pytest_sweep.matrix.trial import Trial
 from pytest_sweep.plugins.choices import choices
@@ -92,16 +94,23 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
         raise pytest.UsageError(
             f"--sweep-scheduler={s.name}: no installed plugin provides this scheduler; use none, asha or median"
         )
+    held = worker_state(config)
+    if held is not None:  # a Ray actor's session: the store lives with the controller (ray/state.py)
+        return _scheduler(s, RayRungStore(held))
     try:  # in the sweep folder, never through a link (a resumed folder's store may point elsewhere)
-        store = SqliteRungStore(storage.sweep_path(sweep_dir, STORE_FILE))
+        store = SqliteRungStore(storage.sweep_path(sweep_dir, RUNGS_SQLITE))
         problem = store.problem()
     except storage.UnsafePath as exc:
-        store, problem = SqliteRungStore(sweep_dir / STORE_FILE), exc.strerror or str(exc)
+        store, problem = SqliteRungStore(sweep_dir / RUNGS_SQLITE), exc.strerror or str(exc)
     if problem is not None:
         raise pytest.UsageError(
             f"--sweep-scheduler: {store.path} is not a usable rung store ({problem}); remove it (the "
             f"scheduler's earlier decisions go with it) or run without --sweep-scheduler={s.name}"
         )
+    return _scheduler(s, store)
+
+
+def _scheduler(s: Settings, store: PromotionStore) -> Scheduler:
     if s.promotion:
         return PromotionAsha(store, s.grace, s.eta, s.objective)
     if s.name == "asha":

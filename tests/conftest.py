@@ -20,6 +20,7 @@ import pytest
 
 from pytest_sweep import BUILTIN_PLUGINS
 
+import shared_nothing
 from sweep_helpers import HERMETIC_ENV, SweepPytester, SweepTools
 
 #: Not tests: the example plugin package and the golden files.
@@ -98,9 +99,10 @@ class RayCluster:
 
     A head without GPUs and two nodes with ``num_gpus=1`` each (Ray hands out GPU ids; nothing
     touches a device), with short health checks so that a removed node is declared dead within
-    seconds.  Inner pytest runs reach it through ``RAY_ADDRESS`` (:attr:`env`).  Each GPU node has
-    a temp folder of its own (``TMPDIR`` of its processes, :attr:`node_temps`), as separate
-    machines do: an actor's node-local sweep folder is there.
+    seconds.  Inner pytest runs reach it through ``RAY_ADDRESS`` (:attr:`env`); their controller
+    is on the head (Ray connects a driver to the head of a machine's nodes).  Each GPU node has
+    a folder and a temp folder of its own and refuses the controller's disk (``shared_nothing.py``:
+    :attr:`nodes_dir`, ``shared_nothing.violations``).
     """
 
     #: a node is dead after 5 missed checks 1 s apart (short, yet tolerant of a busy 2-core machine)
@@ -115,12 +117,13 @@ class RayCluster:
         from ray.cluster_utils import Cluster
 
         self.temp_dir = temp_dir
+        self.nodes_dir = temp_dir / "nodes"
+        self.added = 0
         self.cluster = Cluster(
             initialize_head=True,
             head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False, "_system_config": self.HEALTH},
         )
         self.gpu_nodes: list[Any] = []
-        self.node_temps: list[Path] = []
         self.add_gpu_node()
         self.add_gpu_node()
 
@@ -133,12 +136,17 @@ class RayCluster:
         return {"RAY_ADDRESS": self.address}
 
     def add_gpu_node(self) -> Any:
-        temp = self.temp_dir / f"node-tmp-{len(self.node_temps) + 1}"
-        temp.mkdir()
-        self.node_temps.append(temp)
-        node = self.cluster.add_node(num_cpus=1, num_gpus=1, env_vars={"TMPDIR": str(temp)})
+        self.added += 1
+        env = shared_nothing.node_env(self.nodes_dir, self.added)
+        node = self.cluster.add_node(num_cpus=1, num_gpus=1, env_vars=env)
         self.gpu_nodes.append(node)
         return node
+
+    @property
+    def head_node_id(self) -> str:
+        """The head's node id: where a controller's driver (and so the sweep's state actor) runs."""
+        head: Any = self.cluster.head_node
+        return str(head.node_id)
 
     def gpu_node_ids(self) -> set[str]:
         return {str(node.node_id) for node in self.gpu_nodes}
@@ -148,6 +156,15 @@ class RayCluster:
         (node,) = [n for n in self.gpu_nodes if n.node_id == node_id]
         self.cluster.remove_node(node, allow_graceful=False)
         self.gpu_nodes.remove(node)
+
+    def actor_nodes(self, class_name: str) -> list[str]:
+        """The node id of every actor of ``class_name`` the cluster has seen (dead ones included)."""
+        table = self.cluster.global_state.actor_table(None).values()
+        return [
+            str(info["Address"]["NodeID"])
+            for info in table
+            if str(info.get("ActorClassName", "")).rsplit(".", 1)[-1] == class_name
+        ]
 
     def actor_states(self) -> list[str]:
         """The state of every actor the cluster has seen (``ALIVE``, ``DEAD``...)."""

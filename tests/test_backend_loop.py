@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_sweep.matrix import storage
+from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.remote.loop import BackendLoop, annotate
 from pytest_sweep.matrix.remote.protocol import (
     Dispatcher,
@@ -35,7 +36,6 @@ from pytest_sweep.matrix.remote.protocol import (
     WorkerStartFailed,
     WorkerUnresponsive,
 )
-from pytest_sweep.matrix.runner import RECORD_PROPERTY
 
 if TYPE_CHECKING:
     from sweep_helpers import SweepPytester
@@ -184,7 +184,7 @@ class Scripted:
             report = pytest.TestReport(
                 nodeid, item.location, {}, "failed" if failed and when == "call" else "passed",
                 "failed on purpose" if failed and when == "call" else None, when,
-                user_properties=[(RECORD_PROPERTY, json.dumps(record))] if when == "call" else [],
+                user_properties=[(TrialRecord.WIRE_KEY, json.dumps(record))] if when == "call" else [],
             )  # fmt: skip
             reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
         if what == "refused":
@@ -503,7 +503,7 @@ def test_a_resumed_sweep_seeds_a_worker_with_its_own_folder(sweep: SweepPytester
 
 
 def test_annotate_adds_fields_to_the_shipped_record_only() -> None:
-    data = {"user_properties": [("other", "x"), ("sweep_record", json.dumps({"worker": "ray1"}))]}
+    data = {"user_properties": [("other", "x"), (TrialRecord.WIRE_KEY, json.dumps({"worker": "ray1"}))]}
     annotate(data, {"node": "10.0.0.3", "requeued": ["node 10.0.0.2 of worker 'ray2' died"]})
     assert data["user_properties"][0] == ("other", "x")
     assert json.loads(data["user_properties"][1][1]) == {

@@ -272,3 +272,23 @@ def test_asha_smoke() -> None:
     lines = [line for line in out.splitlines() if line.startswith("| ") and " | 1 | " in line]
     assert [line.split(" | ")[0] for line in lines] == ["| none", "| asha grid", "| asha promotion grid"]
     assert "| none | 1 | 12 | 100% |" in out
+
+
+# -- issue 23's benchmark (docs/benchmarks.md, section 15) ----------------------------------------
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_state_smoke() -> None:
+    pytest.importorskip("ray", reason="the Ray benchmark needs the extra: pip install -e '.[ray]'")
+    out = ok(run_bench("ray_state.py", "--smoke", timeout=600))
+    smoke_block(out, "Shared state on Ray (bench/ray_state.py)")
+    table = rows(out)
+    serial, on_ray = table["`serial`"], table["`ray`"]
+    assert serial[0] == on_ray[0] == "4"  # trials
+    assert serial[6] == on_ray[6] == "yes"  # each run's store decides as a serial replay of its results
+    assert on_ray[8] == "ray1, ray2" and serial[8] == "main"
+    assert table["`ray, a store per node`"][6] == "- (no store here)"  # the controller's store stayed empty
+    assert "Accesses to the controller's disk refused on the nodes during the `ray` run: **0**." in out
+    assert positive(table["`state actor (Ray call from a GPU node)`"][0]) > 0
+    assert positive(table["`SqliteRungStore.decide (serial, in process)`"][0]) > 0
+    assert positive(table["`state actor (Ray calls from a GPU node)`"][0]) > 0  # the study's ask and tell
+    assert positive(table["`JournalSearchStore (serial, in process)`"][0]) > 0

@@ -16,8 +16,7 @@ import pytest
 
 from pytest_sweep.matrix import hookspecs
 from pytest_sweep.matrix.controller import NOT_FINISHED_YET, Controller
-from pytest_sweep.matrix.records import SweepResult, new_record
-from pytest_sweep.matrix.runner import RECORD_PROPERTY
+from pytest_sweep.matrix.records import SweepResult, TrialRecord, new_record
 from pytest_sweep.matrix.trial import Trial
 
 
@@ -107,7 +106,7 @@ def _report(
     longrepr: Any = None,
     record: dict[str, Any] | None = None,
 ) -> pytest.TestReport:
-    props = [(RECORD_PROPERTY, json.dumps(record))] if record is not None else []
+    props = [(TrialRecord.WIRE_KEY, json.dumps(record))] if record is not None else []
     return pytest.TestReport(nodeid, ("sweep.rc", 0, nodeid), {}, outcome, longrepr, when, user_properties=props)
 
 

@@ -133,27 +133,22 @@ def test_the_name_check_catches_drift() -> None:
 
 
 def test_an_undocumented_record_field_is_reported() -> None:
-    """The records module's docstring table is parsed, and a field it lacks is reported (a build error)."""
-    facts_module = _import_facts()
-    doc = """Records.
+    """A record field without a meaning is reported (a build error); every TrialRecord field has one."""
+    from pytest_sweep.matrix.records import TrialRecord
 
-=================  ===========
-config_file        ``config_017``
-nodeid, worker     pytest node id;
-                   and the worker
-``CONFIG_...``     one column per swept parameter
-=================  ===========
-"""
-    table = facts_module.records_table(doc)
-    assert table == {
-        "config_file": "``config_017``",
-        "nodeid": "pytest node id; and the worker",
-        "worker": "pytest node id; and the worker",
-        "CONFIG_...": "one column per swept parameter",
-    }
-    fields = (("schema_version", 2), ("config_file", ""), ("worker", None), ("new_field", None))
-    facts = facts_module.Facts((), (), (), (), 2, ("passed",), fields, doc)
-    assert facts_module.undocumented_fields(facts) == ["new_field"]
+    facts_module = _import_facts()
+    fields = (("schema_version", 2, "the version"), ("config_file", "", "``config_017``"), ("new_field", None, ""))
+    occasional = (("node", "the Ray node"), ("new_extra", " "))
+    facts = facts_module.Facts((), (), (), (), 2, ("passed",), fields, occasional)
+    assert facts_module.undocumented_fields(facts) == ["new_field", "new_extra"]
+    record = TrialRecord.new("config_001", {}, {}).to_json()
+    assert [k for k in record if not TrialRecord.meaning(k)] == []
+    assert TrialRecord.meaning("extra") == TrialRecord.meaning("no_such_field") == ""
+    page = facts_module.records_markdown(
+        facts_module.Facts((), (), (), (), 2, ("passed",), (("rank", None, "1 for the best"),), occasional)
+    )
+    assert "| `rank` | `null` | 1 for the best |" in page
+    assert "| `node` | (only where it applies) | the Ray node |" in page
 
 
 @pytest.mark.slow

@@ -13,9 +13,8 @@ import pytest
 from landscape import CONFTEST, RANGE
 
 from pytest_sweep import cli
-from pytest_sweep.matrix import environment
+from pytest_sweep.matrix import environment, files
 from pytest_sweep.plugins import environment as env_plugin
-from pytest_sweep.plugins import html_report
 
 from sweep_helpers import XDIST_PLUGIN_ARGS, SweepPytester
 
@@ -194,7 +193,7 @@ def test_a_sweep_records_its_environment_and_a_resume_keeps_the_earlier_one(swee
     assert env["packages"]["pytest"] == pytest.__version__
     assert env["env"]["OMP_NUM_THREADS"] == "1" and env["host"]["cpu_count"] == os.cpu_count()
     # the HTML report shows it, collapsed
-    page = (sweep_dir / html_report.REPORT_HTML).read_text()
+    page = (sweep_dir / files.REPORT_HTML).read_text()
     assert '<details id="environment"><summary>code: ' in page and f"at {commit[:12]} (dirty" in page
     # a resume keeps the earlier run's record and writes its own
     sp.run("--range-config=lr.rc", f"--sweep-resume={sweep_dir}", "--sweep-progress=none").assert_outcomes(passed=3)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_e2e_plugin_package import install_on_path, load_example
 
+import shared_nothing
+
 if TYPE_CHECKING:
     from conftest import RayCluster
 
@@ -207,6 +209,10 @@ def pytest_sweep_trial_started(trial):
         time.sleep(300)  # until the test takes its node away or stops the sweep
 """
 
+#: Shared nothing (``shared_nothing.py``): the output on the controller's disk, which the nodes refuse;
+#: the actors write into their nodes' own temp folders and everything crosses through Ray.
+CONTROLLER_OUT = f"{shared_nothing.CONTROLLER_DISK}/out"
+SHARE_NOTHING = ("--sweep-ray-ship-files", f"--sweep-output={CONTROLLER_OUT}")
 #: Record fields that do not depend on where or how fast a trial ran.
 STABLE = ("config_file", "status", "test_acc", "best_acc", "epochs_run", "seed", "config", "error", "trial_dir")
 RAY = ("--sweep-backend=ray",)
@@ -219,6 +225,7 @@ def ray_sweep(sweep_pytester: SweepPytester, ray_cluster: RayCluster, monkeypatc
     for key, value in ray_cluster.env.items():
         monkeypatch.setenv(key, value)
     sweep_pytester.pytester.makeconftest(FAULTS)
+    shared_nothing.clear(ray_cluster.nodes_dir)
     return sweep_pytester
 
 
@@ -463,7 +470,8 @@ def test_a_node_lost_mid_trial_runs_its_trial_again_on_the_other_node(
 
 
 def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) -> None:
-    """The actors share the sweep folder (one machine), so they share its rung store."""
+    """The rung store is held by one actor on the controller's node, which every trial asks
+    (tests/test_ray_shared_nothing.py checks it on nodes that share no disk with the controller)."""
     grid = "CONFIG_NUM_EPOCHS=3\nCONFIG_LEARNING_RATE=0.01|0.003|0.00001|0.00002\n"
     ray_sweep.range_config(ray_sweep.digits_config().replace("CONFIG_NUM_EPOCHS=2\n", "") + grid, name="range")
     result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-scheduler=asha", "--sweep-order=grid")
@@ -476,21 +484,22 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
 
 
-@pytest.mark.parametrize("ship", [(), ("--sweep-ray-ship-files",)], ids=["shared", "shared-nothing"])
+@pytest.mark.parametrize("ship", [(), SHARE_NOTHING], ids=["shared", "shared-nothing"])
 def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     ray_sweep: SweepPytester, ray_cluster: RayCluster, ship: tuple[str, ...]
 ) -> None:
     """Shared: the trial's checkpoint is in the sweep folder, where the other node looks.  Shared
-    nothing: each actor writes into its node's own temp folder, each checkpoint goes to the
-    controller's inbox as it is written, and the trial's next node gets it from there."""
+    nothing (``shared_nothing.py``): each actor writes into its node's own temp folder, each
+    checkpoint goes to the controller's inbox as it is written, and the trial's next node gets it."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
+    output = ray_sweep.path / (CONTROLLER_OUT if ship else "out")
     proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider", *ship)
     try:
         lost = wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)
         # epoch 2's checkpoint is in the controller's sweep folder (shared nothing: copied there from
         # the inbox within seconds), the durable copy, before the node goes
         deadline = time.monotonic() + 30
-        while not list((ray_sweep.path / "out").glob("sweep_*/config_002*/checkpoints/checkpoint-000002-epoch2.ckpt")):
+        while not list(output.glob("sweep_*/config_002*/checkpoints/checkpoint-000002-epoch2.ckpt")):
             assert time.monotonic() < deadline and proc.poll() is None, (
                 "epoch 2's checkpoint never reached the sweep folder"
             )
@@ -503,7 +512,7 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
             proc.wait()
         ray_cluster.add_gpu_node()
     out = (ray_sweep.path / "stdout.txt").read_text()
-    record = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))["config_002"]
+    record = ray_sweep.records(ray_sweep.only_sweep_dir(output))["config_002"]
     assert record["status"] == "passed" and record["node_id"] != lost and record["requeued"], out
     assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
     acc = 0.0
@@ -512,7 +521,7 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     assert record["test_acc"] == acc  # the same as an uninterrupted run
     epochs = [line.split() for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
     assert [(e, node == lost) for _, e, node in epochs] == [("1", True), ("2", True), ("3", False), ("4", False)]
-    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    sweep_dir = ray_sweep.only_sweep_dir(output)
     dirs = trial_dirs(ray_sweep.path)
     assert [name for name, _ in dirs] == ["config_002", "config_002"]  # the first run and the requeued one
     if ship:  # neither run wrote into the controller's folder: each into its node's own
@@ -522,6 +531,7 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     assert sorted(p.name for p in trial.iterdir()) == ["config.txt", "output.log", "training_metrics.json"]
     assert "continuing from checkpoint checkpoints/checkpoint-000002-epoch2.ckpt" in (trial / "output.log").read_text()
     assert not list(sweep_dir.glob("**/.*"))  # no temp file, no token
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
     assert "ALIVE" not in no_actor_alive(ray_cluster)
 
 
@@ -531,9 +541,9 @@ def trial_dirs(path: Path) -> list[tuple[str, Path]]:
     return [(n, Path(d)) for n, d in (line.split(" ", 1) for line in log.read_text().splitlines())]
 
 
-def node_temp(cluster: RayCluster, folder: Path) -> int | None:
-    """Which simulated node's own temp folder ``folder`` is in (its number), or None."""
-    return next((i + 1 for i, temp in enumerate(cluster.node_temps) if folder.is_relative_to(temp)), None)
+def node_temp(cluster: RayCluster, folder: Path) -> str | None:
+    """Which simulated node's own temp folder ``folder`` is in (``node2``), or None."""
+    return next((t.parent.name for t in cluster.nodes_dir.glob("node*/tmp") if folder.is_relative_to(t)), None)
 
 
 def sha256(path: Path) -> str:
@@ -550,9 +560,10 @@ def test_a_100_mib_trial_file_crosses_the_wire_and_one_over_the_limit_fails_its_
     """Shared nothing: every actor writes into its node's temp folder and ships the trial's files back."""
     ship = ("-p", "no:cacheprovider", "--sweep-ray-ship-files")
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_MIB=100\nCONFIG_FAULT=none|big\n", name="range")
-    result, records = run(ray_sweep, *RAY, *ship, out="big")
+    big_out = f"{shared_nothing.CONTROLLER_DISK}/big"
+    result, records = run(ray_sweep, *RAY, *ship, out=big_out)
     result.assert_outcomes(passed=2)
-    big = ray_sweep.only_sweep_dir(ray_sweep.path / "big") / records["config_002"]["trial_dir"] / "big.bin"
+    big = ray_sweep.only_sweep_dir(ray_sweep.path / big_out) / records["config_002"]["trial_dir"] / "big.bin"
     assert big.stat().st_size == 100 * 2**20
     assert sha256(big) == (ray_sweep.path / "config_002.sha256").read_text()
     ((name, written),) = trial_dirs(ray_sweep.path)
@@ -564,7 +575,8 @@ def test_a_100_mib_trial_file_crosses_the_wire_and_one_over_the_limit_fails_its_
     ray_sweep.range_config(
         "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_MIB=2\nCONFIG_FAULT=none|big|big_checkpoint\n", name="range"
     )
-    limited, records = run(ray_sweep, *RAY, *ship, "--sweep-ray-ship-limit=1MiB", out="limited")
+    limited_out = f"{shared_nothing.CONTROLLER_DISK}/limited"
+    limited, records = run(ray_sweep, *RAY, *ship, "--sweep-ray-ship-limit=1MiB", out=limited_out)
     limited.assert_outcomes(passed=1, failed=2)
     assert records["config_001"]["status"] == "passed"
     over, checkpoint = records["config_002"], records["config_003"]
@@ -580,17 +592,18 @@ def test_a_100_mib_trial_file_crosses_the_wire_and_one_over_the_limit_fails_its_
         "is 2097"
     ), checkpoint["error"]
     assert checkpoint["error"].endswith(" bytes, over --sweep-ray-ship-limit (1 MiB)")
-    limited_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "limited")
+    limited_dir = ray_sweep.only_sweep_dir(ray_sweep.path / limited_out)
     assert not list(limited_dir.glob("**/big.bin")) and not list(limited_dir.glob("**/.*"))
     assert "Traceback" not in limited.stdout.str()
     # the controller never held the 100 MiB file whole: its peak memory is within 64 MiB of this run's
     rss_small = [int(n) for n in (ray_sweep.path / "controller_rss.txt").read_text().splitlines()[-1].split()]
     print(f"controller peaks (anon, shmem, maxrss KiB): {rss_big} with the 100 MiB file, {rss_small} without")
     assert rss_big[0] - rss_small[0] < 64 * 1024, (rss_big, rss_small)
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
 def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:
-    """The actors share the sweep folder (one machine), so they share the search study (issue 22)."""
+    """One study for every actor (issue 22), held on the controller's node (issue 23)."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_BATCH_SIZE=16|32|64|128\n", name="range")
     result, records = run(ray_sweep, *RAY, "-p", "no:cacheprovider", "--sweep-search=random", "--sweep-trials=3")
     result.assert_outcomes(passed=3)
@@ -693,13 +706,13 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     to the sweep folder; ``--sweep-resume`` sends that checkpoint to the node that runs it again."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_fail_once\n", name="range")
     ship = (*RAY, "-p", "no:cacheprovider", "--sweep-ray-ship-files")
-    first, records = run(ray_sweep, *ship)
+    first, records = run(ray_sweep, *ship, out=CONTROLLER_OUT)
     first.assert_outcomes(passed=1, failed=1)
     assert records["config_002"]["error"] == "failed after epoch 2 on purpose"
-    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
     trial = sweep_dir / records["config_002"]["trial_dir"]
     assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
-    resumed, records = run(ray_sweep, *ship, "--sweep-resume")
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
     resumed.assert_outcomes(passed=2)
     record = records["config_002"]
     assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
@@ -713,6 +726,7 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     assert [node_temp(ray_cluster, d) is not None for _, d in dirs] == [True, True], dirs
     assert not (trial / "checkpoints").exists()  # it completed: its checkpoints go, there and here
     assert not list(sweep_dir.glob("**/.*"))
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
 def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
@@ -722,7 +736,7 @@ def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
     grace period; the checkpoint a trial had sent to the controller's inbox is written into the
     sweep folder, and ``--sweep-resume`` sends it to the node that continues the trial."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
-    ship = (*RAY, "-p", "no:cacheprovider", "--sweep-ray-ship-files")
+    ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
     proc = popen(ray_sweep, *ship)
     try:
         wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)  # after epoch 2's checkpoint
@@ -734,13 +748,13 @@ def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
             proc.wait()
     out = (ray_sweep.path / "stdout.txt").read_text()
     assert "INTERNALERROR" not in out and "Traceback" not in out, out
-    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
     assert ray_sweep.records(sweep_dir)["config_002"]["status"] == "not_run"
     (trial,) = sweep_dir.glob("config_002*")
     assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
     assert "ALIVE" not in no_actor_alive(ray_cluster)
 
-    resumed, records = run(ray_sweep, *ship, "--sweep-resume")
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
     resumed.assert_outcomes(passed=2)
     record = records["config_002"]
     assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
@@ -748,3 +762,4 @@ def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
     assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
     assert not (trial / "checkpoints").exists()
     assert not list(sweep_dir.glob("**/.*"))
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []

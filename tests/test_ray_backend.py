@@ -140,3 +140,12 @@ def test_an_address_where_nothing_answers_is_a_usage_error_at_once(
     result.stderr.fnmatch_lines(
         ["ERROR: --sweep-ray-address=127.0.0.1:1: nothing answers there (Connection refused); is the Ray cluster up?"]
     )
+
+
+def test_outside_a_ray_actor_there_is_no_state_actor_to_reach(pytestconfig: pytest.Config) -> None:
+    """Serial runs and xdist workers keep their files: only a worker session started by the Ray
+    pool has ``sweep_state`` in its workerinput (and only there is Ray imported for it)."""
+    from pytest_sweep.matrix.ray.state import WORKERINPUT_KEY, worker_state
+
+    assert worker_state(pytestconfig) is None
+    assert WORKERINPUT_KEY == "sweep_state"

@@ -15,11 +15,11 @@ from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import (
     SCHEMA_VERSION,
     SweepResult,
+    TrialRecord,
     clean_number,
     json_value,
     load_summary,
     new_record,
-    normalize,
     ranked,
 )
 
@@ -41,7 +41,7 @@ def rec(name: str, status: str = "passed", acc: float | None = 90.0) -> dict[str
 # -- normalize --------------------------------------------------------------------------------
 def test_normalize_fills_every_field_an_older_record_lacks() -> None:
     fresh = new_record("config_001", {}, {})
-    out = normalize(OLD_RECORD)
+    out = TrialRecord.normalize(OLD_RECORD)
     assert set(fresh) <= set(out)
     assert out["schema_version"] == SCHEMA_VERSION
     assert out["reused"] is False
@@ -55,13 +55,13 @@ def test_normalize_fills_every_field_an_older_record_lacks() -> None:
 
 
 def test_normalize_keeps_existing_columns_and_refuses_unknown_status() -> None:
-    out = normalize({**OLD_RECORD, "CONFIG_PRUNING_WARMUP": 11700, "status": "crashed"})
+    out = TrialRecord.normalize({**OLD_RECORD, "CONFIG_PRUNING_WARMUP": 11700, "status": "crashed"})
     assert out["CONFIG_PRUNING_WARMUP"] == 11700
     assert out["status"] == "failed"
 
 
 def test_normalize_does_not_share_mutable_defaults() -> None:
-    first, second = normalize({"config_file": "a"}), normalize({"config_file": "b"})
+    first, second = TrialRecord.normalize({"config_file": "a"}), TrialRecord.normalize({"config_file": "b"})
     first["config"]["CONFIG_X"] = "1"
     first["swept"].append("CONFIG_X")
     assert second["config"] == {} and second["swept"] == []
@@ -101,7 +101,7 @@ def test_load_summary_normalizes_and_refuses_a_non_list(tmp_path: Path) -> None:
     path = tmp_path / "sweep_summary.json"
     path.write_text(json.dumps([OLD_RECORD]), encoding="utf-8")
     (loaded,) = load_summary(path)
-    assert loaded == normalize(OLD_RECORD)
+    assert loaded == TrialRecord.normalize(OLD_RECORD)
     path.write_text(json.dumps({"config_file": "config_001"}), encoding="utf-8")
     with pytest.raises(ValueError, match="holds dict, not a list of records"):
         load_summary(path)

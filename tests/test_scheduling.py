@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.records import SCHEMA_VERSION, assign_ranks, normalize, stopped
+from pytest_sweep.matrix.records import SCHEMA_VERSION, TrialRecord, assign_ranks, stopped
 from pytest_sweep.matrix.rungs import SqliteRungStore, Verdict
 from pytest_sweep.matrix.scheduling import (
     AshaScheduler,
@@ -143,25 +143,25 @@ def test_the_store_loses_no_update_under_processes_writing_at_once(tmp_path: Pat
 # -- records -----------------------------------------------------------------------------------
 def test_schema_2_upgrades_a_version_1_record_and_ranks_stopped_apart() -> None:
     old: dict[str, Any] = {"schema_version": 1, "config_file": "config_001", "status": "passed", "test_acc": 9.0}
-    out = normalize(old)
+    out = TrialRecord.normalize(old)
     assert out["schema_version"] == SCHEMA_VERSION == 2
     assert out["rung"] is None and out["stop_reason"] is None
     recs = [
-        normalize({"config_file": "b", "status": "stopped", "test_acc": 20.0, "rung": 1}),
-        normalize({"config_file": "a", "status": "stopped", "test_acc": 30.0, "rung": 3}),
+        TrialRecord.normalize({"config_file": "b", "status": "stopped", "test_acc": 20.0, "rung": 1}),
+        TrialRecord.normalize({"config_file": "a", "status": "stopped", "test_acc": 30.0, "rung": 3}),
         out,
     ]
     assert [r["config_file"] for r in stopped(recs)] == ["a", "b"]
-    assert normalize({"status": "stopped"})["status"] == "stopped"
+    assert TrialRecord.normalize({"status": "stopped"})["status"] == "stopped"
 
 
 def test_ranks_put_completed_trials_first_then_stopped_ones() -> None:
     recs = [
-        normalize({"config_file": "config_001", "status": "stopped", "test_acc": 95.0, "rung": 3}),
-        normalize({"config_file": "config_002", "status": "passed", "test_acc": 80.0}),
-        normalize({"config_file": "config_003", "status": "failed", "rank": 7}),
-        normalize({"config_file": "config_004", "status": "passed", "test_acc": 90.0}),
-        normalize({"config_file": "config_005", "status": "stopped", "test_acc": 10.0, "rung": 1}),
+        TrialRecord.normalize({"config_file": "config_001", "status": "stopped", "test_acc": 95.0, "rung": 3}),
+        TrialRecord.normalize({"config_file": "config_002", "status": "passed", "test_acc": 80.0}),
+        TrialRecord.normalize({"config_file": "config_003", "status": "failed", "rank": 7}),
+        TrialRecord.normalize({"config_file": "config_004", "status": "passed", "test_acc": 90.0}),
+        TrialRecord.normalize({"config_file": "config_005", "status": "stopped", "test_acc": 10.0, "rung": 1}),
     ]
     assign_ranks(recs)
     assert [r["rank"] for r in recs] == [3, 2, None, 1, 4]
@@ -172,8 +172,8 @@ def test_the_analysis_and_table_list_stopped_trials_apart() -> None:
 
     reason = "stopped at epoch 1: test_acc 10.0% below the rung's top-1/3 cutoff 83.6% (3 results)"
     recs = [
-        normalize({"config_file": "config_001", "status": "passed", "test_acc": 96.0, "epochs_run": 3}),
-        normalize(
+        TrialRecord.normalize({"config_file": "config_001", "status": "passed", "test_acc": 96.0, "epochs_run": 3}),
+        TrialRecord.normalize(
             {
                 "config_file": "config_002",
                 "status": "stopped",

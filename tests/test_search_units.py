@@ -302,3 +302,19 @@ def test_the_digits_search_benchmark_smoke_mode() -> None:
     for search in ("random", "qmc", "tpe"):
         assert all(n is not None and 1 <= n <= 4 for n in summary[search]["needed"]), summary[search]
     assert not Path(summary["summary"]).exists()  # the smoke run's trained grid is removed
+
+
+def test_a_store_ships_without_its_opened_study_and_draws_as_the_original(tmp_path: Path) -> None:
+    """The Ray backend hands the controller's store to the actor holding the study (ray/state.py):
+    pickled after the controller opened it (a resume's check), the copy opens the journal itself
+    and draws what the original draws."""
+    import pickle
+
+    store = _store(tmp_path / "a")
+    assert store.check() == 0  # opened here
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy._study is None and store._study is not None
+    again = _store(tmp_path / "b")
+    assert [copy.propose(f"trial_00{i}", "").raw for i in range(1, 5)] == [
+        again.propose(f"trial_00{i}", "").raw for i in range(1, 5)
+    ]

@@ -9,8 +9,7 @@ Directives (each takes no argument), for MyST pages::
     ```{sweep-cli}            ``pytest-sweep --help`` and each subcommand's
 
 Nothing here lists an option, a symbol or a field by hand: a new one appears in the next build,
-and a record field the records module's docstring does not describe is a build warning (an
-error under ``-W``).
+and a record field without a meaning in ``TrialRecord`` is a build warning (an error under ``-W``).
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ class RecordSchemaDirective(_Generated):
         missing = sweep_facts.undocumented_fields(facts)
         if missing:
             logger.warning(
-                "record fields not described in the records module's docstring table: %s",
+                "record fields without a meaning in TrialRecord: %s",
                 ", ".join(missing),
                 location=self.get_location(),
             )

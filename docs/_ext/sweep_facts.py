@@ -6,8 +6,8 @@ the parser pytest hands to ``pytest_addoption`` and reads, after ``pytest --swee
 ran, the ``sweep`` option group (``Parser.getgroup``, ``OptionGroup.options``: pytest's public
 API), the ini values named ``sweep_*`` and every ``pytest_sweep_declare_symbols``
 implementation, as ``pytest --sweep-symbols`` does.  The console script is found through its
-``console_scripts`` entry point and asked for ``--help``; the record schema is the one
-``records.new_record`` builds, described by the records module's docstring.
+``console_scripts`` entry point and asked for ``--help``; the record schema is
+``records.TrialRecord``'s: its fields, their values in a new record and their meanings.
 
 This module imports neither Sphinx nor pytest-sweep at import time, so the tests use it
 directly (``tests/test_docs.py``); ``sweep_docs.py`` turns it into Sphinx directives.
@@ -86,8 +86,8 @@ class Facts:
     cli: tuple[tuple[str, str], ...]  # (command line, its --help text)
     schema_version: int
     statuses: tuple[str, ...]
-    record_fields: tuple[tuple[str, Any], ...]  # (field, value in a new record)
-    records_doc: str
+    record_fields: tuple[tuple[str, Any, str], ...]  # (field, value in a new record, meaning)
+    record_occasional: tuple[tuple[str, str], ...]  # (field only some records have, meaning)
 
 
 def _child_env() -> dict[str, str]:
@@ -133,8 +133,8 @@ def gather(python: str = sys.executable) -> Facts:
         cli=tuple((c, h) for c, h in raw["cli"]),
         schema_version=raw["schema_version"],
         statuses=tuple(raw["statuses"]),
-        record_fields=tuple((k, v) for k, v in raw["record_fields"]),
-        records_doc=raw["records_doc"],
+        record_fields=tuple((k, v, m) for k, v, m in raw["record_fields"]),
+        record_occasional=tuple((k, m) for k, m in raw["record_occasional"]),
     )
 
 
@@ -223,36 +223,16 @@ def symbols_markdown(facts: Facts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def records_table(doc: str) -> dict[str, str]:
-    """The field table of the records module's docstring (an RST simple table): field -> description."""
-    lines = doc.splitlines()
-    rules = [i for i, line in enumerate(lines) if re.fullmatch(r"=+( +=+)+ *", line)]
-    if len(rules) < 2:
-        return {}
-    out: dict[str, str] = {}
-    current: list[str] = []
-    for line in lines[rules[0] + 1 : rules[1]]:
-        row = re.fullmatch(r"(\S.*?) {2,}(.*)", line)
-        if row:
-            current = [n.strip().strip("`") for n in row.group(1).split(",")]
-            for name in current:
-                out[name] = row.group(2).strip()
-        elif line.strip():
-            for name in current:
-                out[name] += " " + line.strip()
-    return out
-
-
 def undocumented_fields(facts: Facts) -> list[str]:
-    """Fields of a new record that the records module's docstring does not describe."""
-    table = records_table(facts.records_doc)
-    return [name for name, _ in facts.record_fields if name not in table and name != "schema_version"]
+    """Fields of a record whose meaning :class:`TrialRecord` does not give."""
+    return [name for name, _, meaning in facts.record_fields if not meaning.strip()] + [
+        name for name, meaning in facts.record_occasional if not meaning.strip()
+    ]
 
 
 def records_markdown(facts: Facts) -> str:
-    """The record schema: every field of a new record, its value there and the docstring's description."""
-    table = records_table(facts.records_doc)
-    fields = dict(facts.record_fields)
+    """The record schema: every field of a new record, its value there and its meaning, then the
+    fields only some records have."""
     lines = [
         f"Schema version **{facts.schema_version}**; a record's `status` is one of "
         + ", ".join(literal(s) for s in facts.statuses)
@@ -261,12 +241,10 @@ def records_markdown(facts: Facts) -> str:
         "| field | in a new record (JSON) | meaning |",
         "|---|---|---|",
     ]
-    for name, value in facts.record_fields:
-        meaning = "the version of this schema" if name == "schema_version" else table.get(name, "")
+    for name, value, meaning in facts.record_fields:
         lines.append(f"| `{name}` | {cell(literal(json.dumps(value)))} | {cell(meaning)} |")
-    for name, meaning in table.items():
-        if name not in fields:
-            lines.append(f"| `{name}` | (only where it applies) | {cell(meaning)} |")
+    for name, meaning in facts.record_occasional:
+        lines.append(f"| `{name}` | (only where it applies) | {cell(meaning)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -374,8 +352,9 @@ def _probe(out: str) -> int:  # pragma: no cover - runs in the child process
     records = importlib.import_module("pytest_sweep.matrix.records")
     facts["schema_version"] = records.SCHEMA_VERSION
     facts["statuses"] = list(records.STATUSES)
-    facts["record_fields"] = [[k, _jsonable(v)] for k, v in records.new_record("config_001", {}, {}).items()]
-    facts["records_doc"] = records.__doc__ or ""
+    record = records.TrialRecord.new("config_001", {}, {})
+    facts["record_fields"] = [[k, _jsonable(v), records.TrialRecord.meaning(k)] for k, v in record.to_json().items()]
+    facts["record_occasional"] = [[k, m] for k, m in records.TrialRecord.OCCASIONAL.items()]
     Path(out).write_text(json.dumps(facts, indent=1), encoding="utf-8")
     return 0
 

@@ -94,8 +94,6 @@ def worker_spec(
             "workercount": count,
             "testrunuid": testrunuid,
             "sweep_dir": str(sweep_dir),
-            # a sampled search's study stays in the controller's folder even where trial files ship back
-            "sweep_study_dir": str(sweep_dir),
         },
         "token": token,
         "ship": options.ray_ship_files(config),

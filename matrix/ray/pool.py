@@ -43,10 +43,12 @@ from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix import options, scheduler_hook, storage
+from pytest_sweep.matrix import search as sweep_search
 from pytest_sweep.matrix.checkpoints import FOLDER, checkpoint_files
 from pytest_sweep.matrix.options import format_size
 from pytest_sweep.matrix.ray import inbox as ray_inbox
+from pytest_sweep.matrix.ray import state as ray_state
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
 from pytest_sweep.matrix.ray.shipping import DEPTH, PIECE, Download, over_limit, pieces
@@ -162,6 +164,8 @@ class ActorPool:
         self.plan = ActorPlan(0, {})
         self.connected = False
         self.quiet = RayQuiet(False)
+        self.state: Any = None  # the state actor (ray/state.py), when a scheduler or a search needs one
+        self.state_name: dict[str, str] | None = None
 
     # -- start ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -213,6 +217,7 @@ class ActorPool:
         sweep_dir = self.sweep_dir
         sweep_dir.mkdir(parents=True, exist_ok=True)
         storage.write_text_atomic(storage.sweep_path(sweep_dir, ray_worker.TOKEN_FILE), self.token)
+        self.start_state()
         nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
         address = ray.get_runtime_context().gcs_address
         gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
@@ -222,12 +227,29 @@ class ActorPool:
         )
         return Startup(banner, self.plan.count)
 
+    def start_state(self) -> None:
+        """The rung store and the search study, on an actor of this node (ray/state.py), if the sweep has either."""
+        study = self.config.stash.get(sweep_search.STUDY_KEY, None)
+        if scheduler_hook.scheduler_name(self.config) == "none" and study is None:
+            return
+        actor_class = ray.remote(ray_state.SweepState)
+        self.state, self.state_name = ray_state.start(actor_class, self.sweep_dir, study)
+        try:
+            ray.get(self.state.ping.remote(), timeout=ray_state.START_SECONDS)
+        except RayError as exc:
+            raise pytest.UsageError(
+                f"--sweep-backend=ray: the actor holding the sweep's rung store and study did not start on "
+                f"this node: {one_line(exc)}"
+            ) from None
+
     def spawn(self) -> str:
         self.count += 1
         worker = f"ray{self.count}"
         spec = self.spec(worker, self.plan.count, self.token, self.testrunuid)
         limit = self.ship_limit
         spec.update(inbox=self.inbox, chunk=PIECE, ship_limit=limit, ship_limit_text=limit and format_size(limit))
+        if self.state_name is not None:
+            spec["workerinput"][ray_state.WORKERINPUT_KEY] = self.state_name
         handle = self.actor_class.remote(spec)
         self.handles[worker] = handle
         self.inflight[handle.ready.remote()] = (worker, None)
@@ -489,7 +511,13 @@ class ActorPool:
         except RayError:
             pass
         finally:
-            for handle in [*self.handles.values(), *([self.inbox] if self.inbox is not None else [])]:
+            if self.state is not None:  # after the workers: its files are whole before it goes
+                try:
+                    ray.get(self.state.close.remote(), timeout=STOP_SECONDS)
+                except RayError:
+                    pass
+            others = [actor for actor in (self.state, self.inbox) if actor is not None]
+            for handle in [*self.handles.values(), *others]:
                 try:
                     ray.kill(handle, no_restart=True)
                 except (RayError, ValueError):

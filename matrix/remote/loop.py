@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 import pytest
 
 from pytest_sweep.matrix import options
+from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.remote.protocol import (
     Connect,
     Dispatcher,
@@ -65,7 +66,7 @@ from pytest_sweep.matrix.remote.protocol import (
     WorkerStartFailed,
     WorkerUnresponsive,
 )
-from pytest_sweep.matrix.runner import RECORD_PROPERTY, one_line
+from pytest_sweep.matrix.runner import one_line
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.controller import Controller
@@ -112,10 +113,10 @@ def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
     props = data.get("user_properties") or []
     for i, prop in enumerate(props):
         key, value = prop
-        if key == RECORD_PROPERTY:
+        if key == TrialRecord.WIRE_KEY:
             record = json.loads(value)
             record.update(fields)
-            props[i] = (key, json.dumps(record))
+            props[i] = TrialRecord.wire(record)
 
 
 def refuse(reports: list[dict[str, Any]], why: str) -> None:
@@ -529,7 +530,7 @@ class BackendLoop:
         props: list[tuple[str, object]] = []
         if record is not None:
             record.update(status="failed", error=f"worker crashed: {error}" if crashed else error, **fields)
-            props.append((RECORD_PROPERTY, json.dumps(record)))
+            props.append(TrialRecord.wire(record))
         if crashed:
             self.controller.crash(nodeid, error)
         report = pytest.TestReport(

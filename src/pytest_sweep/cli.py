@@ -123,12 +123,12 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     """
     import pytest
 
+    from pytest_sweep.matrix import files
     from pytest_sweep.matrix.controller import reporters_failed
     from pytest_sweep.matrix.hookcall import call_each
     from pytest_sweep.matrix.records import SweepResult
-    from pytest_sweep.plugins import csv_report, html_report, importance, plots, refine
+    from pytest_sweep.plugins import importance, plots
     from pytest_sweep.plugins.compare import load_baseline
-    from pytest_sweep.plugins.reporters import ANALYSIS_JSON, ANALYSIS_TXT
 
     extra = []
     try:
@@ -159,14 +159,14 @@ def report(folder: Path, threshold: str | None, limit: int | None = None) -> int
     try:
         line = environment.summary_line(env) if env is not None else why
     except (TypeError, AttributeError, ValueError):  # an environment.json this tool did not write
-        line = f"{environment.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
+        line = f"{files.ENVIRONMENT_JSON} is not readable (not the fields pytest-sweep writes)"
     print(_one_line(f"environment: {line}"))
     specs = plots.outcome(config, sweep)
     drawn = sum(1 for s in specs if s.reason is None)
-    names = [ANALYSIS_TXT, ANALYSIS_JSON, importance.IMPORTANCE_JSON, refine.REFINE_RANGE]
-    names += [csv_report.SUMMARY_CSV, html_report.REPORT_HTML]
+    names = [files.ANALYSIS_TXT, files.ANALYSIS_JSON, files.IMPORTANCE_JSON, files.REFINE_RANGE]
+    names += [files.SUMMARY_CSV, files.REPORT_HTML]
     written = [name for name in names if (folder / name).is_file()]
-    print(_one_line(f"{folder}: {', '.join(written)}, {plots.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"))
+    print(_one_line(f"{folder}: {', '.join(written)}, {files.PLOTS_DIR}/ ({drawn} of {len(specs)} plots)"))
     return OK
 
 

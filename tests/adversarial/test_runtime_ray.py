@@ -81,6 +81,33 @@ def test_ray_collect_only_needs_no_cluster(sweep_pytester: SweepPytester, monkey
     assert result.ret == 0 and "2 tests collected" in result.stdout.str()
 
 
+@pytest.mark.parametrize("what", ["rungs", "study"])
+def test_a_damaged_store_of_a_resumed_ray_sweep_is_one_usage_line_before_connecting(
+    sweep_pytester: SweepPytester, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """On Ray the rung store and the study are opened by an actor on the controller's node; their
+    files in the sweep folder are still checked by the controller first, before Ray is reached
+    (nothing answers at RAY_ADDRESS: connecting would be the other usage line).  In subprocesses:
+    Optuna is imported there."""
+    sp = sweep_pytester
+    rc = write_toy(sp.pytester, "CONFIG_NUM_EPOCHS=3\nCONFIG_TOY_Q=1|2|3|4|5|6\n")
+    uses = ["--sweep-scheduler=asha"] if what == "rungs" else ["--sweep-search=random", "--sweep-trials=2"]
+    sp.run_subprocess(f"--range-config={rc}", *uses).assert_outcomes(passed=2 if what == "study" else 6)
+    (folder,) = sorted((sp.path / "test_matrix_results").glob("sweep_*"))
+    damaged = folder / ("rungs.sqlite" if what == "rungs" else "search_study.journal")
+    for extra in folder.glob("rungs.sqlite-*"):
+        extra.unlink()
+    damaged.write_bytes(b"{this is not a store\n" * 50)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    result = sp.run_subprocess(f"--range-config={rc}", RAY, *uses, f"--sweep-resume={folder}")
+    expected = (
+        f"ERROR: --sweep-scheduler: {damaged} is not a usable rung store (*); remove it*"
+        if what == "rungs"
+        else f"ERROR: --sweep-resume={folder}: the study * cannot be read (*; start a new sweep*"
+    )
+    assert_usage_error(result, expected)
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
     [("100MiB", 100 * 2**20), ("2GiB", 2 * 2**30), ("1.5GB", 1_500_000_000), ("4096", 4096), (" 12 kib ", 12288),
