@@ -49,6 +49,7 @@ def check_usage(config: pytest.Config) -> None:
         options.ray_cpus_per_trial,
         options.ray_node_retries,
         options.ray_ship_files,
+        options.ray_ship_limit,
         options.ray_verbose,
     )
     for setting in settings:
