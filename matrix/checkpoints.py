@@ -315,6 +315,9 @@ class TrialCheckpoints:
     :param stop: what asks the trial to checkpoint and end now (preemption), or None.
     :param pause: whether a scheduler paused the trial at this epoch (checkpoint it, then end).
     :param final_stop: whether a scheduler stopped it for good (no checkpoint is needed then).
+    :param shipped: called with each checkpoint written, once it is on disk (a Ray node without the
+        sweep folder ships it to the controller there); returns why it could not, which fails the
+        trial, or None.
     """
 
     def __init__(
@@ -331,8 +334,10 @@ class TrialCheckpoints:
         pause: Callable[[], bool] = lambda: False,
         final_stop: Callable[[], bool] = lambda: False,
         worker: str = "main",
+        shipped: Callable[[Path], str | None] | None = None,
     ) -> None:
         self.folder = folder
+        self.shipped = shipped
         self.trial = trial
         self.policy = policy
         self.codecs = codecs
@@ -405,6 +410,10 @@ class TrialCheckpoints:
         write_atomic(path, data)
         for old in checkpoint_files(self.folder)[self.policy.keep :]:
             old.unlink(missing_ok=True)
+        if self.shipped is not None:
+            problem = self.shipped(path)
+            if problem is not None:
+                raise TrialFailed(f"checkpoint after {epochs(epoch)} not shipped: {problem}")
         self.saved += 1
         self.last_epoch = epoch
         self.last_time = time.monotonic()

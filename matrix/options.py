@@ -87,6 +87,49 @@ def parse_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+) *([kmgt]i?b|b)?", re.IGNORECASE | re.ASCII)
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(text: str) -> int | None:
+    """A byte count (``100MiB``, ``2GiB``, ``1.5GB``, ``4096``) or ``off`` (None) (an ``argparse`` type)."""
+    raw = text.strip()
+    if raw.lower() in ("off", "none"):
+        return None
+    match = _SIZE.fullmatch(raw)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; give bytes with a unit (e.g. 100MiB, 2GiB) or off")
+    value = float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
+    if value < 1 or value > 2**60:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 byte and at most 1 EiB (or off)")
+    return int(value)
+
+
+def _size_arg(text: str) -> int:
+    """``--sweep-ray-ship-limit``'s type: the size, 0 for ``off`` (so that it overrides the ini value)."""
+    return parse_size(text) or 0
+
+
+def format_size(n: int) -> str:
+    """``104857600`` -> ``100 MiB`` (two significant decimals at most)."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return (f"{n} byte" if n == 1 else f"{n} bytes") if unit == "bytes" else f"{value:.4g} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def _positive_float(text: str) -> float:
     value = parse_float(text)
     if not value > 0:
@@ -364,6 +407,15 @@ def addoption(parser: pytest.Parser) -> None:
         help="Show Ray's own messages (connecting, the raylets' and GCS's warnings, the actors' "
         "process output); default: silent, the sweep's lines say what happened",
     )
+    group.addoption(
+        "--sweep-ray-ship-limit",
+        dest="sweep_ray_ship_limit",
+        type=_size_arg,
+        default=None,
+        metavar="SIZE",
+        help="Largest trial file or checkpoint shipped between a node and this process (e.g. 500MiB, 4GiB); "
+        "a trial with a larger one fails, naming it (default: off, any size)",
+    )
     parser.addini("sweep_checkpoint_every", "Checkpoint every EPOCHS epochs, every Ns seconds, or off", default="1")
     parser.addini("sweep_checkpoint_keep", "Checkpoints kept per trial", default="1")
     parser.addini(
@@ -375,6 +427,9 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("sweep_ray_cpus_per_trial", "CPUs each Ray actor reserves", default="1")
     parser.addini("sweep_ray_node_retries", "Re-runs of a trial whose Ray node died", default="1")
     parser.addini("sweep_ray_ship_files", "Ship trial files back to the controller (bool)", type="bool", default=False)
+    parser.addini(
+        "sweep_ray_ship_limit", "Largest file shipped between a Ray node and the controller (or off)", default="off"
+    )
     parser.addini("sweep_ray_verbose", "Show Ray's own messages (bool)", type="bool", default=False)
     parser.addini("sweep_output", "Folder that receives the sweep folders", default="test_matrix_results")
     parser.addini("sweep_max_combinations", "Largest grid accepted", default=str(DEFAULT_MAX_COMBINATIONS))
@@ -569,6 +624,18 @@ def _workers_per_gpu(config: pytest.Config) -> int:
     return int(per_gpu)
 
 
+def _ray_ship_limit(config: pytest.Config) -> int | None:
+    """``--sweep-ray-ship-limit``: the largest file shipped to or from a node, in bytes (None: any)."""
+    opt = config.getoption("sweep_ray_ship_limit")
+    if opt is not None:
+        return int(opt) or None
+    raw = str(config.getini("sweep_ray_ship_limit")).strip()
+    try:
+        return parse_size(raw or "off")
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini value sweep_ray_ship_limit = {raw!r}: {exc}") from None
+
+
 def _checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
     """The :class:`~pytest_sweep.matrix.checkpoints.Policy` of ``--sweep-checkpoint-*`` (option, else ini)."""
     from pytest_sweep.matrix.checkpoints import Policy, parse_every
@@ -641,6 +708,8 @@ class RayOptions:
     ship_files: bool
     #: ``--sweep-ray-verbose``: Ray's own messages reach the terminal
     verbose: bool = False
+    #: ``--sweep-ray-ship-limit``: the largest file shipped to or from a node, in bytes (None: any)
+    ship_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -773,6 +842,7 @@ def resolve(config: pytest.Config) -> SweepOptions:
             _ray_node_retries(config),
             _ray_flag(config, "sweep_ray_ship_files"),
             _ray_flag(config, "sweep_ray_verbose"),
+            _ray_ship_limit(config),
         )
     scheduler = config.getoption("sweep_scheduler", None)
     if scheduler is None:

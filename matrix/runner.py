@@ -688,6 +688,8 @@ class Runner:
             pause=lambda: (s := stopping()) is not None and s.pause,
             final_stop=lambda: (s := stopping()) is not None and not s.pause,
             worker=self.worker,
+            # a Ray actor without the sweep folder ships each checkpoint to the controller (ray/worker.py)
+            shipped=getattr(self.config, "workerinput", {}).get("sweep_checkpoint_sink"),
         )
         return TrialContext(dir=folder, log=write_log, epoch_ended=epoch_ended, checkpoints=checkpoints)
 

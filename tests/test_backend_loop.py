@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.remote.loop import BackendLoop, annotate
 from pytest_sweep.matrix.remote.protocol import (
@@ -27,6 +28,7 @@ from pytest_sweep.matrix.remote.protocol import (
     PutEvent,
     Startup,
     TrialReport,
+    TrialReturned,
     WorkerCrashed,
     WorkerError,
     WorkerInfo,
@@ -64,7 +66,9 @@ class Scripted:
     ``stuck`` (stops answering), ``error`` (in the worker's own code), ``uncollected``, ``hang``
     (never returns), ``sigterm`` / ``ctrl-c`` (the controller gets one meanwhile).  ``start`` lists
     what each new worker does while starting: ``ready`` or ``die``.  A worker with a folder of its
-    own (``ship``) sends its trial's metrics file back, and one file aimed outside the sweep folder.
+    own (``ship``) delivers its trial's metrics file into the sweep folder, as the Ray pool does;
+    ``refused``: its files were not shipped (one over ``--sweep-ray-ship-limit``); ``ship_slowly``:
+    it returns, and its files take a minute on the loop's clock to arrive.
     """
 
     def __init__(self, harness: Harness, putevent: PutEvent) -> None:
@@ -74,6 +78,8 @@ class Scripted:
         self.starting: list[str] = []
         self.running: dict[str, str] = {}  # worker -> node id
         self.attempts: Counter[str] = Counter()
+        self.shipping: dict[str, str] = {}  # worker -> node id whose files are on the way
+        self.shipped_at = 0.0  # when they started to cross (the loop's clock)
         self.count = 0
 
     def start(self, items: int) -> Startup:
@@ -87,7 +93,8 @@ class Scripted:
         self.starting.append(worker)
         return worker
 
-    def submit(self, worker: str, nodeid: str) -> None:
+    def submit(self, worker: str, nodeid: str, trial_dir: str | None = None) -> None:
+        assert trial_dir == self.harness.items[nodeid].trial.folder  # type: ignore[attr-defined]
         self.calls.append(("submit", worker, self.harness.name(nodeid)))
         self.running[worker] = nodeid
 
@@ -114,6 +121,14 @@ class Scripted:
             else:
                 self.putevent(WorkerReady(worker, self.info(worker)))
             return
+        if self.shipping:  # a large file crossing: a minute without an event, then the report
+            worker, nodeid = next(iter(self.shipping.items()))
+            if self.harness.clock.now < self.shipped_at + 60.0:
+                self.harness.clock.now += timeout
+            else:
+                del self.shipping[worker]
+                self.putevent(self.ran(worker, nodeid, "pass"))
+            return
         returning = [(worker, nodeid) for worker, nodeid in self.running.items() if self.outcome(nodeid) != "hang"]
         if not returning:  # nothing happens within the timeout
             self.harness.clock.now += timeout
@@ -131,6 +146,11 @@ class Scripted:
             os.kill(os.getpid(), signal.SIGTERM)  # the sweep plugin's handler raises here
         if what == "ctrl-c":
             raise KeyboardInterrupt
+        if what == "ship_slowly":
+            self.shipping[worker] = nodeid
+            self.shipped_at = self.harness.clock.now
+            self.putevent(TrialReturned(worker, nodeid))
+            return
         events: dict[str, Event] = {
             "crash": WorkerCrashed(worker, nodeid, lost),
             "node": NodeLost(worker, nodeid, lost),
@@ -167,11 +187,13 @@ class Scripted:
                 user_properties=[(TrialRecord.WIRE_KEY, json.dumps(record))] if when == "call" else [],
             )  # fmt: skip
             reports.append(config.hook.pytest_report_to_serializable(config=config, report=report))
-        files = None
+        if what == "refused":
+            return TrialReport(worker, nodeid, reports, refused="trial file x.bin is 2 GiB, over the limit")
         if self.harness.ship:
             folder = item.trial.folder  # type: ignore[attr-defined]
-            files = {f"{folder}/training_metrics.json": json.dumps(record).encode(), "../escaped.txt": b"no"}
-        return TrialReport(worker, nodeid, reports, files)
+            metrics = self.harness.loop.controller.dir / folder / "training_metrics.json"
+            storage.write_bytes_atomic(metrics, json.dumps(record).encode())
+        return TrialReport(worker, nodeid, reports)
 
 
 class Harness:
@@ -358,6 +380,14 @@ def test_a_trial_that_does_not_return_past_its_timeout_is_killed(sweep: SweepPyt
     assert [c[0] for c in harness.calls].count("spawn") == 2
 
 
+def test_files_that_take_long_to_cross_are_not_a_timeout(sweep: SweepPytester) -> None:
+    harness = Harness({"config_002": ["ship_slowly"]}, workers=1)
+    result, records = run(sweep, harness, "--sweep-trial-timeout=2")
+    result.assert_outcomes(passed=4)
+    assert records["config_002"]["status"] == "passed"
+    assert not [c for c in harness.calls if c[0] == "kill"]
+
+
 def test_workers_that_die_while_starting_are_replaced_until_three_in_a_row(sweep: SweepPytester) -> None:
     # fake1 dies, fake2 starts (the count starts again), fake3 and fake4 die, fake5 starts
     harness = Harness({}, start=["die", "ready", "die", "die", "ready"])
@@ -445,16 +475,17 @@ def test_trials_that_wait_without_a_worker_say_so_once(sweep: SweepPytester) -> 
     assert {r["status"] for r in records.values()} == {"not_run"}
 
 
-def test_files_shipped_back_are_written_into_the_sweep_folder_only(sweep: SweepPytester) -> None:
-    harness = Harness({}, workers=1, ship=True)
-    result, records = run(sweep, harness, trials=2)
-    result.assert_outcomes(passed=2)
-    sweep_dir = sweep.only_sweep_dir(sweep.path / "out")
-    for name, record in records.items():
-        shipped = json.loads((sweep_dir / record["trial_dir"] / "training_metrics.json").read_text())
-        assert (shipped["config_file"], shipped["status"]) == (name, "passed")
-    assert not (sweep_dir.parent / "escaped.txt").exists()
-    assert not list(sweep_dir.rglob(".*.tmp"))
+def test_a_trial_whose_files_were_refused_fails_with_the_sentence_and_keeps_its_metrics(
+    sweep: SweepPytester,
+) -> None:
+    harness = Harness({"config_002": ["refused"]}, workers=1, ship=True)
+    result, records = run(sweep, harness, trials=3)
+    result.assert_outcomes(passed=2, failed=1)
+    refused = records["config_002"]
+    assert (refused["status"], refused["error"]) == ("failed", "trial file x.bin is 2 GiB, over the limit")
+    assert refused["test_acc"] is not None and refused["worker"] == "fake1"
+    assert [records[n]["status"] for n in ("config_001", "config_003")] == ["passed", "passed"]
+    result.stdout.fnmatch_lines(["*trial file x.bin is 2 GiB, over the limit*"])
 
 
 def test_a_resumed_sweep_seeds_a_worker_with_its_own_folder(sweep: SweepPytester) -> None:

@@ -367,3 +367,26 @@ def test_stage_ids_round_trip() -> None:
     assert unstaged_id("config_001[LR=0.1-to_epoch3]") == "config_001[LR=0.1]"
     assert unstaged_id("config_001[to_epoch3]") == "config_001"
     assert unstaged_id("config_001[LR=0.1]") == "config_001[LR=0.1]"
+
+
+# -- a Ray node without the sweep folder ships each checkpoint as it is written (issue 23) ----------
+def test_each_checkpoint_written_goes_to_the_shipper_and_a_refusal_fails_the_trial(tmp_path: Path) -> None:
+    box = Box(tmp_path / "config_001")
+    shipped: list[str] = []
+
+    def ship(path: Path) -> str | None:
+        shipped.append(path.name)
+        assert path.is_file()  # on disk, complete, before it is shipped
+        return None if len(shipped) < 2 else f"{path.name} is 9 bytes, over --sweep-ray-ship-limit (8 bytes)"
+
+    box.ckpt.shipped = ship
+    box.epoch(1)
+    assert box.ckpt.save({"epoch": 1})
+    assert shipped == ["checkpoint-000001-epoch1.ckpt"]
+    box.epoch(2)
+    with pytest.raises(TrialFailed) as exc:
+        box.ckpt.save({"epoch": 2})
+    assert str(exc.value) == (
+        "checkpoint after 2 epochs not shipped: checkpoint-000002-epoch2.ckpt is 9 bytes, "
+        "over --sweep-ray-ship-limit (8 bytes)"
+    )

@@ -7,6 +7,7 @@ LeNet-5 on the offline digits data or a few seconds of pure-Python work, on one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_e2e_plugin_package import install_on_path, load_example
 
+import shared_nothing
+
 if TYPE_CHECKING:
     from conftest import RayCluster
 
@@ -31,9 +34,13 @@ pytestmark = pytest.mark.ray
 # The inner runs' own plugin: what goes wrong in a trial, and a line per training (trial, worker,
 # Ray node, the GPU ids it sees).  "*_once" faults strike the first run of a trial only.
 FAULTS = """\
+import hashlib
 import os
+import random
+import resource
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -42,7 +49,8 @@ import pytest
 from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
-FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn", "gather")
+FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn", "gather",
+          "big", "big_checkpoint", "checkpoint_fail_once")
 
 
 @pytest.hookimpl
@@ -50,7 +58,64 @@ def pytest_sweep_declare_symbols():
     return [
         Symbol("CONFIG_FAULT", "str", "none", "What goes wrong in the trial", choices=FAULTS),
         Symbol("CONFIG_FAULT_SPIN", "float", 0.0, "Seconds of pure-Python work instead of training"),
+        Symbol("CONFIG_FAULT_MIB", "float", 0.0, "MiB the big faults write"),
     ]
+
+
+def where(trial, ctx):
+    with open(HERE / "dirs.txt", "a") as fh:
+        fh.write(f"{trial.name} {ctx.dir}\\n")
+
+
+class Big:
+    # CONFIG_FAULT_MIB MiB of pseudo-random bytes in its trial folder, written 1 MiB at a time; the
+    # hash goes beside the project (the same path on every node)
+
+    def run(self, trial, ctx):
+        where(trial, ctx)
+        digest, rng = hashlib.sha256(), random.Random(trial.name)
+        left = int(trial["CONFIG_FAULT_MIB"] * 2**20)
+        with open(ctx.dir / "big.bin", "wb") as fh:
+            while left:
+                block = rng.randbytes(min(left, 2**20))
+                digest.update(block)
+                fh.write(block)
+                left -= len(block)
+        (HERE / f"{trial.name}.sha256").write_text(digest.hexdigest())
+        return {"test_acc": 1.0}
+
+
+class BigCheckpoint:
+    def run(self, trial, ctx):
+        where(trial, ctx)
+        ctx.load_checkpoint()
+        ctx.epoch_ended({"epoch": 1, "test_acc": 1.0})
+        ctx.save_checkpoint({"blob": bytes(int(trial["CONFIG_FAULT_MIB"] * 2**20))})
+        return {"test_acc": 1.0}
+
+
+PEAK = {"RssAnon": 0, "RssShmem": 0}
+
+
+def sample():
+    while True:  # the controller's own memory and the shared memory it maps (Ray's object store), in KiB
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in PEAK:
+                    PEAK[key] = max(PEAK[key], int(value.split()[0]))
+        time.sleep(0.02)
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        threading.Thread(target=sample, daemon=True).start()
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):  # the controller's peaks (KiB)
+        with open(HERE / "controller_rss.txt", "a") as fh:
+            fh.write(f"{PEAK['RssAnon']} {PEAK['RssShmem']} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n")
 
 
 class Spinner:
@@ -65,9 +130,10 @@ class Spinner:
 
 
 class Epochs:
-    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes)
+    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes), or fails
 
     def run(self, trial, ctx):
+        where(trial, ctx)
         state = ctx.load_checkpoint() or {"epoch": 0, "acc": 0.0}
         epoch, acc = state["epoch"], state["acc"]
         while epoch < 4:
@@ -78,16 +144,22 @@ class Epochs:
             ctx.epoch_ended({"epoch": epoch, "test_acc": acc})
             ctx.save_checkpoint({"epoch": epoch, "acc": acc})
             if epoch == 2 and first_time(trial):
+                if trial["CONFIG_FAULT"] == "checkpoint_fail_once":
+                    raise TrialFailed("failed after epoch 2 on purpose")
                 time.sleep(300)  # until the test takes its node away
         return {"test_acc": acc}
 
 
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
-    if trial["CONFIG_FAULT"] == "checkpoint_hold_once":
+    if trial["CONFIG_FAULT"] in ("checkpoint_hold_once", "checkpoint_fail_once"):
         return Epochs()
     if trial["CONFIG_FAULT"] == "slow":
         return Spinner(60)
+    if trial["CONFIG_FAULT"] == "big":
+        return Big()
+    if trial["CONFIG_FAULT"] == "big_checkpoint":
+        return BigCheckpoint()
     if trial["CONFIG_FAULT_SPIN"]:
         return Spinner(trial["CONFIG_FAULT_SPIN"])
     return None
@@ -137,6 +209,10 @@ def pytest_sweep_trial_started(trial):
         time.sleep(300)  # until the test takes its node away or stops the sweep
 """
 
+#: Shared nothing (``shared_nothing.py``): the output on the controller's disk, which the nodes refuse;
+#: the actors write into their nodes' own temp folders and everything crosses through Ray.
+CONTROLLER_OUT = f"{shared_nothing.CONTROLLER_DISK}/out"
+SHARE_NOTHING = ("--sweep-ray-ship-files", f"--sweep-output={CONTROLLER_OUT}")
 #: Record fields that do not depend on where or how fast a trial ran.
 STABLE = ("config_file", "status", "test_acc", "best_acc", "epochs_run", "seed", "config", "error", "trial_dir")
 RAY = ("--sweep-backend=ray",)
@@ -149,6 +225,7 @@ def ray_sweep(sweep_pytester: SweepPytester, ray_cluster: RayCluster, monkeypatc
     for key, value in ray_cluster.env.items():
         monkeypatch.setenv(key, value)
     sweep_pytester.pytester.makeconftest(FAULTS)
+    shared_nothing.clear(ray_cluster.nodes_dir)
     return sweep_pytester
 
 
@@ -407,14 +484,26 @@ def test_asha_stops_the_hopeless_trials_on_the_actors(ray_sweep: SweepPytester) 
     assert {r["worker"] for r in records.values()} == {"ray1", "ray2"}
 
 
+@pytest.mark.parametrize("ship", [(), SHARE_NOTHING], ids=["shared", "shared-nothing"])
 def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
-    ray_sweep: SweepPytester, ray_cluster: RayCluster
+    ray_sweep: SweepPytester, ray_cluster: RayCluster, ship: tuple[str, ...]
 ) -> None:
-    """The folder is shared (one machine), so the trial's checkpoint is where the other node looks."""
+    """Shared: the trial's checkpoint is in the sweep folder, where the other node looks.  Shared
+    nothing (``shared_nothing.py``): each actor writes into its node's own temp folder, each
+    checkpoint goes to the controller's inbox as it is written, and the trial's next node gets it."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
-    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider")
+    output = ray_sweep.path / (CONTROLLER_OUT if ship else "out")
+    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider", *ship)
     try:
         lost = wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)
+        # epoch 2's checkpoint is in the controller's sweep folder (shared nothing: copied there from
+        # the inbox within seconds), the durable copy, before the node goes
+        deadline = time.monotonic() + 30
+        while not list(output.glob("sweep_*/config_002*/checkpoints/checkpoint-000002-epoch2.ckpt")):
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                "epoch 2's checkpoint never reached the sweep folder"
+            )
+            time.sleep(0.2)
         ray_cluster.remove_gpu_node(lost)
         assert proc.wait(timeout=120) == pytest.ExitCode.OK
     finally:
@@ -423,7 +512,7 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
             proc.wait()
         ray_cluster.add_gpu_node()
     out = (ray_sweep.path / "stdout.txt").read_text()
-    record = ray_sweep.records(ray_sweep.only_sweep_dir(ray_sweep.path / "out"))["config_002"]
+    record = ray_sweep.records(ray_sweep.only_sweep_dir(output))["config_002"]
     assert record["status"] == "passed" and record["node_id"] != lost and record["requeued"], out
     assert record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
     acc = 0.0
@@ -432,7 +521,85 @@ def test_a_trial_requeued_after_its_node_died_continues_from_its_checkpoint(
     assert record["test_acc"] == acc  # the same as an uninterrupted run
     epochs = [line.split() for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
     assert [(e, node == lost) for _, e, node in epochs] == [("1", True), ("2", True), ("3", False), ("4", False)]
+    sweep_dir = ray_sweep.only_sweep_dir(output)
+    dirs = trial_dirs(ray_sweep.path)
+    assert [name for name, _ in dirs] == ["config_002", "config_002"]  # the first run and the requeued one
+    if ship:  # neither run wrote into the controller's folder: each into its node's own
+        assert [node_temp(ray_cluster, d) is not None for _, d in dirs] == [True, True], dirs
+        assert node_temp(ray_cluster, dirs[0][1]) != node_temp(ray_cluster, dirs[1][1])
+    trial = sweep_dir / record["trial_dir"]
+    assert sorted(p.name for p in trial.iterdir()) == ["config.txt", "output.log", "training_metrics.json"]
+    assert "continuing from checkpoint checkpoints/checkpoint-000002-epoch2.ckpt" in (trial / "output.log").read_text()
+    assert not list(sweep_dir.glob("**/.*"))  # no temp file, no token
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
     assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+
+def trial_dirs(path: Path) -> list[tuple[str, Path]]:
+    """``(trial, the folder its trainer wrote into)`` per training by the big and checkpoint faults."""
+    log = path / "dirs.txt"
+    return [(n, Path(d)) for n, d in (line.split(" ", 1) for line in log.read_text().splitlines())]
+
+
+def node_temp(cluster: RayCluster, folder: Path) -> str | None:
+    """Which simulated node's own temp folder ``folder`` is in (``node2``), or None."""
+    return next((t.parent.name for t in cluster.nodes_dir.glob("node*/tmp") if folder.is_relative_to(t)), None)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def test_a_100_mib_trial_file_crosses_the_wire_and_one_over_the_limit_fails_its_trial(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """Shared nothing: every actor writes into its node's temp folder and ships the trial's files back."""
+    ship = ("-p", "no:cacheprovider", "--sweep-ray-ship-files")
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_MIB=100\nCONFIG_FAULT=none|big\n", name="range")
+    big_out = f"{shared_nothing.CONTROLLER_DISK}/big"
+    result, records = run(ray_sweep, *RAY, *ship, out=big_out)
+    result.assert_outcomes(passed=2)
+    big = ray_sweep.only_sweep_dir(ray_sweep.path / big_out) / records["config_002"]["trial_dir"] / "big.bin"
+    assert big.stat().st_size == 100 * 2**20
+    assert sha256(big) == (ray_sweep.path / "config_002.sha256").read_text()
+    ((name, written),) = trial_dirs(ray_sweep.path)
+    assert name == "config_002" and node_temp(ray_cluster, written) is not None, written
+    assert not list(big.parent.parent.glob("**/.*"))  # no temp file left
+    rss_big = [int(n) for n in (ray_sweep.path / "controller_rss.txt").read_text().splitlines()[-1].split()]
+
+    # a 2 MiB file and a 2 MiB checkpoint over a 1 MiB limit: those trials fail, naming them
+    ray_sweep.range_config(
+        "CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT_MIB=2\nCONFIG_FAULT=none|big|big_checkpoint\n", name="range"
+    )
+    limited_out = f"{shared_nothing.CONTROLLER_DISK}/limited"
+    limited, records = run(ray_sweep, *RAY, *ship, "--sweep-ray-ship-limit=1MiB", out=limited_out)
+    limited.assert_outcomes(passed=1, failed=2)
+    assert records["config_001"]["status"] == "passed"
+    over, checkpoint = records["config_002"], records["config_003"]
+    assert (over["status"], over["error"]) == (
+        "failed",
+        f"trial file {over['trial_dir']}/big.bin is 2 MiB (2097152 bytes), over --sweep-ray-ship-limit (1 MiB): "
+        "not shipped to the controller; raise the limit or write less",
+    )
+    assert over["test_acc"] == 1.0  # what it measured stays in its record
+    assert checkpoint["status"] == "failed"
+    assert checkpoint["error"].startswith(
+        f"checkpoint after 1 epoch not shipped: {checkpoint['trial_dir']}/checkpoints/checkpoint-000001-epoch1.ckpt "
+        "is 2097"
+    ), checkpoint["error"]
+    assert checkpoint["error"].endswith(" bytes, over --sweep-ray-ship-limit (1 MiB)")
+    limited_dir = ray_sweep.only_sweep_dir(ray_sweep.path / limited_out)
+    assert not list(limited_dir.glob("**/big.bin")) and not list(limited_dir.glob("**/.*"))
+    assert "Traceback" not in limited.stdout.str()
+    # the controller never held the 100 MiB file whole: its peak memory is within 64 MiB of this run's
+    rss_small = [int(n) for n in (ray_sweep.path / "controller_rss.txt").read_text().splitlines()[-1].split()]
+    print(f"controller peaks (anon, shmem, maxrss KiB): {rss_big} with the 100 MiB file, {rss_small} without")
+    assert rss_big[0] - rss_small[0] < 64 * 1024, (rss_big, rss_small)
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
 def test_a_sampled_search_runs_on_the_actors_with_one_shared_study(ray_sweep: SweepPytester) -> None:
@@ -530,3 +697,69 @@ def test_k_workers_per_gpu_are_k_actors_sharing_each_gpu(ray_sweep: SweepPyteste
     assert {node for node, _ in sharing} == ray_cluster.gpu_node_ids()
     assert all(gpus.isdigit() for _, gpus in sharing)  # one GPU id each
     assert {r["worker"] for r in records.values()} == {"ray1", "ray2", "ray3", "ray4"}
+
+
+def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sweep_folder(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """A trial fails after its second epoch's checkpoint: its files, checkpoint included, come back
+    to the sweep folder; ``--sweep-resume`` sends that checkpoint to the node that runs it again."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_fail_once\n", name="range")
+    ship = (*RAY, "-p", "no:cacheprovider", "--sweep-ray-ship-files")
+    first, records = run(ray_sweep, *ship, out=CONTROLLER_OUT)
+    first.assert_outcomes(passed=1, failed=1)
+    assert records["config_002"]["error"] == "failed after epoch 2 on purpose"
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
+    trial = sweep_dir / records["config_002"]["trial_dir"]
+    assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
+    resumed.assert_outcomes(passed=2)
+    record = records["config_002"]
+    assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    acc = 0.0
+    for epoch in range(1, 5):
+        acc = acc * 0.5 + epoch
+    assert record["test_acc"] == acc
+    epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
+    dirs = trial_dirs(ray_sweep.path)
+    assert [node_temp(ray_cluster, d) is not None for _, d in dirs] == [True, True], dirs
+    assert not (trial / "checkpoints").exists()  # it completed: its checkpoints go, there and here
+    assert not list(sweep_dir.glob("**/.*"))
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
+
+
+def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """SIGTERM: the actors, which see no sweep folder, do not hear it and are killed after the
+    grace period; the checkpoint a trial had sent to the controller's inbox is written into the
+    sweep folder, and ``--sweep-resume`` sends it to the node that continues the trial."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
+    ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
+    proc = popen(ray_sweep, *ship)
+    try:
+        wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)  # after epoch 2's checkpoint
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 75
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
+    assert ray_sweep.records(sweep_dir)["config_002"]["status"] == "not_run"
+    (trial,) = sweep_dir.glob("config_002*")
+    assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
+    resumed.assert_outcomes(passed=2)
+    record = records["config_002"]
+    assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
+    assert not (trial / "checkpoints").exists()
+    assert not list(sweep_dir.glob("**/.*"))
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []

@@ -4,17 +4,23 @@ Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``; no plain 
 used, so ``max_retries`` never applies): what happens to a trial is the backend loop's decision
 (:mod:`pytest_sweep.matrix.remote.loop`), from the event this pool makes of what Ray reports:
 
-=============================================  =====================================
+=============================================  =======================================
 Ray's answer                                   event
-=============================================  =====================================
+=============================================  =======================================
 ``ready()`` returned                           ``WorkerReady``
 ``ready()`` raised (the actor died starting)   ``WorkerStartFailed``
-``run(nodeid)`` returned                       ``TrialReport``
+``run(nodeid)`` returned, files to fetch       ``TrialReturned``, then ``TrialReport``
+                                               once every file is in
+``run(nodeid)`` returned, nothing to fetch     ``TrialReport``
 ``ActorUnavailableError``                      ``WorkerUnresponsive``
 ``RayActorError``, the actor's node alive      ``WorkerCrashed``
 ``RayActorError``, the actor's node dead       ``NodeLost``
 any other ``RayError``                         ``WorkerError``
-=============================================  =====================================
+=============================================  =======================================
+
+A node without the sweep folder ships the trial's files after ``run`` (:mod:`.shipping`) and each
+checkpoint as it is written (:mod:`.inbox`); a trial that runs again elsewhere gets its newest
+checkpoint first (:meth:`ActorPool.carry`).
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ import logging
 import signal
 import socket
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +41,23 @@ import pytest
 import ray
 from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from pytest_sweep.matrix import scheduler_hook, storage
 from pytest_sweep.matrix import search as sweep_search
-from pytest_sweep.matrix.options import sweep_options
+from pytest_sweep.matrix.checkpoints import FOLDER, checkpoint_files
+from pytest_sweep.matrix.options import format_size, sweep_options
+from pytest_sweep.matrix.ray import inbox as ray_inbox
 from pytest_sweep.matrix.ray import state as ray_state
 from pytest_sweep.matrix.ray import worker as ray_worker
 from pytest_sweep.matrix.ray.plan import ActorPlan, plan_actors
+from pytest_sweep.matrix.ray.shipping import DEPTH, PIECE, Download, over_limit, pieces
 from pytest_sweep.matrix.remote.protocol import (
     NodeLost,
     PutEvent,
     Startup,
     TrialReport,
+    TrialReturned,
     WorkerCrashed,
     WorkerError,
     WorkerReady,
@@ -54,10 +68,25 @@ from pytest_sweep.matrix.runner import one_line
 
 #: How long a worker session may take to finish at the end of a run before its actor is killed.
 STOP_SECONDS = 30.0
+#: How often the checkpoints that nodes sent are copied into the sweep folder.
+SYNC_SECONDS = 2.0
 #: The "ray" logger's level without ``--sweep-ray-verbose``: above CRITICAL, so nothing passes.
 SILENT = logging.CRITICAL + 10
 #: ``(worker id, worker count, token, test run id) -> the actor's spec`` (see ``SweepWorker``).
 WorkerSpec = Callable[[str, int, str, str], dict[str, Any]]
+
+
+@dataclass
+class Shipment:
+    """A finished trial's files on their way from its actor (the report waits for them)."""
+
+    worker: str
+    nodeid: str
+    trial_dir: str | None
+    result: dict[str, Any]
+    todo: deque[tuple[Download, int, int]] = field(default_factory=deque)  # (file, offset, length) to request
+    files: list[Download] = field(default_factory=list)
+    asked: int = 0  # pieces requested and not yet in
 
 
 def probe(address: str, seconds: float = 5.0) -> str | None:
@@ -125,6 +154,14 @@ class ActorPool:
         self.handles: dict[str, Any] = {}  # every actor started, dead ones included
         self.node_ids: dict[str, str | None] = {}  # actor -> its Ray node, once ready
         self.inflight: dict[Any, tuple[str, str | None]] = {}  # object ref -> (actor, node id; None: ready())
+        self.trial_dirs: dict[str, str | None] = {}  # actor -> the trial folder of the item it runs
+        self.ships: set[str] = set()  # actors writing into a folder of their own
+        self.shipments: dict[str, Shipment] = {}  # actor -> its trial's files on the way
+        self.pieces: dict[Any, tuple[Shipment, Download, int]] = {}  # object ref -> (shipment, file, offset)
+        self.inbox: Any = None  # the CheckpointInbox actor, on this process's node
+        self.ship_limit = self.ray.ship_limit
+        self.synced = 0  # the inbox's commits copied into the sweep folder
+        self.next_sync = 0.0
         self.count = 0
         self.actor_class: Any = None
         self.plan = ActorPlan(0, {})
@@ -167,6 +204,12 @@ class ActorPool:
         resources = self.plan.resources
         # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)
+        cloudpickle.register_pickle_by_value(ray_inbox)
+        # checkpoints stay with the controller: on its node (Ray's stubs do not list this strategy)
+        here: Any = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.inbox = ray.remote(num_cpus=0, max_restarts=0, scheduling_strategy=here)(
+            ray_inbox.CheckpointInbox
+        ).remote()
         self.actor_class = ray.remote(
             num_gpus=resources.get("GPU", 0),
             num_cpus=resources.get("CPU", 0),
@@ -206,6 +249,8 @@ class ActorPool:
         self.count += 1
         worker = f"ray{self.count}"
         spec = self.spec(worker, self.plan.count, self.token, self.testrunuid)
+        limit = self.ship_limit
+        spec.update(inbox=self.inbox, chunk=PIECE, ship_limit=limit, ship_limit_text=limit and format_size(limit))
         if self.state_name is not None:
             spec["workerinput"][ray_state.WORKERINPUT_KEY] = self.state_name
         handle = self.actor_class.remote(spec)
@@ -214,8 +259,41 @@ class ActorPool:
         return worker
 
     # -- run ------------------------------------------------------------------------------
-    def submit(self, worker: str, nodeid: str) -> None:
+    def submit(self, worker: str, nodeid: str, trial_dir: str | None = None) -> None:
+        self.trial_dirs[worker] = trial_dir
+        if worker in self.ships and trial_dir is not None:
+            self.carry(worker, trial_dir)  # an actor runs its calls in order: before run()
+        elif trial_dir is not None and self.ships:  # it reads the sweep folder: put a lost node's checkpoint there
+            self.pull(trial_dir)
         self.inflight[self.handles[worker].run.remote(nodeid)] = (worker, nodeid)
+
+    def carry(self, worker: str, trial_dir: str) -> None:
+        """Give an actor with a folder of its own the trial's newest checkpoint: from the inbox (its
+        earlier node died), else from the sweep folder (``--sweep-resume``)."""
+        handle = self.handles[worker]
+        try:
+            held = ray.get(self.inbox.describe.remote(trial_dir), timeout=60)
+        except (RayError, TimeoutError):
+            held = None
+        if held is not None:
+            rel, sizes = held
+            offset, total = 0, sum(sizes)
+            for index, size in enumerate(sizes):  # inbox to actor through Ray's object store
+                handle.accept.remote(rel, offset, self.inbox.chunk.remote(trial_dir, rel, index), total)
+                offset += size
+            return
+        try:
+            newest = checkpoint_files(storage.sweep_path(self.sweep_dir, trial_dir))[:1]
+        except storage.UnsafePath:
+            return
+        for path in newest:
+            rel = path.relative_to(self.sweep_dir).as_posix()
+            size = path.stat().st_size
+            if self.ship_limit is not None and size > self.ship_limit:
+                return  # the trial starts over there rather than fail for an old checkpoint
+            with open(path, "rb") as fh:
+                for offset, length in pieces(size):
+                    handle.accept.remote(rel, offset, fh.read(length), size)
 
     def seed(self, worker: str, files: dict[str, bytes]) -> None:
         self.handles[worker].seed.remote(files)  # an actor runs its calls in order: before its first run()
@@ -223,14 +301,19 @@ class ActorPool:
     def kill(self, worker: str) -> None:
         for ref in [ref for ref, (owner, _) in self.inflight.items() if owner == worker]:
             del self.inflight[ref]
+        self.abandon(worker)
         ray.kill(self.handles[worker], no_restart=True)
 
     def poll(self, timeout: float) -> None:
-        if not self.inflight:
+        if not self.inflight and not self.pieces:
             return
-        done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=timeout)
+        done, _ = ray.wait([*self.inflight, *self.pieces], num_returns=1, timeout=timeout)
         for ref in done:
-            self.settle(ref)
+            if ref in self.pieces:
+                self.arrive(ref)
+            else:
+                self.settle(ref)
+        self.sync()
 
     def settle(self, ref: Any) -> None:
         """The event for one finished call."""
@@ -242,29 +325,166 @@ class ActorPool:
                 self.putevent(WorkerStartFailed(worker, exc))
                 return
             self.node_ids[worker] = info.get("node_id")
+            if info.get("ship"):
+                self.ships.add(worker)
             self.putevent(WorkerReady(worker, info))
             return
         try:
             result = ray.get(ref)
-        except ActorUnavailableError as exc:
+        except RayError as exc:
+            self.lost(worker, nodeid, exc)
+        else:
+            self.ship(worker, nodeid, result)
+
+    def lost(self, worker: str, nodeid: str, exc: RayError) -> None:
+        """The event for a call of a trial's that raised (its ``run`` or the fetch of its files)."""
+        if isinstance(exc, ActorUnavailableError):
             self.putevent(WorkerUnresponsive(worker, nodeid, exc))
-        except RayActorError as exc:
+        elif isinstance(exc, RayActorError):
             lost = WorkerCrashed if self.node_alive(worker) else NodeLost
             self.putevent(lost(worker, nodeid, exc))
-        except RayError as exc:  # an error in the actor's own code
+        else:  # an error in the actor's own code
             self.putevent(WorkerError(worker, nodeid, exc))
+
+    # -- files crossing the wire (shipping.py) ------------------------------------------------
+    def ship(self, worker: str, nodeid: str, result: dict[str, Any]) -> None:
+        """A trial's ``run`` returned: fetch its files (from a node-local folder), then report it."""
+        files: list[tuple[str, int]] = [(str(rel), int(size)) for rel, size in result.get("files") or []]
+        trial_dir = self.trial_dirs.pop(worker, None)
+        refused = over_limit(files, self.ship_limit)
+        shipment = Shipment(worker, nodeid, trial_dir, result)
+        if refused is None:
+            for rel, size in files:
+                try:
+                    download = Download(self.sweep_dir, rel, size)
+                except storage.UnsafePath:
+                    continue  # never outside the sweep folder: no "..", no link on the way
+                shipment.files.append(download)
+                shipment.todo.extend((download, offset, length) for offset, length in pieces(size))
+        self.shipments[worker] = shipment
+        self.request(shipment)
+        if not shipment.asked:
+            self.delivered(shipment, refused)
         else:
-            self.putevent(
-                TrialReport(
-                    worker,
-                    nodeid,
-                    result.get("reports", []),
-                    result.get("files"),
-                    result.get("error"),
-                    warnings=result.get("warnings", []),
-                    stderr=result.get("stderr", ""),
-                )
+            self.putevent(TrialReturned(worker, nodeid))
+
+    def request(self, shipment: Shipment) -> None:
+        handle = self.handles[shipment.worker]
+        while shipment.todo and shipment.asked < DEPTH:
+            download, offset, length = shipment.todo.popleft()
+            self.pieces[handle.read.remote(download.rel, offset, length)] = (shipment, download, offset)
+            shipment.asked += 1
+
+    def arrive(self, ref: Any) -> None:
+        """One piece of a shipped file came back: written in place; the report once all are in."""
+        shipment, download, offset = self.pieces.pop(ref)
+        shipment.asked -= 1
+        try:
+            data = ray.get(ref)
+        except RayError as exc:  # the actor (or its node) died before its files were in
+            self.abandon(shipment.worker)
+            self.lost(shipment.worker, shipment.nodeid, exc)
+            return
+        download.write(offset, data)
+        self.request(shipment)
+        if not shipment.asked:
+            self.delivered(shipment, None)
+
+    def delivered(self, shipment: Shipment, refused: str | None) -> None:
+        del self.shipments[shipment.worker]
+        error = refused
+        for download in shipment.files:
+            try:
+                download.finish()
+            except OSError as exc:
+                error = error or f"its file {download.rel} could not be written here ({exc.strerror or exc})"
+        if shipment.trial_dir is not None and self.inbox is not None:
+            self.inbox.drop.remote(shipment.trial_dir)  # its own files came back: checkpoints included
+        if shipment.trial_dir is not None and refused is None:
+            self.prune(shipment.trial_dir, {download.rel for download in shipment.files})
+        result = shipment.result
+        self.putevent(
+            TrialReport(
+                shipment.worker,
+                shipment.nodeid,
+                result.get("reports", []),
+                result.get("error"),
+                warnings=result.get("warnings", []),
+                stderr=result.get("stderr", ""),
+                refused=error,
             )
+        )
+
+    def prune(self, trial_dir: str, shipped: set[str]) -> None:
+        """Checkpoints here that the trial's node no longer has (it completed, or kept only newer
+        ones) go, as they would from a shared folder."""
+        try:
+            folder = storage.sweep_path(self.sweep_dir, trial_dir)
+        except storage.UnsafePath:
+            return
+        for path in checkpoint_files(folder):
+            if path.relative_to(self.sweep_dir).as_posix() not in shipped:
+                path.unlink(missing_ok=True)
+        try:
+            (folder / FOLDER).rmdir()
+        except OSError:
+            pass  # files remain, or none was there
+
+    def abandon(self, worker: str) -> None:
+        """The worker's files will not come: their temp files go."""
+        shipment = self.shipments.pop(worker, None)
+        if shipment is None:
+            return
+        for ref in [ref for ref, (s, _, _) in self.pieces.items() if s is shipment]:
+            del self.pieces[ref]
+        for download in shipment.files:
+            download.abandon()
+
+    def sync(self) -> None:
+        """Every :data:`SYNC_SECONDS` while nodes ship: the checkpoints that reached the inbox go
+        into the sweep folder, the durable copy (``--sweep-resume`` after a crash of this process)."""
+        now = time.monotonic()
+        if not self.ships or now < self.next_sync:
+            return
+        self.next_sync = now + SYNC_SECONDS
+        try:
+            self.synced, folders = ray.get(self.inbox.changed.remote(self.synced), timeout=60)
+        except (RayError, TimeoutError):
+            return
+        for folder in folders:
+            self.pull(folder)
+
+    def drain(self) -> None:
+        """The run ends: checkpoints still in the inbox (trials preempted, interrupted or lost for
+        good on a node without the sweep folder) go into the sweep folder, for ``--sweep-resume``."""
+        try:
+            folders = ray.get(self.inbox.folders.remote(), timeout=60)
+        except (RayError, TimeoutError):
+            return
+        for folder in folders:
+            self.pull(folder)
+
+    def pull(self, trial_dir: str) -> None:
+        """The inbox's checkpoint of a trial, into its folder here (replacing older ones), piece by piece."""
+        try:
+            held = ray.get(self.inbox.describe.remote(trial_dir), timeout=60)
+            if held is None:
+                return
+            rel, sizes = held
+            download = Download(self.sweep_dir, rel, sum(sizes))
+            try:
+                offset = 0
+                for index, size in enumerate(sizes):
+                    download.write(offset, ray.get(self.inbox.chunk.remote(trial_dir, rel, index), timeout=600))
+                    offset += size
+                download.finish()
+            except BaseException:
+                download.abandon()
+                raise
+            self.prune(trial_dir, {rel})
+            self.inbox.drop.remote(trial_dir, rel)
+        except (RayError, TimeoutError, OSError):
+            pass  # a checkpoint is a cache of work: the trial starts over
 
     def node_alive(self, worker: str) -> bool:
         node_id = self.node_ids.get(worker)
@@ -283,6 +503,10 @@ class ActorPool:
         """
         if not self.connected:
             return
+        for worker in list(self.shipments):
+            self.abandon(worker)
+        if self.inbox is not None:
+            self.drain()
         try:
             finishing = [self.handles[worker].stop.remote(STOP_SECONDS) for worker in finish]
             if finishing:
@@ -295,7 +519,8 @@ class ActorPool:
                     ray.get(self.state.close.remote(), timeout=STOP_SECONDS)
                 except RayError:
                     pass
-            for handle in [*self.handles.values(), *([self.state] if self.state is not None else [])]:
+            others = [actor for actor in (self.state, self.inbox) if actor is not None]
+            for handle in [*self.handles.values(), *others]:
                 try:
                     ray.kill(handle, no_restart=True)
                 except (RayError, ValueError):

@@ -67,8 +67,6 @@ WORKER_OPTIONS: dict[str, Any] = {
 TOKEN_FILE = ".sweep-ray-token"
 #: pytest's warning for a plugin module imported before its session (it cannot rewrite its asserts).
 ALREADY_IMPORTED = "Module already imported so cannot be rewritten; "
-#: Largest trial file shipped back from a node that cannot see the sweep folder.
-SHIP_FILE_LIMIT = 16 * 1024 * 1024
 
 
 class _Tail:
@@ -146,7 +144,9 @@ class SweepWorker:
     :param spec: built by the controller: ``args`` (its command line), ``options`` (option values
         to set on top, as xdist's ``option_dict``: the worker's ``basetemp``), ``invocation_dir``,
         ``sys_path`` (entries to put first), ``env`` (name -> value, None to unset),
-        ``workerinput``, ``token`` and ``ship`` (ship trial files back even if the folder is shared).
+        ``workerinput``, ``token``, ``ship`` (ship trial files back even if the folder is shared),
+        and for a node-local folder ``chunk`` (bytes per shipped piece), ``ship_limit`` (the largest
+        file shipped, None: any; ``ship_limit_text`` says it in words) and ``inbox`` (the controller's :class:`.inbox.CheckpointInbox`).
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -177,6 +177,8 @@ class SweepWorker:
         if spec["ship"] or not _sees(sweep_dir, spec["token"]):
             self.local_dir = Path(tempfile.mkdtemp(prefix="pytest-sweep-")) / sweep_dir.name
             workerinput["sweep_dir"] = str(self.local_dir)
+            if spec.get("inbox") is not None:  # each checkpoint goes to the controller as it is written
+                workerinput["sweep_checkpoint_sink"] = self._ship_checkpoint
         self.plugin = WorkerPlugin(workerinput, spec["options"])
         self.tail = _Tail(sys.stderr)
         sys.stderr = self.tail  # pytest.main prints a usage error there
@@ -225,8 +227,22 @@ class SweepWorker:
             target.write_bytes(data)
         return len(files)
 
+    def accept(self, rel: str, offset: int, data: bytes, size: int) -> None:
+        """One piece of a file the controller sends (a checkpoint to continue from), at ``offset`` of
+        ``size`` bytes; the file appears under its name once its last piece is in."""
+        if self.local_dir is None:
+            return
+        target = self._local(rel)
+        part = target.with_name(f".{target.name}.part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(part, "r+b" if offset else "wb") as fh:
+            fh.seek(offset)
+            fh.write(data)
+        if offset + len(data) >= size:
+            os.replace(part, target)
+
     def run(self, nodeid: str) -> dict[str, Any]:
-        """Run one collected item; its reports (and, from a node-local folder, its files)."""
+        """Run one collected item; its reports (and, from a node-local folder, its files' sizes)."""
         item = self.plugin.items.get(nodeid)
         if item is None:
             return {"error": f"{nodeid} was not collected on this node (different files or plugins there?)"}
@@ -246,17 +262,61 @@ class SweepWorker:
             "seconds": time.monotonic() - started,
         }
 
-    def _files(self, item: pytest.Item) -> dict[str, bytes] | None:
+    def _files(self, item: pytest.Item) -> list[tuple[str, int]] | None:
+        """The trial's files in the node-local folder (relative path, size): the controller fetches
+        them piece by piece (:meth:`read`)."""
         trial = getattr(item, "trial", None)
         if self.local_dir is None or trial is None:
             return None
         folder = self.local_dir / trial.folder
-        files: dict[str, bytes] = {}
-        if folder.is_dir():
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                if path.stat().st_size <= SHIP_FILE_LIMIT:
-                    files[path.relative_to(self.local_dir).as_posix()] = path.read_bytes()
-        return files
+        if not folder.is_dir():
+            return []
+        return [
+            (path.relative_to(self.local_dir).as_posix(), path.stat().st_size)
+            for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+        ]
+
+    def read(self, rel: str, offset: int, size: int) -> bytes:
+        """``size`` bytes of a node-local file from ``offset`` (fewer at its end)."""
+        with open(self._local(rel), "rb") as fh:
+            fh.seek(offset)
+            return fh.read(size)
+
+    def _local(self, rel: str) -> Path:
+        """A path below the node-local folder, from a relative path the controller sent."""
+        parts = rel.split("/")
+        if self.local_dir is None or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"not a path inside this worker's folder: {rel!r}")
+        return self.local_dir.joinpath(*parts)
+
+    def _ship_checkpoint(self, path: Path) -> str | None:
+        """Send a checkpoint just written to the controller's inbox, whole, before the trial goes on."""
+        import ray  # the actor runs inside a Ray worker process: ray is already imported
+
+        local = self.local_dir
+        if local is None:
+            return None
+        rel = path.relative_to(local).as_posix()
+        size = path.stat().st_size
+        limit = self.spec.get("ship_limit")
+        if limit is not None and size > limit:
+            return f"{rel} is {size} bytes, over --sweep-ray-ship-limit ({self.spec.get('ship_limit_text') or limit})"
+        inbox, chunk = self.spec["inbox"], int(self.spec["chunk"])
+        try:
+            with open(path, "rb") as fh:
+                index = 0
+                while True:
+                    data = fh.read(chunk)
+                    if not data and index:
+                        break
+                    ray.get(inbox.put.remote(rel, index, data))
+                    index += 1
+                    if len(data) < chunk:
+                        break
+            ray.get(inbox.commit.remote(rel, size))
+        except Exception as exc:  # the controller's inbox is gone: the checkpoint would not survive this node
+            return f"the controller did not take it ({type(exc).__name__}: {str(exc).strip()[:200]})"
+        return None
 
     def stop(self, timeout: float) -> int | None:
         """End the session (its ``pytest_sessionfinish`` and ``pytest_unconfigure`` run); its exit code."""

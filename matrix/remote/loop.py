@@ -49,7 +49,6 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import pytest
 
-from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.remote.protocol import (
@@ -59,6 +58,7 @@ from pytest_sweep.matrix.remote.protocol import (
     NodeLost,
     TrialOverrun,
     TrialReport,
+    TrialReturned,
     WorkerCrashed,
     WorkerError,
     WorkerInfo,
@@ -119,6 +119,16 @@ def annotate(data: dict[str, Any], fields: dict[str, Any]) -> None:
             props[i] = TrialRecord.wire(record)
 
 
+def refuse(reports: list[dict[str, Any]], why: str) -> None:
+    """Fail a trial's reports with ``why`` (its files did not reach the sweep folder); the record
+    keeps what the trial measured."""
+    for data in reports:
+        annotate(data, {"status": "failed", "error": why})
+        if data.get("when") == "call":
+            data["outcome"] = "failed"
+            data["longrepr"] = why
+
+
 @dataclass
 class Worker:
     """One worker as the loop sees it."""
@@ -127,6 +137,7 @@ class Worker:
     info: WorkerInfo | None = None  # None while it starts
     nodeid: str | None = None  # the item it runs; None while starting or idle
     started: float = 0.0  # when it was handed that item (the loop's clock)
+    returned: bool = False  # that item's run returned; its files are on the way
     alive: bool = True
 
     @property
@@ -262,6 +273,8 @@ class BackendLoop:
                 self.worker_ready(event)
             case WorkerStartFailed():
                 self.worker_start_failed(event)
+            case TrialReturned():
+                self.worker_returned(event)
             case TrialReport():
                 self.worker_report(event)
             case WorkerCrashed():
@@ -310,15 +323,22 @@ class BackendLoop:
         starting = self.replace()
         self.say(f"sweep: worker {worker.id!r} died while starting ({one_line(event.error)}){starting}")
 
+    def worker_returned(self, event: TrialReturned) -> None:
+        worker = self.workers[event.worker]
+        if worker.nodeid == event.nodeid:
+            worker.returned = True  # its files cross now: past --sweep-trial-timeout's reach
+
     def worker_report(self, event: TrialReport) -> None:
         worker, nodeid = self.workers[event.worker], event.nodeid
         worker.nodeid = None
         if event.error is not None:
             self.fail(nodeid, event.error, "", self.fields(nodeid, worker))
         else:
-            if event.files:
-                self.write_files(event.files)
             self.forward(event)
+            if event.refused is not None and any(data.get("outcome") == "failed" for data in event.reports):
+                self.say(f"sweep: {self.name(nodeid)}: {event.refused}", yellow=True)  # failed for its own reason
+            elif event.refused is not None:
+                refuse(event.reports, event.refused)
             self.feed(nodeid, event.reports, self.fields(nodeid, worker))
         self.idle.append(worker)
 
@@ -393,7 +413,9 @@ class BackendLoop:
             worker = self.idle.pop(0)
             worker.nodeid = self.pending.popleft()
             worker.started = self.clock()
-            self.dispatcher.submit(worker.id, worker.nodeid)
+            worker.returned = False
+            trial = getattr(self.items[worker.nodeid], "trial", None)
+            self.dispatcher.submit(worker.id, worker.nodeid, None if trial is None else str(trial.folder))
 
     def spawn(self) -> str:
         worker_id = self.dispatcher.spawn()
@@ -427,7 +449,7 @@ class BackendLoop:
             return POLL_SECONDS
         now = self.clock()
         limit = self.timeout + overrun_margin(self.timeout)
-        deadlines = [w.started + limit - now for w in self.workers.values() if w.nodeid]
+        deadlines = [w.started + limit - now for w in self.workers.values() if w.nodeid and not w.returned]
         return max(0.05, min([POLL_SECONDS, *deadlines]))
 
     def check_overruns(self) -> None:
@@ -437,7 +459,7 @@ class BackendLoop:
         now = self.clock()
         limit = self.timeout + overrun_margin(self.timeout)
         for worker in list(self.workers.values()):
-            if worker.nodeid is not None and now - worker.started > limit:
+            if worker.nodeid is not None and not worker.returned and now - worker.started > limit:
                 self.handle(TrialOverrun(worker.id, worker.nodeid, self.timeout, now - worker.started))
 
     def check_waiting(self) -> None:
@@ -524,16 +546,6 @@ class BackendLoop:
         item.ihook.pytest_runtest_logstart(nodeid=nodeid, location=item.location)
         item.ihook.pytest_runtest_logreport(report=report)
         item.ihook.pytest_runtest_logfinish(nodeid=nodeid, location=item.location)
-
-    def write_files(self, files: dict[str, bytes]) -> None:
-        """Trial files shipped from a node that cannot see the sweep folder, written as the runner
-        writes its own (atomically)."""
-        for rel, data in files.items():
-            try:  # never outside the sweep folder: no "..", no absolute path, no link on the way
-                target = storage.sweep_path(self.controller.dir, *rel.split("/"))
-            except storage.UnsafePath:
-                continue
-            storage.write_bytes_atomic(target, data)
 
     def finished_files(self) -> dict[str, bytes]:
         """``--sweep-resume`` from a node-local folder: the finished trials' metrics to seed it with."""

@@ -8,6 +8,7 @@ loop's.  The loop adds one event of its own, :class:`TrialOverrun`, from its clo
 =============================  =============================================================
 :class:`WorkerReady`           a worker started and collected; ``info`` says where and what
 :class:`WorkerStartFailed`     a worker died before it was ready
+:class:`TrialReturned`         a worker's trial returned; its files are on the way (the report follows)
 :class:`TrialReport`           a worker ran a trial: its reports (or why it could not run it)
 :class:`WorkerCrashed`         a worker's process died during a trial; its node is alive
 :class:`NodeLost`              a worker's node died during a trial
@@ -52,20 +53,29 @@ class WorkerStartFailed:
 
 
 @dataclass(frozen=True)
+class TrialReturned:
+    """The trial ran to its end on the worker, whose files now cross to the controller: its time
+    limit no longer applies (a large file may take long); :class:`TrialReport` follows."""
+
+    worker: str
+    nodeid: str
+
+
+@dataclass(frozen=True)
 class TrialReport:
-    """``reports``: the item's reports as ``pytest_report_to_serializable`` made them; ``files``:
-    trial files shipped back (``relative path -> bytes``), or None; ``error``: why the worker did not
-    run the item (then there are no reports); ``warnings``: the warnings its session recorded while
-    running it (the worker's ``warning_data``); ``stderr``: what the trial wrote to ``sys.stderr``
-    past pytest's capture (``-s``)."""
+    """``reports``: the item's reports as ``pytest_report_to_serializable`` made them; ``error``: why
+    the worker did not run the item (then there are no reports); ``warnings``: the warnings its
+    session recorded while running it (the worker's ``warning_data``); ``stderr``: what the trial
+    wrote to ``sys.stderr`` past pytest's capture (``-s``); ``refused``: why the trial's files did
+    not reach the sweep folder (a file over ``--sweep-ray-ship-limit``): the trial fails with it."""
 
     worker: str
     nodeid: str
     reports: list[dict[str, Any]] = field(default_factory=list)
-    files: dict[str, bytes] | None = None
     error: str | None = None
     warnings: list[dict[str, Any]] = field(default_factory=list)
     stderr: str = ""
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class TrialOverrun:
 Event = (
     WorkerReady
     | WorkerStartFailed
+    | TrialReturned
     | TrialReport
     | WorkerCrashed
     | NodeLost
@@ -138,8 +149,9 @@ class Dispatcher(Protocol):
         """Start one more worker; :class:`WorkerReady` or :class:`WorkerStartFailed` follows."""
         ...
 
-    def submit(self, worker: str, nodeid: str) -> None:
-        """Hand an idle, ready worker one trial; one trial event about it follows."""
+    def submit(self, worker: str, nodeid: str, trial_dir: str | None = None) -> None:
+        """Hand an idle, ready worker one trial (in the sweep folder's ``trial_dir``, None for an item
+        that is not a trial); one trial event about it follows, once its files are in."""
         ...
 
     def seed(self, worker: str, files: dict[str, bytes]) -> None:

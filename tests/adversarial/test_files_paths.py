@@ -185,20 +185,22 @@ def test_a_resumed_sweep_never_writes_through_a_planted_link(toy: SweepPytester,
     ["../outside/x", "/tmp/x", "config_001/../../outside/x", "linked/output.log", "", "config_001//x", "./x"],
 )
 def test_files_shipped_from_a_ray_node_land_only_inside_the_sweep_folder(tmp_path: Path, rel: str) -> None:
-    from types import SimpleNamespace
-
-    from pytest_sweep.matrix.ray.backend import RayBackend
+    from pytest_sweep.matrix.ray.shipping import Download
 
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
     (sweep / "linked").symlink_to(outside)
-    backend = SimpleNamespace(controller=SimpleNamespace(dir=sweep))
-    RayBackend.write_files(backend, {rel: b"shipped", "config_001/output.log": b"ok"})  # type: ignore[arg-type]
+    with pytest.raises(storage.UnsafePath):
+        Download(sweep, rel, 7)
+    good = Download(sweep, "config_001/output.log", 2)
+    good.write(0, b"ok")
+    good.finish()
     assert list(outside.iterdir()) == []
     assert (sweep / "config_001" / "output.log").read_bytes() == b"ok"
     assert sorted(p.name for p in sweep.iterdir()) == ["config_001", "linked"]
+    assert sorted(p.name for p in (sweep / "config_001").iterdir()) == ["output.log"]  # no temp file left
 
 
 # -- pytest-sweep reproduce: the record names the folder and the file it writes ---------------------------------

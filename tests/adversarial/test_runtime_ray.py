@@ -36,6 +36,12 @@ pytestmark = pytest.mark.usefixtures("ray_imported")
         ([], "sweep_ray_node_retries = 1.5", {}, "ERROR: ini value sweep_ray_node_retries = '1.5'*"),
         ([], "sweep_ray_node_retries = x", {}, "ERROR: ini value sweep_ray_node_retries = 'x'*"),
         ([], "sweep_ray_ship_files = maybe", {}, "ERROR: *sweep_ray_ship_files*"),
+        (["--sweep-ray-ship-limit=lots"], "", {}, "*--sweep-ray-ship-limit: 'lots' is not a size; give bytes with a unit (e.g. 100MiB, 2GiB) or off*"),
+        (["--sweep-ray-ship-limit=0"], "", {}, "*--sweep-ray-ship-limit: '0' must be at least 1 byte*"),
+        (["--sweep-ray-ship-limit=-5MiB"], "", {}, "*--sweep-ray-ship-limit: '-5MiB' is not a size*"),
+        (["--sweep-ray-ship-limit=2EiB"], "", {}, "*--sweep-ray-ship-limit: '2EiB' is not a size*"),
+        ([], "sweep_ray_ship_limit = 1e9", {}, "ERROR: ini value sweep_ray_ship_limit = '1e9': '1e9' is not a size*"),
+        ([], "sweep_ray_ship_limit = 99999999TiB", {}, "ERROR: ini value sweep_ray_ship_limit = '99999999TiB': *at most 1 EiB*"),
         ([], "sweep_ray_verbose = loud", {}, "ERROR: ini value sweep_ray_verbose: *; use true or false"),
         (["--sweep-workers-per-gpu=0"], "", {}, "ERROR: --sweep-workers-per-gpu 0: use a whole number of at least 1"),
         (["--sweep-workers-per-gpu=10001"], "", {}, "ERROR: --sweep-workers-per-gpu 10001: Ray divides a GPU into at most 10000 parts; use fewer"),
@@ -100,3 +106,26 @@ def test_a_damaged_store_of_a_resumed_ray_sweep_is_one_usage_line_before_connect
         else f"ERROR: --sweep-resume={folder}: the study * cannot be read (*; start a new sweep*"
     )
     assert_usage_error(result, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("100MiB", 100 * 2**20), ("2GiB", 2 * 2**30), ("1.5GB", 1_500_000_000), ("4096", 4096), (" 12 kib ", 12288),
+     ("off", None), ("OFF", None), ("1b", 1)],
+)  # fmt: skip
+def test_ship_limit_sizes(text: str, size: int | None) -> None:
+    from pytest_sweep.matrix.options import parse_size
+
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    "text", ["", "MiB", "1e9", "-1", "0", "0.4", "nan", "inf", "1 PiB", "5 MiBs", "1_000", "１MiB"]
+)
+def test_a_hostile_ship_limit_is_refused_with_the_fix(text: str) -> None:
+    import argparse
+
+    from pytest_sweep.matrix.options import parse_size
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"is not a size|must be at least 1 byte"):
+        parse_size(text)
