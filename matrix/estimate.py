@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix import options, storage
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.errors import clip
 from pytest_sweep.matrix.files import SUMMARY_JSON
 
@@ -278,7 +278,8 @@ def estimate(config: pytest.Config, sources: Sources, items: list[SweepItem], sk
     """The figure per trainer, from the first source that answers (see the module's docstring)."""
     runnable = [i for i in items if not i.skip_reason]
     keys = {i.nodeid: trial_key(sources, i.trial) for i in runnable}
-    per_trial = options.minutes_per_trial(config)
+    opts = sources.options
+    per_trial = opts.minutes_per_trial
     spans: dict[str, Span | None] = {}
     bases: dict[str, str] = {}
     if per_trial is not None:
@@ -297,7 +298,7 @@ def estimate(config: pytest.Config, sources: Sources, items: list[SweepItem], sk
             missing[key] = trial
     if missing:
         described = {key: sources.describe(t) or "" for key, t in missing.items()}
-        found = history(options.output_root(config), set(described.values()), skipped)
+        found = history(opts.output_root, set(described.values()), skipped)
         for key in list(missing):
             times, where = found.get(described[key], ([], ""))
             if times:
@@ -310,7 +311,7 @@ def estimate(config: pytest.Config, sources: Sources, items: list[SweepItem], sk
             spans[key] = Span.of([seconds_or_none])
             bases[key] = (
                 "timed: a few optimizer steps on its device, scaled to the whole run"
-                if options.estimate_asked(config)
+                if opts.estimate
                 else "pytest_sweep_estimate_trial's answer"
             )
         else:

@@ -153,8 +153,9 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
     trial through ``pytest_sweep_epoch_ended``, so every trainer that reports its epochs gets
     early stopping.
 
-    :param config: the process's pytest config (``config.getoption("sweep_scheduler")`` is the
-        name asked for: ``none``, ``asha``, ``median`` or a name of yours).
+    :param config: the process's pytest config
+        (``pytest_sweep.matrix.options.sweep_options(config).scheduler`` is the name asked for,
+        from ``--sweep-scheduler`` or the ini value: ``none``, ``asha``, ``median`` or a name of yours).
     :param sweep_dir: the sweep folder (the built-in schedulers keep their rung store there).  On
         a Ray actor whose node does not see the controller's folder (or with
         ``--sweep-ray-ship-files``) it is a folder of that node's own: a store shared by the trials
@@ -179,8 +180,11 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
                 pass
 
 
+        from pytest_sweep.matrix.options import sweep_options
+
+
         def pytest_sweep_make_scheduler(config, sweep_dir):
-            if config.getoption("sweep_scheduler") == "below20":
+            if sweep_options(config).scheduler == "below20":
                 return StopBelow()
     """
 

@@ -1,16 +1,28 @@
-"""Command-line options and ini values of the ``sweep`` group."""
+"""Command-line options and ini values of the ``sweep`` group, and the one place that reads them.
+
+:func:`sweep_options` resolves the core's options once per process (command line first, then the
+ini value, then the default) into a frozen :class:`SweepOptions` kept in ``config.stash``: the
+entry point's ``pytest_configure`` does it before any plugin acts, the ``--sweep-generate`` and
+``--sweep-symbols`` steps in ``pytest_cmdline_main``.  A bad value is a one-line usage error then.
+Every other module takes the fields it needs from that object; no module outside the options
+modules (this one, :mod:`.search_options`, ``plugins/options.py``) calls ``getoption``/``getini``
+(``tests/test_options_once.py`` checks it).  An xdist worker or a Ray actor receives its
+controller's object in ``workerinput`` (:meth:`SweepOptions.to_dict`) instead of reading its own.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_sweep.matrix import search_options
+from pytest_sweep.matrix.objectives import Constraint, Objective
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix import checkpoints
@@ -31,6 +43,20 @@ SWEEP_OPTIONS = ("range_config", "config_dir", "sweep_generate", "sweep_symbols"
 def sweep_requested(namespace: Any) -> bool:
     """Whether parsed options (``config.option``, ``config.known_args_namespace``) ask for a sweep."""
     return any(getattr(namespace, dest, None) for dest in SWEEP_OPTIONS)
+
+
+def runs_sweep(namespace: Any) -> bool:
+    """Whether parsed options give a sweep to run (``--range-config`` or ``--config-dir``)."""
+    return any(getattr(namespace, dest, None) for dest in ("range_config", "config_dir"))
+
+
+def ends_at_cmdline(namespace: Any) -> str | None:
+    """The step parsed options ask for that ends the run before pytest configures: ``generate``
+    (``--sweep-generate``, which wins), ``symbols`` (``--sweep-symbols``), or None."""
+    for dest in ("sweep_generate", "sweep_symbols"):
+        if getattr(namespace, dest, None):
+            return dest.removeprefix("sweep_")
+    return None
 
 
 def _whole_number(text: str, minimum: int, bound: str) -> int:
@@ -433,17 +459,17 @@ def _ini_number(config: pytest.Config, name: str, kind: type) -> Any:
     return value
 
 
-def max_combinations(config: pytest.Config) -> int:
+def _max_combinations(config: pytest.Config) -> int:
     opt = config.getoption("sweep_max_combinations")
     return int(opt if opt is not None else _ini_number(config, "sweep_max_combinations", int))
 
 
-def minutes_per_trial(config: pytest.Config) -> float | None:
+def _minutes_per_trial(config: pytest.Config) -> float | None:
     opt = config.getoption("sweep_minutes_per_trial")
     return float(opt) if opt is not None else _ini_number(config, "sweep_minutes_per_trial", float)
 
 
-def estimate_asked(config: pytest.Config) -> bool:
+def _estimate_asked(config: pytest.Config) -> bool:
     """``--sweep-estimate`` (or its ini value): time a few steps before the sweep."""
     opt = config.getoption("sweep_estimate", None)
     if opt is not None:
@@ -454,7 +480,7 @@ def estimate_asked(config: pytest.Config) -> bool:
         raise pytest.UsageError(f"ini value sweep_estimate: {exc}; use true or false") from None
 
 
-def summary_interval(config: pytest.Config) -> float:
+def _summary_interval(config: pytest.Config) -> float:
     opt = config.getoption("sweep_summary_interval")
     if opt is not None:
         return float(opt)
@@ -467,19 +493,19 @@ def summary_interval(config: pytest.Config) -> float:
         ) from None
 
 
-def output_root(config: pytest.Config) -> Path:
+def _output_root(config: pytest.Config, *, check: bool) -> Path:
     opt = config.getoption("sweep_output")
     raw = opt if opt is not None else str(config.getini("sweep_output"))
     path = Path(raw).expanduser()
     if not path.is_absolute():
         base = config.invocation_params.dir if opt is not None else config.rootpath
         path = base / path
-    if path.exists() and not path.is_dir():
+    if check and path.exists() and not path.is_dir():
         raise pytest.UsageError(f"--sweep-output {raw}: exists and is not a folder; choose another path")
     return path
 
 
-def progress_mode(config: pytest.Config) -> str:
+def _progress_mode(config: pytest.Config) -> str:
     opt = config.getoption("sweep_progress")
     mode = opt if opt is not None else str(config.getini("sweep_progress")).strip()
     if mode not in ("auto", "lines", "none"):
@@ -487,7 +513,7 @@ def progress_mode(config: pytest.Config) -> str:
     return mode
 
 
-def overrides(config: pytest.Config) -> dict[str, str]:
+def _overrides(config: pytest.Config) -> dict[str, str]:
     """``--sweep-set`` and its shorthands (``--sweep-epochs``...) as ``KEY -> raw value`` (later wins)."""
     out: dict[str, str] = {}
     for item in config.getoption("sweep_set"):
@@ -504,12 +530,12 @@ def overrides(config: pytest.Config) -> dict[str, str]:
     return out
 
 
-def trial_timeout(config: pytest.Config) -> float | None:
+def _trial_timeout(config: pytest.Config) -> float | None:
     value = config.getoption("sweep_trial_timeout")
     return float(value) if value is not None else None
 
 
-def backend(config: pytest.Config) -> str:
+def _backend(config: pytest.Config) -> str:
     """``--sweep-backend`` or the ini value ``sweep_backend``: ``serial`` or ``ray``."""
     opt = config.getoption("sweep_backend")
     value = opt if opt is not None else str(config.getini("sweep_backend")).strip() or "serial"
@@ -546,10 +572,11 @@ def address_problem(address: str) -> str | None:
     return None
 
 
-def ray_address(config: pytest.Config) -> str:
+def _ray_address(config: pytest.Config, *, check_env: bool) -> str:
     """The Ray address to connect to (``auto``: ``RAY_ADDRESS``, else the cluster ``ray start`` started here).
 
-    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it).
+    A malformed one is a usage error here, before ``ray.init`` (which raises ``ValueError`` on it);
+    ``RAY_ADDRESS`` is checked on the controller (``check_env``), which connects.
     """
     opt = config.getoption("sweep_ray_address")
     if opt is not None:
@@ -561,7 +588,7 @@ def ray_address(config: pytest.Config) -> str:
     if problem is not None:
         raise pytest.UsageError(f"{where}: {problem}")
     env = os.environ.get("RAY_ADDRESS", "").strip()
-    if address == "auto" and env:
+    if check_env and address == "auto" and env:
         problem = address_problem(env)
         if problem is not None:
             raise pytest.UsageError(
@@ -570,11 +597,11 @@ def ray_address(config: pytest.Config) -> str:
     return address
 
 
-def ray_cpus_per_trial(config: pytest.Config) -> float:
+def _ray_cpus_per_trial(config: pytest.Config) -> float:
     return float(_ray_setting(config, "sweep_ray_cpus_per_trial", _positive_float))
 
 
-def ray_node_retries(config: pytest.Config) -> int:
+def _ray_node_retries(config: pytest.Config) -> int:
     return int(_ray_setting(config, "sweep_ray_node_retries", non_negative_int))
 
 
@@ -588,13 +615,7 @@ def _ray_flag(config: pytest.Config, name: str) -> bool:
         raise pytest.UsageError(f"ini value {name}: {exc}; use true or false") from None
 
 
-def ray_ship_files(config: pytest.Config) -> bool:
-    return _ray_flag(config, "sweep_ray_ship_files")
-
-
-def workers_per_gpu(config: pytest.Config) -> int:
-    """``--sweep-workers-per-gpu`` (the GPU plugin's option; 1 where it is not registered): on Ray,
-    actors per GPU, each reserving ``num_gpus=1/K``."""
+def _workers_per_gpu(config: pytest.Config) -> int:
     per_gpu = config.getoption("sweep_workers_per_gpu", 1)
     if per_gpu is None:
         return 1
@@ -603,12 +624,7 @@ def workers_per_gpu(config: pytest.Config) -> int:
     return int(per_gpu)
 
 
-def ray_verbose(config: pytest.Config) -> bool:
-    """``--sweep-ray-verbose`` (or the ini value): Ray's own messages reach the terminal."""
-    return _ray_flag(config, "sweep_ray_verbose")
-
-
-def ray_ship_limit(config: pytest.Config) -> int | None:
+def _ray_ship_limit(config: pytest.Config) -> int | None:
     """``--sweep-ray-ship-limit``: the largest file shipped to or from a node, in bytes (None: any)."""
     opt = config.getoption("sweep_ray_ship_limit")
     if opt is not None:
@@ -620,7 +636,7 @@ def ray_ship_limit(config: pytest.Config) -> int | None:
         raise pytest.UsageError(f"ini value sweep_ray_ship_limit = {raw!r}: {exc}") from None
 
 
-def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
+def _checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
     """The :class:`~pytest_sweep.matrix.checkpoints.Policy` of ``--sweep-checkpoint-*`` (option, else ini)."""
     from pytest_sweep.matrix.checkpoints import Policy, parse_every
 
@@ -641,3 +657,228 @@ def checkpoint_policy(config: pytest.Config) -> checkpoints.Policy:
             raise pytest.UsageError(f"ini value sweep_keep_checkpoints = {raw!r}: use true or false")
         keep_after = raw in ("true", "yes", "1", "on")
     return Policy(epochs, seconds, int(keep), bool(keep_after))
+
+
+#: Option destinations recorded in ``environment.json`` besides every ``sweep_*`` one (what selects
+#: and distributes trials).
+OTHER_RECORDED = ("range_config", "config_dir", "numprocesses", "maxprocesses", "dist", "tx", "keyword", "markexpr")
+#: Options of the built-in plugins recorded as given (option, else ini, else None) in ``environment.json``.
+AS_GIVEN = ("sweep_scheduler", "sweep_order", "sweep_metric")
+
+
+def recorded_options(config: pytest.Config) -> dict[str, Any]:
+    """The sweep's options as parsed (``dest -> value``), and the value of each ``sweep_*`` ini setting:
+    ``environment.json``'s record, read when it is written (xdist sets ``dist`` in its own, late,
+    ``pytest_configure``), not a resolved value."""
+    values = vars(config.option)
+    out = {k: values[k] for k in sorted(values) if k.startswith("sweep_") or k in OTHER_RECORDED}
+    ini: dict[str, Any] = {}
+    for name in out:
+        try:
+            ini[name] = config.getini(name)
+        except ValueError:  # an option without an ini setting of its name
+            continue
+    out["ini"] = ini
+    return out
+
+
+def _as_given(config: pytest.Config) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in AS_GIVEN:
+        try:
+            value = config.getoption(name)
+        except ValueError:
+            continue
+        if value is None:
+            try:
+                value = config.getini(name) or None
+            except ValueError:
+                value = None
+        found[name.removeprefix("sweep_")] = value
+    return found
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--sweep-ray-*`` (option, else ini), resolved with ``--sweep-backend=ray`` only."""
+
+    address: str
+    cpus_per_trial: float
+    node_retries: int
+    ship_files: bool
+    #: ``--sweep-ray-verbose``: Ray's own messages reach the terminal
+    verbose: bool = False
+    #: ``--sweep-ray-ship-limit``: the largest file shipped to or from a node, in bytes (None: any)
+    ship_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The core's options of a sweep, resolved once (command line first, then the ini value).
+
+    :func:`sweep_options` builds it on first use (the entry point's ``pytest_configure``, or the
+    ``--sweep-generate`` step before it) and keeps it in ``config.stash``; a bad value is a
+    one-line usage error then.  Modules take the fields they need from it instead of reading
+    ``config.getoption``/``config.getini``.
+    """
+
+    range_config: tuple[str, ...]
+    config_dir: tuple[str, ...]
+    generate: str | None
+    symbols: bool
+    output_root: Path
+    max_combinations: int
+    minutes_per_trial: float | None
+    estimate: bool
+    overrides: dict[str, str]
+    #: ``--sweep-device`` as given (also in ``overrides``; the trainer checks it)
+    device: str | None
+    trial_timeout: float | None
+    progress: str
+    summary_interval: float
+    resume: str | None
+    resume_force: bool
+    checkpoint: checkpoints.Policy
+    backend: str
+    search: search_options.SearchSettings
+    #: ``--sweep-scheduler`` (else the ini value ``sweep_scheduler``): the name the factory hook is asked for
+    scheduler: str
+    #: ``--sweep-workers-per-gpu`` (the GPU plugin's option): xdist workers per GPU; on Ray, actors per
+    #: GPU, each reserving ``num_gpus=1/K``
+    workers_per_gpu: int = 1
+    #: the Ray settings, with ``backend == "ray"`` only
+    ray: RayOptions | None = None
+    #: the built-in plugins' scheduler, order and metric as given (option, else ini, else None), for
+    #: ``environment.json`` (the controller's; not shipped to workers)
+    as_given: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def active(self) -> bool:
+        """Whether the run runs a sweep (``--range-config`` or ``--config-dir``)."""
+        return bool(self.range_config or self.config_dir)
+
+    def resolved(self) -> dict[str, Any]:
+        """The options after the ini values and defaults were applied (``environment.json``'s ``resolved``)."""
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "output_root": str(self.output_root),
+            "overrides": dict(self.overrides),
+            "trial_timeout": self.trial_timeout,
+            "max_combinations": self.max_combinations,
+        }
+        if self.ray is not None:
+            out["ray"] = {
+                "address": self.ray.address,
+                "cpus_per_trial": self.ray.cpus_per_trial,
+                "node_retries": self.ray.node_retries,
+                "ship_files": self.ray.ship_files,
+                "verbose": self.ray.verbose,
+            }
+        out.update(self.as_given)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain form a worker receives (xdist's ``workerinput``, a Ray actor's spec): str, numbers,
+        bools, None, lists and dicts only; :meth:`from_dict` gives the same object back."""
+        out = asdict(self)
+        del out["as_given"]
+        out["output_root"] = str(self.output_root)
+        for name in ("range_config", "config_dir"):
+            out[name] = list(out[name])
+        search = out["search"]
+        search["objectives"] = [dict(o) for o in search["objectives"]]
+        search["constraints"] = [dict(c) for c in search["constraints"]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepOptions:
+        """The object :meth:`to_dict` was made from (its ``as_given`` left empty)."""
+        from pytest_sweep.matrix.checkpoints import Policy
+
+        search = dict(data["search"])
+        search["objectives"] = tuple(Objective(**o) for o in search["objectives"])
+        search["constraints"] = tuple(Constraint(**c) for c in search["constraints"])
+        return cls(
+            **{
+                **data,
+                "range_config": tuple(data["range_config"]),
+                "config_dir": tuple(data["config_dir"]),
+                "output_root": Path(data["output_root"]),
+                "overrides": dict(data["overrides"]),
+                "checkpoint": Policy(**data["checkpoint"]),
+                "search": search_options.SearchSettings(**search),
+                "ray": RayOptions(**data["ray"]) if data["ray"] is not None else None,
+            }
+        )
+
+
+#: the ``workerinput`` key of the controller's options (:meth:`SweepOptions.to_dict`)
+WORKERINPUT_KEY = "sweep_options"
+
+
+def resolve(config: pytest.Config) -> SweepOptions:
+    """Read and check every core option once (see :class:`SweepOptions`); prefer :func:`sweep_options`.
+
+    A worker (xdist, a Ray actor) takes its controller's, shipped in ``workerinput``, where there is one.
+    """
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKERINPUT_KEY in workerinput:
+        return SweepOptions.from_dict(workerinput[WORKERINPUT_KEY])
+    controller = workerinput is None
+    estimate = _estimate_asked(config)  # a bad ini value is a usage error before anything runs
+    overrides = _overrides(config)
+    limit = _max_combinations(config)
+    search = search_options.resolve(config)
+    output_root = _output_root(config, check=controller)
+    progress = _progress_mode(config)
+    policy = _checkpoint_policy(config)
+    summary = _summary_interval(config)
+    backend = _backend(config)
+    ray = None
+    if backend == "ray":
+        ray = RayOptions(
+            _ray_address(config, check_env=controller),
+            _ray_cpus_per_trial(config),
+            _ray_node_retries(config),
+            _ray_flag(config, "sweep_ray_ship_files"),
+            _ray_flag(config, "sweep_ray_verbose"),
+            _ray_ship_limit(config),
+        )
+    scheduler = config.getoption("sweep_scheduler", None)
+    if scheduler is None:
+        scheduler = config.getini("sweep_scheduler")
+    return SweepOptions(
+        range_config=tuple(config.getoption("range_config") or ()),
+        config_dir=tuple(config.getoption("config_dir") or ()),
+        generate=config.getoption("sweep_generate"),
+        symbols=bool(config.getoption("sweep_symbols")),
+        output_root=output_root,
+        max_combinations=limit,
+        minutes_per_trial=_minutes_per_trial(config),
+        estimate=estimate,
+        overrides=overrides,
+        device=config.getoption("sweep_device"),
+        trial_timeout=_trial_timeout(config),
+        progress=progress,
+        summary_interval=summary,
+        resume=config.getoption("sweep_resume"),
+        resume_force=bool(config.getoption("sweep_resume_force")),
+        checkpoint=policy,
+        backend=backend,
+        search=search,
+        scheduler=str(scheduler).strip() or "none",
+        workers_per_gpu=_workers_per_gpu(config),
+        ray=ray,
+        as_given=_as_given(config),
+    )
+
+
+_KEY = pytest.StashKey[SweepOptions]()
+
+
+def sweep_options(config: pytest.Config) -> SweepOptions:
+    """The run's :class:`SweepOptions`: resolved on first use, then kept in ``config.stash``."""
+    found = config.stash.get(_KEY, None)
+    if found is None:
+        found = config.stash[_KEY] = resolve(config)
+    return found

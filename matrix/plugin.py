@@ -27,11 +27,12 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import estimate, options, scheduler_hook, search, storage
+from pytest_sweep.matrix import estimate, scheduler_hook, search, storage
 from pytest_sweep.matrix.collect import SweepDir, SweepFile, SweepItem
 from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
+from pytest_sweep.matrix.options import WORKERINPUT_KEY, SweepOptions, ends_at_cmdline, runs_sweep, sweep_options
 from pytest_sweep.matrix.preempt import EXIT_PREEMPTED, FLAG_FILE, GRACE_SECONDS, Preemption, clear_flag, raise_flag
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
 from pytest_sweep.matrix.ray.backend import RayBackend
@@ -48,21 +49,20 @@ PREEMPTION_KEY = pytest.StashKey[Preemption]()
 SESSION_KEY = pytest.StashKey[pytest.Session]()
 
 
-def _active(config: pytest.Config) -> bool:
-    return bool(config.getoption("range_config") or config.getoption("config_dir"))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if _active(config):
+    # the options are resolved in pytest_configure (a Ray actor's workerinput is set by then), or
+    # here for a step that ends the run before pytest configures
+    if runs_sweep(config.option):
         # pushed before any plugin's pytest_configure, so it runs after all their cleanups
         # (LIFO), among them unraisableexception's gc.collect(): see CollectorPlugin.thaw
         config.add_cleanup(functools.partial(_thaw, config))
-    if config.getoption("sweep_generate"):
-        return _generate(config)
-    if not config.getoption("sweep_symbols"):
+    step = ends_at_cmdline(config.option)
+    if step is None:
         return None
-    print(_symbols_listing(config))
+    if step == "generate":
+        return _generate(config, sweep_options(config))
+    print(_symbols_listing(config))  # reads no option: a listing, whatever the ini says
     return 0
 
 
@@ -80,26 +80,27 @@ def _symbols_listing(config: pytest.Config) -> str:
     return "\n".join(lines)
 
 
-def _generate(config: pytest.Config) -> int:
+def _generate(config: pytest.Config, opts: SweepOptions) -> int:
     """``--sweep-generate DIR``: the guide's sweep-generate step, validated like a run."""
-    if not config.getoption("range_config"):
+    assert opts.generate is not None
+    if not opts.range_config:
         raise pytest.UsageError("--sweep-generate needs --range-config=FILE (the range config to expand)")
-    if len(config.getoption("range_config")) > 1:
+    if len(opts.range_config) > 1:
         raise pytest.UsageError("--sweep-generate takes one --range-config; generate each into its own folder")
     sources = Sources(config)
     rc = sources.sources[0].rc
     assert rc is not None
-    out = config.invocation_params.dir / config.getoption("sweep_generate")
+    out = config.invocation_params.dir / opts.generate
     try:
         paths = write_sweep_configs(rc, out, limit=sources.limit)
     except RangeConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     print(f"wrote {len(paths)} configs and combinations_summary.txt to {out}")
-    print(f"run them with: pytest --config-dir={config.getoption('sweep_generate')}")
+    print(f"run them with: pytest --config-dir={opts.generate}")
     return 0
 
 
-def _sweep_dir(config: pytest.Config) -> Path:
+def _sweep_dir(config: pytest.Config, opts: SweepOptions) -> Path:
     """The sweep folder: a worker's from its controller, else resumed or claimed (created) now.
 
     Claiming it before the first trial makes a path that cannot hold it (a file on the way, a
@@ -109,8 +110,8 @@ def _sweep_dir(config: pytest.Config) -> Path:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is not None:
         return Path(workerinput["sweep_dir"])
-    root = options.output_root(config)
-    resume = config.getoption("sweep_resume")
+    root = opts.output_root
+    resume = opts.resume
     try:
         if resume is not None:
             folder = resume_dir(root, resume, config.invocation_params.dir)
@@ -128,9 +129,9 @@ def _sweep_dir(config: pytest.Config) -> Path:
         ) from None
 
 
-def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -> list[dict[str, Any]] | None:
+def _resumed_records(opts: SweepOptions, sources: Sources, sweep_dir: Path) -> list[dict[str, Any]] | None:
     """``--sweep-resume``: the resumed sweep's records; a different grid is a usage error unless forced."""
-    if config.getoption("sweep_resume") is None:
+    if opts.resume is None:
         return None
     try:
         previous = previous_records(sweep_dir)
@@ -145,7 +146,7 @@ def _resumed_records(config: pytest.Config, sources: Sources, sweep_dir: Path) -
         return previous  # the items' configurations are drawn: the study checks what was resumed
     folders = [sources.make_trial(s, c).folder for s in sources.sources for c in s.combinations]
     change = grid_change(previous, folders)
-    if change is not None and not config.getoption("sweep_resume_force"):
+    if change is not None and not opts.resume_force:
         raise pytest.UsageError(
             f"--sweep-resume={sweep_dir}: {change}; resume with the range config that made it, "
             "start a new sweep, or add --sweep-resume-force to resume anyway (its other records are kept)"
@@ -157,14 +158,14 @@ def _distributing(config: pytest.Config) -> bool:
     """Whether this process is an xdist or Ray controller, which runs no trial itself."""
     if hasattr(config, "workerinput"):
         return False
-    return getattr(config.option, "dist", "no") != "no" or options.backend(config) == "ray"
+    return getattr(config.option, "dist", "no") != "no" or sweep_options(config).backend == "ray"
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if not _active(config):
+    opts = sweep_options(config)  # resolved already: a bad value was a usage error before any plugin acted
+    if not opts.active:
         return
-    options.estimate_asked(config)  # a bad ini value is a usage error before anything runs
     sources = config.stash[SOURCES_KEY] = Sources(config)
     paths = [str(s.path) for s in sources.sources]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -173,24 +174,23 @@ def pytest_configure(config: pytest.Config) -> None:
     else:  # `pytest tests/x --range-config=FILE`: both
         given = {str((config.invocation_params.dir / a.split("::")[0]).resolve()) for a in config.args}
         config.args = [*config.args, *(p for p in paths if p not in given)]
-    sweep_dir = _sweep_dir(config)
-    mode = options.progress_mode(config)
+    sweep_dir = _sweep_dir(config, opts)
+    mode = opts.progress
     config.pluginmanager.register(CollectorPlugin(sources), "sweep-collector")
     worker = hasattr(config, "workerinput")
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
     # a worker (xdist, Ray) also hears its controller's SIGTERM through the flag file
     preemption = config.stash[PREEMPTION_KEY] = Preemption(sweep_dir / FLAG_FILE if worker else None)
-    policy = options.checkpoint_policy(config)  # a bad ini value fails on every process
     if not _distributing(config):
         echo = TerminalEcho(config) if mode != "none" and not worker else None
         runner = config.stash[RUNNER_KEY] = Runner(
             config,
             sources,
             sweep_dir,
-            timeout=options.trial_timeout(config),
-            resume=config.getoption("sweep_resume") is not None,
+            timeout=opts.trial_timeout,
+            resume=opts.resume is not None,
             echo=echo,
-            policy=policy,
+            policy=opts.checkpoint,
             preemption=preemption,
             run_id=str(workerinput.get("testrunuid") or uuid.uuid4().hex),
             on_process_end=None if worker else functools.partial(_process_ends, config),
@@ -200,15 +200,15 @@ def pytest_configure(config: pytest.Config) -> None:
             _trap(config, lambda: runner.on_sigterm(serial=not worker))
     search.configure(config, sources, sweep_dir, runs_trials=not _distributing(config))
     if not worker:
-        previous = _resumed_records(config, sources, sweep_dir)
+        previous = _resumed_records(opts, sources, sweep_dir)
         controller = config.stash[CONTROLLER_KEY] = Controller(
-            config, sources, sweep_dir, options.summary_interval(config), previous
+            config, sources, sweep_dir, opts.summary_interval, previous
         )
         ticker = TrialTicker(config, controller, quiet=mode == "none")
         if not _distributing(config):
             ticker.workers = 1  # a serial run: the line after each trial revises the time left
         config.pluginmanager.register(ControllerPlugin(controller, ticker, preemption), "sweep-controller")
-        if options.backend(config) == "ray":  # the run loop on Ray actors (ray/backend.py)
+        if opts.backend == "ray":  # the run loop on Ray actors (ray/backend.py)
             check_ray_usage(config)
             config.pluginmanager.register(RayBackend(config, controller, ticker), "sweep-ray")
         if _distributing(config) and not config.option.collectonly:
@@ -423,8 +423,9 @@ class ControllerPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """Xdist controller: tell each worker where the sweep folder is."""
+        """Xdist controller: tell each worker where the sweep folder is, and the options it runs with."""
         node.workerinput["sweep_dir"] = str(self.controller.dir)
+        node.workerinput[WORKERINPUT_KEY] = self.controller.sources.options.to_dict()  # resolved here once
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -447,7 +448,7 @@ class ControllerPlugin:
             # summary of trials that never started, and no empty folder left behind
             if _distributing(session.config):
                 clear_flag(controller.dir)
-            if session.config.getoption("sweep_resume") is None:
+            if sweep_options(session.config).resume is None:
                 try:
                     controller.dir.rmdir()
                 except OSError:

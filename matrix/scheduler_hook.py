@@ -18,6 +18,7 @@ import pytest
 
 from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.errors import clip
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.trial import STOP_KEY, Stage, Stop, Trial, TrialFailed
 
@@ -27,8 +28,7 @@ NAME = "sweep-scheduler"
 
 def scheduler_name(config: pytest.Config) -> str:
     """The name ``--sweep-scheduler`` (else the ini value ``sweep_scheduler``) asks for."""
-    given = config.getoption("sweep_scheduler", None)
-    return str(given if given is not None else config.getini("sweep_scheduler")).strip() or "none"
+    return sweep_options(config).scheduler
 
 
 def start(config: pytest.Config, sweep_dir: Path, trains: bool) -> Scheduler | None:

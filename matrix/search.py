@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix import search_options
 from pytest_sweep.matrix.files import SUMMARY_JSON
 from pytest_sweep.matrix.objectives import METRICS, metric_value
 from pytest_sweep.matrix.records import METRIC_KEYS
@@ -117,7 +116,7 @@ STUDY_KEY = pytest.StashKey[JournalSearchStore]()
 
 def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_trials: bool) -> None:
     """Check a sampled search before anything runs, and give a process that runs trials its :class:`Search`."""
-    settings = search_options.settings(config)
+    settings = sources.search
     if not settings.sampled:
         return
     source = sources.sources[0]
@@ -133,7 +132,7 @@ def configure(config: pytest.Config, sources: Sources, sweep_dir: Path, *, runs_
         trials=settings.trials or 1,
         worker_index=worker_index(sources.worker),
     )
-    if workerinput is None and config.getoption("sweep_resume") is not None and not config.option.collectonly:
+    if workerinput is None and sources.options.resume is not None and not config.option.collectonly:
         _check_resumed(store, sweep_dir)
     if workerinput is None:
         config.stash[STUDY_KEY] = store  # a Ray controller hands it to the actor that holds it (ray/state.py)

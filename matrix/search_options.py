@@ -1,6 +1,7 @@
 """The search options: ``--sweep-search``, ``--sweep-trials``, ``--sweep-sampler-seed``,
 ``--sweep-continuous``, ``--sweep-objective`` and ``--sweep-constraint``, read once into
-:class:`SearchSettings` (command line first, then the ini value)."""
+:class:`SearchSettings` (command line first, then the ini value), part of
+:class:`~pytest_sweep.matrix.options.SweepOptions`."""
 
 from __future__ import annotations
 
@@ -147,13 +148,10 @@ def _ini(config: pytest.Config, name: str, parse: object) -> object:
         raise pytest.UsageError(f"ini value {name} = {raw!r}: {exc}") from None
 
 
-_KEY = pytest.StashKey[SearchSettings]()
+def resolve(config: pytest.Config) -> SearchSettings:
+    """The run's search settings; a bad ini value or a bad combination is a usage error.
 
-
-def settings(config: pytest.Config) -> SearchSettings:
-    """The run's search settings (cached); a bad ini value or a bad combination is a usage error."""
-    if _KEY in config.stash:
-        return config.stash[_KEY]
+    Read once, into :class:`~pytest_sweep.matrix.options.SweepOptions` (its ``search``)."""
     opt = config.getoption
     search = opt("sweep_search", None) or _ini(config, "sweep_search", _search)
     trials = opt("sweep_trials", None)
@@ -185,7 +183,6 @@ def settings(config: pytest.Config) -> SearchSettings:
         explicit,
     )
     _check(result, given_trials=opt("sweep_trials", None) is not None)
-    config.stash[_KEY] = result
     return result
 
 

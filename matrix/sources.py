@@ -14,11 +14,11 @@ from typing import Any
 import pluggy
 import pytest
 
-from pytest_sweep.matrix import options, search_options
 from pytest_sweep.matrix.errors import RangeConfigError, clip
 from pytest_sweep.matrix.generate import read_config_dir
 from pytest_sweep.matrix.grid import Combination, expand
 from pytest_sweep.matrix.hookcall import call_each, plugin_name
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.rangeconfig import RangeConfig, Rewritten, parse_file, quoted_keys, resolve_not_set
 from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.space import SEED_KEY, SearchSpace
@@ -135,9 +135,10 @@ class Sources:
         self.worker: str = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
         self.symbols = collect_symbols(config)
         self._defaults = self.symbols.defaults()
-        self.overrides = options.overrides(config)
-        self.limit = options.max_combinations(config)
-        self.search = search_options.settings(config)
+        self.options = sweep_options(config)
+        self.overrides = dict(self.options.overrides)
+        self.limit = self.options.max_combinations
+        self.search = self.options.search
         self.sources = self._load()
         self.typed_overrides = self._type_overrides()
         self._by_id: dict[str, list[tuple[Source, Combination]]] = {}
@@ -147,7 +148,7 @@ class Sources:
         cfg = self.config
         sources: list[Source] = []
         base = cfg.invocation_params.dir
-        for raw in cfg.getoption("range_config"):
+        for raw in self.options.range_config:
             path = _resolve("--range-config", raw, base)
             _suggest_defconfig(raw, path, cfg.rootpath)
             _check_name("--range-config", raw, path)
@@ -166,12 +167,12 @@ class Sources:
             except RangeConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
             sources.append(Source(path, "range", combos, rc, notes=notes, display=raw))
-        if self.search.sampled and (cfg.getoption("config_dir") or len(sources) != 1):
+        if self.search.sampled and (self.options.config_dir or len(sources) != 1):
             raise pytest.UsageError(
                 f"--sweep-search={self.search.search} samples one range config: give exactly one --range-config "
                 "(and no --config-dir)"
             )
-        for raw in cfg.getoption("config_dir"):
+        for raw in self.options.config_dir:
             path = _resolve("--config-dir", raw, base)
             _check_name("--config-dir", raw, path)
             try:

@@ -42,13 +42,13 @@ from typing import Any
 import pytest
 from tabulate import tabulate
 
-from pytest_sweep.matrix import search_options
 from pytest_sweep.matrix.files import SUMMARY_JSON
 from pytest_sweep.matrix.objectives import Objective
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.records import PERCENT_METRICS, SummaryError, SweepResult, load_summary, ranked
 from pytest_sweep.plugins import pareto, stats
 from pytest_sweep.plugins.analysis import labeller
-from pytest_sweep.plugins.importance import shown
+from pytest_sweep.plugins.options import compare_options, shown
 from pytest_sweep.plugins.replicates import SEED_KEY, configurations, seed_swept
 
 #: Metrics a threshold may name: percentages, so a drop is in percentage points.
@@ -509,11 +509,10 @@ _STATE = pytest.StashKey[_State]()
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return  # only the controller compares
-    opt = config.getoption("sweep_compare", None)
-    raw = opt if opt is not None else str(config.getini("sweep_compare")).strip()
-    fails = list(config.getoption("sweep_compare_fail", None) or []) or list(config.getini("sweep_compare_fail"))
+    given = compare_options(config)
+    raw = given.baseline
     try:
-        thresholds = [parse_threshold(text) for text in fails]
+        thresholds = [parse_threshold(text) for text in given.fails]
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not raw:
@@ -522,9 +521,8 @@ def pytest_configure(config: pytest.Config) -> None:
                 "--sweep-compare-fail needs a baseline: add --sweep-compare=BASELINE_DIR (a finished sweep folder)"
             )
         return
-    base = config.invocation_params.dir if opt is not None else config.rootpath
     try:
-        folder = (base / Path(raw).expanduser()).resolve()
+        folder = (given.base / Path(raw).expanduser()).resolve()
     except (OSError, RuntimeError) as exc:  # a loop of symbolic links, ~user unknown
         raise pytest.UsageError(
             f"--sweep-compare={shown(raw, 200)}: cannot resolve the path ({shown(str(exc), 120)}); "
@@ -541,7 +539,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sweep_finished(config: pytest.Config, sweep: SweepResult) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
-        s = search_options.settings(config)
+        s = sweep_options(config).search
         objectives = s.objectives if s.explicit else ()
         state.result = compare(state.baseline, sweep.records, state.thresholds, str(state.folder), objectives)
         state.current = sweep.dir

@@ -16,71 +16,25 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import environment, files, options
+from pytest_sweep.matrix import environment, files
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.options import recorded_options
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
-
-#: Option destinations recorded besides every ``sweep_*`` one (what selects and distributes trials).
-OTHER_OPTIONS = ("range_config", "config_dir", "numprocesses", "maxprocesses", "dist", "tx", "keyword", "markexpr")
-
-
-def recorded_options(config: pytest.Config) -> dict[str, Any]:
-    """The sweep's options as parsed (``dest -> value``), and the value of each ``sweep_*`` ini setting."""
-    values = vars(config.option)
-    out = {k: values[k] for k in sorted(values) if k.startswith("sweep_") or k in OTHER_OPTIONS}
-    ini: dict[str, Any] = {}
-    for name in out:
-        try:
-            ini[name] = config.getini(name)
-        except ValueError:  # an option without an ini setting of its name
-            continue
-    out["ini"] = ini
-    return out
-
-
-def resolved_options(config: pytest.Config) -> dict[str, Any]:
-    """Options after the ini values and defaults were applied (what the run actually used)."""
-    resolved: dict[str, Any] = {
-        "backend": options.backend(config),
-        "output_root": str(options.output_root(config)),
-        "overrides": options.overrides(config),
-        "trial_timeout": options.trial_timeout(config),
-        "max_combinations": options.max_combinations(config),
-    }
-    if resolved["backend"] == "ray":
-        resolved["ray"] = {
-            "address": options.ray_address(config),
-            "cpus_per_trial": options.ray_cpus_per_trial(config),
-            "node_retries": options.ray_node_retries(config),
-            "ship_files": options.ray_ship_files(config),
-            "verbose": options.ray_verbose(config),
-        }
-    for name in ("sweep_scheduler", "sweep_order", "sweep_metric"):
-        try:
-            value = config.getoption(name)
-        except ValueError:
-            continue
-        if value is None:
-            try:
-                value = config.getini(name) or None
-            except ValueError:
-                value = None
-        resolved[name.removeprefix("sweep_")] = value
-    return resolved
 
 
 def write_environment(config: pytest.Config, sweep_dir: Path) -> dict[str, Any]:
     sources = config.stash[SOURCES_KEY]
+    opts = sources.options
     env = environment.gather(
         rootdir=config.rootpath,
         sweep_dir=sweep_dir,
         invocation_dir=config.invocation_params.dir,
         args=[str(a) for a in config.invocation_params.args],
         options=recorded_options(config),
-        resolved=resolved_options(config),
+        resolved=opts.resolved(),
         sources=[environment.describe_source(s.path, s.kind, s.display) for s in sources.sources],
-        exclude=[options.output_root(config), sweep_dir],
+        exclude=[opts.output_root, sweep_dir],
     )
     environment.write(sweep_dir, env)
     return env

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix.options import sweep_requested, workers_per_gpu
+from pytest_sweep.matrix.options import sweep_options, sweep_requested
 
 
 def visible_gpus(environ: dict[str, str] | None = None) -> list[str]:
@@ -89,7 +89,7 @@ def threads_for(workers: int, cores: int | None = None) -> int:
 def pytest_configure(config: pytest.Config) -> None:
     if not sweep_requested(config.option):
         return  # another project's run: its workers keep their GPUs and threads
-    per_gpu = workers_per_gpu(config)
+    per_gpu = sweep_options(config).workers_per_gpu  # checked when resolved
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         return

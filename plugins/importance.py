@@ -41,6 +41,8 @@ from pytest_sweep.matrix.records import SweepResult, ranked
 from pytest_sweep.matrix.symbols import finite_decimal
 from pytest_sweep.plugins import stats
 from pytest_sweep.plugins.noise import DEFAULT_THRESHOLD, Noise, configurations_differ, focus, model
+from pytest_sweep.plugins.options import importance_threshold
+from pytest_sweep.plugins.options import parse_threshold as parse_threshold  # the CLI's --importance-threshold
 from pytest_sweep.plugins.replicates import (
     SEED_KEY,
     configurations,
@@ -401,33 +403,9 @@ def render_section(imp: Importance) -> str:
 # -- the plugin ----------------------------------------------------------------------------------
 
 
-def parse_threshold(text: str, flag: str = "--sweep-importance-threshold") -> float:
-    """A non-negative finite number of percentage points; else a one-line ``pytest.UsageError``."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise pytest.UsageError(f"{flag}={shown(text)}: use a number of percentage points, 0 or more (e.g. {flag}=0.5)")
-    return value
-
-
-def shown(text: str, limit: int = 40) -> str:
-    """A user's value in an error line: escaped (no raw control characters) and at most ``limit`` long."""
-    escaped = text.encode("unicode_escape").decode("ascii")
-    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
-
-
 def threshold(config: pytest.Config) -> float | None:
-    """The user's noise threshold (option, else ini), or None when neither is set."""
-    opt = config.getoption("sweep_importance_threshold", None)
-    if opt is not None:
-        return parse_threshold(str(opt))
-    try:
-        raw = str(config.getini("sweep_importance_threshold")).strip()
-    except ValueError:  # the option's plugin is not loaded
-        return None
-    return parse_threshold(raw, "ini value sweep_importance_threshold") if raw else None
+    """The user's noise threshold (option, else ini; resolved once), or None when neither is set."""
+    return importance_threshold(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -37,12 +37,13 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import environment, files, options, storage
+from pytest_sweep.matrix import environment, files, storage
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.records import METRIC_KEYS, STATUSES, SweepResult
 from pytest_sweep.matrix.runner import one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
-from pytest_sweep.plugins.options import MLFLOW_EXTRA
+from pytest_sweep.plugins.options import MLFLOW_EXTRA, mlflow_options
 
 EXTRA = MLFLOW_EXTRA  # the options are defined in plugins/options.py (light, at start-up)
 DEFAULT_FOLDER = "mlruns"
@@ -65,22 +66,14 @@ SWEEP_FILES = (
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 PARAM_LIMIT = 6000
-_TRUE = ("1", "true", "yes", "on", "y")
-_FALSE = ("", "0", "false", "no", "off", "n")
 
 
 def store(config: pytest.Config) -> tuple[str, Path | None] | None:
     """``(tracking URI, artifact folder or None)``; None when the option is off."""
-    opt = config.getoption("sweep_mlflow", None)
-    if opt is not None:
-        raw, base = str(opt).strip(), config.invocation_params.dir
-    else:
-        raw, base = str(config.getini("sweep_mlflow")).strip(), config.rootpath
-        if raw.lower() in _FALSE:
-            return None
-        if raw.lower() in _TRUE:
-            raw = ""
-    return resolve_uri(raw, options.output_root(config), base)
+    given = mlflow_options(config)
+    if given.uri is None:
+        return None
+    return resolve_uri(given.uri, sweep_options(config).output_root, given.base)
 
 
 def resolve_uri(raw: str, output_root: Path, base: Path) -> tuple[str, Path | None]:
@@ -101,8 +94,7 @@ def resolve_uri(raw: str, output_root: Path, base: Path) -> tuple[str, Path | No
 
 
 def experiment_name(config: pytest.Config) -> str:
-    opt = config.getoption("sweep_mlflow_experiment", None)
-    name = str(opt if opt is not None else config.getini("sweep_mlflow_experiment")).strip()
+    name = mlflow_options(config).experiment
     if name:
         return name
     sources = config.stash.get(SOURCES_KEY, None)
@@ -113,7 +105,7 @@ def experiment_name(config: pytest.Config) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return  # only the controller writes to MLflow
-    if not (config.getoption("range_config", None) or config.getoption("config_dir", None)):
+    if not sweep_options(config).active:
         return
     found = store(config)
     if found is None:

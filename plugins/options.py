@@ -4,19 +4,29 @@ pytest reads every option before it knows whether a sweep is active, and ``--hel
 them all, while the plugins themselves are imported only in a sweep (``pytest_sweep.entry``).
 So the plugins' options live here, next to the core's (:mod:`pytest_sweep.matrix.options`), and
 this module stays light: no import of a plugin, of ``tabulate`` or of the scheduling rules (the
-``--sweep-metric`` type imports them when the option is given).  Each plugin reads its values
-(``config.getoption``/``config.getini``) and validates them in its own ``pytest_configure``.
+``--sweep-metric`` type imports them when the option is given).
+
+It also reads them: each plugin's values are resolved once (command line first, then the ini
+value), in that plugin's own ``pytest_configure``, into a small frozen object or value kept in
+``config.stash`` (:func:`scheduler_options`, :func:`compare_options`, :func:`sweep_order`,
+:func:`importance_threshold`, :func:`tensorboard_setting`, :func:`mlflow_options`).  A plugin
+turned off with ``-p no:NAME`` reads nothing, so a bad value of its options fails only where it
+runs.  The core's options are :class:`~pytest_sweep.matrix.options.SweepOptions`
+(``--sweep-workers-per-gpu`` among them: the Ray backend packs its actors by it too).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int
+from pytest_sweep.matrix.options import non_negative_int, parse_float, positive_int, sweep_options
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.scheduling import Objective
@@ -254,3 +264,215 @@ def addoption(parser: pytest.Parser) -> None:
     _ordering(parser)
     _tensorboard(parser)
     _mlflow(parser)
+
+
+# -- reading them, once per plugin -----------------------------------------------------------------
+_T = TypeVar("_T")
+
+
+def _once(config: pytest.Config, key: pytest.StashKey[_T], read: Callable[[pytest.Config], _T]) -> _T:
+    """``read(config)`` the first time, then the value kept in ``config.stash``."""
+    if key not in config.stash:
+        config.stash[key] = read(config)
+    return config.stash[key]
+
+
+#: the words an ini value of a tracker (``sweep_tensorboard``, ``sweep_mlflow``) reads as on or off
+TRUE_WORDS = ("1", "true", "yes", "on", "y")
+FALSE_WORDS = ("", "0", "false", "no", "off", "n")
+
+
+# sweep.compare
+@dataclass(frozen=True)
+class CompareOptions:
+    """``--sweep-compare`` and ``--sweep-compare-fail`` (option, else ini)."""
+
+    #: the baseline folder as given; empty: no comparison
+    baseline: str
+    #: where a relative baseline is: the invocation folder for the option, the rootdir for the ini value
+    base: Path
+    #: the ``METRIC:PP`` thresholds as given
+    fails: tuple[str, ...]
+
+
+def _compare_options(config: pytest.Config) -> CompareOptions:
+    opt = config.getoption("sweep_compare", None)
+    raw = opt if opt is not None else str(config.getini("sweep_compare")).strip()
+    fails = list(config.getoption("sweep_compare_fail", None) or []) or list(config.getini("sweep_compare_fail"))
+    base = config.invocation_params.dir if opt is not None else config.rootpath
+    return CompareOptions(str(raw), base, tuple(str(f) for f in fails))
+
+
+_COMPARE = pytest.StashKey[CompareOptions]()
+
+
+def compare_options(config: pytest.Config) -> CompareOptions:
+    return _once(config, _COMPARE, _compare_options)
+
+
+# sweep.importance
+def shown(text: str, limit: int = 40) -> str:
+    """A user's value in an error line: escaped (no raw control characters) and at most ``limit`` long."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def parse_threshold(text: str, flag: str = "--sweep-importance-threshold") -> float:
+    """A non-negative finite number of percentage points; else a one-line ``pytest.UsageError``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise pytest.UsageError(f"{flag}={shown(text)}: use a number of percentage points, 0 or more (e.g. {flag}=0.5)")
+    return value
+
+
+def _importance_threshold(config: pytest.Config) -> float | None:
+    opt = config.getoption("sweep_importance_threshold", None)
+    if opt is not None:
+        return parse_threshold(str(opt))
+    try:
+        raw = str(config.getini("sweep_importance_threshold")).strip()
+    except ValueError:  # the option's plugin is not loaded
+        return None
+    return parse_threshold(raw, "ini value sweep_importance_threshold") if raw else None
+
+
+_IMPORTANCE = pytest.StashKey["float | None"]()
+
+
+def importance_threshold(config: pytest.Config) -> float | None:
+    """The user's noise threshold (option, else ini), or None when neither is set."""
+    return _once(config, _IMPORTANCE, _importance_threshold)
+
+
+# sweep.schedulers
+@dataclass(frozen=True)
+class SchedulerOptions:
+    """The scheduler options, parsed (command line first, then the ini value)."""
+
+    name: str
+    grace: int
+    eta: float
+    objective: Objective
+    startup: int
+    asha_mode: str = "stopping"
+
+    @property
+    def promotion(self) -> bool:
+        return self.name == "asha" and self.asha_mode == "promotion"
+
+
+def _scheduler_options(config: pytest.Config) -> SchedulerOptions:
+    values: list[Any] = []
+    for flag, (parse, ini, _, _) in SCHEDULER_OPTIONS.items():
+        value = config.getoption(option_dest(flag), None)
+        if value is None:
+            raw = str(config.getini(ini)).strip()
+            try:
+                value = parse(raw)
+            except argparse.ArgumentTypeError as exc:
+                why = str(exc).removeprefix(f"{raw!r}: ")
+                raise pytest.UsageError(f"ini value {ini} = {raw!r}: {why}") from None
+        values.append(value)
+    found = SchedulerOptions(*values)
+    if found.asha_mode == "promotion" and found.name != "asha":
+        raise pytest.UsageError(
+            f"--sweep-asha-mode=promotion needs --sweep-scheduler=asha (the scheduler is {found.name}); "
+            "add --sweep-scheduler=asha or drop the mode"
+        )
+    if found.promotion:
+        search = sweep_options(config).search.search
+        if search != "grid":
+            raise pytest.UsageError(
+                f"--sweep-asha-mode=promotion works on a grid sweep (--sweep-search is {search}: a sampled "
+                "trial's values are drawn when it starts, so it cannot be split into stages); "
+                "use --sweep-asha-mode=stopping with a sampler"
+            )
+    return found
+
+
+_SCHEDULER = pytest.StashKey[SchedulerOptions]()
+
+
+def scheduler_options(config: pytest.Config) -> SchedulerOptions:
+    """The options' values; a bad ini value is a usage error naming it."""
+    return _once(config, _SCHEDULER, _scheduler_options)
+
+
+# sweep.ordering
+def _sweep_order(config: pytest.Config) -> str:
+    value = config.getoption("sweep_order", None)
+    if value is None:
+        value = str(config.getini("sweep_order")).strip()
+        if not value:
+            return "interleaved" if sweep_options(config).scheduler != "none" else "grid"
+        if value not in ORDERS:
+            raise pytest.UsageError(f"ini value sweep_order = {value!r}: use grid, interleaved or random")
+    return str(value)
+
+
+_ORDER = pytest.StashKey[str]()
+
+
+def sweep_order(config: pytest.Config) -> str:
+    """``--sweep-order`` (else the ini value; without either: interleaved with a scheduler, else grid)."""
+    return _once(config, _ORDER, _sweep_order)
+
+
+# sweep.tensorboard
+def _tensorboard_setting(config: pytest.Config) -> Path | bool | None:
+    opt = config.getoption("sweep_tensorboard", None)
+    if opt is not None:
+        return None if not str(opt).strip() else config.invocation_params.dir / Path(str(opt)).expanduser()
+    raw = str(config.getini("sweep_tensorboard")).strip()
+    if raw.lower() in FALSE_WORDS:
+        return False
+    if raw.lower() in TRUE_WORDS:
+        return None
+    return config.rootpath / Path(raw).expanduser()
+
+
+_TENSORBOARD = pytest.StashKey["Path | bool | None"]()
+
+
+def tensorboard_setting(config: pytest.Config) -> Path | bool | None:
+    """False: off; None: on, into the sweep folder; a path: on, into that folder."""
+    return _once(config, _TENSORBOARD, _tensorboard_setting)
+
+
+# sweep.mlflow
+@dataclass(frozen=True)
+class MlflowOptions:
+    """``--sweep-mlflow`` and ``--sweep-mlflow-experiment`` (option, else ini)."""
+
+    #: the tracking URI or folder as given; None: off; empty: the default store
+    uri: str | None
+    #: where a relative folder is: the invocation folder for the option, the rootdir for the ini value
+    base: Path
+    #: the experiment's name; empty: the range config's file name
+    experiment: str
+
+
+def _mlflow_options(config: pytest.Config) -> MlflowOptions:
+    opt = config.getoption("sweep_mlflow", None)
+    uri: str | None
+    if opt is not None:
+        uri, base = str(opt).strip(), config.invocation_params.dir
+    else:
+        uri, base = str(config.getini("sweep_mlflow")).strip(), config.rootpath
+        if uri.lower() in FALSE_WORDS:
+            uri = None
+        elif uri.lower() in TRUE_WORDS:
+            uri = ""
+    given = config.getoption("sweep_mlflow_experiment", None)
+    name = str(given if given is not None else config.getini("sweep_mlflow_experiment")).strip()
+    return MlflowOptions(uri, base, name)
+
+
+_MLFLOW = pytest.StashKey[MlflowOptions]()
+
+
+def mlflow_options(config: pytest.Config) -> MlflowOptions:
+    return _once(config, _MLFLOW, _mlflow_options)

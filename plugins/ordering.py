@@ -21,29 +21,12 @@ import random
 import pytest
 
 from pytest_sweep.matrix.collect import SampledItem, SweepItem
-from pytest_sweep.plugins.options import ORDERS  # the option itself is defined there (light, at start-up)
+from pytest_sweep.plugins.options import sweep_order  # the option itself is defined there (light, at start-up)
 
 
 def order(config: pytest.Config) -> str:
-    value = config.getoption("sweep_order", None)
-    if value is None:
-        value = str(config.getini("sweep_order")).strip()
-        if not value:
-            return "interleaved" if _scheduling(config) else "grid"
-        if value not in ORDERS:
-            raise pytest.UsageError(f"ini value sweep_order = {value!r}: use grid, interleaved or random")
-    return str(value)
-
-
-def _scheduling(config: pytest.Config) -> bool:
-    """Whether a scheduler is asked for (``--sweep-scheduler`` or its ini value, other than none)."""
-    name = config.getoption("sweep_scheduler", None)
-    if name is None:
-        try:
-            name = str(config.getini("sweep_scheduler")).strip()
-        except ValueError:  # the schedulers plugin is not loaded
-            return False
-    return bool(name) and name != "none"
+    """The run's order (resolved once, in plugins/options.py)."""
+    return sweep_order(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:

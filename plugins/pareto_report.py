@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import search_options, storage
+from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.files import PARETO_JSON
 from pytest_sweep.matrix.objectives import Constraint, metric_value
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.records import SweepResult
+from pytest_sweep.matrix.search_options import SearchSettings
 from pytest_sweep.matrix.trial import Trial
 from pytest_sweep.plugins.pareto import Front, front
 
@@ -32,8 +34,8 @@ PARETO_PNG = "sweep_pareto.png"
 _FRONT = pytest.StashKey[Front]()
 
 
-def _settings(config: pytest.Config) -> search_options.SearchSettings | None:
-    s = search_options.settings(config)
+def _settings(config: pytest.Config) -> SearchSettings | None:
+    s = sweep_options(config).search
     return s if s.explicit else None
 
 
@@ -50,7 +52,7 @@ class ConstraintMarker:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not (config.getoption("range_config", None) or config.getoption("config_dir", None)):
+    if not sweep_options(config).active:
         return  # no sweep: nothing to do
     s = _settings(config)
     if s is not None and s.constraints:

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import options, rangewrite, storage
+from pytest_sweep.matrix import rangewrite, storage
 from pytest_sweep.matrix.files import REFINE_RANGE
-from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS
+from pytest_sweep.matrix.options import DEFAULT_MAX_COMBINATIONS, sweep_options
 from pytest_sweep.matrix.records import SweepResult
 from pytest_sweep.matrix.symbols import MAX_EXPONENT, Symbol, SymbolTable, finite_decimal
 from pytest_sweep.plugins import importance as imp_mod
@@ -417,7 +417,7 @@ def _symbols(config: pytest.Config) -> SymbolTable:
 def _limit(config: pytest.Config) -> int:
     """The sweep's ``--sweep-max-combinations`` (the next sweep must run under it as is)."""
     try:
-        return options.max_combinations(config)
+        return sweep_options(config).max_combinations
     except (ValueError, pytest.UsageError):
         return DEFAULT_MAX_COMBINATIONS
 

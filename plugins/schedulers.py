@@ -8,10 +8,7 @@ rules are in :mod:`pytest_sweep.matrix.scheduling`, the shared store in :mod:`py
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,74 +17,23 @@ from pytest_sweep.matrix.contracts import Scheduler
 from pytest_sweep.matrix.files import RUNGS_SQLITE
 from pytest_sweep.matrix.ray.state import RayRungStore, worker_state  # no Ray import
 from pytest_sweep.matrix.rungs import PromotionStore, SqliteRungStore
-from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, Objective, PromotionAsha, stage_ends
+from pytest_sweep.matrix.scheduling import AshaScheduler, MedianScheduler, PromotionAsha, stage_ends
 from pytest_sweep.matrix.trial import Trial
 from pytest_sweep.plugins.choices import choices
-from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, option_dest
+from pytest_sweep.plugins.options import SCHEDULER_OPTIONS, SchedulerOptions, scheduler_options
 
 BUILTIN = ("none", "asha", "median")
 #: the options, defined (light, at start-up) in plugins/options.py
 OPTIONS = SCHEDULER_OPTIONS
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The scheduler options, parsed (command line first, then the ini value)."""
-
-    name: str
-    grace: int
-    eta: float
-    objective: Objective
-    startup: int
-    asha_mode: str = "stopping"
-
-    @property
-    def promotion(self) -> bool:
-        return self.name == "asha" and self.asha_mode == "promotion"
-
-
-def settings(config: pytest.Config) -> Settings:
-    """The options' values; a bad ini value is a usage error naming it."""
-    values: list[Any] = []
-    for flag, (parse, ini, _, _) in OPTIONS.items():
-        value = config.getoption(option_dest(flag), None)
-        if value is None:
-            raw = str(config.getini(ini)).strip()
-            try:
-                value = parse(raw)
-            except argparse.ArgumentTypeError as exc:
-                why = str(exc).removeprefix(f"{raw!r}: ")
-                raise pytest.UsageError(f"ini value {ini} = {raw!r}: {why}") from None
-        values.append(value)
-    found = Settings(*values)
-    if found.asha_mode == "promotion" and found.name != "asha":
-        raise pytest.UsageError(
-            f"--sweep-asha-mode=promotion needs --sweep-scheduler=asha (the scheduler is {found.name}); "
-            "add --sweep-scheduler=asha or drop the mode"
-        )
-    if found.promotion:
-        from pytest_sweep.matrix import search_options
-
-        search = search_options.settings(config).search
-        if search != "grid":
-            raise pytest.UsageError(
-                f"--sweep-asha-mode=promotion works on a grid sweep (--sweep-search is {search}: a sampled "
-                "trial's values are drawn when it starts, so it cannot be split into stages); "
-                "use --sweep-asha-mode=stopping with a sampler"
-            )
-    return found
-
-
-_SETTINGS = pytest.StashKey[Settings]()
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_SETTINGS] = settings(config)  # every process: a bad value fails before collection
+    scheduler_options(config)  # every process: a bad value fails before collection
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Scheduler | None:
-    s = config.stash[_SETTINGS] if _SETTINGS in config.stash else settings(config)
+    s = scheduler_options(config)
     if s.name == "none":
         return None
     if s.name not in BUILTIN:
@@ -110,7 +56,7 @@ def pytest_sweep_make_scheduler(config: pytest.Config, sweep_dir: Path) -> Sched
     return _scheduler(s, store)
 
 
-def _scheduler(s: Settings, store: PromotionStore) -> Scheduler:
+def _scheduler(s: SchedulerOptions, store: PromotionStore) -> Scheduler:
     if s.promotion:
         return PromotionAsha(store, s.grace, s.eta, s.objective)
     if s.name == "asha":
@@ -122,7 +68,7 @@ def _scheduler(s: Settings, store: PromotionStore) -> Scheduler:
 def pytest_sweep_trial_stages(trial: Trial, config: pytest.Config) -> list[int] | None:
     """``--sweep-asha-mode=promotion``: a stage per rung (the trial's epochs from ``CONFIG_NUM_EPOCHS``,
     else the built-in trainer's default for its model)."""
-    s = config.stash[_SETTINGS] if _SETTINGS in config.stash else settings(config)
+    s = scheduler_options(config)
     if not s.promotion:
         return None
     epochs = trial.get("CONFIG_NUM_EPOCHS")

@@ -32,10 +32,11 @@ import pytest
 from pytest_sweep.matrix import storage
 from pytest_sweep.matrix.checkpoints import FOLDER as CHECKPOINT_FOLDER
 from pytest_sweep.matrix.controller import CONTROLLER_KEY
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.runner import RUNNER_KEY, one_line
 from pytest_sweep.matrix.sources import SOURCES_KEY
 from pytest_sweep.matrix.trial import STAGE_KEY, Trial, short_key
-from pytest_sweep.plugins.options import TENSORBOARD_EXTRA
+from pytest_sweep.plugins.options import TENSORBOARD_EXTRA, tensorboard_setting
 
 if TYPE_CHECKING:
     from pytest_sweep.matrix.sources import Sources
@@ -50,30 +51,16 @@ FINAL_METRICS = {
     "final_sparsity": ("final/sparsity", "final sparsity (0..1)"),
     "training_time": ("final/training_time", "training time (s)"),
 }
-_TRUE = ("1", "true", "yes", "on", "y")
-_FALSE = ("", "0", "false", "no", "off", "n")
 
 
 def setting(config: pytest.Config) -> Path | bool | None:
-    """False: off; None: on, into the sweep folder; a path: on, into that folder."""
-    opt = config.getoption("sweep_tensorboard", None)
-    if opt is not None:
-        return None if not str(opt).strip() else config.invocation_params.dir / Path(str(opt)).expanduser()
-    raw = str(config.getini("sweep_tensorboard")).strip()
-    if raw.lower() in _FALSE:
-        return False
-    if raw.lower() in _TRUE:
-        return None
-    return config.rootpath / Path(raw).expanduser()
-
-
-def _active(config: pytest.Config) -> bool:
-    return bool(config.getoption("range_config", None) or config.getoption("config_dir", None))
+    """False: off; None: on, into the sweep folder; a path: on, into that folder (resolved once)."""
+    return tensorboard_setting(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     where = setting(config)
-    if where is False or not _active(config):
+    if where is False or not sweep_options(config).active:
         return
     if importlib.util.find_spec("tensorboard") is None:
         raise pytest.UsageError(f"--sweep-tensorboard needs the tensorboard package, which is not installed: {EXTRA}")

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from pytest_sweep.matrix import Symbol, Trial, TrialFailed, options
+from pytest_sweep.matrix import Symbol, Trial, TrialFailed
 from pytest_sweep.matrix.checkpoints import unsupported, walk
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.trial import UNSAFE_KEY, TrialContext
 from pytest_sweep.plugins.choices import choices, select_symbols
 from pytest_sweep.trainers.names import (
@@ -38,7 +39,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    device = config.getoption("sweep_device", None)
+    device = sweep_options(config).device
     if device is not None and not _DEVICE.match(device):
         raise pytest.UsageError(f"--sweep-device={device}: use auto, cpu, cuda or cuda:N")
 
@@ -185,7 +186,7 @@ def pytest_sweep_estimate_trial(trial: Trial, config: pytest.Config) -> float | 
     """
     from pytest_sweep.plugins.optimizers import optimizer_spec
 
-    if not options.estimate_asked(config):
+    if not sweep_options(config).estimate:
         return None
     c = choices(trial)
     shape = IMAGE_SHAPES.get(c.dataset)
@@ -385,7 +386,7 @@ class BuiltinTrainer:
         except NonFiniteLossError as exc:
             failure = str(exc)
         except DeviceOutOfMemoryError as exc:
-            per_gpu = self.config.getoption("sweep_workers_per_gpu", 1) or 1
+            per_gpu = sweep_options(self.config).workers_per_gpu
             failure = f"{exc}; lower CONFIG_BATCH_SIZE" + (
                 f" or --sweep-workers-per-gpu (now {per_gpu})" if cuda and per_gpu > 1 else ""
             )

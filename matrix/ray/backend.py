@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sweep.matrix import options
+from pytest_sweep.matrix.options import WORKERINPUT_KEY, RayOptions, sweep_options
 from pytest_sweep.matrix.ray.plan import gpu_share
 from pytest_sweep.matrix.remote.loop import BackendLoop
 
@@ -44,17 +44,7 @@ def check_usage(config: pytest.Config) -> None:
         )
     if config.option.usepdb:
         raise pytest.UsageError("--pdb is incompatible with distributing tests; try --sweep-backend=serial")
-    settings = (
-        options.ray_address,
-        options.ray_cpus_per_trial,
-        options.ray_node_retries,
-        options.ray_ship_files,
-        options.ray_ship_limit,
-        options.ray_verbose,
-    )
-    for setting in settings:
-        setting(config)  # a bad value fails now, not after connecting
-    gpu_share(options.workers_per_gpu(config))
+    gpu_share(sweep_options(config).workers_per_gpu)  # the Ray settings were checked when resolved
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -76,6 +66,13 @@ def worker_sys_path(invocation_dir: Path, environ: Mapping[str, str]) -> list[st
     return [str(invocation_dir), *(str((invocation_dir / p).resolve()) for p in extra)]
 
 
+def ray_options(config: pytest.Config) -> RayOptions:
+    """The run's ``--sweep-ray-*`` settings (resolved with the other options: a bad value failed before this)."""
+    ray = sweep_options(config).ray
+    assert ray is not None, "--sweep-backend=ray resolves the Ray settings"
+    return ray
+
+
 def worker_spec(
     config: pytest.Config, sweep_dir: Path, worker_id: str, count: int, token: str, testrunuid: str
 ) -> dict[str, Any]:
@@ -88,15 +85,16 @@ def worker_spec(
         "options": {"basetemp": str(Path(basetemp) / worker_id)} if basetemp else {},
         "invocation_dir": str(invocation),
         "sys_path": worker_sys_path(invocation, os.environ),
-        "env": worker_env(os.environ, options.ray_cpus_per_trial(config)),
+        "env": worker_env(os.environ, ray_options(config).cpus_per_trial),
         "workerinput": {
             "workerid": worker_id,
             "workercount": count,
             "testrunuid": testrunuid,
             "sweep_dir": str(sweep_dir),
+            WORKERINPUT_KEY: sweep_options(config).to_dict(),
         },
         "token": token,
-        "ship": options.ray_ship_files(config),
+        "ship": ray_options(config).ship_files,
     }
 
 
@@ -104,7 +102,7 @@ class RayBackend(BackendLoop):
     """The controller's run loop on Ray (registered by :mod:`..plugin` when the backend is ``ray``)."""
 
     def __init__(self, config: pytest.Config, controller: Controller, ticker: TrialTicker | None) -> None:
-        retries = (options.ray_node_retries(config), "--sweep-ray-node-retries")
+        retries = (ray_options(config).node_retries, "--sweep-ray-node-retries")
         super().__init__(config, controller, ticker, self.actor_pool, label="Ray", node_retries=retries)
 
     def actor_pool(self, putevent: PutEvent) -> Dispatcher:

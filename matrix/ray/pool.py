@@ -43,10 +43,10 @@ from ray import cloudpickle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from pytest_sweep.matrix import options, scheduler_hook, storage
+from pytest_sweep.matrix import scheduler_hook, storage
 from pytest_sweep.matrix import search as sweep_search
 from pytest_sweep.matrix.checkpoints import FOLDER, checkpoint_files
-from pytest_sweep.matrix.options import format_size
+from pytest_sweep.matrix.options import format_size, sweep_options
 from pytest_sweep.matrix.ray import inbox as ray_inbox
 from pytest_sweep.matrix.ray import state as ray_state
 from pytest_sweep.matrix.ray import worker as ray_worker
@@ -145,7 +145,10 @@ class ActorPool:
         self.sweep_dir = sweep_dir
         self.putevent = putevent
         self.spec = spec
-        self.cpus_per_trial = options.ray_cpus_per_trial(config)
+        ray_settings = sweep_options(config).ray
+        assert ray_settings is not None, "--sweep-backend=ray resolves the Ray settings"
+        self.ray = ray_settings
+        self.cpus_per_trial = self.ray.cpus_per_trial
         self.token = uuid.uuid4().hex
         self.testrunuid = uuid.uuid4().hex
         self.handles: dict[str, Any] = {}  # every actor started, dead ones included
@@ -156,7 +159,7 @@ class ActorPool:
         self.shipments: dict[str, Shipment] = {}  # actor -> its trial's files on the way
         self.pieces: dict[Any, tuple[Shipment, Download, int]] = {}  # object ref -> (shipment, file, offset)
         self.inbox: Any = None  # the CheckpointInbox actor, on this process's node
-        self.ship_limit = options.ray_ship_limit(config)
+        self.ship_limit = self.ray.ship_limit
         self.synced = 0  # the inbox's commits copied into the sweep folder
         self.next_sync = 0.0
         self.count = 0
@@ -170,13 +173,13 @@ class ActorPool:
     # -- start ------------------------------------------------------------------------------
     def connect(self) -> None:
         """``ray.init``, keeping this process's SIGTERM handler (Ray replaces it)."""
-        address = options.ray_address(self.config)
+        address = self.ray.address
         unreachable = probe(address)
         if unreachable:  # ray.init would wait for minutes
             raise pytest.UsageError(f"--sweep-ray-address={address}: {unreachable}; is the Ray cluster up?")
         main = threading.current_thread() is threading.main_thread()
         handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
-        verbose = options.ray_verbose(self.config)
+        verbose = self.ray.verbose
         self.quiet = RayQuiet(not verbose)
         try:
             ray.init(address=address, log_to_driver=verbose, logging_level=logging.INFO if verbose else SILENT)
@@ -197,7 +200,7 @@ class ActorPool:
     def start(self, items: int) -> Startup:
         self.connect()
         cluster = ray.cluster_resources()
-        self.plan = plan_actors(cluster, self.cpus_per_trial, items, options.workers_per_gpu(self.config))
+        self.plan = plan_actors(cluster, self.cpus_per_trial, items, sweep_options(self.config).workers_per_gpu)
         resources = self.plan.resources
         # shipped by value, like xdist's remote.py: see ray.worker's docstring
         cloudpickle.register_pickle_by_value(ray_worker)

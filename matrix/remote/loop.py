@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import pytest
 
-from pytest_sweep.matrix import options
+from pytest_sweep.matrix.options import sweep_options
 from pytest_sweep.matrix.records import TrialRecord
 from pytest_sweep.matrix.remote.protocol import (
     Connect,
@@ -184,9 +184,10 @@ class BackendLoop:
         self.connect = connect
         self.label = label
         self.clock = clock
-        self.timeout = options.trial_timeout(config)
+        opts = sweep_options(config)
+        self.timeout = opts.trial_timeout
         self.node_retries, self.retries_option = node_retries
-        self.resume = config.getoption("sweep_resume") is not None
+        self.resume = opts.resume is not None
         self.queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.items: dict[str, pytest.Item] = {}
         self.pending: deque[str] = deque()

@@ -96,3 +96,4 @@ def pytest_configure(config: pytest.Config) -> None:
             "(-p no:sweep turns pytest-sweep off entirely)"
         )
     register_builtins(config.pluginmanager)  # a late start without pytest_cmdline_main (pytester's parseconfigure)
+    core_options.sweep_options(config)  # read once, before any plugin acts: a bad value is a usage error now
