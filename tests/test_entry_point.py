@@ -30,6 +30,7 @@ LIGHT_MODULES = {
     "pytest_sweep",
     "pytest_sweep.entry",
     "pytest_sweep.matrix",
+    "pytest_sweep.matrix.errors",  # clip(), which the record's checks use (stdlib only)
     "pytest_sweep.matrix.hookspecs",
     "pytest_sweep.matrix.objectives",  # the search options' types (stdlib only)
     "pytest_sweep.matrix.options",
