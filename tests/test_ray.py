@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_e2e_plugin_package import install_on_path, load_example
+from pytest_sweep.matrix.preempt import GRACE_SECONDS
 
 import shared_nothing
 
@@ -50,7 +51,7 @@ from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
 FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn", "gather",
-          "big", "big_checkpoint", "checkpoint_fail_once")
+          "big", "big_checkpoint", "checkpoint_fail_once", "checkpoint_slow_once")
 
 
 @pytest.hookimpl
@@ -130,13 +131,18 @@ class Spinner:
 
 
 class Epochs:
-    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes), or fails
+    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes), or
+    # fails; checkpoint_slow_once: 60 epochs, the first run's half a second each after epoch 2
+    # (0.5 s between step boundaries: a SIGTERM there is heard long before the grace period ends)
 
     def run(self, trial, ctx):
         where(trial, ctx)
         state = ctx.load_checkpoint() or {"epoch": 0, "acc": 0.0}
         epoch, acc = state["epoch"], state["acc"]
-        while epoch < 4:
+        slow = False
+        while epoch < (60 if trial["CONFIG_FAULT"] == "checkpoint_slow_once" else 4):
+            if slow:
+                time.sleep(0.5)
             epoch += 1
             acc = acc * 0.5 + epoch
             with open(HERE / "epochs.txt", "a") as fh:
@@ -146,13 +152,16 @@ class Epochs:
             if epoch == 2 and first_time(trial):
                 if trial["CONFIG_FAULT"] == "checkpoint_fail_once":
                     raise TrialFailed("failed after epoch 2 on purpose")
+                if trial["CONFIG_FAULT"] == "checkpoint_slow_once":
+                    slow = True
+                    continue
                 time.sleep(300)  # until the test takes its node away
         return {"test_acc": acc}
 
 
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
-    if trial["CONFIG_FAULT"] in ("checkpoint_hold_once", "checkpoint_fail_once"):
+    if trial["CONFIG_FAULT"] in ("checkpoint_hold_once", "checkpoint_fail_once", "checkpoint_slow_once"):
         return Epochs()
     if trial["CONFIG_FAULT"] == "slow":
         return Spinner(60)
@@ -729,37 +738,52 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
-def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
+def test_a_preempted_shared_nothing_sweep_checkpoints_its_running_trials_through_ray(
     ray_sweep: SweepPytester, ray_cluster: RayCluster
 ) -> None:
-    """SIGTERM: the actors, which see no sweep folder, do not hear it and are killed after the
-    grace period; the checkpoint a trial had sent to the controller's inbox is written into the
-    sweep folder, and ``--sweep-resume`` sends it to the node that continues the trial."""
-    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
+    """SIGTERM: the actors, which see no sweep folder (so no flag file), hear the controller's stop
+    request through Ray (its checkpoint inbox): the running trial checkpoints at its next step
+    boundary and ends "preempted" long before the grace period would kill it; the checkpoint comes
+    back to the sweep folder, and ``--sweep-resume`` continues from the epoch reached at SIGTERM."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_slow_once\n", name="range")
     ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
     proc = popen(ray_sweep, *ship)
     try:
-        wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)  # after epoch 2's checkpoint
+        wait_for(ray_sweep.path / "checkpoint_slow_once-config_002", proc)  # after epoch 2's checkpoint
+        time.sleep(1.2)  # an epoch or two more (half a second each), each checkpointed and shipped
         proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
         assert proc.wait(timeout=120) == 75
+        took = time.monotonic() - signalled
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     out = (ray_sweep.path / "stdout.txt").read_text()
     assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    # heard at the next step boundary (at most a second of polling, half a second of epoch), not
+    # after the grace period (the old way: the actors never heard it and were killed then)
+    assert took < GRACE_SECONDS / 2, (took, out)
     sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
-    assert ray_sweep.records(sweep_dir)["config_002"]["status"] == "not_run"
+    record = ray_sweep.records(sweep_dir)["config_002"]
+    reached = [int(line.split()[1]) for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert reached == list(range(1, len(reached) + 1)) and len(reached) > 2, reached
+    assert record["status"] == "not_run" and record["error"] == (
+        f"preempted (SIGTERM) after {len(reached)} epochs; checkpointed, pytest --sweep-resume continues it"
+    ), record
     (trial,) = sweep_dir.glob("config_002*")
-    assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
+    assert [p.name for p in (trial / "checkpoints").iterdir()] == [
+        f"checkpoint-{len(reached):06d}-epoch{len(reached)}.ckpt"
+    ]
     assert "ALIVE" not in no_actor_alive(ray_cluster)
 
     resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
     resumed.assert_outcomes(passed=2)
     record = records["config_002"]
-    assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    assert record["status"] == "passed" and record["epochs_run"] == 60
+    assert record["resumed_from_epoch"] == len(reached)  # the epoch reached at SIGTERM, not an earlier one
     epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
-    assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
+    assert epochs == [str(e) for e in range(1, 61)]  # no epoch trained twice
     assert not (trial / "checkpoints").exists()
     assert not list(sweep_dir.glob("**/.*"))
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
