@@ -73,7 +73,7 @@ class Preemption:
             elif self.probe is not None:
                 try:
                     self.reason = self.probe()
-                except Exception:  # noqa: BLE001 (unreachable controller: never an error in the trial)
+                except Exception:  # an unreachable controller is never an error in the trial
                     self.reason = None
         return self.reason
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_e2e_plugin_package import install_on_path, load_example
+
 from pytest_sweep.matrix.preempt import GRACE_SECONDS
 
 import shared_nothing

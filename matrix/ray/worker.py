@@ -341,7 +341,7 @@ class SweepWorker:
         asked, self.asked = self.asked, None
         try:
             reason = ray.get(asked)
-        except Exception:  # noqa: BLE001 (the controller's node is gone: the cluster's SIGTERM still comes)
+        except Exception:  # the controller's node is gone: the cluster's SIGTERM still comes
             return None
         return str(reason) if reason else None
 
