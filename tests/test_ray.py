@@ -788,3 +788,48 @@ def test_a_preempted_shared_nothing_sweep_checkpoints_its_running_trials_through
     assert not (trial / "checkpoints").exists()
     assert not list(sweep_dir.glob("**/.*"))
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
+
+
+#: An actor's stop probe (``SweepWorker._stop_requested``) against a real inbox actor, then a dead one.
+PROBE_SCRIPT = """
+import json, time, types
+import ray
+from pytest_sweep.matrix.ray.inbox import CheckpointInbox
+from pytest_sweep.matrix.ray.worker import SweepWorker
+
+ray.init(log_to_driver=False)
+inbox = ray.remote(num_cpus=0, max_restarts=0)(CheckpointInbox).remote()
+actor = types.SimpleNamespace(asked=None, spec={"inbox": inbox})
+answers = [SweepWorker._stop_requested(actor) for _ in range(3)]
+inbox.request_stop.remote("SIGTERM")
+deadline = time.monotonic() + 30
+while SweepWorker._stop_requested(actor) != "SIGTERM":
+    assert time.monotonic() < deadline, "the stop request never came"
+    time.sleep(0.1)
+ray.kill(inbox, no_restart=True)
+slowest, dead = 0.0, []
+for _ in range(20):
+    started = time.monotonic()
+    dead.append(SweepWorker._stop_requested(actor))
+    slowest = max(slowest, time.monotonic() - started)
+    time.sleep(0.05)
+print(json.dumps({"before": answers, "dead": dead, "slowest": slowest}))
+"""
+
+
+def test_an_actors_stop_probe_hears_the_inbox_and_never_fails_when_it_is_gone(ray_cluster: RayCluster) -> None:
+    """Before the request: no stop; after it: SIGTERM; with the inbox dead (the controller's node
+    gone): no stop and no error, and no step boundary waits more than a moment for it."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_SCRIPT],
+        env={**os.environ, **ray_cluster.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["before"] == [None, None, None]
+    assert found["dead"] == [None] * 20
+    assert found["slowest"] < 1.0, found
