@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_e2e_plugin_package import install_on_path, load_example
 
+from pytest_sweep.matrix.checkpoints import checkpoint_files
 from pytest_sweep.matrix.preempt import GRACE_SECONDS
 
 import shared_nothing
@@ -739,15 +740,18 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
-def test_a_preempted_shared_nothing_sweep_checkpoints_its_running_trials_through_ray(
-    ray_sweep: SweepPytester, ray_cluster: RayCluster
+@pytest.mark.parametrize("share", [(), SHARE_NOTHING], ids=["shared", "shared-nothing"])
+def test_a_preempted_ray_sweep_checkpoints_its_running_trials_through_ray(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster, share: tuple[str, ...]
 ) -> None:
-    """SIGTERM: the actors, which see no sweep folder (so no flag file), hear the controller's stop
-    request through Ray (its checkpoint inbox): the running trial checkpoints at its next step
-    boundary and ends "preempted" long before the grace period would kill it; the checkpoint comes
-    back to the sweep folder, and ``--sweep-resume`` continues from the epoch reached at SIGTERM."""
+    """SIGTERM: the actors hear the controller's stop request through Ray (its checkpoint inbox),
+    also those that see no sweep folder (so no flag file): the running trial checkpoints at its
+    next step boundary and ends "preempted" long before the grace period would kill it; its
+    checkpoint is in the sweep folder (shared nothing: shipped back), and ``--sweep-resume``
+    continues from the epoch reached at SIGTERM."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_slow_once\n", name="range")
-    ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
+    ship = (*RAY, "-p", "no:cacheprovider", *share)
+    output = CONTROLLER_OUT if share else "out"
     proc = popen(ray_sweep, *ship)
     try:
         wait_for(ray_sweep.path / "checkpoint_slow_once-config_002", proc)  # after epoch 2's checkpoint
@@ -765,7 +769,7 @@ def test_a_preempted_shared_nothing_sweep_checkpoints_its_running_trials_through
     # heard at the next step boundary (at most a second of polling, half a second of epoch), not
     # after the grace period (the old way: the actors never heard it and were killed then)
     assert took < GRACE_SECONDS / 2, (took, out)
-    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / output)
     record = ray_sweep.records(sweep_dir)["config_002"]
     reached = [int(line.split()[1]) for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
     assert reached == list(range(1, len(reached) + 1)) and len(reached) > 2, reached
@@ -773,12 +777,13 @@ def test_a_preempted_shared_nothing_sweep_checkpoints_its_running_trials_through
         f"preempted (SIGTERM) after {len(reached)} epochs; checkpointed, pytest --sweep-resume continues it"
     ), record
     (trial,) = sweep_dir.glob("config_002*")
-    assert [p.name for p in (trial / "checkpoints").iterdir()] == [
-        f"checkpoint-{len(reached):06d}-epoch{len(reached)}.ckpt"
-    ]
+    assert checkpoint_files(trial), sorted(str(p) for p in sweep_dir.rglob("*"))
+    assert checkpoint_files(trial)[0].name == f"checkpoint-{len(reached):06d}-epoch{len(reached)}.ckpt"
+    if share:  # the older ones the node dropped go here too
+        assert len(checkpoint_files(trial)) == 1
     assert "ALIVE" not in no_actor_alive(ray_cluster)
 
-    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=output)
     resumed.assert_outcomes(passed=2)
     record = records["config_002"]
     assert record["status"] == "passed" and record["epochs_run"] == 60

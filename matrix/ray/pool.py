@@ -416,7 +416,8 @@ class ActorPool:
                 error = error or f"its file {download.rel} could not be written here ({exc.strerror or exc})"
         if shipment.trial_dir is not None and self.inbox is not None:
             self.inbox.drop.remote(shipment.trial_dir)  # its own files came back: checkpoints included
-        if shipment.trial_dir is not None and refused is None:
+        shipped = shipment.result.get("files") is not None  # None: the actor wrote into the sweep folder itself
+        if shipment.trial_dir is not None and refused is None and shipped:
             self.prune(shipment.trial_dir, {download.rel for download in shipment.files})
         result = shipment.result
         self.putevent(
