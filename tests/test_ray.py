@@ -740,6 +740,43 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
+def test_a_preempted_trial_that_reaches_no_step_boundary_keeps_the_checkpoint_its_node_sent(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster
+) -> None:
+    """SIGTERM while the trial waits inside an epoch (no step boundary, so no look at the stop
+    request): its actor is killed after the grace period; the checkpoint the trial had sent to the
+    controller's inbox is in the sweep folder, and ``--sweep-resume`` sends it to the node that
+    continues the trial."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
+    ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
+    proc = popen(ray_sweep, *ship)
+    try:
+        wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)  # after epoch 2's checkpoint
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 75
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
+    assert ray_sweep.records(sweep_dir)["config_002"]["status"] == "not_run"
+    (trial,) = sweep_dir.glob("config_002*")
+    assert [p.name for p in (trial / "checkpoints").iterdir()] == ["checkpoint-000002-epoch2.ckpt"]
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=CONTROLLER_OUT)
+    resumed.assert_outcomes(passed=2)
+    record = records["config_002"]
+    assert record["status"] == "passed" and record["resumed_from_epoch"] == 2 and record["epochs_run"] == 4
+    epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert epochs == ["1", "2", "3", "4"]  # no epoch trained twice
+    assert not (trial / "checkpoints").exists()
+    assert not list(sweep_dir.glob("**/.*"))
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
+
+
 @pytest.mark.parametrize("share", [(), SHARE_NOTHING], ids=["shared", "shared-nothing"])
 def test_a_preempted_ray_sweep_checkpoints_its_running_trials_through_ray(
     ray_sweep: SweepPytester, ray_cluster: RayCluster, share: tuple[str, ...]
