@@ -289,7 +289,8 @@ def _trap(config: pytest.Config, action: Callable[[], None]) -> None:
 def _preempt_workers(config: pytest.Config, controller: Controller, preemption: Preemption) -> None:
     """SIGTERM on a controller that runs no trial (xdist, Ray): its workers checkpoint, then the run ends.
 
-    The flag file asks the workers to stop; no new trial starts.  After :data:`GRACE_SECONDS`
+    The flag file asks the workers to stop (Ray's pool also tells its actors through Ray, at its next
+    poll: no Ray call is made in a signal handler); no new trial starts.  After :data:`GRACE_SECONDS`
     (the cluster's SIGKILL is near), or at a second SIGTERM, the run stops as Ctrl-C stops it.
     """
     if preemption.reason is not None:

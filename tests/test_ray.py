@@ -797,6 +797,7 @@ def test_a_preempted_ray_sweep_checkpoints_its_running_trials_through_ray(
         signalled = time.monotonic()
         assert proc.wait(timeout=120) == 75
         took = time.monotonic() - signalled
+        print(f"SIGTERM to exit: {took:.2f} s")  # -s shows it (docs/notes quote it)
     finally:
         if proc.poll() is None:
             proc.kill()
