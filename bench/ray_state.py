@@ -119,8 +119,12 @@ def asha_rule(epoch: int) -> Rule:
 
 
 def replays(rows: list[tuple[str, int, str, float, bool, str]], folder: Path) -> bool:
-    """Whether a fresh serial store, fed the same results in the same order, decides the same."""
-    store = SqliteRungStore(folder / "replay.sqlite")
+    """Whether a fresh serial store, fed the same results in the same order, decides the same.
+
+    Each replay gets a store of its own: a store that already holds another run's decisions
+    returns those for the trials they share, instead of deciding.
+    """
+    store = SqliteRungStore(Path(tempfile.mkdtemp(prefix="replay-", dir=folder)) / "replay.sqlite")
     try:
         got = [store.decide(k, s, t, v, asha_rule(s)) for k, s, t, v, _, _ in rows]
     finally:

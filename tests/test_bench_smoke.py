@@ -285,7 +285,8 @@ def test_ray_state_smoke() -> None:
     serial, on_ray = table["`serial`"], table["`ray`"]
     assert serial[0] == on_ray[0] == "4"  # trials
     assert serial[6] == on_ray[6] == "yes"  # each run's store decides as a serial replay of its results
-    assert on_ray[8] == "ray1, ray2" and serial[8] == "main"
+    # the trials ran on the Ray actors (under load one actor may take all four before the other is ready)
+    assert set(on_ray[8].split(", ")) <= {"ray1", "ray2"} and serial[8] == "main"
     assert table["`ray, a store per node`"][6] == "- (no store here)"  # the controller's store stayed empty
     assert "Accesses to the controller's disk refused on the nodes during the `ray` run: **0**." in out
     assert positive(table["`state actor (Ray call from a GPU node)`"][0]) > 0
