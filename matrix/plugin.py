@@ -33,7 +33,16 @@ from pytest_sweep.matrix.controller import CONTROLLER_KEY, Controller
 from pytest_sweep.matrix.errors import RangeConfigError, printable
 from pytest_sweep.matrix.generate import write_sweep_configs
 from pytest_sweep.matrix.options import WORKERINPUT_KEY, SweepOptions, ends_at_cmdline, runs_sweep, sweep_options
-from pytest_sweep.matrix.preempt import EXIT_PREEMPTED, FLAG_FILE, GRACE_SECONDS, Preemption, clear_flag, raise_flag
+from pytest_sweep.matrix.preempt import (
+    EXIT_PREEMPTED,
+    FLAG_FILE,
+    GRACE_SECONDS,
+    PREEMPTION_KEY,
+    PROBE_KEY,
+    Preemption,
+    clear_flag,
+    raise_flag,
+)
 from pytest_sweep.matrix.progress import TerminalEcho, TrialTicker
 from pytest_sweep.matrix.ray.backend import RayBackend
 from pytest_sweep.matrix.ray.backend import check_usage as check_ray_usage
@@ -42,8 +51,6 @@ from pytest_sweep.matrix.runner import RUNNER_KEY, Runner, process_unsafe
 from pytest_sweep.matrix.sources import SOURCES_KEY, Sources, collect_symbols
 from pytest_sweep.matrix.symbols import Symbol
 
-#: The process's :class:`~.preempt.Preemption` (an active sweep's every process).
-PREEMPTION_KEY = pytest.StashKey[Preemption]()
 #: The process's session: its exit status for a process that must end at once, and the
 #: controller's SIGTERM handler stops Ray's loop through it.
 SESSION_KEY = pytest.StashKey[pytest.Session]()
@@ -179,8 +186,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(CollectorPlugin(sources), "sweep-collector")
     worker = hasattr(config, "workerinput")
     workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    # a worker (xdist, Ray) also hears its controller's SIGTERM through the flag file
-    preemption = config.stash[PREEMPTION_KEY] = Preemption(sweep_dir / FLAG_FILE if worker else None)
+    # a worker (xdist, Ray) also hears its controller's SIGTERM: through the flag file, and a Ray
+    # actor through Ray (its probe asks the controller's node; see preempt.py)
+    preemption = config.stash[PREEMPTION_KEY] = Preemption(
+        sweep_dir / FLAG_FILE if worker else None, probe=workerinput.get(PROBE_KEY)
+    )
     if not _distributing(config):
         echo = TerminalEcho(config) if mode != "none" and not worker else None
         runner = config.stash[RUNNER_KEY] = Runner(
@@ -279,7 +289,8 @@ def _trap(config: pytest.Config, action: Callable[[], None]) -> None:
 def _preempt_workers(config: pytest.Config, controller: Controller, preemption: Preemption) -> None:
     """SIGTERM on a controller that runs no trial (xdist, Ray): its workers checkpoint, then the run ends.
 
-    The flag file asks the workers to stop; no new trial starts.  After :data:`GRACE_SECONDS`
+    The flag file asks the workers to stop (Ray's pool also tells its actors through Ray, at its next
+    poll: no Ray call is made in a signal handler); no new trial starts.  After :data:`GRACE_SECONDS`
     (the cluster's SIGKILL is near), or at a second SIGTERM, the run stops as Ctrl-C stops it.
     """
     if preemption.reason is not None:

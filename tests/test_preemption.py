@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from pytest_sweep.matrix.preempt import FLAG_FILE, POLL_SECONDS, PROBE_KEY, Preemption, raise_flag
+from pytest_sweep.matrix.ray import worker as ray_worker
+
 from sweep_helpers import HERMETIC_ENV, PLUGIN_ARGS, XDIST_PLUGIN_ARGS, SweepPytester
 
 COUNTER = """
@@ -226,3 +229,48 @@ def test_xdist_workers_checkpoint_on_the_controllers_sigterm(sweep_pytester: Swe
         else:
             assert records[name]["resumed_from_epoch"] is None
             assert steps.count((0, 1)) == 2  # no checkpoint: it started over
+
+
+def test_a_probe_is_asked_at_most_once_a_second_and_its_answer_stops_the_worker() -> None:
+    """A Ray actor hears its controller through a probe (``preempt.py``), not a file."""
+    answers: list[str | None] = [None, "SIGTERM"]
+    asked: list[float] = []
+
+    def probe() -> str | None:
+        asked.append(time.monotonic())
+        return answers.pop(0)
+
+    preemption = Preemption(probe=probe)
+    assert preemption.requested() is None
+    assert preemption.requested() is None  # within the second: not asked again
+    assert len(asked) == 1
+    deadline = time.monotonic() + 5
+    while preemption.requested() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert preemption.reason == "SIGTERM" and len(asked) == 2
+    assert asked[1] - asked[0] >= POLL_SECONDS
+    assert preemption.requested() == "SIGTERM" and len(asked) == 2  # the answer stays; no more asking
+
+
+def test_a_probe_that_raises_is_no_request_and_no_error_in_the_trial() -> None:
+    def unreachable() -> str | None:
+        raise ConnectionError("the controller's node is gone")
+
+    preemption = Preemption(probe=unreachable)
+    assert preemption.requested() is None
+    preemption._next_poll = 0.0  # the next look is due now
+    assert preemption.requested() is None
+
+
+def test_the_flag_file_still_counts_beside_a_probe(tmp_path: Path) -> None:
+    """A Ray actor that sees the sweep folder hears the flag file too (and xdist workers only it)."""
+    preemption = Preemption(tmp_path / FLAG_FILE, probe=lambda: None)
+    assert preemption.requested() is None
+    raise_flag(tmp_path)
+    preemption._next_poll = 0.0
+    assert preemption.requested() == "SIGTERM"
+
+
+def test_the_probe_key_is_the_one_the_ray_actor_sets() -> None:
+    assert ray_worker.PROBE_KEY == PROBE_KEY  # worker.py imports nothing of pytest-sweep: its own copy

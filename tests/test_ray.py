@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_e2e_plugin_package import install_on_path, load_example
 
+from pytest_sweep.matrix.checkpoints import checkpoint_files
+from pytest_sweep.matrix.preempt import GRACE_SECONDS
+
 import shared_nothing
 
 if TYPE_CHECKING:
@@ -50,7 +53,7 @@ from pytest_sweep.matrix import Symbol, TrialFailed
 
 HERE = Path(__file__).parent
 FAULTS = ("none", "fail", "crash_once", "hang_once", "hold_once", "slow", "checkpoint_hold_once", "warn", "gather",
-          "big", "big_checkpoint", "checkpoint_fail_once")
+          "big", "big_checkpoint", "checkpoint_fail_once", "checkpoint_slow_once")
 
 
 @pytest.hookimpl
@@ -130,13 +133,18 @@ class Spinner:
 
 
 class Epochs:
-    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes), or fails
+    # four epochs that checkpoint; the first run holds after epoch 2's checkpoint (its node goes), or
+    # fails; checkpoint_slow_once: 60 epochs, the first run's half a second each after epoch 2
+    # (0.5 s between step boundaries: a SIGTERM there is heard long before the grace period ends)
 
     def run(self, trial, ctx):
         where(trial, ctx)
         state = ctx.load_checkpoint() or {"epoch": 0, "acc": 0.0}
         epoch, acc = state["epoch"], state["acc"]
-        while epoch < 4:
+        slow = False
+        while epoch < (60 if trial["CONFIG_FAULT"] == "checkpoint_slow_once" else 4):
+            if slow:
+                time.sleep(0.5)
             epoch += 1
             acc = acc * 0.5 + epoch
             with open(HERE / "epochs.txt", "a") as fh:
@@ -146,13 +154,16 @@ class Epochs:
             if epoch == 2 and first_time(trial):
                 if trial["CONFIG_FAULT"] == "checkpoint_fail_once":
                     raise TrialFailed("failed after epoch 2 on purpose")
+                if trial["CONFIG_FAULT"] == "checkpoint_slow_once":
+                    slow = True
+                    continue
                 time.sleep(300)  # until the test takes its node away
         return {"test_acc": acc}
 
 
 @pytest.hookimpl
 def pytest_sweep_make_trainer(trial, config):
-    if trial["CONFIG_FAULT"] in ("checkpoint_hold_once", "checkpoint_fail_once"):
+    if trial["CONFIG_FAULT"] in ("checkpoint_hold_once", "checkpoint_fail_once", "checkpoint_slow_once"):
         return Epochs()
     if trial["CONFIG_FAULT"] == "slow":
         return Spinner(60)
@@ -729,12 +740,13 @@ def test_a_resumed_shared_nothing_sweep_sends_a_trial_its_checkpoint_from_the_sw
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
 
 
-def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
+def test_a_preempted_trial_that_reaches_no_step_boundary_keeps_the_checkpoint_its_node_sent(
     ray_sweep: SweepPytester, ray_cluster: RayCluster
 ) -> None:
-    """SIGTERM: the actors, which see no sweep folder, do not hear it and are killed after the
-    grace period; the checkpoint a trial had sent to the controller's inbox is written into the
-    sweep folder, and ``--sweep-resume`` sends it to the node that continues the trial."""
+    """SIGTERM while the trial waits inside an epoch (no step boundary, so no look at the stop
+    request): its actor is killed after the grace period; the checkpoint the trial had sent to the
+    controller's inbox is in the sweep folder, and ``--sweep-resume`` sends it to the node that
+    continues the trial."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
     ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
     proc = popen(ray_sweep, *ship)
@@ -763,3 +775,120 @@ def test_a_preempted_shared_nothing_sweep_keeps_the_checkpoints_its_nodes_sent(
     assert not (trial / "checkpoints").exists()
     assert not list(sweep_dir.glob("**/.*"))
     assert shared_nothing.violations(ray_cluster.nodes_dir) == []
+
+
+@pytest.mark.parametrize("share", [(), SHARE_NOTHING], ids=["shared", "shared-nothing"])
+def test_a_preempted_ray_sweep_checkpoints_its_running_trials_through_ray(
+    ray_sweep: SweepPytester, ray_cluster: RayCluster, share: tuple[str, ...]
+) -> None:
+    """SIGTERM: the actors hear the controller's stop request through Ray (its checkpoint inbox),
+    also those that see no sweep folder (so no flag file): the running trial checkpoints at its
+    next step boundary and ends "preempted" long before the grace period would kill it; its
+    checkpoint is in the sweep folder (shared nothing: shipped back), and ``--sweep-resume``
+    continues from the epoch reached at SIGTERM."""
+    ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_slow_once\n", name="range")
+    ship = (*RAY, "-p", "no:cacheprovider", *share)
+    output = CONTROLLER_OUT if share else "out"
+    proc = popen(ray_sweep, *ship)
+    try:
+        wait_for(ray_sweep.path / "checkpoint_slow_once-config_002", proc)  # after epoch 2's checkpoint
+        time.sleep(1.2)  # an epoch or two more (half a second each), each checkpointed and shipped
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        assert proc.wait(timeout=120) == 75
+        took = time.monotonic() - signalled
+        print(f"SIGTERM to exit: {took:.2f} s")  # -s shows it (docs/notes quote it)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (ray_sweep.path / "stdout.txt").read_text()
+    assert "INTERNALERROR" not in out and "Traceback" not in out, out
+    # heard at the next step boundary (at most a second of polling, half a second of epoch), not
+    # after the grace period (the old way: the actors never heard it and were killed then)
+    assert took < GRACE_SECONDS / 2, (took, out)
+    sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / output)
+    record = ray_sweep.records(sweep_dir)["config_002"]
+    reached = [int(line.split()[1]) for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert reached == list(range(1, len(reached) + 1)) and len(reached) > 2, reached
+    assert record["status"] == "not_run" and record["error"] == (
+        f"preempted (SIGTERM) after {len(reached)} epochs; checkpointed, pytest --sweep-resume continues it"
+    ), record
+    (trial,) = sweep_dir.glob("config_002*")
+    assert checkpoint_files(trial), sorted(str(p) for p in sweep_dir.rglob("*"))
+    assert checkpoint_files(trial)[0].name == f"checkpoint-{len(reached):06d}-epoch{len(reached)}.ckpt"
+    if share:  # the older ones the node dropped go here too
+        assert len(checkpoint_files(trial)) == 1
+    assert "ALIVE" not in no_actor_alive(ray_cluster)
+
+    resumed, records = run(ray_sweep, *ship, "--sweep-resume", out=output)
+    resumed.assert_outcomes(passed=2)
+    record = records["config_002"]
+    assert record["status"] == "passed" and record["epochs_run"] == 60
+    assert record["resumed_from_epoch"] == len(reached)  # the epoch reached at SIGTERM, not an earlier one
+    epochs = [line.split()[1] for line in (ray_sweep.path / "epochs.txt").read_text().splitlines()]
+    assert epochs == [str(e) for e in range(1, 61)]  # no epoch trained twice
+    assert not (trial / "checkpoints").exists()
+    assert not list(sweep_dir.glob("**/.*"))
+    assert shared_nothing.violations(ray_cluster.nodes_dir) == []
+
+
+#: An actor's stop probe (``SweepWorker._stop_requested``) against a real inbox actor, then a dead one.
+PROBE_SCRIPT = """
+import json, time, types
+import ray
+from pytest_sweep.matrix.ray.inbox import CheckpointInbox
+from pytest_sweep.matrix.ray.worker import SweepWorker
+
+ray.init(log_to_driver=False)
+inbox = ray.remote(num_cpus=0, max_restarts=0)(CheckpointInbox).remote()
+actor = types.SimpleNamespace(asked=None, spec={"inbox": inbox})
+answers, live = [], []
+for _ in range(50):  # a step boundary's look, once a second in a run: here back to back
+    started = time.monotonic()
+    answers.append(SweepWorker._stop_requested(actor))
+    live.append(time.monotonic() - started)
+inbox.request_stop.remote("SIGTERM")
+deadline = time.monotonic() + 30
+while SweepWorker._stop_requested(actor) != "SIGTERM":
+    assert time.monotonic() < deadline, "the stop request never came"
+    time.sleep(0.1)
+ray.kill(inbox, no_restart=True)
+while True:  # the kill takes a moment: until a call fails
+    try:
+        ray.get(inbox.stop_requested.remote(), timeout=30)
+    except ray.exceptions.RayActorError:
+        break
+    time.sleep(0.05)
+slowest, dead = 0.0, []
+for _ in range(20):
+    started = time.monotonic()
+    dead.append(SweepWorker._stop_requested(actor))
+    slowest = max(slowest, time.monotonic() - started)
+    time.sleep(0.05)
+print(json.dumps({"before": answers, "live": live, "dead": dead, "slowest": slowest}))
+"""
+
+
+def test_an_actors_stop_probe_hears_the_inbox_and_never_fails_when_it_is_gone(ray_cluster: RayCluster) -> None:
+    """Before the request: no stop; after it: SIGTERM; with the inbox dead (the controller's node
+    gone): no stop and no error, and no step boundary waits more than a moment for it."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_SCRIPT],
+        env={**os.environ, **ray_cluster.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    live = sorted(found["live"][1:])  # the first call waits for the new actor to start
+    print(
+        f"probe: live median {live[24] * 1000:.2f} ms, max {live[-1] * 1000:.1f} ms; dead max {found['slowest'] * 1000:.1f} ms"
+    )
+    assert found["before"] == [None] * 50
+    assert found["dead"] == [None] * 20
+    # each call waits 50 ms at most for the answer (a busy machine adds to that); never as long as
+    # a call to a gone actor could hang
+    assert live[-1] < 5.0 and found["slowest"] < 5.0, found

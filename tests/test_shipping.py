@@ -37,6 +37,14 @@ def test_the_inbox_keeps_each_trials_newest_complete_checkpoint() -> None:
     assert inbox.describe("config_001_x-1") is None and inbox.folders() == [] and inbox.partial == {}
 
 
+def test_the_inbox_carries_the_controllers_first_stop_request() -> None:
+    inbox = CheckpointInbox()
+    assert inbox.stop_requested() is None
+    inbox.request_stop("SIGTERM")
+    inbox.request_stop("later")
+    assert inbox.stop_requested() == "SIGTERM"
+
+
 def test_the_inbox_refuses_a_checkpoint_with_a_piece_missing() -> None:
     inbox = CheckpointInbox()
     inbox.put(REL, 0, b"abc")

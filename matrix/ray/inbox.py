@@ -9,6 +9,11 @@ what arrived (:meth:`changed`) into the sweep folder, the durable copy, and the 
 the sweep folder, and at the end of the run what is left here is written there too.  The inbox
 never touches a file: it is reached through Ray only.
 
+It also carries the controller's stop request (a preemption: SIGTERM, :mod:`..preempt`) to the
+actors, whose disks the controller may not share: the controller calls :meth:`request_stop`, and
+each actor's session asks :meth:`stop_requested` at most once a second at its trial's step
+boundaries (it starts on every Ray run, so every actor can ask it).
+
 It holds the checkpoints that arrived since the controller last copied them, in memory (as the
 chunks they were sent in): at most one per trial running on a node without the sweep folder.  Like
 :mod:`.worker`, this module imports the standard library only and is shipped by value.
@@ -25,6 +30,15 @@ class CheckpointInbox:
         self.newest: dict[str, tuple[str, list[bytes]]] = {}
         self.serial = 0  # commits so far
         self.committed: dict[str, int] = {}  # trial folder -> the serial of its newest commit
+        self.stop: str | None = None  # why the controller stops the run (SIGTERM), once it does
+
+    def request_stop(self, reason: str) -> None:
+        """The controller stops the run: running trials checkpoint at their next step boundary, then end."""
+        self.stop = self.stop or reason
+
+    def stop_requested(self) -> str | None:
+        """Why the controller stops the run, or None (each actor asks, at most once a second)."""
+        return self.stop
 
     def put(self, rel: str, index: int, data: bytes) -> None:
         """Chunk ``index`` of the checkpoint ``rel`` (``trial folder/checkpoints/name``); chunk 0 starts it over."""

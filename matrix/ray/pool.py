@@ -47,6 +47,7 @@ from pytest_sweep.matrix import scheduler_hook, storage
 from pytest_sweep.matrix import search as sweep_search
 from pytest_sweep.matrix.checkpoints import FOLDER, checkpoint_files
 from pytest_sweep.matrix.options import format_size, sweep_options
+from pytest_sweep.matrix.preempt import PREEMPTION_KEY
 from pytest_sweep.matrix.ray import inbox as ray_inbox
 from pytest_sweep.matrix.ray import state as ray_state
 from pytest_sweep.matrix.ray import worker as ray_worker
@@ -161,6 +162,7 @@ class ActorPool:
         self.inbox: Any = None  # the CheckpointInbox actor, on this process's node
         self.ship_limit = self.ray.ship_limit
         self.synced = 0  # the inbox's commits copied into the sweep folder
+        self.stop_sent = False  # the inbox has the controller's stop request (preemption)
         self.next_sync = 0.0
         self.count = 0
         self.actor_class: Any = None
@@ -305,6 +307,7 @@ class ActorPool:
         ray.kill(self.handles[worker], no_restart=True)
 
     def poll(self, timeout: float) -> None:
+        self.send_stop()
         if not self.inflight and not self.pieces:
             return
         done, _ = ray.wait([*self.inflight, *self.pieces], num_returns=1, timeout=timeout)
@@ -314,6 +317,19 @@ class ActorPool:
             else:
                 self.settle(ref)
         self.sync()
+
+    def send_stop(self) -> None:
+        """After SIGTERM (the plugin's handler notes it; no Ray call is made inside a signal
+        handler), the stop request goes to the inbox, where every actor's session looks for it at
+        its trial's step boundaries: the actors need not see the sweep folder's flag file."""
+        preemption = self.config.stash.get(PREEMPTION_KEY, None)
+        if self.stop_sent or self.inbox is None or preemption is None or preemption.reason is None:
+            return
+        self.stop_sent = True
+        try:
+            self.inbox.request_stop.remote(preemption.reason)
+        except RayError:
+            pass  # the actors are stopped after the grace period instead
 
     def settle(self, ref: Any) -> None:
         """The event for one finished call."""
@@ -400,7 +416,8 @@ class ActorPool:
                 error = error or f"its file {download.rel} could not be written here ({exc.strerror or exc})"
         if shipment.trial_dir is not None and self.inbox is not None:
             self.inbox.drop.remote(shipment.trial_dir)  # its own files came back: checkpoints included
-        if shipment.trial_dir is not None and refused is None:
+        shipped = shipment.result.get("files") is not None  # None: the actor wrote into the sweep folder itself
+        if shipment.trial_dir is not None and refused is None and shipped:
             self.prune(shipment.trial_dir, {download.rel for download in shipment.files})
         result = shipment.result
         self.putevent(

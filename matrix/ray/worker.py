@@ -65,6 +65,10 @@ WORKER_OPTIONS: dict[str, Any] = {
 
 #: The file in the sweep folder whose token tells an actor that it sees the controller's folder.
 TOKEN_FILE = ".sweep-ray-token"
+#: The ``workerinput`` entry of the probe that asks the controller whether it stops the run (``preempt.PROBE_KEY``).
+PROBE_KEY = "sweep_stop_probe"
+#: How long a step boundary waits for the controller's answer; an answer that comes later is read at the next one.
+PROBE_WAIT_SECONDS = 0.05
 #: pytest's warning for a plugin module imported before its session (it cannot rewrite its asserts).
 ALREADY_IMPORTED = "Module already imported so cannot be rewritten; "
 
@@ -145,8 +149,10 @@ class SweepWorker:
         to set on top, as xdist's ``option_dict``: the worker's ``basetemp``), ``invocation_dir``,
         ``sys_path`` (entries to put first), ``env`` (name -> value, None to unset),
         ``workerinput``, ``token``, ``ship`` (ship trial files back even if the folder is shared),
-        and for a node-local folder ``chunk`` (bytes per shipped piece), ``ship_limit`` (the largest
-        file shipped, None: any; ``ship_limit_text`` says it in words) and ``inbox`` (the controller's :class:`.inbox.CheckpointInbox`).
+        ``inbox`` (the controller's :class:`.inbox.CheckpointInbox`: the stop request comes from it and,
+        from a node-local folder, checkpoints go to it), and for a node-local folder ``chunk`` (bytes
+        per shipped piece) and ``ship_limit`` (the largest file shipped, None: any; ``ship_limit_text``
+        says it in words).
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -156,6 +162,7 @@ class SweepWorker:
         self.exit_code: int | None = None
         self.error: str | None = None
         self.local_dir: Path | None = None
+        self.asked: Any = None  # the pending stop_requested() call to the inbox
         for name, value in spec["env"].items():
             if value is None:
                 os.environ.pop(name, None)
@@ -179,6 +186,8 @@ class SweepWorker:
             workerinput["sweep_dir"] = str(self.local_dir)
             if spec.get("inbox") is not None:  # each checkpoint goes to the controller as it is written
                 workerinput["sweep_checkpoint_sink"] = self._ship_checkpoint
+        if spec.get("inbox") is not None:  # the controller's stop request reaches it through Ray, not a file
+            workerinput[PROBE_KEY] = self._stop_requested
         self.plugin = WorkerPlugin(workerinput, spec["options"])
         self.tail = _Tail(sys.stderr)
         sys.stderr = self.tail  # pytest.main prints a usage error there
@@ -317,6 +326,24 @@ class SweepWorker:
         except Exception as exc:  # the controller's inbox is gone: the checkpoint would not survive this node
             return f"the controller did not take it ({type(exc).__name__}: {str(exc).strip()[:200]})"
         return None
+
+    def _stop_requested(self) -> str | None:
+        """Whether the controller stops the run (its SIGTERM), from the inbox; the session's
+        ``Preemption`` asks at most once a second.  Waits at most :data:`PROBE_WAIT_SECONDS`: a
+        late answer is kept for the next call, and an unreachable inbox is None, never an error."""
+        import ray  # the actor runs inside a Ray worker process: ray is already imported
+
+        if self.asked is None:
+            self.asked = self.spec["inbox"].stop_requested.remote()
+        done, _ = ray.wait([self.asked], timeout=PROBE_WAIT_SECONDS)
+        if not done:
+            return None
+        asked, self.asked = self.asked, None
+        try:
+            reason = ray.get(asked)
+        except Exception:  # the controller's node is gone: the cluster's SIGTERM still comes
+            return None
+        return str(reason) if reason else None
 
     def stop(self, timeout: float) -> int | None:
         """End the session (its ``pytest_sessionfinish`` and ``pytest_unconfigure`` run); its exit code."""
