@@ -7,6 +7,7 @@ LeNet-5 on the offline digits data or a few seconds of pure-Python work, on one 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +274,26 @@ def popen(sweep: SweepPytester, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(cmd, cwd=sweep.path, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
 
 
+@contextlib.contextmanager
+def running(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """The sweep process, killed on the way out if a check failed while it still ran."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def preempt(proc: subprocess.Popen[bytes], timeout: float) -> float:
+    """SIGTERM to the sweep, which must exit 75 (preempted: the requeue exit code) within ``timeout``
+    seconds; the seconds it took."""
+    proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    assert proc.wait(timeout=timeout) == 75
+    return time.monotonic() - signalled
+
+
 def no_actor_alive(cluster: RayCluster, seconds: float = 20) -> list[str]:
     """The states of the cluster's actors once none is alive (or whatever is left after ``seconds``)."""
     deadline = time.monotonic() + seconds
@@ -425,17 +447,11 @@ def test_x_k_and_lf_select_as_in_a_serial_run(ray_sweep: SweepPytester, backend:
 
 def test_sigterm_writes_the_summary_and_leaves_no_actor(ray_sweep: SweepPytester, ray_cluster: RayCluster) -> None:
     ray_sweep.range_config(ONE_IN_TWO.format(fault="hold_once", spin=0.2), name="range")
-    proc = popen(ray_sweep, *RAY, "-p", "no:cacheprovider")
-    try:
+    with running(popen(ray_sweep, *RAY, "-p", "no:cacheprovider")) as proc:
         wait_for(ray_sweep.path / "hold_once-config_002", proc)
         wait_for(ray_sweep.path / "hold_once-config_004", proc)
-        proc.send_signal(signal.SIGTERM)
         # the actors' trials keep no checkpoints and never look: after the 20 s grace the run stops
-        assert proc.wait(timeout=90) == 75  # preempted: the requeue exit code
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        preempt(proc, timeout=90)
     out = (ray_sweep.path / "stdout.txt").read_text()
     assert "INTERNALERROR" not in out and "Traceback" not in out, out
     sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / "out")
@@ -749,15 +765,9 @@ def test_a_preempted_trial_that_reaches_no_step_boundary_keeps_the_checkpoint_it
     continues the trial."""
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_hold_once\n", name="range")
     ship = (*RAY, "-p", "no:cacheprovider", *SHARE_NOTHING)
-    proc = popen(ray_sweep, *ship)
-    try:
+    with running(popen(ray_sweep, *ship)) as proc:
         wait_for(ray_sweep.path / "checkpoint_hold_once-config_002", proc)  # after epoch 2's checkpoint
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 75
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        preempt(proc, timeout=120)
     out = (ray_sweep.path / "stdout.txt").read_text()
     assert "INTERNALERROR" not in out and "Traceback" not in out, out
     sweep_dir = ray_sweep.only_sweep_dir(ray_sweep.path / CONTROLLER_OUT)
@@ -789,19 +799,11 @@ def test_a_preempted_ray_sweep_checkpoints_its_running_trials_through_ray(
     ray_sweep.range_config("CONFIG_FAULT_SPIN=0.2\nCONFIG_FAULT=none|checkpoint_slow_once\n", name="range")
     ship = (*RAY, "-p", "no:cacheprovider", *share)
     output = CONTROLLER_OUT if share else "out"
-    proc = popen(ray_sweep, *ship)
-    try:
+    with running(popen(ray_sweep, *ship)) as proc:
         wait_for(ray_sweep.path / "checkpoint_slow_once-config_002", proc)  # after epoch 2's checkpoint
         time.sleep(1.2)  # an epoch or two more (half a second each), each checkpointed and shipped
-        proc.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        assert proc.wait(timeout=120) == 75
-        took = time.monotonic() - signalled
+        took = preempt(proc, timeout=120)
         print(f"SIGTERM to exit: {took:.2f} s")  # -s shows it (docs/notes quote it)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     out = (ray_sweep.path / "stdout.txt").read_text()
     assert "INTERNALERROR" not in out and "Traceback" not in out, out
     # heard at the next step boundary (at most a second of polling, half a second of epoch), not
