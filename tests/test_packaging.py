@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# one worker builds the wheel for all of them: two `pip wheel` of the checkout at once share its build/
+# folder, and one removes what the other copies ("No such file or directory", seen under -n auto)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What the light environment needs to run pytest and collect a sweep (no torch, no xdist).
